@@ -1,0 +1,3 @@
+//! The payhook command.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! AWS adapters for payhook (being built).

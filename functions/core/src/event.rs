@@ -1,0 +1,136 @@
+//! The canonical `PaymentEvent`: what every provider payload is normalised into. It is the SQS
+//! message body and the EventBridge `detail` (DESIGN §3).
+
+use serde::{Deserialize, Serialize};
+
+use crate::provider::Provider;
+
+/// The normalised meaning of a provider event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    /// Money was captured.
+    #[serde(rename = "payment.succeeded")]
+    PaymentSucceeded,
+    /// The payment attempt failed or was declined.
+    #[serde(rename = "payment.failed")]
+    PaymentFailed,
+    /// The payment exists but is not final yet (authorised, pending).
+    #[serde(rename = "payment.pending")]
+    PaymentPending,
+    /// The payment was cancelled or voided before capture.
+    #[serde(rename = "payment.canceled")]
+    PaymentCanceled,
+    /// A refund completed.
+    #[serde(rename = "refund.succeeded")]
+    RefundSucceeded,
+    /// A refund was requested and is not final yet.
+    #[serde(rename = "refund.pending")]
+    RefundPending,
+    /// A refund failed or was rejected.
+    #[serde(rename = "refund.failed")]
+    RefundFailed,
+    /// A dispute (chargeback) was opened.
+    #[serde(rename = "dispute.opened")]
+    DisputeOpened,
+    /// A dispute changed state.
+    #[serde(rename = "dispute.updated")]
+    DisputeUpdated,
+    /// A dispute was closed (won or lost).
+    #[serde(rename = "dispute.closed")]
+    DisputeClosed,
+}
+
+impl EventType {
+    /// Every normalised type.
+    pub const ALL: [EventType; 10] = [
+        EventType::PaymentSucceeded,
+        EventType::PaymentFailed,
+        EventType::PaymentPending,
+        EventType::PaymentCanceled,
+        EventType::RefundSucceeded,
+        EventType::RefundPending,
+        EventType::RefundFailed,
+        EventType::DisputeOpened,
+        EventType::DisputeUpdated,
+        EventType::DisputeClosed,
+    ];
+
+    /// The dotted name (`payment.succeeded`), used as the EventBridge `DetailType` too.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventType::PaymentSucceeded => "payment.succeeded",
+            EventType::PaymentFailed => "payment.failed",
+            EventType::PaymentPending => "payment.pending",
+            EventType::PaymentCanceled => "payment.canceled",
+            EventType::RefundSucceeded => "refund.succeeded",
+            EventType::RefundPending => "refund.pending",
+            EventType::RefundFailed => "refund.failed",
+            EventType::DisputeOpened => "dispute.opened",
+            EventType::DisputeUpdated => "dispute.updated",
+            EventType::DisputeClosed => "dispute.closed",
+        }
+    }
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One provider webhook, normalised. Field order is the serialisation order, and serialisation
+/// is deterministic: the same webhook gives the same bytes (SQS content-based deduplication
+/// relies on it), because `received_at` is fixed at first receipt by the status record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaymentEvent {
+    /// `"{provider}:{provider_event_id}"`: the idempotency key.
+    pub webhook_id: String,
+    /// Which provider sent it.
+    pub provider: Provider,
+    /// The provider's own event id (`evt_…`, `WH-…`, Square's `event_id`).
+    pub provider_event_id: String,
+    /// The provider's event type (`payment_intent.succeeded`, `PAYMENT.CAPTURE.COMPLETED`, …).
+    pub provider_event_type: String,
+    /// The normalised event type.
+    pub event_type: EventType,
+    /// The payment this event is about (Stripe PaymentIntent or charge, PayPal capture, Square
+    /// payment): the SQS FIFO message group, so one payment's events stay in order.
+    pub payment_id: String,
+    /// The object the event is about when it is not the payment itself (refund, dispute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_id: Option<String>,
+    /// Amount in minor units of `currency` (per the provider's exponent table).
+    pub amount_minor: i64,
+    /// Amount in major units, for EventBridge numeric rules only; never used for arithmetic.
+    pub amount: f64,
+    /// ISO 4217 code, upper case.
+    pub currency: String,
+    /// The provider's status of the object (`succeeded`, `COMPLETED`, …), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_status: Option<String>,
+    /// The provider's failure or decline code, on failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_code: Option<String>,
+    /// When the provider says the event happened (RFC 3339, UTC).
+    pub occurred_at: String,
+    /// When payhook first received this webhook (RFC 3339, UTC, milliseconds); fixed at first
+    /// receipt so retries serialise to the same bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_at: Option<String>,
+    /// Whether the provider marked it live (Stripe `livemode`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub livemode: Option<bool>,
+}
+
+impl PaymentEvent {
+    /// The deterministic JSON bytes of this event.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serialising a struct of strings, integers, finite floats and enums cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Builds `"{provider}:{id}"`.
+    pub fn make_webhook_id(provider: Provider, provider_event_id: &str) -> String {
+        format!("{}:{}", provider.as_str(), provider_event_id)
+    }
+}

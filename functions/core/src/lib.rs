@@ -1,0 +1,23 @@
+//! `payhook-core`: the domain of payhook, with no AWS SDK in it.
+//!
+//! Providers and their [`signature`] rules, [`normalise`]-ation into the canonical
+//! [`PaymentEvent`], the [`status`] machine of the `webhook-processing` table, the EventBridge
+//! [`pattern`] matcher, the [`ports`] the handlers are written against (with in-memory
+//! adapters), and the webhook [`validator`] handler itself. The same handler code runs inside
+//! Lambda (with `payhook-aws` adapters) and inside `payhook serve` (with the in-memory ones).
+
+pub mod conformance;
+pub mod event;
+pub mod headers;
+pub mod normalise;
+pub mod pattern;
+pub mod ports;
+pub mod provider;
+pub mod secret;
+pub mod signature;
+pub mod status;
+
+pub use event::{EventType, PaymentEvent};
+pub use headers::Headers;
+pub use provider::Provider;
+pub use secret::Secret;

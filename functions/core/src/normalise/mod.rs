@@ -1,0 +1,1 @@
+//! Normalisation of provider payloads into the canonical [`crate::PaymentEvent`].

@@ -1,0 +1,1 @@
+//! An EventBridge event-pattern matcher with AWS's semantics.

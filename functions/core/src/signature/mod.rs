@@ -1,0 +1,1 @@
+//! Webhook signature verification for Stripe, Square and PayPal.

@@ -1,0 +1,425 @@
+//! The status machine of one webhook in the `webhook-processing` table (DESIGN §5), the
+//! [`StatusStore`] port that persists it with conditional writes, and its in-memory adapter.
+//!
+//! `RECEIVED → QUEUED → PROCESSING → PUBLISHED → PROCESSED`, plus `IGNORED` and `FAILED`.
+//! Every change is a [`Transition`]: a conditional write that only applies when the item is in
+//! one of the expected states (or holds an expired `PROCESSING` lease), so concurrent or
+//! repeated deliveries cannot move a webhook twice.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use crate::provider::Provider;
+
+/// How long an item is kept after its last change: longer than any provider's retry window
+/// (Stripe retries for up to 3 days).
+pub const STATUS_TTL_SECONDS: i64 = 30 * 24 * 60 * 60;
+
+/// Where a webhook is in the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    /// Verified and recorded; not yet confirmed on the queue.
+    Received,
+    /// Durably on the provider's FIFO queue.
+    Queued,
+    /// Claimed by a processor that holds a lease.
+    Processing,
+    /// Published to the `payment-events` bus.
+    Published,
+    /// Recorded by the event processor: the final state of a payment event.
+    Processed,
+    /// An event type payhook does not process; acknowledged so the provider stops retrying.
+    Ignored,
+    /// The last attempt before the DLQ failed.
+    Failed,
+}
+
+impl Status {
+    /// Every status.
+    pub const ALL: [Status; 7] = [
+        Status::Received,
+        Status::Queued,
+        Status::Processing,
+        Status::Published,
+        Status::Processed,
+        Status::Ignored,
+        Status::Failed,
+    ];
+
+    /// The stored spelling (`QUEUED`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Status::Received => "RECEIVED",
+            Status::Queued => "QUEUED",
+            Status::Processing => "PROCESSING",
+            Status::Published => "PUBLISHED",
+            Status::Processed => "PROCESSED",
+            Status::Ignored => "IGNORED",
+            Status::Failed => "FAILED",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Status {
+    type Err = StoreError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Status::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown status `{s}`")))
+    }
+}
+
+/// One row of the `webhook-processing` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusItem {
+    /// Partition key: `"{provider}:{provider_event_id}"`.
+    pub webhook_id: String,
+    /// Which provider sent it.
+    pub provider: Provider,
+    /// Current state.
+    pub status: Status,
+    /// The provider's event type.
+    pub provider_event_type: String,
+    /// The normalised event type, when the webhook was normalised into one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    /// The payment (FIFO message group).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<String>,
+    /// Amount in minor units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_minor: Option<i64>,
+    /// ISO 4217 currency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// Amount tier (`high`, `medium`, `low`), set by the processor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// Names of the EventBridge rules that matched, set by the event processor.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matched_rules: Vec<String>,
+    /// Processing attempts (claims) so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// The last processing error, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Unix milliseconds until which a `PROCESSING` claim is held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until_ms: Option<i64>,
+    /// First receipt (RFC 3339, ms); reused on retries so the queued bytes are identical.
+    pub received_at: String,
+    /// Last change (RFC 3339, ms).
+    pub updated_at: String,
+    /// When it reached `QUEUED`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_at: Option<String>,
+    /// When it reached `PUBLISHED`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<String>,
+    /// When it reached `PROCESSED`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processed_at: Option<String>,
+    /// DynamoDB TTL attribute (Unix seconds).
+    pub expires_at: i64,
+}
+
+impl StatusItem {
+    /// A new item in `status`, first received at `now_ms`.
+    pub fn new(
+        webhook_id: impl Into<String>,
+        provider: Provider,
+        provider_event_type: impl Into<String>,
+        status: Status,
+        now_ms: i64,
+    ) -> Self {
+        let at = rfc3339_ms(now_ms);
+        StatusItem {
+            webhook_id: webhook_id.into(),
+            provider,
+            status,
+            provider_event_type: provider_event_type.into(),
+            event_type: None,
+            payment_id: None,
+            amount_minor: None,
+            currency: None,
+            tier: None,
+            matched_rules: Vec::new(),
+            attempts: 0,
+            last_error: None,
+            lease_until_ms: None,
+            received_at: at.clone(),
+            updated_at: at,
+            queued_at: None,
+            published_at: None,
+            processed_at: None,
+            expires_at: now_ms / 1000 + STATUS_TTL_SECONDS,
+        }
+    }
+}
+
+/// A conditional change of state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    /// The new state.
+    pub to: Status,
+    /// The states the item must be in for the change to apply.
+    pub from: Vec<Status>,
+    /// Also apply when the item is `PROCESSING` with a lease that ended before this instant
+    /// (Unix ms): a crashed attempt's claim can be taken over.
+    pub or_lease_expired_at_ms: Option<i64>,
+    /// When the change happens (Unix ms).
+    pub now_ms: i64,
+    /// The lease to hold (only for `PROCESSING`).
+    pub lease_until_ms: Option<i64>,
+    /// Count one more processing attempt.
+    pub increment_attempts: bool,
+    /// Tier to record.
+    pub tier: Option<String>,
+    /// Matched rules to add (deduplicated, kept sorted).
+    pub add_matched_rules: Vec<String>,
+    /// Error to record (`FAILED`, or a retry's cause).
+    pub last_error: Option<String>,
+}
+
+impl Transition {
+    /// A change to `to` from any of `from` at `now_ms`, with nothing else set.
+    pub fn new(to: Status, from: &[Status], now_ms: i64) -> Self {
+        Transition {
+            to,
+            from: from.to_vec(),
+            or_lease_expired_at_ms: None,
+            now_ms,
+            lease_until_ms: None,
+            increment_attempts: false,
+            tier: None,
+            add_matched_rules: Vec::new(),
+            last_error: None,
+        }
+    }
+
+    /// Whether `item` satisfies the condition.
+    pub fn allows(&self, item: &StatusItem) -> bool {
+        self.from.contains(&item.status)
+            || matches!(
+                (self.or_lease_expired_at_ms, item.status, item.lease_until_ms),
+                (Some(now), Status::Processing, Some(lease)) if lease < now
+            )
+            || matches!(
+                (self.or_lease_expired_at_ms, item.status, item.lease_until_ms),
+                (Some(_), Status::Processing, None)
+            )
+    }
+
+    /// Applies the change to `item` (the caller has checked [`Transition::allows`]).
+    pub fn apply(&self, item: &mut StatusItem) {
+        let at = rfc3339_ms(self.now_ms);
+        item.status = self.to;
+        item.updated_at = at.clone();
+        item.expires_at = self.now_ms / 1000 + STATUS_TTL_SECONDS;
+        item.lease_until_ms = self.lease_until_ms;
+        if self.increment_attempts {
+            item.attempts += 1;
+        }
+        if let Some(tier) = &self.tier {
+            item.tier = Some(tier.clone());
+        }
+        for rule in &self.add_matched_rules {
+            if !item.matched_rules.contains(rule) {
+                item.matched_rules.push(rule.clone());
+            }
+        }
+        item.matched_rules.sort();
+        if let Some(err) = &self.last_error {
+            item.last_error = Some(err.clone());
+        }
+        match self.to {
+            Status::Queued => item.queued_at = Some(at),
+            Status::Published => item.published_at = Some(at),
+            Status::Processed => item.processed_at = Some(at),
+            _ => {}
+        }
+    }
+}
+
+/// The result of creating an item.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PutOutcome {
+    /// The item did not exist and was written.
+    Created,
+    /// An item with that id already exists; here it is.
+    Exists(Box<StatusItem>),
+}
+
+/// The result of a conditional transition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransitionOutcome {
+    /// The condition held; the item as written.
+    Applied(Box<StatusItem>),
+    /// The condition failed; the item as it is (`None` when there is no such item).
+    Rejected(Option<Box<StatusItem>>),
+}
+
+/// A status store failure: the caller answers 503 / retries.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The backing store could not be reached or refused the call.
+    #[error("status store unavailable: {0}")]
+    Unavailable(String),
+    /// A stored item could not be read back.
+    #[error("status item is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Unavailable(_) => "state_store_unavailable",
+            StoreError::Corrupt(_) => "state_store_corrupt",
+        }
+    }
+}
+
+/// The `webhook-processing` table.
+#[async_trait]
+pub trait StatusStore: Send + Sync {
+    /// Reads one item.
+    async fn get(&self, webhook_id: &str) -> Result<Option<StatusItem>, StoreError>;
+    /// Writes `item` only if no item with its id exists.
+    async fn put_new(&self, item: &StatusItem) -> Result<PutOutcome, StoreError>;
+    /// Applies `transition` to the item only if its condition holds.
+    async fn transition(
+        &self,
+        webhook_id: &str,
+        transition: &Transition,
+    ) -> Result<TransitionOutcome, StoreError>;
+}
+
+/// The in-memory status store used by `payhook serve` and tests: one mutex, so every
+/// conditional write is atomic exactly as DynamoDB's are.
+#[derive(Debug, Default)]
+pub struct MemoryStatusStore {
+    items: Mutex<HashMap<String, StatusItem>>,
+}
+
+impl MemoryStatusStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A copy of every item (for stats and reconciliation).
+    pub async fn snapshot(&self) -> Vec<StatusItem> {
+        let mut items: Vec<_> = self.items.lock().await.values().cloned().collect();
+        items.sort_by(|a, b| a.webhook_id.cmp(&b.webhook_id));
+        items
+    }
+}
+
+#[async_trait]
+impl StatusStore for MemoryStatusStore {
+    async fn get(&self, webhook_id: &str) -> Result<Option<StatusItem>, StoreError> {
+        Ok(self.items.lock().await.get(webhook_id).cloned())
+    }
+
+    async fn put_new(&self, item: &StatusItem) -> Result<PutOutcome, StoreError> {
+        let mut items = self.items.lock().await;
+        match items.get(&item.webhook_id) {
+            Some(existing) => Ok(PutOutcome::Exists(Box::new(existing.clone()))),
+            None => {
+                items.insert(item.webhook_id.clone(), item.clone());
+                Ok(PutOutcome::Created)
+            }
+        }
+    }
+
+    async fn transition(
+        &self,
+        webhook_id: &str,
+        transition: &Transition,
+    ) -> Result<TransitionOutcome, StoreError> {
+        let mut items = self.items.lock().await;
+        match items.get_mut(webhook_id) {
+            Some(item) if transition.allows(item) => {
+                transition.apply(item);
+                Ok(TransitionOutcome::Applied(Box::new(item.clone())))
+            }
+            Some(item) => Ok(TransitionOutcome::Rejected(Some(Box::new(item.clone())))),
+            None => Ok(TransitionOutcome::Rejected(None)),
+        }
+    }
+}
+
+/// Formats Unix milliseconds as RFC 3339 UTC with milliseconds (`2026-01-01T00:00:00.000Z`).
+pub fn rfc3339_ms(unix_ms: i64) -> String {
+    let nanos = i128::from(unix_ms) * 1_000_000;
+    let dt = time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    dt.format(&fmt).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(status: Status) -> StatusItem {
+        StatusItem::new("stripe:evt_1", Provider::Stripe, "x", status, 1_767_225_600_000)
+    }
+
+    #[test]
+    fn rfc3339_has_milliseconds_and_z() {
+        assert_eq!(rfc3339_ms(1_767_225_600_123), "2026-01-01T00:00:00.123Z");
+    }
+
+    #[tokio::test]
+    async fn conditional_transition_applies_once() {
+        let store = MemoryStatusStore::new();
+        assert_eq!(
+            store.put_new(&item(Status::Received)).await.unwrap(),
+            PutOutcome::Created
+        );
+        assert!(matches!(
+            store.put_new(&item(Status::Received)).await.unwrap(),
+            PutOutcome::Exists(_)
+        ));
+        let t = Transition::new(Status::Queued, &[Status::Received], 1);
+        assert!(matches!(
+            store.transition("stripe:evt_1", &t).await.unwrap(),
+            TransitionOutcome::Applied(_)
+        ));
+        assert!(matches!(
+            store.transition("stripe:evt_1", &t).await.unwrap(),
+            TransitionOutcome::Rejected(Some(_))
+        ));
+    }
+
+    #[test]
+    fn expired_lease_can_be_taken_over() {
+        let mut it = item(Status::Processing);
+        it.lease_until_ms = Some(1_000);
+        let mut t = Transition::new(Status::Processing, &[Status::Queued], 2_000);
+        assert!(!t.allows(&it));
+        t.or_lease_expired_at_ms = Some(999);
+        assert!(!t.allows(&it), "a lease still held is not taken");
+        t.or_lease_expired_at_ms = Some(1_001);
+        assert!(t.allows(&it));
+    }
+}

@@ -1,0 +1,1 @@
+//! Powertools-compatible telemetry for payhook (being built).
