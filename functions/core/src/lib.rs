@@ -7,11 +7,15 @@
 //! Lambda (with `payhook-aws` adapters) and inside `payhook serve` (with the in-memory ones).
 
 pub mod conformance;
+pub mod currency;
+pub mod bus;
 pub mod event;
+pub mod event_processor;
 pub mod headers;
 pub mod normalise;
 pub mod pattern;
 pub mod ports;
+pub mod processor;
 pub mod provider;
 pub mod secret;
 pub mod signature;

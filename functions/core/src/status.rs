@@ -247,11 +247,15 @@ impl Transition {
         if let Some(err) = &self.last_error {
             item.last_error = Some(err.clone());
         }
-        match self.to {
-            Status::Queued => item.queued_at = Some(at),
-            Status::Published => item.published_at = Some(at),
-            Status::Processed => item.processed_at = Some(at),
-            _ => {}
+        // The first time a state is reached is what the timestamps record; repeats keep it.
+        let stamp = match self.to {
+            Status::Queued => Some(&mut item.queued_at),
+            Status::Published => Some(&mut item.published_at),
+            Status::Processed => Some(&mut item.processed_at),
+            _ => None,
+        };
+        if let Some(slot) = stamp {
+            slot.get_or_insert(at);
         }
     }
 }

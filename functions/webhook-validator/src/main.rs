@@ -1,0 +1,2 @@
+//! The webhook-validator Lambda binary (placeholder until wired).
+fn main() {}
