@@ -6,9 +6,9 @@
 //! adapters), and the webhook [`validator`] handler itself. The same handler code runs inside
 //! Lambda (with `payhook-aws` adapters) and inside `payhook serve` (with the in-memory ones).
 
+pub mod bus;
 pub mod conformance;
 pub mod currency;
-pub mod bus;
 pub mod event;
 pub mod event_processor;
 pub mod headers;
@@ -20,6 +20,7 @@ pub mod provider;
 pub mod secret;
 pub mod signature;
 pub mod status;
+pub mod validator;
 
 pub use event::{EventType, PaymentEvent};
 pub use headers::Headers;
