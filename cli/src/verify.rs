@@ -76,7 +76,11 @@ pub(crate) async fn run(args: VerifyArgs) -> Result<i32, CliError> {
     let body = read(&args.body_file)?;
     let headers = parse_headers(&args.headers)?;
     let now = args.now.unwrap_or_else(unix_now);
-    let secrets: Vec<Secret> = args.secrets.iter().map(|s| Secret::new(s.as_str())).collect();
+    let secrets: Vec<Secret> = args
+        .secrets
+        .iter()
+        .map(|s| Secret::new(s.as_str()))
+        .collect();
     let result = match args.provider {
         Provider::Stripe => {
             if secrets.is_empty() {
@@ -87,9 +91,10 @@ pub(crate) async fn run(args: VerifyArgs) -> Result<i32, CliError> {
                 .verify(&headers, &body, now)
         }
         Provider::Square => {
-            let url = args.notification_url.clone().ok_or_else(|| {
-                CliError::Usage("square needs --notification-url".into())
-            })?;
+            let url = args
+                .notification_url
+                .clone()
+                .ok_or_else(|| CliError::Usage("square needs --notification-url".into()))?;
             if secrets.is_empty() {
                 return Err(CliError::Usage("square needs at least one --secret".into()));
             }

@@ -53,7 +53,10 @@ fn args_for(vector: &Value, sig_dir: &Path) -> Vec<String> {
         "paypal" => {
             args.push("--webhook-id".into());
             args.push(vector["webhook_id"].as_str().unwrap().to_owned());
-            let leaf = vector["secret"].as_str().unwrap().trim_start_matches("file:");
+            let leaf = vector["secret"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("file:");
             let chain: Vec<&str> = vector["trust_chain_files"]
                 .as_array()
                 .unwrap()
@@ -122,13 +125,28 @@ fn verify_usage_errors_exit_2() {
         .arg(&body)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "stripe without --secret is a usage error");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stripe without --secret is a usage error"
+    );
     let out = payhook()
-        .args(["verify", "--provider", "stripe", "--secret", "s", "--body-file"])
+        .args([
+            "verify",
+            "--provider",
+            "stripe",
+            "--secret",
+            "s",
+            "--body-file",
+        ])
         .arg(scratch("missing-file"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "an unreadable body file is a usage error");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unreadable body file is a usage error"
+    );
 }
 
 #[test]
@@ -136,7 +154,15 @@ fn verify_reports_invalid_as_json_with_reason() {
     let body = scratch("invalid.body");
     std::fs::write(&body, r#"{"id":"evt_1"}"#).unwrap();
     let out = payhook()
-        .args(["verify", "--provider", "stripe", "--secret", "whsec_x", "--tolerance", "0"])
+        .args([
+            "verify",
+            "--provider",
+            "stripe",
+            "--secret",
+            "whsec_x",
+            "--tolerance",
+            "0",
+        ])
         .args(["--header", "Stripe-Signature: t=1,v1=00", "--body-file"])
         .arg(&body)
         .output()
