@@ -20,9 +20,7 @@ use crate::bus::{BusEntry, BusError, EntryResult, EventBus, PAYMENT_EVENTS_BUS};
 use crate::event::{EventType, PaymentEvent};
 use crate::ports::Clock;
 use crate::provider::Provider;
-use crate::status::{
-    Status, StatusItem, StatusStore, StoreError, Transition, TransitionOutcome,
-};
+use crate::status::{Status, StatusItem, StatusStore, StoreError, Transition, TransitionOutcome};
 
 /// Default receives before SQS moves a message to the DLQ.
 pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 5;
@@ -444,10 +442,11 @@ impl ProviderProcessor {
                 Transition::new(Status::Queued, &[Status::Processing], now)
             };
             t.last_error = Some(format!("{}: {error}", error.code()));
-            if !matches!(error, ProcessError::LeaseHeld(_)) {
-                if let Err(store_err) = self.store.transition(id, &t).await {
-                    tracing::warn!(webhook_id = %id, error = %store_err, error_code = store_err.code(), "could not record the failure");
-                }
+            // A held lease belongs to another attempt: its record is not ours to change.
+            if !matches!(error, ProcessError::LeaseHeld(_))
+                && let Err(store_err) = self.store.transition(id, &t).await
+            {
+                tracing::warn!(webhook_id = %id, error = %store_err, error_code = store_err.code(), "could not record the failure");
             }
         }
         RecordOutcome::Failed {
