@@ -16,7 +16,7 @@ use crate::{CliError, unix_now};
 
 /// Arguments of `payhook verify`.
 #[derive(Debug, Args)]
-pub(crate) struct VerifyArgs {
+pub struct VerifyArgs {
     /// Which provider's rules to apply: stripe, square or paypal.
     #[arg(long)]
     provider: Provider,
@@ -72,7 +72,7 @@ fn parse_headers(raw: &[String]) -> Result<Headers, CliError> {
 }
 
 /// Runs `payhook verify`; returns the process exit code.
-pub(crate) async fn run(args: VerifyArgs) -> Result<i32, CliError> {
+pub async fn run(args: VerifyArgs) -> Result<i32, CliError> {
     let body = read(&args.body_file)?;
     let headers = parse_headers(&args.headers)?;
     let now = args.now.unwrap_or_else(unix_now);

@@ -1,0 +1,33 @@
+//! `payhook`: the command for developers and on-call — the local stack, signature checks,
+//! rule tests and the on-call tools. The binary (`main.rs`) parses arguments and dispatches to
+//! the modules here, which tests use directly.
+
+pub mod verify;
+
+/// A failure of the command itself (exit 2), as opposed to a negative answer (exit 1).
+#[derive(Debug)]
+pub enum CliError {
+    /// Wrong or missing arguments or files.
+    Usage(String),
+    /// Something the command needed failed (network, AWS, file system).
+    Failed(String),
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CliError::Usage(m) => write!(f, "usage error: {m}"),
+            CliError::Failed(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl std::error::Error for CliError {}
+
+/// Now, in Unix seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
