@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use payhook::verify;
+use payhook::{rules_cmd, verify};
 
 /// payhook: receive payment webhooks from Stripe, PayPal and Square and never lose one.
 #[derive(Debug, Parser)]
@@ -17,6 +17,9 @@ struct Cli {
 enum Command {
     /// Verify one webhook's signature offline (exit 0 valid, 1 invalid, 2 usage error).
     Verify(verify::VerifyArgs),
+    /// Test EventBridge patterns and the rules in rules/ against an event.
+    #[command(subcommand)]
+    Rules(rules_cmd::RulesCommand),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +37,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Verify(args) => verify::run(args).await,
+            Command::Rules(command) => rules_cmd::run(command),
         }
     });
     match result {
