@@ -1,0 +1,183 @@
+//! Stripe Event objects (`{id, object: "event", type, created, livemode, data: {object,
+//! previous_attributes}}`) into [`crate::PaymentEvent`]s. Amounts are integer minor units in
+//! Stripe's own currency table; see the mapping table in [`super`].
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::Value;
+
+use super::fields::{self, Body, Head, Money, Obj};
+use super::{NormaliseError, Normalised};
+use crate::event::EventType;
+use crate::provider::Provider;
+
+/// The envelope keys read here. With `T = IgnoredAny` only id and type are materialised
+/// ([`envelope`]); both readings accept exactly the same bodies at this level.
+#[derive(Deserialize)]
+struct Envelope<T> {
+    id: Option<Value>,
+    #[serde(rename = "type")]
+    event_type: Option<Value>,
+    created: Option<T>,
+    livemode: Option<T>,
+    data: Option<T>,
+}
+
+pub(super) fn envelope(body: &[u8]) -> Result<(String, String), NormaliseError> {
+    let env: Envelope<IgnoredAny> = fields::parse_envelope(body)?;
+    Ok((
+        fields::event_id(env.id.as_ref(), "id")?,
+        fields::event_type(env.event_type.as_ref(), "type")?,
+    ))
+}
+
+/// What a supported Stripe event type means.
+#[derive(Clone, Copy)]
+enum Kind {
+    PaymentIntent(EventType),
+    ChargeRefunded,
+    Dispute(EventType),
+}
+
+fn kind(event_type: &str) -> Option<Kind> {
+    Some(match event_type {
+        "payment_intent.succeeded" => Kind::PaymentIntent(EventType::PaymentSucceeded),
+        "payment_intent.payment_failed" => Kind::PaymentIntent(EventType::PaymentFailed),
+        "payment_intent.processing" => Kind::PaymentIntent(EventType::PaymentPending),
+        "payment_intent.canceled" => Kind::PaymentIntent(EventType::PaymentCanceled),
+        "charge.refunded" => Kind::ChargeRefunded,
+        "charge.dispute.created" => Kind::Dispute(EventType::DisputeOpened),
+        "charge.dispute.updated" => Kind::Dispute(EventType::DisputeUpdated),
+        "charge.dispute.closed" => Kind::Dispute(EventType::DisputeClosed),
+        _ => return None,
+    })
+}
+
+pub(super) fn normalise(body: &[u8]) -> Result<Normalised, NormaliseError> {
+    let env: Envelope<Value> = fields::parse_envelope(body)?;
+    let event_id = fields::event_id(env.id.as_ref(), "id")?;
+    let event_type = fields::event_type(env.event_type.as_ref(), "type")?;
+    let Some(kind) = kind(&event_type) else {
+        return Ok(fields::ignored(Provider::Stripe, event_id, event_type));
+    };
+
+    let occurred_at = fields::occurred_at_from_unix(
+        fields::required(env.created.as_ref(), "created")?,
+        "created",
+    )?;
+    let livemode = match env.livemode {
+        None => None,
+        Some(Value::Bool(live)) => Some(live),
+        Some(_) => {
+            return Err(NormaliseError::InvalidField {
+                field: "livemode",
+                reason: "expected true or false".into(),
+            });
+        }
+    };
+    let data = Obj::new(fields::required(env.data.as_ref(), "data")?, "data")?;
+    let object = data.obj("data.object")?;
+
+    let body = match kind {
+        Kind::PaymentIntent(event_type) => payment_intent(event_type, &object)?,
+        Kind::ChargeRefunded => charge_refunded(&data, &object)?,
+        Kind::Dispute(event_type) => dispute(event_type, &object)?,
+    };
+    let head = Head {
+        provider: Provider::Stripe,
+        event_id,
+        event_type,
+        occurred_at,
+        livemode,
+    };
+    Ok(fields::build(head, body))
+}
+
+fn money(object: &Obj<'_>, amount: i64) -> Result<Money, NormaliseError> {
+    Money::from_minor(
+        Provider::Stripe,
+        amount,
+        object.str("data.object.currency")?,
+    )
+}
+
+fn payment_intent(event_type: EventType, pi: &Obj<'_>) -> Result<Body, NormaliseError> {
+    pi.expect_kind("data.object.object", "payment_intent")?;
+    // What was captured on success; what was attempted otherwise (amount_received is 0).
+    let amount = if event_type == EventType::PaymentSucceeded {
+        pi.minor_units("data.object.amount_received")?
+    } else {
+        pi.minor_units("data.object.amount")?
+    };
+    let failure_code = match (event_type, pi.opt_obj("data.object.last_payment_error")?) {
+        (EventType::PaymentFailed, Some(error)) => {
+            match error.opt_string("data.object.last_payment_error.decline_code")? {
+                Some(decline) => Some(decline),
+                None => error.opt_string("data.object.last_payment_error.code")?,
+            }
+        }
+        _ => None,
+    };
+    Ok(Body {
+        event_type,
+        payment_id: pi.id("data.object.id")?,
+        object_id: None,
+        money: money(pi, amount)?,
+        provider_status: pi.opt_string("data.object.status")?,
+        failure_code,
+    })
+}
+
+/// `charge.refunded` carries the Charge. Its `amount_refunded` is cumulative over all refunds
+/// of the charge and the event fires on every partial refund, so the amount of *this* refund
+/// is the difference from `previous_attributes.amount_refunded` when Stripe sends it.
+fn charge_refunded(data: &Obj<'_>, charge: &Obj<'_>) -> Result<Body, NormaliseError> {
+    charge.expect_kind("data.object.object", "charge")?;
+    let charge_id = charge.id("data.object.id")?;
+    let refunded_total = charge.minor_units("data.object.amount_refunded")?;
+    let previous_total = match data.opt_obj("data.previous_attributes")? {
+        Some(previous) => previous.opt_minor_units("data.previous_attributes.amount_refunded")?,
+        None => None,
+    };
+    let amount = match previous_total {
+        Some(previous) => refunded_total
+            .checked_sub(previous)
+            .filter(|a| *a >= 0)
+            .ok_or_else(|| {
+                NormaliseError::InvalidAmount(
+                    "`data.object.amount_refunded` is smaller than \
+                     `data.previous_attributes.amount_refunded`"
+                        .into(),
+                )
+            })?,
+        None => refunded_total,
+    };
+    let payment_id = match charge.opt_id("data.object.payment_intent")? {
+        Some(pi) => pi,
+        None => charge_id.clone(),
+    };
+    Ok(Body {
+        event_type: EventType::RefundSucceeded,
+        payment_id,
+        object_id: Some(charge_id),
+        money: money(charge, amount)?,
+        provider_status: charge.opt_string("data.object.status")?,
+        failure_code: None,
+    })
+}
+
+fn dispute(event_type: EventType, dispute: &Obj<'_>) -> Result<Body, NormaliseError> {
+    dispute.expect_kind("data.object.object", "dispute")?;
+    let payment_id = match dispute.opt_id("data.object.payment_intent")? {
+        Some(pi) => pi,
+        None => dispute.id("data.object.charge")?,
+    };
+    Ok(Body {
+        event_type,
+        payment_id,
+        object_id: Some(dispute.id("data.object.id")?),
+        money: money(dispute, dispute.minor_units("data.object.amount")?)?,
+        provider_status: dispute.opt_string("data.object.status")?,
+        failure_code: None,
+    })
+}
