@@ -1,0 +1,241 @@
+"""The five Lambda functions: log group, least-privilege role, function, event sources.
+
+Packages are the zips `cargo lambda build --release --arm64 --output-format zip` writes
+(`target/lambda/<binary>/bootstrap.zip`). One processor binary is deployed three times with
+`PROVIDER` set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Mapping
+
+import pulumi
+import pulumi_aws as aws
+
+from . import policies
+from .queues import Queues
+from .settings import (
+    EVENT_PROCESSOR_ASYNC_MAX_AGE_SECONDS,
+    EVENT_PROCESSOR_ASYNC_RETRIES,
+    FUNCTIONS,
+    LAMBDA_ARCHITECTURE,
+    LAMBDA_HANDLER,
+    LAMBDA_MEMORY_MB,
+    LAMBDA_RUNTIME,
+    LAMBDA_TIMEOUT_SECONDS,
+    LOG_LEVEL,
+    LOG_RETENTION_DAYS,
+    METRICS_NAMESPACE,
+    PROVIDERS,
+    SECRETS_TTL_SECONDS,
+    SQS_BATCH_SIZE,
+    STRIPE_TOLERANCE_SECONDS,
+    TIER_HIGH_MIN,
+    TIER_MEDIUM_MIN,
+    FunctionSpec,
+    Settings,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class AccountContext:
+    account_id: pulumi.Output[str]
+    partition: pulumi.Output[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class DeployedFunction:
+    spec: FunctionSpec
+    name: str
+    log_group: aws.cloudwatch.LogGroup
+    role: aws.iam.Role
+    policy: aws.iam.RolePolicy
+    function: aws.lambda_.Function
+
+
+def common_environment(settings: Settings, spec: FunctionSpec, table_name: str) -> dict[str, Any]:
+    return {
+        "POWERTOOLS_SERVICE_NAME": spec.name,
+        "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        "POWERTOOLS_LOG_LEVEL": LOG_LEVEL,
+        "PAYHOOK_STAGE": settings.stage,
+        "STATUS_TABLE": table_name,
+    }
+
+
+def environment(
+    settings: Settings,
+    spec: FunctionSpec,
+    *,
+    table_name: str,
+    queue_urls: Mapping[str, pulumi.Input[str]],
+    event_bus_name: pulumi.Input[str],
+) -> dict[str, Any]:
+    """The environment variables the Rust binaries read, per function."""
+    env = common_environment(settings, spec, table_name)
+    if spec.is_validator:
+        env.update(
+            {
+                "PAYHOOK_SSM_PREFIX": settings.ssm_prefix,
+                **{f"QUEUE_URL_{p.upper()}": queue_urls[p] for p in PROVIDERS},
+                "SECRETS_TTL_SECONDS": str(SECRETS_TTL_SECONDS),
+                "STRIPE_TOLERANCE_SECONDS": str(STRIPE_TOLERANCE_SECONDS),
+            }
+        )
+    elif spec.is_processor:
+        env.update(
+            {
+                "PROVIDER": spec.provider,
+                "EVENT_BUS_NAME": event_bus_name,
+                "MAX_RECEIVE_COUNT": str(settings.max_receive_count),
+                "TIER_HIGH_MIN": str(TIER_HIGH_MIN),
+                "TIER_MEDIUM_MIN": str(TIER_MEDIUM_MIN),
+            }
+        )
+    return env
+
+
+def _policy_document(
+    settings: Settings,
+    spec: FunctionSpec,
+    account: AccountContext,
+    queues: Queues,
+    table: aws.dynamodb.Table,
+    event_bus: aws.cloudwatch.EventBus,
+    log_group: aws.cloudwatch.LogGroup,
+) -> pulumi.Output[str]:
+    if spec.is_validator:
+        return pulumi.Output.all(
+            account.partition,
+            account.account_id,
+            table.arn,
+            log_group.arn,
+            *(queues.by_provider[p].queue.arn for p in PROVIDERS),
+        ).apply(
+            lambda a: json.dumps(
+                policies.validator(
+                    queue_arns=a[4:],
+                    table_arn=a[2],
+                    ssm_path_arn=f"arn:{a[0]}:ssm:{settings.region}:{a[1]}:parameter"
+                    f"{settings.ssm_prefix}",
+                    kms_key_arns=f"arn:{a[0]}:kms:{settings.region}:{a[1]}:key/*",
+                    region=settings.region,
+                    log_group_arn=a[3],
+                )
+            )
+        )
+    if spec.is_processor:
+        assert spec.provider is not None
+        return pulumi.Output.all(
+            queues.by_provider[spec.provider].queue.arn, table.arn, event_bus.arn, log_group.arn
+        ).apply(
+            lambda a: json.dumps(
+                policies.processor(
+                    queue_arn=a[0], table_arn=a[1], event_bus_arn=a[2], log_group_arn=a[3]
+                )
+            )
+        )
+    return pulumi.Output.all(table.arn, queues.events_dlq.arn, log_group.arn).apply(
+        lambda a: json.dumps(
+            policies.event_processor(table_arn=a[0], failure_queue_arn=a[1], log_group_arn=a[2])
+        )
+    )
+
+
+def _code(settings: Settings, spec: FunctionSpec) -> pulumi.Archive:
+    path = settings.package_paths[spec.binary]
+    if not path.is_file():
+        # Referenced anyway: a preview works before the build; `pulumi up` needs the zip.
+        pulumi.log.warn(
+            f"{spec.name}: package {path} does not exist yet; build it with "
+            "`cargo lambda build --release --arm64 --output-format zip` before `pulumi up`"
+        )
+    return pulumi.FileArchive(str(path))
+
+
+def create(
+    settings: Settings,
+    account: AccountContext,
+    queues: Queues,
+    table: aws.dynamodb.Table,
+    event_bus: aws.cloudwatch.EventBus,
+) -> dict[str, DeployedFunction]:
+    deployed: dict[str, DeployedFunction] = {}
+    queue_urls = {p: queues.by_provider[p].queue.url for p in PROVIDERS}
+    for spec in FUNCTIONS:
+        name = settings.function_name(spec.name)
+        log_group = aws.cloudwatch.LogGroup(
+            f"{spec.name}-logs",
+            name=settings.log_group_name(spec.name),
+            retention_in_days=LOG_RETENTION_DAYS,
+            tags=settings.tags,
+        )
+        role = aws.iam.Role(
+            f"{spec.name}-role",
+            name=f"{name}-role",
+            assume_role_policy=json.dumps(policies.LAMBDA_ASSUME_ROLE),
+            description=f"Execution role of {name}: least privilege, see infra/payhook_infra/policies.py",
+            tags=settings.tags,
+        )
+        policy = aws.iam.RolePolicy(
+            f"{spec.name}-policy",
+            name=f"{name}-policy",
+            role=role.id,
+            policy=_policy_document(settings, spec, account, queues, table, event_bus, log_group),
+        )
+        function = aws.lambda_.Function(
+            spec.name,
+            name=name,
+            description=f"payhook {spec.name} ({spec.binary})",
+            role=role.arn,
+            runtime=LAMBDA_RUNTIME,
+            handler=LAMBDA_HANDLER,
+            architectures=[LAMBDA_ARCHITECTURE],
+            memory_size=LAMBDA_MEMORY_MB,
+            timeout=LAMBDA_TIMEOUT_SECONDS,
+            code=_code(settings, spec),
+            tracing_config={"mode": "Active"},
+            logging_config={"log_format": "JSON", "log_group": log_group.name},
+            environment={
+                "variables": environment(
+                    settings,
+                    spec,
+                    table_name=settings.table_name,
+                    queue_urls=queue_urls,
+                    event_bus_name=event_bus.name,
+                )
+            },
+            tags=settings.tags,
+            # Lambda checks the role can write traces and logs when the function is created.
+            opts=pulumi.ResourceOptions(depends_on=[policy, log_group]),
+        )
+        deployed[spec.name] = DeployedFunction(spec, name, log_group, role, policy, function)
+
+    for provider in PROVIDERS:
+        processor = deployed[f"{provider}-processor"]
+        aws.lambda_.EventSourceMapping(
+            f"{provider}-queue-to-processor",
+            event_source_arn=queues.by_provider[provider].queue.arn,
+            function_name=processor.function.arn,
+            batch_size=SQS_BATCH_SIZE,
+            function_response_types=["ReportBatchItemFailures"],
+            enabled=True,
+            # Lambda checks the role can read the queue when the mapping is created.
+            opts=pulumi.ResourceOptions(depends_on=[processor.policy]),
+        )
+
+    event_processor = deployed["event-processor"]
+    # EventBridge's retry policy and target DLQ cover delivery to Lambda; once Lambda has
+    # accepted the asynchronous invocation, function errors are retried by Lambda and
+    # then sent here instead of being dropped.
+    aws.lambda_.FunctionEventInvokeConfig(
+        "event-processor-async",
+        function_name=event_processor.function.name,
+        maximum_retry_attempts=EVENT_PROCESSOR_ASYNC_RETRIES,
+        maximum_event_age_in_seconds=EVENT_PROCESSOR_ASYNC_MAX_AGE_SECONDS,
+        destination_config={"on_failure": {"destination": queues.events_dlq.arn}},
+        opts=pulumi.ResourceOptions(depends_on=[event_processor.policy]),
+    )
+    return deployed

@@ -1,0 +1,229 @@
+"""Monitoring: the SNS topic, the alarms from `alarms/*.json` per resource, and the
+dashboards from `dashboards/*.json` with their placeholders filled."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+from . import placeholders
+from .definitions import AlarmKind, DashboardDefinition, DefinitionError, render_alarm
+from .settings import FUNCTIONS, PROVIDERS, Settings, processor_for
+
+#: An alarm status widget shows at most 100 alarms.
+MAX_ALARMS_PER_WIDGET = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class AlarmInstance:
+    """One alarm kind applied to one resource: its name suffix and placeholder values."""
+
+    key: str
+    values: dict[str, str]
+
+
+def global_values(settings: Settings) -> dict[str, str]:
+    """Placeholders every alarm may use."""
+    return {
+        "region": settings.region,
+        "stage": settings.stage,
+        "prefix": settings.prefix,
+        "api_name": settings.api_name,
+        "table_name": settings.table_name,
+        "event_bus_name": settings.event_bus_name,
+    }
+
+
+def scope_instances(
+    settings: Settings, scope: str, rule_names: Sequence[str]
+) -> list[AlarmInstance]:
+    """The resources an alarm of `scope` is applied to (see alarms/README.md)."""
+    if scope == "queue":
+        return [
+            AlarmInstance(
+                p,
+                {
+                    "provider": p,
+                    "queue_name": settings.queue_name(p),
+                    "dlq_name": settings.dlq_name(p),
+                    "function_name": settings.function_name(processor_for(p).name),
+                    "service": processor_for(p).name,
+                },
+            )
+            for p in PROVIDERS
+        ]
+    if scope == "dlq":
+        provider_dlqs = [
+            AlarmInstance(
+                p,
+                {"dlq": p, "queue_name": settings.dlq_name(p), "source": settings.queue_name(p)},
+            )
+            for p in PROVIDERS
+        ]
+        events = AlarmInstance(
+            "events",
+            {
+                "dlq": "events",
+                "queue_name": settings.events_dlq_name,
+                "source": "EventBridge rule targets and event-processor",
+            },
+        )
+        return [*provider_dlqs, events]
+    if scope == "function":
+        return [
+            AlarmInstance(
+                f.name,
+                {
+                    "function_name": settings.function_name(f.name),
+                    "service": f.name,
+                    "log_group_name": settings.log_group_name(f.name),
+                },
+            )
+            for f in FUNCTIONS
+        ]
+    if scope == "rule":
+        return [AlarmInstance(r, {"rule_name": r}) for r in rule_names]
+    if scope == "provider":
+        return [
+            AlarmInstance(
+                p,
+                {
+                    "provider": p,
+                    "function_name": settings.function_name("webhook-validator"),
+                    "service": "webhook-validator",
+                },
+            )
+            for p in PROVIDERS
+        ]
+    if scope == "api":
+        return [AlarmInstance("", {})]
+    raise DefinitionError(f"unknown alarm scope {scope!r}")
+
+
+def alarm_name(settings: Settings, kind: str, key: str) -> str:
+    return f"{settings.prefix}-{kind}-{key}" if key else f"{settings.prefix}-{kind}"
+
+
+def planned_alarms(
+    settings: Settings, kinds: Sequence[AlarmKind], rule_names: Sequence[str]
+) -> list[tuple[AlarmKind, dict]]:
+    """Every alarm the stack creates, as `(kind, MetricAlarm arguments)`, without actions."""
+    planned = []
+    for kind in kinds:
+        for instance in scope_instances(settings, kind.scope, rule_names):
+            name = alarm_name(settings, kind.kind, instance.key)
+            args = render_alarm(
+                kind,
+                name=name,
+                values={**global_values(settings), **instance.values},
+                runbook_url=settings.runbook_url(kind.runbook),
+            )
+            planned.append((kind, args))
+    return planned
+
+
+def create_topic(settings: Settings) -> aws.sns.Topic:
+    topic = aws.sns.Topic(
+        "alarms-topic",
+        name=f"{settings.prefix}-alarms",
+        display_name=f"payhook {settings.stage} alarms",
+        tags=settings.tags,
+    )
+    if settings.alarm_email:
+        aws.sns.TopicSubscription(
+            "alarms-email",
+            topic=topic.arn,
+            protocol="email",
+            endpoint=settings.alarm_email,
+        )
+    return topic
+
+
+def create_alarms(
+    settings: Settings,
+    topic: aws.sns.Topic,
+    kinds: Sequence[AlarmKind],
+    rule_names: Sequence[str],
+) -> list[aws.cloudwatch.MetricAlarm]:
+    alarms = []
+    for kind, args in planned_alarms(settings, kinds, rule_names):
+        alarms.append(
+            aws.cloudwatch.MetricAlarm(
+                args["name"],
+                **args,
+                actions_enabled=True,
+                alarm_actions=[topic.arn],
+                ok_actions=[topic.arn],
+                tags={**settings.tags, "severity": kind.severity, "runbook": kind.runbook},
+            )
+        )
+    return alarms
+
+
+def dashboard_values(settings: Settings, dashboard_name: str) -> dict[str, str]:
+    """Every string placeholder a dashboard may use (see dashboards/README.md)."""
+    values = {
+        **global_values(settings),
+        "runbook_base_url": settings.runbook_base_url.rstrip("/"),
+        "dashboard_name": dashboard_name,
+        "dlq.events": settings.events_dlq_name,
+        "log_group.api-access": settings.api_access_log_group_name,
+    }
+    for p in PROVIDERS:
+        values[f"queue.{p}"] = settings.queue_name(p)
+        values[f"dlq.{p}"] = settings.dlq_name(p)
+    for f in FUNCTIONS:
+        values[f"function.{f.name}"] = settings.function_name(f.name)
+        values[f"log_group.{f.name}"] = settings.log_group_name(f.name)
+    return values
+
+
+def dashboard_body(
+    settings: Settings,
+    definition: DashboardDefinition,
+    alarm_arns: Sequence[str],
+) -> str:
+    if len(alarm_arns) > MAX_ALARMS_PER_WIDGET:
+        raise DefinitionError(
+            f"{definition.source_file}: the stack has {len(alarm_arns)} alarms; an alarm "
+            f"widget shows at most {MAX_ALARMS_PER_WIDGET}"
+        )
+    name = dashboard_name(settings, definition)
+    filled = placeholders.fill(
+        definition.body,
+        dashboard_values(settings, name),
+        {"alarm_arns": sorted(alarm_arns)},
+        source=definition.source_file,
+    )
+    return json.dumps(filled, separators=(",", ":"))
+
+
+def dashboard_name(settings: Settings, definition: DashboardDefinition) -> str:
+    return f"{settings.prefix}-{definition.stem}"
+
+
+def create_dashboards(
+    settings: Settings,
+    definitions: Sequence[DashboardDefinition],
+    alarms: Sequence[aws.cloudwatch.MetricAlarm],
+) -> dict[str, aws.cloudwatch.Dashboard]:
+    dashboards = {}
+    arns = pulumi.Output.all(*(a.arn for a in alarms))
+    for definition in definitions:
+        name = dashboard_name(settings, definition)
+        dashboards[name] = aws.cloudwatch.Dashboard(
+            f"dashboard-{definition.stem}",
+            dashboard_name=name,
+            dashboard_body=arns.apply(
+                lambda resolved, d=definition: dashboard_body(settings, d, resolved)
+            ),
+        )
+    return dashboards
+
+
+def console_url(region: str, name: str) -> str:
+    return f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#dashboards:name={name}"

@@ -1,0 +1,167 @@
+"""IAM policy documents, one per function, as plain data.
+
+Each builder takes resolved ARNs and returns the document, so the tests can assert the exact
+actions and resources. Rules: only the actions the function calls, only on the ARNs it
+touches; no wildcard action; the one wildcard resource is X-Ray's, which has no resource
+types to scope to.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+VERSION = "2012-10-17"
+
+LAMBDA_ASSUME_ROLE: dict[str, Any] = {
+    "Version": VERSION,
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+APIGATEWAY_ASSUME_ROLE: dict[str, Any] = {
+    "Version": VERSION,
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "apigateway.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
+def statement(
+    sid: str,
+    actions: Sequence[str],
+    resources: Sequence[str],
+    condition: Optional[dict[str, Any]] = None,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": sorted(actions),
+        "Resource": list(resources),
+    }
+    if condition:
+        out["Condition"] = condition
+    return out
+
+
+def _document(*statements: dict[str, Any]) -> dict[str, Any]:
+    return {"Version": VERSION, "Statement": list(statements)}
+
+
+def own_logs(log_group_arn: str) -> dict[str, Any]:
+    """Write to the function's own log group (the log streams under it)."""
+    return statement(
+        "WriteOwnLogs",
+        ["logs:CreateLogStream", "logs:PutLogEvents"],
+        [f"{log_group_arn}:*"],
+    )
+
+
+def xray() -> dict[str, Any]:
+    # PutTraceSegments and PutTelemetryRecords have no resource-level permissions.
+    return statement("WriteTraces", ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"])
+
+
+def validator(
+    *,
+    queue_arns: Sequence[str],
+    table_arn: str,
+    ssm_path_arn: str,
+    kms_key_arns: str,
+    region: str,
+    log_group_arn: str,
+) -> dict[str, Any]:
+    """webhook-validator: enqueue, idempotency record, read the provider secrets."""
+    return _document(
+        statement("SendToProviderQueues", ["sqs:SendMessage"], list(queue_arns)),
+        statement(
+            "IdempotencyRecords",
+            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+            [table_arn],
+        ),
+        statement(
+            "ReadProviderSecrets",
+            ["ssm:GetParameters", "ssm:GetParametersByPath"],
+            # GetParametersByPath is authorised on the path itself, GetParameters on each
+            # parameter under it.
+            [ssm_path_arn, f"{ssm_path_arn}/*"],
+        ),
+        statement(
+            "DecryptProviderSecrets",
+            ["kms:Decrypt"],
+            [kms_key_arns],
+            {
+                # Only when SSM decrypts one of this stage's parameters (the aws/ssm key).
+                "StringEquals": {"kms:ViaService": f"ssm.{region}.amazonaws.com"},
+                "StringLike": {"kms:EncryptionContext:PARAMETER_ARN": f"{ssm_path_arn}/*"},
+            },
+        ),
+        own_logs(log_group_arn),
+        xray(),
+    )
+
+
+def processor(
+    *, queue_arn: str, table_arn: str, event_bus_arn: str, log_group_arn: str
+) -> dict[str, Any]:
+    """A provider processor: consume its own queue, claim and mark, publish to the bus."""
+    return _document(
+        statement(
+            "ConsumeOwnQueue",
+            [
+                "sqs:ChangeMessageVisibility",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:ReceiveMessage",
+            ],
+            [queue_arn],
+        ),
+        statement("ProcessingStatus", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [table_arn]),
+        statement("PublishPaymentEvents", ["events:PutEvents"], [event_bus_arn]),
+        own_logs(log_group_arn),
+        xray(),
+    )
+
+
+def event_processor(
+    *, table_arn: str, failure_queue_arn: str, log_group_arn: str
+) -> dict[str, Any]:
+    """event-processor: mark PROCESSED; Lambda sends exhausted async events to the DLQ."""
+    return _document(
+        statement(
+            "ProcessingStatus",
+            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+            [table_arn],
+        ),
+        # Used by Lambda itself (on-failure destination of the asynchronous invocation),
+        # with the function's role, when EventBridge's delivery succeeded but every
+        # attempt of the function failed.
+        statement("AsyncFailureDestination", ["sqs:SendMessage"], [failure_queue_arn]),
+        own_logs(log_group_arn),
+        xray(),
+    )
+
+
+def events_dlq_queue_policy(queue_arn: str, rule_arns: Sequence[str]) -> dict[str, Any]:
+    """Lets EventBridge deliver failed events of this stack's rules (and only those)."""
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "EventBridgeTargetDeadLetters",
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": sorted(rule_arns)}},
+            }
+        ],
+    }

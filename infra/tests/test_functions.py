@@ -1,0 +1,112 @@
+"""The five functions: runtime settings, packages, log groups and environment."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import REPO_ROOT
+
+FUNCTION = "aws:lambda/function:Function"
+QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/payhook-prod-{}.fifo"
+FUNCTIONS = {
+    "webhook-validator": "webhook-validator",
+    "stripe-processor": "provider-processor",
+    "paypal-processor": "provider-processor",
+    "square-processor": "provider-processor",
+    "event-processor": "event-processor",
+}
+COMMON = {
+    "POWERTOOLS_METRICS_NAMESPACE": "Payhook",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+    "PAYHOOK_STAGE": "prod",
+    "STATUS_TABLE": "webhook-processing",
+}
+
+
+def test_exactly_five_functions(deployment) -> None:
+    assert sorted(f.name for f in deployment.of_type(FUNCTION)) == sorted(FUNCTIONS)
+
+
+@pytest.mark.parametrize("logical", FUNCTIONS)
+def test_function_runtime_settings(deployment, logical) -> None:
+    function = deployment.one(FUNCTION, logical).inputs
+    assert function["name"] == f"payhook-prod-{logical}"
+    assert function["architectures"] == ["arm64"]
+    assert function["runtime"] == "provided.al2023"
+    assert function["handler"] == "bootstrap"
+    assert function["memorySize"] == 1024
+    assert function["timeout"] == 300
+    assert function["tracingConfig"] == {"mode": "Active"}
+    assert function["loggingConfig"] == {
+        "logFormat": "JSON",
+        "logGroup": f"/aws/lambda/payhook-prod-{logical}",
+    }
+
+
+@pytest.mark.parametrize(("logical", "binary"), FUNCTIONS.items())
+def test_function_code_is_the_cargo_lambda_zip(deployment, logical, binary) -> None:
+    code = deployment.one(FUNCTION, logical).inputs["code"]
+    assert code.path == str(REPO_ROOT / "target" / "lambda" / binary / "bootstrap.zip")
+
+
+@pytest.mark.parametrize("logical", FUNCTIONS)
+def test_each_function_has_its_own_log_group_kept_seven_days(deployment, logical) -> None:
+    group = deployment.one("aws:cloudwatch/logGroup:LogGroup", f"{logical}-logs")
+    assert group.inputs["name"] == f"/aws/lambda/payhook-prod-{logical}"
+    assert group.inputs["retentionInDays"] == 7
+
+
+def _env(deployment, logical: str) -> dict[str, str]:
+    return deployment.one(FUNCTION, logical).inputs["environment"]["variables"]
+
+
+def test_validator_environment(deployment) -> None:
+    assert _env(deployment, "webhook-validator") == {
+        **COMMON,
+        "POWERTOOLS_SERVICE_NAME": "webhook-validator",
+        "PAYHOOK_SSM_PREFIX": "/payhook/prod",
+        "QUEUE_URL_STRIPE": QUEUE_URL.format("stripe"),
+        "QUEUE_URL_PAYPAL": QUEUE_URL.format("paypal"),
+        "QUEUE_URL_SQUARE": QUEUE_URL.format("square"),
+        "SECRETS_TTL_SECONDS": "300",
+        "STRIPE_TOLERANCE_SECONDS": "300",
+    }
+
+
+@pytest.mark.parametrize("provider", ["stripe", "paypal", "square"])
+def test_processor_environment(deployment, provider) -> None:
+    assert _env(deployment, f"{provider}-processor") == {
+        **COMMON,
+        "POWERTOOLS_SERVICE_NAME": f"{provider}-processor",
+        "PROVIDER": provider,
+        "EVENT_BUS_NAME": "payment-events",
+        "MAX_RECEIVE_COUNT": "5",
+        "TIER_HIGH_MIN": "1000",
+        "TIER_MEDIUM_MIN": "100",
+    }
+
+
+def test_event_processor_environment(deployment) -> None:
+    assert _env(deployment, "event-processor") == {
+        **COMMON,
+        "POWERTOOLS_SERVICE_NAME": "event-processor",
+    }
+
+
+def test_event_processor_failures_after_lambda_retries_go_to_the_events_dlq(deployment) -> None:
+    (config,) = deployment.of_type("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig")
+    dlq = deployment.by_input("aws:sqs/queue:Queue", "name", "payhook-prod-events-dlq")
+    assert config.inputs["functionName"] == "payhook-prod-event-processor"
+    assert config.inputs["maximumRetryAttempts"] == 2
+    assert config.inputs["destinationConfig"] == {"onFailure": {"destination": dlq.outputs["arn"]}}
+
+
+def test_processor_max_receive_count_matches_the_redrive_policy(deployment) -> None:
+    import json
+
+    for provider in ("stripe", "paypal", "square"):
+        queue = deployment.by_input("aws:sqs/queue:Queue", "name", f"payhook-prod-{provider}.fifo")
+        redrive = json.loads(queue.inputs["redrivePolicy"])
+        assert _env(deployment, f"{provider}-processor")["MAX_RECEIVE_COUNT"] == str(
+            redrive["maxReceiveCount"]
+        )

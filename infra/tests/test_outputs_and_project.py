@@ -1,0 +1,48 @@
+"""Stack outputs, the Pulumi project file and the pinned requirements."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from conftest import INFRA_DIR
+from mocks import API_KEY_ID, REST_API_ID
+
+
+def test_webhook_endpoint_keeps_the_provider_placeholder(deployment) -> None:
+    assert deployment.outputs["webhook_endpoint"] == (
+        f"https://{REST_API_ID}.execute-api.us-east-1.amazonaws.com/prod/webhooks/{{provider}}"
+    )
+
+
+def test_outputs_for_registering_and_operating_the_stack(deployment) -> None:
+    outputs = deployment.outputs
+    assert outputs["api_key_id"] == API_KEY_ID
+    assert outputs["dashboard_name"] == "payhook-prod-payments"
+    assert outputs["alarm_topic_arn"] == "arn:aws:sns:us-east-1:123456789012:payhook-prod-alarms"
+    assert outputs["queue_urls"] == {
+        p: f"https://sqs.us-east-1.amazonaws.com/123456789012/payhook-prod-{p}.fifo"
+        for p in ("stripe", "paypal", "square")
+    }
+    assert set(outputs["dlq_urls"]) == {"stripe", "paypal", "square", "events"}
+    assert outputs["table_name"] == "webhook-processing"
+    assert outputs["event_bus_name"] == "payment-events"
+
+
+def test_project_file_names_the_project_and_defaults_to_us_east_1() -> None:
+    project = yaml.safe_load((INFRA_DIR / "Pulumi.yaml").read_text())
+    assert project["name"] == "payhook"
+    assert project["runtime"]["name"] == "python"
+    assert project["config"]["aws:region"]["value"] == "us-east-1"
+
+
+def test_requirements_are_pinned_exactly() -> None:
+    lines = [
+        line.strip()
+        for line in (INFRA_DIR / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    names = {re.split(r"[=<>\[]", line)[0].lower().replace("_", "-") for line in lines}
+    assert {"pulumi", "pulumi-aws", "pytest"} <= names
+    assert all(re.fullmatch(r"[A-Za-z0-9_.\-]+(\[[a-z,]+\])?==[0-9][A-Za-z0-9.]*", line) for line in lines), lines
