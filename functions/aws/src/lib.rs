@@ -1,1 +1,58 @@
-//! AWS adapters for payhook (being built).
+//! `payhook-aws`: the ports of `payhook-core` implemented with the AWS SDK for Rust.
+//!
+//! | port | adapter | AWS |
+//! |---|---|---|
+//! | [`SecretStore`](payhook_core::ports::SecretStore) | [`SsmSecretStore`] | SSM Parameter Store, cached for [`DEFAULT_CACHE_TTL`] |
+//! | [`StatusStore`](payhook_core::status::StatusStore) | [`DynamoStatusStore`] | the `webhook-processing` DynamoDB table, conditional writes |
+//! | [`Queue`](payhook_core::ports::Queue) | [`SqsFifoQueue`] | one SQS FIFO queue per provider |
+//! | [`EventBus`](payhook_core::bus::EventBus) | [`EventBridgeBus`] | EventBridge `PutEvents` to `payment-events` |
+//! | [`CertificateFetcher`](payhook_core::signature::paypal::CertificateFetcher) | [`HttpsCertificateFetcher`] | none: HTTPS to PayPal |
+//!
+//! Every client is built from one [`sdk_config`]: region from the environment (else
+//! [`DEFAULT_REGION`]), `AWS_ENDPOINT_URL` or an explicit endpoint, short timeouts, and an
+//! HTTPS client on rustls with *ring*. [`create_table`] and [`create_fifo_queue_with_dlq`]
+//! provision what the adapters use (tests, `payhook bootstrap`). With the `moto` feature,
+//! [`moto`] starts a moto server for integration tests.
+//!
+//! ```no_run
+//! use payhook_aws::{DynamoStatusStore, SqsFifoQueue, SsmSecretStore, sdk_config};
+//! use payhook_core::Provider;
+//!
+//! # async fn run() -> Result<(), payhook_core::ports::QueueError> {
+//! let config = sdk_config(None).await;
+//! let secrets = SsmSecretStore::new(aws_sdk_ssm::Client::new(&config), "prod");
+//! let status = DynamoStatusStore::new(aws_sdk_dynamodb::Client::new(&config));
+//! let queue = SqsFifoQueue::from_queue_names(
+//!     aws_sdk_sqs::Client::new(&config),
+//!     Provider::ALL.map(|p| (p, payhook_aws::queue::default_queue_name(p))),
+//! )
+//! .await?;
+//! # let _ = (secrets, status, queue);
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod certificate_fetcher;
+pub mod config;
+pub mod error;
+pub mod eventbridge;
+#[cfg(feature = "moto")]
+pub mod moto;
+pub mod queue;
+pub mod secrets;
+pub mod status_store;
+
+pub use certificate_fetcher::HttpsCertificateFetcher;
+pub use config::{DEFAULT_REGION, config_loader, sdk_config};
+pub use error::ProvisionError;
+pub use eventbridge::EventBridgeBus;
+pub use queue::{SqsFifoQueue, create_fifo_queue_with_dlq};
+pub use secrets::{DEFAULT_CACHE_TTL, SsmSecretStore};
+pub use status_store::{DynamoStatusStore, create_table};
+
+// Re-exported so callers can name the SDK types without their own dependency lines.
+pub use aws_config;
+pub use aws_sdk_dynamodb;
+pub use aws_sdk_eventbridge;
+pub use aws_sdk_sqs;
+pub use aws_sdk_ssm;

@@ -172,10 +172,9 @@ impl Queue for MemoryQueue {
             .sent
             .lock()
             .map_err(|_| QueueError::Unavailable("queue lock poisoned".into()))?;
-        if let Some(pos) = sent
-            .iter()
-            .position(|m| m.provider == message.provider && m.deduplication_id == message.deduplication_id)
-        {
+        if let Some(pos) = sent.iter().position(|m| {
+            m.provider == message.provider && m.deduplication_id == message.deduplication_id
+        }) {
             return Ok(format!("mem-{pos}"));
         }
         sent.push(message);

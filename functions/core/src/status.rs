@@ -220,7 +220,11 @@ impl Transition {
                 (Some(now), Status::Processing, Some(lease)) if lease < now
             )
             || matches!(
-                (self.or_lease_expired_at_ms, item.status, item.lease_until_ms),
+                (
+                    self.or_lease_expired_at_ms,
+                    item.status,
+                    item.lease_until_ms
+                ),
                 (Some(_), Status::Processing, None)
             )
     }
@@ -385,7 +389,13 @@ mod tests {
     use super::*;
 
     fn item(status: Status) -> StatusItem {
-        StatusItem::new("stripe:evt_1", Provider::Stripe, "x", status, 1_767_225_600_000)
+        StatusItem::new(
+            "stripe:evt_1",
+            Provider::Stripe,
+            "x",
+            status,
+            1_767_225_600_000,
+        )
     }
 
     #[test]

@@ -23,7 +23,9 @@ use serde_json::json;
 use crate::event::PaymentEvent;
 use crate::headers::Headers;
 use crate::normalise::{self, NormaliseError, Normalised};
-use crate::ports::{Clock, ProviderSecrets, Queue, QueueError, QueueMessage, SecretError, SecretStore};
+use crate::ports::{
+    Clock, ProviderSecrets, Queue, QueueError, QueueMessage, SecretError, SecretStore,
+};
 use crate::provider::{Provider, UnknownProvider};
 use crate::signature::{
     PaypalCertificateCache, PaypalVerifier, STRIPE_DEFAULT_TOLERANCE_SECS, SignatureError,
@@ -191,7 +193,9 @@ impl ValidatorError {
             ValidatorError::Signature(_) => 401,
             ValidatorError::Malformed(_) => 400,
             ValidatorError::PayloadTooLarge { .. } => 413,
-            ValidatorError::Secrets(_) | ValidatorError::StateStore(_) | ValidatorError::Queue(_) => 503,
+            ValidatorError::Secrets(_)
+            | ValidatorError::StateStore(_)
+            | ValidatorError::Queue(_) => 503,
         }
     }
 
@@ -226,7 +230,9 @@ pub struct Validator {
 
 impl std::fmt::Debug for Validator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Validator").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Validator")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -264,7 +270,11 @@ impl Validator {
                 webhook_id,
                 provider_event_type,
                 ..
-            } => return self.record_ignored(provider, webhook_id, provider_event_type, now_ms).await,
+            } => {
+                return self
+                    .record_ignored(provider, webhook_id, provider_event_type, now_ms)
+                    .await;
+            }
         };
 
         // The size is known before anything is recorded: received_at has a fixed width.

@@ -97,7 +97,10 @@ async fn duplicate_delivery_is_processed_once() {
     let second = p.handle_batch(&[record("m2", &e, 1)], NOW + 300_000).await;
     assert!(matches!(
         first.records[0].1,
-        RecordOutcome::Published { tier: Tier::High, .. }
+        RecordOutcome::Published {
+            tier: Tier::High,
+            ..
+        }
     ));
     assert!(matches!(
         second.records[0].1,
@@ -180,7 +183,10 @@ async fn crash_after_put_events_retries_and_the_event_processor_absorbs_the_seco
     )
     .handle_batch(&[record("m1", &e, 2)], later + 300_000)
     .await;
-    assert!(matches!(retry.records[0].1, RecordOutcome::Published { .. }));
+    assert!(matches!(
+        retry.records[0].1,
+        RecordOutcome::Published { .. }
+    ));
 
     // Both published events reach the event processor; only one is recorded.
     let ep = EventProcessor::new(store.clone(), Arc::new(FixedClock(later + 10)));

@@ -1,0 +1,114 @@
+//! The shared AWS SDK configuration: region, endpoint, timeouts and a lean HTTPS client
+//! (rustls with *ring*, no aws-lc-rs). Every adapter in this crate is built from the
+//! [`SdkConfig`] made here; the binaries call [`sdk_config`] once at cold start.
+
+use std::time::Duration;
+
+use aws_config::environment::EnvironmentVariableRegionProvider;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
+use aws_smithy_http_client::tls;
+
+/// The region used when neither `AWS_REGION` nor `AWS_DEFAULT_REGION` is set.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// The environment variable that points every AWS client at another endpoint (moto, LocalStack).
+pub const ENDPOINT_URL_ENV: &str = "AWS_ENDPOINT_URL";
+
+/// How long to wait for a TCP + TLS connection to an AWS endpoint.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long one attempt of one AWS call may take (DynamoDB, SQS and SSM answer in milliseconds).
+pub const OPERATION_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long one AWS call may take, retries included: well inside a function's timeout.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(12);
+
+/// Attempts per AWS call (the SDK's standard retry mode with jittered backoff).
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// The endpoint to use: `explicit` wins, then a non-empty [`ENDPOINT_URL_ENV`] value, else the
+/// AWS default (`None`).
+pub fn resolve_endpoint_url(explicit: Option<&str>, from_env: Option<String>) -> Option<String> {
+    explicit
+        .map(str::to_owned)
+        .or(from_env)
+        .map(|url| url.trim().to_owned())
+        .filter(|url| !url.is_empty())
+}
+
+/// A [`ConfigLoader`] with payhook's defaults, for callers that want to override something
+/// before loading (credentials for moto, shorter timeouts in a test):
+///
+/// - region from `AWS_REGION` / `AWS_DEFAULT_REGION`, else [`DEFAULT_REGION`] (no profile or
+///   instance-metadata look-up: a function's environment always carries its region);
+/// - endpoint `endpoint_url` if given, else `AWS_ENDPOINT_URL` if set, else AWS's own;
+/// - [`CONNECT_TIMEOUT`], [`OPERATION_ATTEMPT_TIMEOUT`], [`OPERATION_TIMEOUT`] and
+///   [`MAX_ATTEMPTS`];
+/// - an HTTPS client on rustls with the *ring* provider and the platform's trust roots.
+pub fn config_loader(endpoint_url: Option<&str>) -> ConfigLoader {
+    let region = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+        .or_else(Region::from_static(DEFAULT_REGION));
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(OPERATION_ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build();
+    let loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(region)
+        .http_client(http_client)
+        .timeout_config(timeouts)
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS));
+    match resolve_endpoint_url(endpoint_url, std::env::var(ENDPOINT_URL_ENV).ok()) {
+        Some(url) => loader.endpoint_url(url),
+        None => loader,
+    }
+}
+
+/// Loads the SDK configuration every payhook adapter is built from (see [`config_loader`] for
+/// what it sets). `endpoint_url` overrides `AWS_ENDPOINT_URL`.
+///
+/// ```no_run
+/// # async fn run() {
+/// let config = payhook_aws::sdk_config(None).await;
+/// let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+/// # let _ = dynamodb;
+/// # }
+/// ```
+pub async fn sdk_config(endpoint_url: Option<&str>) -> SdkConfig {
+    config_loader(endpoint_url).load().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_endpoint_overrides_the_environment() {
+        assert_eq!(
+            resolve_endpoint_url(Some("http://127.0.0.1:5000"), Some("http://other:1".into())),
+            Some("http://127.0.0.1:5000".to_owned())
+        );
+    }
+
+    #[test]
+    fn environment_endpoint_is_used_when_none_is_given() {
+        assert_eq!(
+            resolve_endpoint_url(None, Some(" http://127.0.0.1:5000 ".into())),
+            Some("http://127.0.0.1:5000".to_owned())
+        );
+    }
+
+    #[test]
+    fn blank_endpoint_means_the_aws_default() {
+        assert_eq!(resolve_endpoint_url(None, Some(String::new())), None);
+        assert_eq!(resolve_endpoint_url(None, None), None);
+    }
+}

@@ -1,0 +1,655 @@
+//! [`DynamoStatusStore`]: the `webhook-processing` table (DESIGN §5) in DynamoDB.
+//!
+//! Every write is conditional and single-item, so DynamoDB's own atomicity is what keeps a
+//! payment from being processed twice:
+//!
+//! - [`put_new`](StatusStore::put_new) is a `PutItem` with `attribute_not_exists(webhook_id)`;
+//! - [`transition`](StatusStore::transition) is one `UpdateItem` whose condition expression is
+//!   [`Transition::allows`] and whose update expression sets exactly what [`Transition::apply`]
+//!   sets (`ADD` for the attempt counter and the matched-rules string set).
+//!
+//! When a condition fails, the item as it is comes back with the error
+//! (`ReturnValuesOnConditionCheckFailure = ALL_OLD`), or from a strongly consistent read.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+    TimeToLiveStatus,
+};
+use payhook_core::status::{
+    PutOutcome, Status, StatusItem, StatusStore, StoreError, Transition, TransitionOutcome,
+};
+
+use crate::error::{ProvisionError, describe};
+
+/// The table's default name.
+pub const DEFAULT_TABLE_NAME: &str = "webhook-processing";
+
+/// The table's partition key (a string: `"{provider}:{provider_event_id}"`).
+pub const PARTITION_KEY: &str = "webhook_id";
+
+/// The table's TTL attribute (Unix seconds).
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
+/// How long [`create_table`] waits for a new table to become `ACTIVE`.
+pub const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
+
+const PROVIDER: &str = "provider";
+const STATUS: &str = "status";
+const PROVIDER_EVENT_TYPE: &str = "provider_event_type";
+const EVENT_TYPE: &str = "event_type";
+const PAYMENT_ID: &str = "payment_id";
+const AMOUNT_MINOR: &str = "amount_minor";
+const CURRENCY: &str = "currency";
+const TIER: &str = "tier";
+const MATCHED_RULES: &str = "matched_rules";
+const ATTEMPTS: &str = "attempts";
+const LAST_ERROR: &str = "last_error";
+const LEASE_UNTIL_MS: &str = "lease_until_ms";
+const RECEIVED_AT: &str = "received_at";
+const UPDATED_AT: &str = "updated_at";
+const QUEUED_AT: &str = "queued_at";
+const PUBLISHED_AT: &str = "published_at";
+const PROCESSED_AT: &str = "processed_at";
+
+/// Attempts at `put_new` when the existing item vanishes (TTL) between the failed condition and
+/// the read that should return it.
+const PUT_NEW_ATTEMPTS: usize = 3;
+
+/// The `webhook-processing` table in DynamoDB.
+#[derive(Debug, Clone)]
+pub struct DynamoStatusStore {
+    client: Client,
+    table_name: String,
+}
+
+impl DynamoStatusStore {
+    /// A store on the [`DEFAULT_TABLE_NAME`] table.
+    pub fn new(client: Client) -> Self {
+        DynamoStatusStore {
+            client,
+            table_name: DEFAULT_TABLE_NAME.to_owned(),
+        }
+    }
+
+    /// Uses the table `name` instead (a stage-suffixed name, a test's own table).
+    pub fn with_table_name(mut self, name: impl Into<String>) -> Self {
+        self.table_name = name.into();
+        self
+    }
+
+    /// The table this store reads and writes.
+    pub fn table_name(&self) -> &str {
+        &self.table_name
+    }
+
+    async fn consistent_get(&self, webhook_id: &str) -> Result<Option<StatusItem>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table_name)
+            .key(PARTITION_KEY, AttributeValue::S(webhook_id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| StoreError::Unavailable(describe("DynamoDB GetItem", &err)))?;
+        output.item().map(item_from_attributes).transpose()
+    }
+}
+
+#[async_trait]
+impl StatusStore for DynamoStatusStore {
+    async fn get(&self, webhook_id: &str) -> Result<Option<StatusItem>, StoreError> {
+        self.consistent_get(webhook_id).await
+    }
+
+    async fn put_new(&self, item: &StatusItem) -> Result<PutOutcome, StoreError> {
+        for _ in 0..PUT_NEW_ATTEMPTS {
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table_name)
+                .set_item(Some(item_to_attributes(item)))
+                .condition_expression("attribute_not_exists(#id)")
+                .expression_attribute_names("#id", PARTITION_KEY)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(PutOutcome::Created),
+                Err(err) => err,
+            };
+            let existing = match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                    failed.item().map(item_from_attributes).transpose()?
+                }
+                _ => return Err(StoreError::Unavailable(describe("DynamoDB PutItem", &err))),
+            };
+            let existing = match existing {
+                Some(existing) => Some(existing),
+                None => self.consistent_get(&item.webhook_id).await?,
+            };
+            if let Some(existing) = existing {
+                return Ok(PutOutcome::Exists(Box::new(existing)));
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "DynamoDB PutItem: `{}` kept conflicting without being readable",
+            item.webhook_id
+        )))
+    }
+
+    async fn transition(
+        &self,
+        webhook_id: &str,
+        transition: &Transition,
+    ) -> Result<TransitionOutcome, StoreError> {
+        let Some(update) = UpdateSpec::for_transition(transition) else {
+            // Nothing can satisfy an empty condition: report the item as it is.
+            let current = self.consistent_get(webhook_id).await?;
+            return Ok(TransitionOutcome::Rejected(current.map(Box::new)));
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table_name)
+            .key(PARTITION_KEY, AttributeValue::S(webhook_id.to_owned()))
+            .update_expression(update.update_expression)
+            .condition_expression(update.condition_expression)
+            .set_expression_attribute_names(Some(update.names))
+            .set_expression_attribute_values(Some(update.values))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => match output.attributes() {
+                Some(attributes) => Ok(TransitionOutcome::Applied(Box::new(item_from_attributes(
+                    attributes,
+                )?))),
+                None => Err(StoreError::Corrupt(format!(
+                    "UpdateItem on `{webhook_id}` returned no attributes"
+                ))),
+            },
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    let current = match failed.item() {
+                        Some(attributes) => Some(item_from_attributes(attributes)?),
+                        None => self.consistent_get(webhook_id).await?,
+                    };
+                    Ok(TransitionOutcome::Rejected(current.map(Box::new)))
+                }
+                _ => Err(StoreError::Unavailable(describe(
+                    "DynamoDB UpdateItem",
+                    &err,
+                ))),
+            },
+        }
+    }
+}
+
+/// The expressions of one `UpdateItem`, with exactly the placeholders they use (DynamoDB rejects
+/// unused ones).
+#[derive(Debug, Default)]
+struct UpdateSpec {
+    update_expression: String,
+    condition_expression: String,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl UpdateSpec {
+    /// `None` when the transition's condition can never hold (no `from` states, no lease
+    /// takeover).
+    fn for_transition(t: &Transition) -> Option<UpdateSpec> {
+        let mut spec = UpdateSpec::default();
+
+        // Condition: `Transition::allows`, on an item that exists.
+        let mut alternatives = Vec::new();
+        if !t.from.is_empty() {
+            let placeholders: Vec<String> = t
+                .from
+                .iter()
+                .enumerate()
+                .map(|(i, status)| spec.value(&format!(":from{i}"), status_value(*status)))
+                .collect();
+            alternatives.push(format!(
+                "{} IN ({})",
+                spec.name("#status", STATUS),
+                placeholders.join(", ")
+            ));
+        }
+        if let Some(expired_at) = t.or_lease_expired_at_ms {
+            let status = spec.name("#status", STATUS);
+            let processing = spec.value(":processing", status_value(Status::Processing));
+            let lease = spec.name("#lease", LEASE_UNTIL_MS);
+            let expired_at = spec.value(":lease_expired_at", number(expired_at));
+            alternatives.push(format!(
+                "({status} = {processing} AND (attribute_not_exists({lease}) OR {lease} < {expired_at}))"
+            ));
+        }
+        if alternatives.is_empty() {
+            return None;
+        }
+        spec.condition_expression = format!(
+            "attribute_exists({}) AND ({})",
+            spec.name("#id", PARTITION_KEY),
+            alternatives.join(" OR ")
+        );
+
+        // Update: `Transition::apply`.
+        let at = payhook_core::status::rfc3339_ms(t.now_ms);
+        let expires_at = t.now_ms / 1000 + payhook_core::status::STATUS_TTL_SECONDS;
+        let mut set = vec![
+            format!(
+                "{} = {}",
+                spec.name("#status", STATUS),
+                spec.value(":to", status_value(t.to))
+            ),
+            format!(
+                "{} = {}",
+                spec.name("#updated_at", UPDATED_AT),
+                spec.value(":at", AttributeValue::S(at.clone()))
+            ),
+            format!(
+                "{} = {}",
+                spec.name("#expires_at", TTL_ATTRIBUTE),
+                spec.value(":expires_at", number(expires_at))
+            ),
+        ];
+        let mut remove = Vec::new();
+        let mut add = Vec::new();
+        match t.lease_until_ms {
+            Some(lease) => set.push(format!(
+                "{} = {}",
+                spec.name("#lease", LEASE_UNTIL_MS),
+                spec.value(":lease", number(lease))
+            )),
+            None => remove.push(spec.name("#lease", LEASE_UNTIL_MS)),
+        }
+        if t.increment_attempts {
+            add.push(format!(
+                "{} {}",
+                spec.name("#attempts", ATTEMPTS),
+                spec.value(":one", AttributeValue::N("1".to_owned()))
+            ));
+        }
+        if let Some(tier) = &t.tier {
+            set.push(format!(
+                "{} = {}",
+                spec.name("#tier", TIER),
+                spec.value(":tier", AttributeValue::S(tier.clone()))
+            ));
+        }
+        if let Some(rules) = string_set(&t.add_matched_rules) {
+            // ADD on a string set is a union: concurrent additions are never lost.
+            add.push(format!(
+                "{} {}",
+                spec.name("#matched_rules", MATCHED_RULES),
+                spec.value(":rules", rules)
+            ));
+        }
+        if let Some(error) = &t.last_error {
+            set.push(format!(
+                "{} = {}",
+                spec.name("#last_error", LAST_ERROR),
+                spec.value(":last_error", AttributeValue::S(error.clone()))
+            ));
+        }
+        let stamp = match t.to {
+            Status::Queued => Some(QUEUED_AT),
+            Status::Published => Some(PUBLISHED_AT),
+            Status::Processed => Some(PROCESSED_AT),
+            _ => None,
+        };
+        if let Some(stamp) = stamp {
+            set.push(format!(
+                "{} = {}",
+                spec.name("#stamp", stamp),
+                spec.value(":at", AttributeValue::S(at))
+            ));
+        }
+
+        let mut clauses = vec![format!("SET {}", set.join(", "))];
+        if !remove.is_empty() {
+            clauses.push(format!("REMOVE {}", remove.join(", ")));
+        }
+        if !add.is_empty() {
+            clauses.push(format!("ADD {}", add.join(", ")));
+        }
+        spec.update_expression = clauses.join(" ");
+        Some(spec)
+    }
+
+    /// Registers `#placeholder` for `attribute` and returns the placeholder.
+    fn name(&mut self, placeholder: &str, attribute: &str) -> String {
+        self.names
+            .insert(placeholder.to_owned(), attribute.to_owned());
+        placeholder.to_owned()
+    }
+
+    /// Registers `:placeholder` for `value` and returns the placeholder.
+    fn value(&mut self, placeholder: &str, value: AttributeValue) -> String {
+        self.values.insert(placeholder.to_owned(), value);
+        placeholder.to_owned()
+    }
+}
+
+fn status_value(status: Status) -> AttributeValue {
+    AttributeValue::S(status.as_str().to_owned())
+}
+
+fn number(n: impl ToString) -> AttributeValue {
+    AttributeValue::N(n.to_string())
+}
+
+/// A string set of `values`, deduplicated and sorted; `None` when empty (DynamoDB has no empty
+/// sets).
+fn string_set(values: &[String]) -> Option<AttributeValue> {
+    let unique: BTreeSet<&String> = values.iter().collect();
+    (!unique.is_empty()).then(|| AttributeValue::Ss(unique.into_iter().cloned().collect()))
+}
+
+/// One item's attributes. Absent options and empty rule lists are left out, as DynamoDB wants.
+fn item_to_attributes(item: &StatusItem) -> HashMap<String, AttributeValue> {
+    let mut attributes = HashMap::new();
+    let mut put = |name: &str, value: AttributeValue| {
+        attributes.insert(name.to_owned(), value);
+    };
+    let s = |value: &str| AttributeValue::S(value.to_owned());
+    put(PARTITION_KEY, s(&item.webhook_id));
+    put(PROVIDER, s(item.provider.as_str()));
+    put(STATUS, status_value(item.status));
+    put(PROVIDER_EVENT_TYPE, s(&item.provider_event_type));
+    put(ATTEMPTS, number(item.attempts));
+    put(RECEIVED_AT, s(&item.received_at));
+    put(UPDATED_AT, s(&item.updated_at));
+    put(TTL_ATTRIBUTE, number(item.expires_at));
+    let optional_strings = [
+        (EVENT_TYPE, &item.event_type),
+        (PAYMENT_ID, &item.payment_id),
+        (CURRENCY, &item.currency),
+        (TIER, &item.tier),
+        (LAST_ERROR, &item.last_error),
+        (QUEUED_AT, &item.queued_at),
+        (PUBLISHED_AT, &item.published_at),
+        (PROCESSED_AT, &item.processed_at),
+    ];
+    for (name, value) in optional_strings {
+        if let Some(value) = value {
+            put(name, s(value));
+        }
+    }
+    if let Some(amount) = item.amount_minor {
+        put(AMOUNT_MINOR, number(amount));
+    }
+    if let Some(lease) = item.lease_until_ms {
+        put(LEASE_UNTIL_MS, number(lease));
+    }
+    if let Some(rules) = string_set(&item.matched_rules) {
+        put(MATCHED_RULES, rules);
+    }
+    attributes
+}
+
+/// Reads an item back; anything missing or mistyped is [`StoreError::Corrupt`].
+fn item_from_attributes(
+    attributes: &HashMap<String, AttributeValue>,
+) -> Result<StatusItem, StoreError> {
+    let webhook_id = required_string(attributes, PARTITION_KEY)?;
+    let corrupt = |what: String| StoreError::Corrupt(format!("`{webhook_id}`: {what}"));
+    let provider = required_string(attributes, PROVIDER)?
+        .parse()
+        .map_err(|err| corrupt(format!("{err}")))?;
+    let status = required_string(attributes, STATUS)?.parse()?;
+    let mut matched_rules = match attributes.get(MATCHED_RULES) {
+        None => Vec::new(),
+        Some(AttributeValue::Ss(rules)) => rules.clone(),
+        Some(AttributeValue::L(rules)) => rules
+            .iter()
+            .map(|rule| {
+                rule.as_s()
+                    .cloned()
+                    .map_err(|_| corrupt(format!("`{MATCHED_RULES}` holds a non-string")))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(corrupt(format!("`{MATCHED_RULES}` is not a string set"))),
+    };
+    matched_rules.sort();
+    matched_rules.dedup();
+    Ok(StatusItem {
+        provider,
+        status,
+        provider_event_type: required_string(attributes, PROVIDER_EVENT_TYPE)?,
+        event_type: optional_string(attributes, EVENT_TYPE)?,
+        payment_id: optional_string(attributes, PAYMENT_ID)?,
+        amount_minor: optional_number(attributes, AMOUNT_MINOR)?,
+        currency: optional_string(attributes, CURRENCY)?,
+        tier: optional_string(attributes, TIER)?,
+        matched_rules,
+        attempts: optional_number(attributes, ATTEMPTS)?.unwrap_or(0),
+        last_error: optional_string(attributes, LAST_ERROR)?,
+        lease_until_ms: optional_number(attributes, LEASE_UNTIL_MS)?,
+        received_at: required_string(attributes, RECEIVED_AT)?,
+        updated_at: required_string(attributes, UPDATED_AT)?,
+        queued_at: optional_string(attributes, QUEUED_AT)?,
+        published_at: optional_string(attributes, PUBLISHED_AT)?,
+        processed_at: optional_string(attributes, PROCESSED_AT)?,
+        expires_at: optional_number(attributes, TTL_ATTRIBUTE)?
+            .ok_or_else(|| corrupt(format!("`{TTL_ATTRIBUTE}` is missing")))?,
+        webhook_id,
+    })
+}
+
+fn optional_string(
+    attributes: &HashMap<String, AttributeValue>,
+    name: &str,
+) -> Result<Option<String>, StoreError> {
+    match attributes.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(AttributeValue::S(value)) => Ok(Some(value.clone())),
+        Some(_) => Err(StoreError::Corrupt(format!("`{name}` is not a string"))),
+    }
+}
+
+fn required_string(
+    attributes: &HashMap<String, AttributeValue>,
+    name: &str,
+) -> Result<String, StoreError> {
+    optional_string(attributes, name)?
+        .ok_or_else(|| StoreError::Corrupt(format!("`{name}` is missing")))
+}
+
+fn optional_number<T: std::str::FromStr>(
+    attributes: &HashMap<String, AttributeValue>,
+    name: &str,
+) -> Result<Option<T>, StoreError> {
+    match attributes.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(AttributeValue::N(value)) => value
+            .parse()
+            .map(Some)
+            .map_err(|_| StoreError::Corrupt(format!("`{name}` = {value} is out of range"))),
+        Some(_) => Err(StoreError::Corrupt(format!("`{name}` is not a number"))),
+    }
+}
+
+/// Creates the `webhook-processing` table `name` if it does not exist: partition key
+/// [`PARTITION_KEY`], on-demand billing, TTL on [`TTL_ATTRIBUTE`]. Waits (up to
+/// [`TABLE_ACTIVE_TIMEOUT`]) until the table is `ACTIVE`. Safe to run again.
+pub async fn create_table(client: &Client, name: &str) -> Result<(), ProvisionError> {
+    let invalid = |err: aws_smithy_types::error::operation::BuildError| {
+        ProvisionError::Invalid(err.to_string())
+    };
+    let created = client
+        .create_table()
+        .table_name(name)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(PARTITION_KEY)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(invalid)?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(PARTITION_KEY)
+                .key_type(KeyType::Hash)
+                .build()
+                .map_err(invalid)?,
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await;
+    if let Err(err) = created {
+        let exists = err
+            .as_service_error()
+            .is_some_and(|e| e.is_resource_in_use_exception());
+        if !exists {
+            return Err(ProvisionError::Aws(describe("DynamoDB CreateTable", &err)));
+        }
+    }
+
+    let deadline = tokio::time::Instant::now() + TABLE_ACTIVE_TIMEOUT;
+    loop {
+        let table = client
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .map_err(|err| ProvisionError::Aws(describe("DynamoDB DescribeTable", &err)))?;
+        let status = table.table().and_then(|t| t.table_status());
+        if status == Some(&TableStatus::Active) {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ProvisionError::Timeout(format!(
+                "table `{name}` to become ACTIVE"
+            )));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(name)
+        .send()
+        .await
+        .map_err(|err| ProvisionError::Aws(describe("DynamoDB DescribeTimeToLive", &err)))?;
+    let ttl_on = ttl
+        .time_to_live_description()
+        .and_then(|d| d.time_to_live_status())
+        .is_some_and(|s| matches!(s, TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling));
+    if !ttl_on {
+        client
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name(TTL_ATTRIBUTE)
+                    .enabled(true)
+                    .build()
+                    .map_err(invalid)?,
+            )
+            .send()
+            .await
+            .map_err(|err| ProvisionError::Aws(describe("DynamoDB UpdateTimeToLive", &err)))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use payhook_core::Provider;
+
+    use super::*;
+
+    fn full_item() -> StatusItem {
+        let mut item = StatusItem::new(
+            "stripe:evt_1",
+            Provider::Stripe,
+            "payment_intent.succeeded",
+            Status::Published,
+            1_767_225_600_000,
+        );
+        item.event_type = Some("payment.succeeded".into());
+        item.payment_id = Some("pi_1".into());
+        item.amount_minor = Some(-1_999);
+        item.currency = Some("EUR".into());
+        item.tier = Some("high".into());
+        item.matched_rules = vec!["audit".into(), "high-value".into()];
+        item.attempts = 2;
+        item.last_error = Some("bus throttled".into());
+        item.lease_until_ms = Some(1_767_225_660_000);
+        item.queued_at = Some("2026-01-01T00:00:00.100Z".into());
+        item.published_at = Some("2026-01-01T00:00:00.200Z".into());
+        item.processed_at = Some("2026-01-01T00:00:00.300Z".into());
+        item
+    }
+
+    #[test]
+    fn every_field_survives_the_attribute_codec() {
+        let item = full_item();
+        assert_eq!(
+            item_from_attributes(&item_to_attributes(&item)).unwrap(),
+            item
+        );
+        let bare = StatusItem::new("paypal:WH-1", Provider::Paypal, "x", Status::Received, 0);
+        let attributes = item_to_attributes(&bare);
+        assert!(!attributes.contains_key(MATCHED_RULES), "no empty sets");
+        assert_eq!(item_from_attributes(&attributes).unwrap(), bare);
+    }
+
+    #[test]
+    fn unknown_status_is_corrupt_not_a_panic() {
+        let mut attributes = item_to_attributes(&full_item());
+        attributes.insert(STATUS.into(), AttributeValue::S("DONE".into()));
+        assert!(matches!(
+            item_from_attributes(&attributes),
+            Err(StoreError::Corrupt(_))
+        ));
+        attributes.remove(STATUS);
+        assert!(matches!(
+            item_from_attributes(&attributes),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn every_placeholder_is_used_by_an_expression() {
+        let mut t = Transition::new(Status::Processing, &[Status::Queued, Status::Failed], 5_000);
+        t.or_lease_expired_at_ms = Some(5_000);
+        t.lease_until_ms = Some(65_000);
+        t.increment_attempts = true;
+        t.tier = Some("low".into());
+        t.add_matched_rules = vec!["b".into(), "a".into(), "b".into()];
+        t.last_error = Some("retry".into());
+        for t in [
+            t.clone(),
+            Transition::new(Status::Published, &[Status::Processing], 1),
+        ] {
+            let spec = UpdateSpec::for_transition(&t).unwrap();
+            let text = format!("{} {}", spec.update_expression, spec.condition_expression);
+            for placeholder in spec.names.keys().chain(spec.values.keys()) {
+                assert!(
+                    text.contains(placeholder.as_str()),
+                    "{placeholder} unused in {text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_transition_from_nothing_has_no_condition_to_send() {
+        assert!(UpdateSpec::for_transition(&Transition::new(Status::Queued, &[], 1)).is_none());
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the adapters against a real moto server, and the certificate fetcher
+//! against HTTPS on loopback. Without moto installed the AWS tests print `SKIP` (they fail under
+//! `CI=true`).
+
+mod certificate_fetcher;
+mod config;
+mod event_bus;
+mod queue;
+mod secrets;
+mod status_store;
+mod support;
