@@ -2,7 +2,11 @@
 //! rule tests and the on-call tools. The binary (`main.rs`) parses arguments and dispatches to
 //! the modules here, which tests use directly.
 
+pub mod config;
+pub mod democa;
+pub mod payloads;
 pub mod rules_cmd;
+pub mod send;
 pub mod verify;
 
 /// A failure of the command itself (exit 2), as opposed to a negative answer (exit 1).

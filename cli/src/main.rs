@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use payhook::{rules_cmd, verify};
+use payhook::{config, rules_cmd, send, verify};
 
 /// payhook: receive payment webhooks from Stripe, PayPal and Square and never lose one.
 #[derive(Debug, Parser)]
@@ -20,6 +20,10 @@ enum Command {
     /// Test EventBridge patterns and the rules in rules/ against an event.
     #[command(subcommand)]
     Rules(rules_cmd::RulesCommand),
+    /// Write or show the local stack's config (`config init` makes a demo config).
+    Config(config::ConfigArgs),
+    /// Build a realistic provider webhook, sign it the provider's way and post it.
+    Send(send::SendArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +42,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Verify(args) => verify::run(args).await,
             Command::Rules(command) => rules_cmd::run(command),
+            Command::Config(args) => config::run(args).await,
+            Command::Send(args) => send::run(args).await,
         }
     });
     match result {

@@ -12,6 +12,7 @@ pub mod currency;
 pub mod event;
 pub mod event_processor;
 pub mod headers;
+pub mod memory_sqs;
 pub mod normalise;
 pub mod pattern;
 pub mod ports;

@@ -1,0 +1,1223 @@
+//! The local stack's configuration: one TOML file (`payhook.toml`) with every key overridable
+//! by a `PAYHOOK_<SECTION>_<KEY>` environment variable, and `payhook config init`, which writes
+//! a demo configuration with freshly generated secrets and a local demo CA for PayPal.
+//!
+//! `payhook serve`, `payhook demo` and `payhook send` read it through [`Config::load`]. In AWS
+//! the same values live in SSM Parameter Store and the Pulumi program; this file is only for
+//! the laptop (and for `payhook send` against a deployed stage).
+//!
+//! | key | environment variable | default |
+//! |---|---|---|
+//! | `api.key` | `PAYHOOK_API_KEY` | – (required) |
+//! | `api.daily_quota` | `PAYHOOK_API_DAILY_QUOTA` | 10000 |
+//! | `stripe.signing_secrets` | `PAYHOOK_STRIPE_SIGNING_SECRETS` (comma-separated) | – (required) |
+//! | `stripe.tolerance_seconds` | `PAYHOOK_STRIPE_TOLERANCE_SECONDS` | 300 |
+//! | `square.signature_key` | `PAYHOOK_SQUARE_SIGNATURE_KEY` | – (required) |
+//! | `square.notification_url` | `PAYHOOK_SQUARE_NOTIFICATION_URL` | `http://127.0.0.1:8787/webhooks/square` |
+//! | `paypal.webhook_id` | `PAYHOOK_PAYPAL_WEBHOOK_ID` | – (required) |
+//! | `paypal.cert_url` | `PAYHOOK_PAYPAL_CERT_URL` | [`DEMO_PAYPAL_CERT_URL`] |
+//! | `paypal.cert_file` | `PAYHOOK_PAYPAL_CERT_FILE` | unset |
+//! | `paypal.trust_anchor_file` | `PAYHOOK_PAYPAL_TRUST_ANCHOR_FILE` | unset: Mozilla's roots |
+//! | `paypal.signing_key_file` | `PAYHOOK_PAYPAL_SIGNING_KEY_FILE` | unset |
+//! | `queues.max_receive_count` | `PAYHOOK_QUEUES_MAX_RECEIVE_COUNT` | 5 |
+//! | `queues.visibility_timeout_seconds` | `PAYHOOK_QUEUES_VISIBILITY_TIMEOUT_SECONDS` | 5 |
+//! | `processing.tier_high_min` | `PAYHOOK_PROCESSING_TIER_HIGH_MIN` | 1000 |
+//! | `processing.tier_medium_min` | `PAYHOOK_PROCESSING_TIER_MEDIUM_MIN` | 100 |
+//! | `aws.stage` | `PAYHOOK_AWS_STAGE` | `local` |
+//! | `aws.region` | `PAYHOOK_AWS_REGION` | `us-east-1` |
+//! | `aws.endpoint_url` | `PAYHOOK_AWS_ENDPOINT_URL` | unset |
+//!
+//! [`CONFIG_KEYS`] is the single source of this table: the environment overrides, the comments
+//! of the generated file and `payhook config show` are all driven by it. Relative file paths
+//! are resolved against the configuration file's folder. Unknown keys are refused, so a typo
+//! cannot silently fall back to a default.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use clap::{Args, Subcommand};
+use payhook_core::Provider;
+use payhook_core::Secret;
+use payhook_core::memory_sqs::FifoQueueConfig;
+use payhook_core::ports::{MemorySecretStore, ProviderSecrets};
+use payhook_core::processor::TierThresholds;
+use payhook_core::signature::{
+    PaypalCertificateCache, STRIPE_DEFAULT_TOLERANCE_SECS, StaticCertificateFetcher, TrustAnchors,
+    check_cert_url,
+};
+use payhook_core::validator::ValidatorConfig;
+use serde::{Deserialize, Deserializer};
+
+use crate::democa::DemoCa;
+use crate::payloads::random_string;
+use crate::{CliError, unix_now};
+
+/// The configuration file's name in its folder.
+pub const CONFIG_FILE_NAME: &str = "payhook.toml";
+/// Names the configuration file when no `--config` is given (else `./payhook.toml`).
+pub const CONFIG_PATH_ENV: &str = "PAYHOOK_CONFIG";
+/// Prefix of every override variable: `PAYHOOK_<SECTION>_<KEY>`.
+pub const ENV_PREFIX: &str = "PAYHOOK_";
+/// The local stack's default port (`payhook serve`, the Square notification URL).
+pub const DEFAULT_PORT: u16 = 8787;
+/// API Gateway usage plan quota, requests per day (DESIGN §1).
+pub const DEFAULT_DAILY_QUOTA: u64 = 10_000;
+/// `maxReceiveCount` of the local queues before a message goes to the DLQ.
+pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 5;
+/// Visibility timeout of the local queues: short, so retries are visible within seconds.
+pub const DEFAULT_LOCAL_VISIBILITY_TIMEOUT_SECS: u32 = 5;
+/// Largest `maxReceiveCount` SQS accepts.
+pub const MAX_RECEIVE_COUNT_LIMIT: u32 = 1000;
+/// Largest visibility timeout SQS accepts, in seconds (12 hours).
+pub const MAX_VISIBILITY_TIMEOUT_SECS: u32 = 43_200;
+/// The PayPal certificate URL of the local demo: on `*.paypal.com` and `https`, as the
+/// verifier requires; the local stack serves `paypal.cert_file` for it, nothing is downloaded.
+pub const DEMO_PAYPAL_CERT_URL: &str =
+    "https://api.sandbox.paypal.com/v1/notifications/certs/CERT-payhook-local-demo";
+/// File name of the demo signing certificate (what the certificate URL "returns").
+pub const DEMO_CHAIN_FILE: &str = "paypal-demo-chain.pem";
+/// File name of the demo CA certificate (the local stack's PayPal trust anchor).
+pub const DEMO_TRUST_ANCHOR_FILE: &str = "paypal-demo-ca.pem";
+/// File name of the demo signing key (used only by `payhook send`).
+pub const DEMO_SIGNING_KEY_FILE: &str = "paypal-demo-key.pem";
+
+/// The type of a configuration value, which says how its environment variable is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// A string, taken verbatim.
+    Text,
+    /// A non-negative integer.
+    Integer,
+    /// A number (integer or decimal).
+    Number,
+    /// A list of strings; in the environment, comma-separated (blank items are dropped).
+    List,
+}
+
+/// One configuration key: where it lives, how it is overridden and what it means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigKey {
+    /// The TOML table (`stripe`).
+    pub section: &'static str,
+    /// The key in that table (`signing_secrets`).
+    pub key: &'static str,
+    /// Its type.
+    pub kind: KeyKind,
+    /// Whether the value is a secret (redacted by `payhook config show`).
+    pub secret: bool,
+    /// What it means, for the generated file's comments.
+    pub doc: &'static str,
+    /// For optional keys: an example value shown commented out when unset.
+    pub example: Option<&'static str>,
+}
+
+impl ConfigKey {
+    /// The overriding environment variable: `PAYHOOK_<SECTION>_<KEY>`, upper case.
+    pub fn env_var(&self) -> String {
+        format!(
+            "{ENV_PREFIX}{}_{}",
+            self.section.to_ascii_uppercase(),
+            self.key.to_ascii_uppercase()
+        )
+    }
+}
+
+const fn key(
+    section: &'static str,
+    key: &'static str,
+    kind: KeyKind,
+    doc: &'static str,
+) -> ConfigKey {
+    ConfigKey {
+        section,
+        key,
+        kind,
+        secret: false,
+        doc,
+        example: None,
+    }
+}
+
+const fn secret(
+    section: &'static str,
+    key: &'static str,
+    kind: KeyKind,
+    doc: &'static str,
+) -> ConfigKey {
+    ConfigKey {
+        section,
+        key,
+        kind,
+        secret: true,
+        doc,
+        example: None,
+    }
+}
+
+const fn optional(
+    section: &'static str,
+    key: &'static str,
+    doc: &'static str,
+    example: &'static str,
+) -> ConfigKey {
+    ConfigKey {
+        section,
+        key,
+        kind: KeyKind::Text,
+        secret: false,
+        doc,
+        example: Some(example),
+    }
+}
+
+/// The sections in file order, with what each configures.
+pub const CONFIG_SECTIONS: [(&str, &str); 7] = [
+    (
+        "api",
+        "The API Gateway stand-in: POST /webhooks/{provider} with `x-api-key`.",
+    ),
+    ("stripe", "Stripe: `Stripe-Signature` HMAC-SHA256."),
+    (
+        "square",
+        "Square: `x-square-hmacsha256-signature` over the notification URL + body.",
+    ),
+    (
+        "paypal",
+        "PayPal: RSA with the certificate behind `PAYPAL-CERT-URL`. Locally the certificate comes\n\
+         from `cert_file` (whatever URL is sent) and must chain to `trust_anchor_file`.",
+    ),
+    ("queues", "The in-memory SQS FIFO queues, one per provider."),
+    (
+        "processing",
+        "Amount tiers, in major units of the event's currency (the numbers the rules in\n\
+         `rules/` use on `detail.amount`).",
+    ),
+    (
+        "aws",
+        "Where `--aws-endpoint` and `payhook bootstrap` create resources; SSM parameters live\n\
+         under /payhook/{stage}/….",
+    ),
+];
+
+/// Every key, in file order: the source of the environment overrides and of the generated
+/// file's comments.
+pub const CONFIG_KEYS: [ConfigKey; 18] = [
+    secret(
+        "api",
+        "key",
+        KeyKind::Text,
+        "The API key callers must send in `x-api-key` (403 without it).",
+    ),
+    key(
+        "api",
+        "daily_quota",
+        KeyKind::Integer,
+        "Requests per day accepted with that key (the usage plan); 429 past it.",
+    ),
+    secret(
+        "stripe",
+        "signing_secrets",
+        KeyKind::List,
+        "Endpoint signing secrets (`whsec_…`). Several while one is rotated: any may match;\n\
+         `payhook send` signs with the first.",
+    ),
+    key(
+        "stripe",
+        "tolerance_seconds",
+        KeyKind::Integer,
+        "Largest accepted age of the signature timestamp, seconds (0: no age check).",
+    ),
+    secret(
+        "square",
+        "signature_key",
+        KeyKind::Text,
+        "The subscription's signature key.",
+    ),
+    key(
+        "square",
+        "notification_url",
+        KeyKind::Text,
+        "The notification URL exactly as configured on the Square subscription: it is signed\n\
+         with the body, so it must be the URL Square (or `payhook send`) posts to.",
+    ),
+    key(
+        "paypal",
+        "webhook_id",
+        KeyKind::Text,
+        "The receiver's webhook id (part of the signed string).",
+    ),
+    key(
+        "paypal",
+        "cert_url",
+        KeyKind::Text,
+        "The `PAYPAL-CERT-URL` that `payhook send` puts in its requests (https, *.paypal.com).",
+    ),
+    optional(
+        "paypal",
+        "cert_file",
+        "PEM bundle the certificate URL \"returns\" locally: the signing certificate, then any\n\
+         intermediates.",
+        DEMO_CHAIN_FILE,
+    ),
+    optional(
+        "paypal",
+        "trust_anchor_file",
+        "PEM of the root certificate(s) PayPal certificates must chain to; unset: Mozilla's roots.",
+        DEMO_TRUST_ANCHOR_FILE,
+    ),
+    optional(
+        "paypal",
+        "signing_key_file",
+        "PKCS#8 PEM private key of the signing certificate; used only by `payhook send`.",
+        DEMO_SIGNING_KEY_FILE,
+    ),
+    key(
+        "queues",
+        "max_receive_count",
+        KeyKind::Integer,
+        "Receives before a message moves to the provider's DLQ (maxReceiveCount).",
+    ),
+    key(
+        "queues",
+        "visibility_timeout_seconds",
+        KeyKind::Integer,
+        "Visibility timeout, seconds; short locally so that retries are visible.",
+    ),
+    key(
+        "processing",
+        "tier_high_min",
+        KeyKind::Number,
+        "Amounts at or above this are tier `high`.",
+    ),
+    key(
+        "processing",
+        "tier_medium_min",
+        KeyKind::Number,
+        "Amounts at or above this (and below tier_high_min) are tier `medium`; below, `low`.",
+    ),
+    key(
+        "aws",
+        "stage",
+        KeyKind::Text,
+        "Stage name used in resource names and SSM paths.",
+    ),
+    key("aws", "region", KeyKind::Text, "AWS region."),
+    optional(
+        "aws",
+        "endpoint_url",
+        "An AWS-compatible endpoint (moto server, LocalStack); unset: real AWS.",
+        "http://127.0.0.1:5000",
+    ),
+];
+
+/// The whole configuration, as loaded by [`Config::load`]: paths resolved, environment
+/// overrides applied, validated. `Debug` never shows a secret.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[api]`.
+    #[serde(default)]
+    pub api: ApiConfig,
+    /// `[stripe]`.
+    #[serde(default)]
+    pub stripe: StripeConfig,
+    /// `[square]`.
+    #[serde(default)]
+    pub square: SquareConfig,
+    /// `[paypal]`.
+    #[serde(default)]
+    pub paypal: PaypalConfig,
+    /// `[queues]`.
+    #[serde(default)]
+    pub queues: QueuesConfig,
+    /// `[processing]`.
+    #[serde(default)]
+    pub processing: ProcessingConfig,
+    /// `[aws]`.
+    #[serde(default)]
+    pub aws: AwsConfig,
+    /// The file this was loaded from (empty for a configuration built in memory).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// `[api]`: the API Gateway stand-in.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// The `x-api-key` value.
+    #[serde(deserialize_with = "de_secret")]
+    pub key: Secret,
+    /// Requests per day.
+    pub daily_quota: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            key: Secret::new(""),
+            daily_quota: DEFAULT_DAILY_QUOTA,
+        }
+    }
+}
+
+/// `[stripe]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StripeConfig {
+    /// Endpoint secrets; the first signs `payhook send` requests.
+    #[serde(deserialize_with = "de_secrets")]
+    pub signing_secrets: Vec<Secret>,
+    /// Tolerance on the signature's age, seconds.
+    pub tolerance_seconds: u64,
+}
+
+impl Default for StripeConfig {
+    fn default() -> Self {
+        StripeConfig {
+            signing_secrets: Vec::new(),
+            tolerance_seconds: STRIPE_DEFAULT_TOLERANCE_SECS,
+        }
+    }
+}
+
+/// `[square]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SquareConfig {
+    /// The subscription's signature key.
+    #[serde(deserialize_with = "de_secret")]
+    pub signature_key: Secret,
+    /// The URL Square signs together with the body.
+    pub notification_url: String,
+}
+
+impl Default for SquareConfig {
+    fn default() -> Self {
+        SquareConfig {
+            signature_key: Secret::new(""),
+            notification_url: local_webhook_url(DEFAULT_PORT, Provider::Square),
+        }
+    }
+}
+
+/// `[paypal]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PaypalConfig {
+    /// The receiver's webhook id.
+    pub webhook_id: String,
+    /// `PAYPAL-CERT-URL` sent by `payhook send`.
+    pub cert_url: String,
+    /// What the certificate URL returns locally (leaf, then intermediates).
+    pub cert_file: Option<PathBuf>,
+    /// Trust anchors; `None`: Mozilla's roots.
+    pub trust_anchor_file: Option<PathBuf>,
+    /// The signing key for `payhook send`.
+    pub signing_key_file: Option<PathBuf>,
+}
+
+impl Default for PaypalConfig {
+    fn default() -> Self {
+        PaypalConfig {
+            webhook_id: String::new(),
+            cert_url: DEMO_PAYPAL_CERT_URL.to_owned(),
+            cert_file: None,
+            trust_anchor_file: None,
+            signing_key_file: None,
+        }
+    }
+}
+
+/// `[queues]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueuesConfig {
+    /// `maxReceiveCount`.
+    pub max_receive_count: u32,
+    /// Visibility timeout, seconds.
+    pub visibility_timeout_seconds: u32,
+}
+
+impl Default for QueuesConfig {
+    fn default() -> Self {
+        QueuesConfig {
+            max_receive_count: DEFAULT_MAX_RECEIVE_COUNT,
+            visibility_timeout_seconds: DEFAULT_LOCAL_VISIBILITY_TIMEOUT_SECS,
+        }
+    }
+}
+
+/// `[processing]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessingConfig {
+    /// Lower bound of tier `high`, major units.
+    pub tier_high_min: f64,
+    /// Lower bound of tier `medium`, major units.
+    pub tier_medium_min: f64,
+}
+
+impl Default for ProcessingConfig {
+    fn default() -> Self {
+        let tiers = TierThresholds::default();
+        ProcessingConfig {
+            tier_high_min: tiers.high_min,
+            tier_medium_min: tiers.medium_min,
+        }
+    }
+}
+
+/// `[aws]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AwsConfig {
+    /// Stage name.
+    pub stage: String,
+    /// Region.
+    pub region: String,
+    /// AWS-compatible endpoint, if not real AWS.
+    pub endpoint_url: Option<String>,
+}
+
+impl Default for AwsConfig {
+    fn default() -> Self {
+        AwsConfig {
+            stage: "local".to_owned(),
+            region: "us-east-1".to_owned(),
+            endpoint_url: None,
+        }
+    }
+}
+
+fn de_secret<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Secret, D::Error> {
+    String::deserialize(deserializer).map(Secret::new)
+}
+
+fn de_secrets<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Secret>, D::Error> {
+    Vec::<String>::deserialize(deserializer).map(|v| v.into_iter().map(Secret::new).collect())
+}
+
+/// `http://127.0.0.1:{port}/webhooks/{provider}`: the local stack's webhook URL.
+pub fn local_webhook_url(port: u16, provider: Provider) -> String {
+    format!("http://127.0.0.1:{port}/webhooks/{provider}")
+}
+
+impl Config {
+    /// Loads the configuration: the file at `path`, else the one named by `PAYHOOK_CONFIG`,
+    /// else `./payhook.toml`; then the `PAYHOOK_…` overrides; then validation.
+    ///
+    /// A missing file is a usage error that says to run `payhook config init`.
+    pub fn load(path: Option<&Path>) -> Result<Config, CliError> {
+        Config::load_with_env(path, |name| std::env::var(name).ok())
+    }
+
+    /// [`Config::load`] with the environment given as a lookup function (tests, embedding).
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, CliError> {
+        let path = match path {
+            Some(path) => path.to_path_buf(),
+            None => env(CONFIG_PATH_ENV)
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(CONFIG_FILE_NAME)),
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(CliError::Usage(format!(
+                    "no configuration file at {}: run `payhook config init` to write one with \
+                     fresh demo secrets (or pass --config FILE, or set {CONFIG_PATH_ENV})",
+                    path.display()
+                )));
+            }
+            Err(e) => {
+                return Err(CliError::Usage(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )));
+            }
+        };
+        Config::from_toml_with_env(&text, &path, env)
+    }
+
+    /// Parses configuration `text` as if read from `path` (which anchors relative file
+    /// paths), applies the overrides found by `env`, and validates.
+    pub fn from_toml_with_env(
+        text: &str,
+        path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, CliError> {
+        let shown = path.display();
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e| CliError::Usage(format!("{shown} is not valid TOML: {e}")))?;
+        apply_env_overrides(&mut table, &env)?;
+        let mut config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e| CliError::Usage(format!("{shown}: {e}")))?;
+        config.path = path.to_path_buf();
+        let base = config.base_dir();
+        for file in [
+            &mut config.paypal.cert_file,
+            &mut config.paypal.trust_anchor_file,
+            &mut config.paypal.signing_key_file,
+        ] {
+            if let Some(relative) = file.as_ref().filter(|p| p.is_relative()) {
+                *file = Some(base.join(relative));
+            }
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The folder relative paths are resolved against: the configuration file's.
+    pub fn base_dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    /// Checks every value; all problems are reported at once.
+    pub fn validate(&self) -> Result<(), CliError> {
+        let mut problems: Vec<String> = Vec::new();
+        let mut require = |ok: bool, what: &str| {
+            if !ok {
+                problems.push(what.to_owned());
+            }
+        };
+        require(
+            !self.api.key.is_empty(),
+            "api.key is empty or missing (PAYHOOK_API_KEY)",
+        );
+        require(
+            self.api.daily_quota > 0,
+            "api.daily_quota must be at least 1",
+        );
+        require(
+            !self.stripe.signing_secrets.is_empty(),
+            "stripe.signing_secrets needs at least one secret (PAYHOOK_STRIPE_SIGNING_SECRETS)",
+        );
+        require(
+            self.stripe.signing_secrets.iter().all(|s| !s.is_empty()),
+            "stripe.signing_secrets holds an empty secret",
+        );
+        require(
+            !self.square.signature_key.is_empty(),
+            "square.signature_key is empty or missing (PAYHOOK_SQUARE_SIGNATURE_KEY)",
+        );
+        require(
+            url::Url::parse(&self.square.notification_url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https")),
+            "square.notification_url must be an absolute http(s) URL",
+        );
+        require(
+            !self.paypal.webhook_id.is_empty(),
+            "paypal.webhook_id is empty or missing (PAYHOOK_PAYPAL_WEBHOOK_ID)",
+        );
+        if let Err(e) = check_cert_url(&self.paypal.cert_url) {
+            problems.push(format!("paypal.cert_url: {e}"));
+        }
+        for (name, file) in [
+            ("paypal.cert_file", &self.paypal.cert_file),
+            ("paypal.trust_anchor_file", &self.paypal.trust_anchor_file),
+        ] {
+            if let Some(file) = file
+                && !file.is_file()
+            {
+                problems.push(format!("{name}: no file at {}", file.display()));
+            }
+        }
+        let queues = &self.queues;
+        let mut require = |ok: bool, what: &str| {
+            if !ok {
+                problems.push(what.to_owned());
+            }
+        };
+        require(
+            (1..=MAX_RECEIVE_COUNT_LIMIT).contains(&queues.max_receive_count),
+            "queues.max_receive_count must be 1 to 1000",
+        );
+        require(
+            queues.visibility_timeout_seconds <= MAX_VISIBILITY_TIMEOUT_SECS,
+            "queues.visibility_timeout_seconds must be at most 43200",
+        );
+        let tiers = &self.processing;
+        require(
+            tiers.tier_high_min.is_finite()
+                && tiers.tier_medium_min.is_finite()
+                && tiers.tier_medium_min >= 0.0
+                && tiers.tier_medium_min <= tiers.tier_high_min,
+            "processing: need 0 <= tier_medium_min <= tier_high_min",
+        );
+        require(!self.aws.stage.is_empty(), "aws.stage is empty");
+        require(!self.aws.region.is_empty(), "aws.region is empty");
+        require(
+            self.aws
+                .endpoint_url
+                .as_deref()
+                .is_none_or(|u| url::Url::parse(u).is_ok()),
+            "aws.endpoint_url is not an absolute URL",
+        );
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(CliError::Usage(format!(
+                "{}: invalid configuration:\n  - {}",
+                self.path.display(),
+                problems.join("\n  - ")
+            )))
+        }
+    }
+
+    /// What the validator needs to verify `provider`'s webhooks.
+    pub fn provider_secrets(&self, provider: Provider) -> ProviderSecrets {
+        match provider {
+            Provider::Stripe => ProviderSecrets {
+                signing_secrets: self.stripe.signing_secrets.clone(),
+                notification_url: None,
+                webhook_id: None,
+            },
+            Provider::Square => ProviderSecrets {
+                signing_secrets: vec![self.square.signature_key.clone()],
+                notification_url: Some(self.square.notification_url.clone()),
+                webhook_id: None,
+            },
+            Provider::Paypal => ProviderSecrets {
+                signing_secrets: Vec::new(),
+                notification_url: None,
+                webhook_id: Some(self.paypal.webhook_id.clone()),
+            },
+        }
+    }
+
+    /// Every provider's secrets, as the local stack's secret store.
+    pub fn secret_store(&self) -> MemorySecretStore {
+        Provider::ALL
+            .into_iter()
+            .fold(MemorySecretStore::new(), |store, provider| {
+                store.with(provider, self.provider_secrets(provider))
+            })
+    }
+
+    /// The validator's settings (the Stripe tolerance).
+    pub fn validator_config(&self) -> ValidatorConfig {
+        ValidatorConfig {
+            stripe_tolerance_secs: self.stripe.tolerance_seconds,
+        }
+    }
+
+    /// The processors' amount tiers.
+    pub fn tier_thresholds(&self) -> TierThresholds {
+        TierThresholds {
+            high_min: self.processing.tier_high_min,
+            medium_min: self.processing.tier_medium_min,
+        }
+    }
+
+    /// `provider`'s local FIFO queue: `{provider}.fifo` as deployed, with this file's
+    /// `maxReceiveCount` and visibility timeout.
+    pub fn fifo_queue_config(&self, provider: Provider) -> FifoQueueConfig {
+        FifoQueueConfig::for_provider(provider)
+            .max_receive_count(self.queues.max_receive_count)
+            .visibility_timeout_secs(self.queues.visibility_timeout_seconds)
+    }
+
+    /// The PEM bundle the certificate URL "returns" locally (`paypal.cert_file`).
+    pub fn paypal_certificate_bundle(&self) -> Result<Vec<u8>, CliError> {
+        read_configured(&self.paypal.cert_file, "paypal.cert_file")
+    }
+
+    /// PayPal's trust anchors: `paypal.trust_anchor_file`, or Mozilla's roots when unset.
+    pub fn paypal_trust_anchors(&self) -> Result<TrustAnchors, CliError> {
+        match &self.paypal.trust_anchor_file {
+            None => Ok(TrustAnchors::mozilla()),
+            Some(_) => {
+                let pem =
+                    read_configured(&self.paypal.trust_anchor_file, "paypal.trust_anchor_file")?;
+                TrustAnchors::from_pem(&pem)
+                    .map_err(|e| CliError::Usage(format!("paypal.trust_anchor_file: {e}")))
+            }
+        }
+    }
+
+    /// The local stack's PayPal certificate cache: `paypal.cert_file` served for every URL,
+    /// checked against [`Config::paypal_trust_anchors`].
+    pub fn paypal_certificate_cache(&self) -> Result<Arc<PaypalCertificateCache>, CliError> {
+        let fetcher = Arc::new(StaticCertificateFetcher::new(
+            self.paypal_certificate_bundle()?,
+        ));
+        Ok(Arc::new(PaypalCertificateCache::new(
+            fetcher,
+            self.paypal_trust_anchors()?,
+        )))
+    }
+
+    /// The PKCS#8 PEM signing key `payhook send` signs PayPal webhooks with.
+    pub fn paypal_signing_key_pem(&self) -> Result<Vec<u8>, CliError> {
+        read_configured(&self.paypal.signing_key_file, "paypal.signing_key_file")
+    }
+
+    /// The local stack's URL for `provider`'s webhooks, derived from `square.notification_url`
+    /// when it has the local shape `…/webhooks/square` (so `config init --port` carries over),
+    /// else `http://127.0.0.1:8787/webhooks/{provider}`.
+    pub fn webhook_url(&self, provider: Provider) -> String {
+        match self
+            .square
+            .notification_url
+            .strip_suffix("/webhooks/square")
+        {
+            Some(base) if !base.is_empty() => format!("{base}/webhooks/{provider}"),
+            _ => local_webhook_url(DEFAULT_PORT, provider),
+        }
+    }
+
+    /// The value of one key as TOML (`None` when an optional key is unset); paths are shown
+    /// relative to the configuration's folder when they are inside it.
+    pub fn value_of(&self, key: &ConfigKey) -> Option<toml::Value> {
+        use toml::Value;
+        let text = |s: &str| Some(Value::String(s.to_owned()));
+        let int = |n: u64| Some(Value::Integer(i64::try_from(n).unwrap_or(i64::MAX)));
+        let path = |p: &Option<PathBuf>| {
+            p.as_ref().map(|p| {
+                let base = self.base_dir();
+                let shown = p.strip_prefix(&base).unwrap_or(p);
+                Value::String(shown.display().to_string())
+            })
+        };
+        match (key.section, key.key) {
+            ("api", "key") => text(self.api.key.expose()),
+            ("api", "daily_quota") => int(self.api.daily_quota),
+            ("stripe", "signing_secrets") => Some(Value::Array(
+                self.stripe
+                    .signing_secrets
+                    .iter()
+                    .map(|s| Value::String(s.expose().to_owned()))
+                    .collect(),
+            )),
+            ("stripe", "tolerance_seconds") => int(self.stripe.tolerance_seconds),
+            ("square", "signature_key") => text(self.square.signature_key.expose()),
+            ("square", "notification_url") => text(&self.square.notification_url),
+            ("paypal", "webhook_id") => text(&self.paypal.webhook_id),
+            ("paypal", "cert_url") => text(&self.paypal.cert_url),
+            ("paypal", "cert_file") => path(&self.paypal.cert_file),
+            ("paypal", "trust_anchor_file") => path(&self.paypal.trust_anchor_file),
+            ("paypal", "signing_key_file") => path(&self.paypal.signing_key_file),
+            ("queues", "max_receive_count") => int(u64::from(self.queues.max_receive_count)),
+            ("queues", "visibility_timeout_seconds") => {
+                int(u64::from(self.queues.visibility_timeout_seconds))
+            }
+            ("processing", "tier_high_min") => Some(number(self.processing.tier_high_min)),
+            ("processing", "tier_medium_min") => Some(number(self.processing.tier_medium_min)),
+            ("aws", "stage") => text(&self.aws.stage),
+            ("aws", "region") => text(&self.aws.region),
+            ("aws", "endpoint_url") => self.aws.endpoint_url.as_deref().and_then(text),
+            _ => None,
+        }
+    }
+
+    /// The configuration as a commented TOML file: every key with what it means and its
+    /// environment variable. With `redact`, secrets print as `[redacted]` (for display).
+    pub fn render(&self, redact: bool) -> String {
+        let mut out = String::new();
+        out.push_str(FILE_HEADER);
+        for (section, about) in CONFIG_SECTIONS {
+            let _ = writeln!(out, "\n{}\n[{section}]", comment(about));
+            for key in CONFIG_KEYS.iter().filter(|k| k.section == section) {
+                let _ = writeln!(out, "\n{}\n# env: {}", comment(key.doc), env_doc(key));
+                match self.value_of(key) {
+                    Some(_) if redact && key.secret => {
+                        let _ = writeln!(out, "{} = \"[redacted]\"", key.key);
+                    }
+                    Some(value) => {
+                        let _ = writeln!(out, "{} = {value}", key.key);
+                    }
+                    None => {
+                        let example = toml::Value::String(key.example.unwrap_or("").to_owned());
+                        let _ = writeln!(out, "# {} = {example}", key.key);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A demo configuration for the local stack in `dir` on `port`, with freshly generated
+    /// random secrets and the demo PayPal files' default names (not written; see [`init`]).
+    pub fn generate(dir: &Path, port: u16) -> Result<Config, CliError> {
+        Ok(Config {
+            api: ApiConfig {
+                key: Secret::new(format!("phk_{}", random_string(ALPHANUMERIC, 40)?)),
+                daily_quota: DEFAULT_DAILY_QUOTA,
+            },
+            stripe: StripeConfig {
+                // Like the Stripe CLI's: `whsec_` and 32 random bytes in hex.
+                signing_secrets: vec![Secret::new(format!(
+                    "whsec_{}",
+                    hex::encode(crate::payloads::random_bytes::<32>()?)
+                ))],
+                tolerance_seconds: STRIPE_DEFAULT_TOLERANCE_SECS,
+            },
+            square: SquareConfig {
+                // Square's keys are 22 characters of URL-safe base64: 16 random bytes.
+                signature_key: Secret::new(
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .encode(crate::payloads::random_bytes::<16>()?),
+                ),
+                notification_url: local_webhook_url(port, Provider::Square),
+            },
+            paypal: PaypalConfig {
+                webhook_id: random_string(UPPER_ALPHANUMERIC, 17)?,
+                cert_url: DEMO_PAYPAL_CERT_URL.to_owned(),
+                cert_file: Some(dir.join(DEMO_CHAIN_FILE)),
+                trust_anchor_file: Some(dir.join(DEMO_TRUST_ANCHOR_FILE)),
+                signing_key_file: Some(dir.join(DEMO_SIGNING_KEY_FILE)),
+            },
+            queues: QueuesConfig::default(),
+            processing: ProcessingConfig::default(),
+            aws: AwsConfig::default(),
+            path: dir.join(CONFIG_FILE_NAME),
+        })
+    }
+}
+
+const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+const UPPER_ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+const FILE_HEADER: &str = "\
+# payhook: the local stack's configuration (`payhook serve`, `payhook demo`, `payhook send`).
+#
+# Every key can be overridden by an environment variable PAYHOOK_<SECTION>_<KEY> in upper
+# case (each key below names its own); lists are comma-separated, for example
+#   PAYHOOK_STRIPE_SIGNING_SECRETS=whsec_new,whsec_old
+# Relative file paths are resolved against this file's folder.
+#
+# The secrets here are random values for the local stack only. A deployed stage keeps its
+# secrets in SSM Parameter Store under /payhook/{stage}/{provider}/…; never copy these there.
+";
+
+fn comment(text: &str) -> String {
+    text.lines()
+        .map(|line| format!("# {line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn env_doc(key: &ConfigKey) -> String {
+    match key.kind {
+        KeyKind::List => format!("{} (comma-separated)", key.env_var()),
+        _ => key.env_var(),
+    }
+}
+
+/// A TOML number: an integer when the value is whole (so `1000` stays `1000`).
+fn number(value: f64) -> toml::Value {
+    if value.fract() == 0.0 && value.abs() < 9.0e15 {
+        toml::Value::Integer(value as i64)
+    } else {
+        toml::Value::Float(value)
+    }
+}
+
+/// Writes every `PAYHOOK_<SECTION>_<KEY>` found by `env` into `table`, typed by its key.
+fn apply_env_overrides(
+    table: &mut toml::Table,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(), CliError> {
+    for key in &CONFIG_KEYS {
+        let name = key.env_var();
+        let Some(raw) = env(&name) else {
+            continue;
+        };
+        let bad = |what: &str| CliError::Usage(format!("{name}={raw:?} is not {what}"));
+        let value = match key.kind {
+            KeyKind::Text => toml::Value::String(raw.clone()),
+            KeyKind::Integer => raw
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .map(toml::Value::Integer)
+                .ok_or_else(|| bad("a non-negative integer"))?,
+            KeyKind::Number => raw
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite())
+                .map(number)
+                .ok_or_else(|| bad("a number"))?,
+            KeyKind::List => toml::Value::Array(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(|item| toml::Value::String(item.to_owned()))
+                    .collect(),
+            ),
+        };
+        let section = table
+            .entry(key.section)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(section) = section else {
+            return Err(CliError::Usage(format!(
+                "`{}` must be a table ([{}]) to apply {name}",
+                key.section, key.section
+            )));
+        };
+        section.insert(key.key.to_owned(), value);
+    }
+    Ok(())
+}
+
+fn read_configured(file: &Option<PathBuf>, name: &str) -> Result<Vec<u8>, CliError> {
+    let path = file.as_ref().ok_or_else(|| {
+        CliError::Usage(format!(
+            "{name} is not set in the configuration (run `payhook config init` for a demo one)"
+        ))
+    })?;
+    std::fs::read(path)
+        .map_err(|e| CliError::Usage(format!("{name}: cannot read {}: {e}", path.display())))
+}
+
+/// Writes `bytes` to `path`; `private` files are created readable by their owner only (Unix).
+pub(crate) fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<(), CliError> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    options
+        .open(path)
+        .and_then(|mut file| file.write_all(bytes))
+        .map_err(|e| CliError::Failed(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Writes a demo configuration into `dir` (created if needed): `payhook.toml` with fresh
+/// random secrets for a stack on `port`, and the demo PayPal CA, certificate and key
+/// ([`DemoCa`]), valid from a day before `now_unix`. Refuses to overwrite any of those files
+/// unless `force`. Returns the configuration as [`Config::load`] will read it.
+pub fn init(dir: &Path, port: u16, force: bool, now_unix: i64) -> Result<Config, CliError> {
+    init_with_ca(dir, port, force, || DemoCa::generate(now_unix))
+}
+
+/// [`init`] with the demo CA from `demo_ca` (called only once nothing stands in the way), so
+/// that tests and repeated demo runs can reuse one CA: RSA key generation is the slow part.
+pub fn init_with_ca(
+    dir: &Path,
+    port: u16,
+    force: bool,
+    demo_ca: impl FnOnce() -> Result<DemoCa, CliError>,
+) -> Result<Config, CliError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CliError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+    let config = Config::generate(dir, port)?;
+    let chain = dir.join(DEMO_CHAIN_FILE);
+    let anchor = dir.join(DEMO_TRUST_ANCHOR_FILE);
+    let key = dir.join(DEMO_SIGNING_KEY_FILE);
+    if !force {
+        let existing: Vec<String> = [&config.path, &chain, &anchor, &key]
+            .into_iter()
+            .filter(|p| p.exists())
+            .map(|p| p.display().to_string())
+            .collect();
+        if !existing.is_empty() {
+            return Err(CliError::Usage(format!(
+                "{} already exist(s); pass --force to replace them with new secrets",
+                existing.join(", ")
+            )));
+        }
+    }
+    demo_ca()?.write(&chain, &anchor, &key)?;
+    write_file(&config.path, config.render(false).as_bytes(), true)?;
+    Ok(config)
+}
+
+/// Arguments of `payhook config`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// What to do with the configuration.
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+/// `payhook config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Write payhook.toml with fresh random secrets and a local demo CA for PayPal.
+    Init(ConfigInitArgs),
+    /// Print the effective configuration (file plus PAYHOOK_… overrides), secrets redacted.
+    Show(ConfigShowArgs),
+}
+
+/// Arguments of `payhook config init`.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigInitArgs {
+    /// Folder to write payhook.toml and the demo PayPal PEM files into.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// Replace existing files (and so every secret in them).
+    #[arg(long)]
+    pub force: bool,
+    /// Port of the local stack, for the Square notification URL.
+    #[arg(long, default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+}
+
+/// Arguments of `payhook config show`.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigShowArgs {
+    /// The configuration file (default: $PAYHOOK_CONFIG, else ./payhook.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// Runs `payhook config …`; returns the exit code.
+pub async fn run(args: ConfigArgs) -> Result<i32, CliError> {
+    match args.command {
+        ConfigCommand::Init(args) => run_init(args).await,
+        ConfigCommand::Show(args) => run_show(args).await,
+    }
+}
+
+/// Runs `payhook config init`: 0 when written; refusing to overwrite is a usage error.
+pub async fn run_init(args: ConfigInitArgs) -> Result<i32, CliError> {
+    let config = init(&args.dir, args.port, args.force, unix_now())?;
+    println!(
+        "wrote {} with fresh demo secrets, and the local PayPal demo CA \
+         ({DEMO_TRUST_ANCHOR_FILE}, {DEMO_CHAIN_FILE}, {DEMO_SIGNING_KEY_FILE})",
+        config.path.display()
+    );
+    println!(
+        "next: `payhook serve --config {}`, then `payhook send stripe --config {}`",
+        config.path.display(),
+        config.path.display()
+    );
+    Ok(0)
+}
+
+/// Runs `payhook config show`: prints the effective configuration with secrets redacted.
+pub async fn run_show(args: ConfigShowArgs) -> Result<i32, CliError> {
+    let config = Config::load(args.config.as_deref())?;
+    print!("{}", config.render(true));
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_has_a_section_and_a_unique_env_var() {
+        let mut seen = std::collections::HashSet::new();
+        for key in &CONFIG_KEYS {
+            assert!(
+                CONFIG_SECTIONS.iter().any(|(s, _)| *s == key.section),
+                "{}",
+                key.key
+            );
+            assert!(seen.insert(key.env_var()), "{}", key.env_var());
+        }
+        assert_eq!(CONFIG_KEYS[1].env_var(), "PAYHOOK_API_DAILY_QUOTA");
+    }
+
+    #[test]
+    fn module_docs_list_every_env_var() {
+        let docs: String = include_str!("config.rs")
+            .lines()
+            .filter(|line| line.starts_with("//!"))
+            .collect();
+        for key in &CONFIG_KEYS {
+            assert!(
+                docs.contains(&format!("`{}.{}`", key.section, key.key)),
+                "{}",
+                key.key
+            );
+            assert!(docs.contains(&key.env_var()), "{}", key.env_var());
+        }
+    }
+
+    #[test]
+    fn env_lists_are_comma_separated_and_numbers_are_typed() {
+        let mut table = toml::Table::new();
+        let env = |name: &str| match name {
+            "PAYHOOK_STRIPE_SIGNING_SECRETS" => Some(" whsec_a, whsec_b ,,".to_owned()),
+            "PAYHOOK_PROCESSING_TIER_HIGH_MIN" => Some("2500.5".to_owned()),
+            "PAYHOOK_API_DAILY_QUOTA" => Some("42".to_owned()),
+            _ => None,
+        };
+        apply_env_overrides(&mut table, &env).unwrap();
+        assert_eq!(
+            table["stripe"]["signing_secrets"],
+            toml::Value::Array(vec!["whsec_a".into(), "whsec_b".into()])
+        );
+        assert_eq!(
+            table["processing"]["tier_high_min"],
+            toml::Value::Float(2500.5)
+        );
+        assert_eq!(table["api"]["daily_quota"], toml::Value::Integer(42));
+    }
+
+    #[test]
+    fn a_bad_env_number_names_the_variable() {
+        let mut table = toml::Table::new();
+        let env = |name: &str| (name == "PAYHOOK_QUEUES_MAX_RECEIVE_COUNT").then(|| "-3".into());
+        let err = apply_env_overrides(&mut table, &env).unwrap_err();
+        assert!(
+            err.to_string().contains("PAYHOOK_QUEUES_MAX_RECEIVE_COUNT"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_key_renders_and_parses_back() {
+        let dir = Path::new("demo");
+        let mut config = Config::generate(dir, 9000).unwrap();
+        config.aws.endpoint_url = Some("http://127.0.0.1:5000".into());
+        config.processing.tier_medium_min = 99.5;
+        let text = config.render(false);
+        for key in &CONFIG_KEYS {
+            assert!(text.contains(&key.env_var()), "{}", key.env_var());
+            assert!(config.value_of(key).is_some(), "{}", key.key);
+        }
+        let table: toml::Table = text.parse().unwrap();
+        let mut parsed: Config = toml::Value::Table(table).try_into().unwrap();
+        parsed.path = config.path.clone();
+        for file in [
+            &mut parsed.paypal.cert_file,
+            &mut parsed.paypal.trust_anchor_file,
+            &mut parsed.paypal.signing_key_file,
+        ] {
+            *file = file.as_ref().map(|f| dir.join(f));
+        }
+        assert_eq!(parsed, config);
+    }
+
+    #[test]
+    fn redacted_rendering_hides_every_secret() {
+        let config = Config::generate(Path::new("."), DEFAULT_PORT).unwrap();
+        let text = config.render(true);
+        assert!(!text.contains(config.api.key.expose()));
+        assert!(!text.contains(config.stripe.signing_secrets[0].expose()));
+        assert!(!text.contains(config.square.signature_key.expose()));
+        assert!(text.contains(&config.paypal.webhook_id));
+        assert!(!format!("{config:?}").contains(config.api.key.expose()));
+    }
+
+    #[test]
+    fn webhook_url_follows_the_configured_port() {
+        let config = Config::generate(Path::new("."), 9123).unwrap();
+        assert_eq!(
+            config.webhook_url(Provider::Paypal),
+            "http://127.0.0.1:9123/webhooks/paypal"
+        );
+    }
+}

@@ -1,0 +1,2 @@
+//! The event-processor Lambda binary (wired in the next step).
+fn main() {}

@@ -1,0 +1,94 @@
+//! The provider processor Lambda's adapter between SQS event-source-mapping batches and the
+//! [`payhook_core::processor::ProviderProcessor`] handler, and its configuration from the
+//! environment. The local stack builds the same `QueueRecord`s from its in-memory queues.
+
+use std::str::FromStr;
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use payhook_core::Provider;
+use payhook_core::processor::{
+    BatchOutcome, DEFAULT_MAX_RECEIVE_COUNT, ProcessorConfig, QueueRecord, TierThresholds,
+};
+
+/// A configuration value is missing or wrong (the function cannot start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "configuration: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn parse<T: FromStr>(lookup: &impl Fn(&str) -> Option<String>, key: &str, default: T) -> Result<T, ConfigError> {
+    match lookup(key) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| ConfigError(format!("{key}=`{v}` is not valid"))),
+    }
+}
+
+/// Reads `PROVIDER`, `EVENT_BUS_NAME`, `MAX_RECEIVE_COUNT`, `TIER_HIGH_MIN`, `TIER_MEDIUM_MIN`.
+pub fn config_from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<ProcessorConfig, ConfigError> {
+    let provider: Provider = lookup("PROVIDER")
+        .ok_or_else(|| ConfigError("PROVIDER is not set (stripe, paypal or square)".into()))?
+        .parse()
+        .map_err(|e| ConfigError(format!("PROVIDER: {e}")))?;
+    let mut config = ProcessorConfig::new(provider);
+    if let Some(bus) = lookup("EVENT_BUS_NAME") {
+        config.event_bus = bus;
+    }
+    config.max_receive_count = parse(&lookup, "MAX_RECEIVE_COUNT", DEFAULT_MAX_RECEIVE_COUNT)?;
+    let defaults = TierThresholds::default();
+    config.tiers = TierThresholds {
+        high_min: parse(&lookup, "TIER_HIGH_MIN", defaults.high_min)?,
+        medium_min: parse(&lookup, "TIER_MEDIUM_MIN", defaults.medium_min)?,
+    };
+    if config.tiers.medium_min > config.tiers.high_min {
+        return Err(ConfigError("TIER_MEDIUM_MIN is above TIER_HIGH_MIN".into()));
+    }
+    Ok(config)
+}
+
+/// One SQS message as the processor sees it.
+pub fn queue_record(message: &SqsMessage) -> QueueRecord {
+    QueueRecord {
+        message_id: message.message_id.clone().unwrap_or_default(),
+        body: message.body.clone().unwrap_or_default(),
+        group_id: message
+            .attributes
+            .get("MessageGroupId")
+            .cloned()
+            .unwrap_or_default(),
+        receive_count: message
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1),
+        trace_header: message.attributes.get("AWSTraceHeader").cloned(),
+    }
+}
+
+/// Every record of a batch, in order.
+pub fn queue_records(event: &SqsEvent) -> Vec<QueueRecord> {
+    event.records.iter().map(queue_record).collect()
+}
+
+/// The partial batch response: the failed records' message ids.
+pub fn batch_response(outcome: &BatchOutcome) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = outcome
+        .failed_message_ids()
+        .into_iter()
+        .map(|id| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            failure
+        })
+        .collect();
+    response
+}

@@ -1,0 +1,2 @@
+//! The provider-processor Lambda binary (wired in the next step).
+fn main() {}
