@@ -3,10 +3,13 @@
 //! the modules here, which tests use directly.
 
 pub mod config;
+pub mod demo;
 pub mod democa;
+pub mod local;
 pub mod payloads;
 pub mod rules_cmd;
 pub mod send;
+pub mod serve;
 pub mod verify;
 
 /// A failure of the command itself (exit 2), as opposed to a negative answer (exit 1).

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use payhook::{config, rules_cmd, send, verify};
+use payhook::{config, demo, rules_cmd, send, serve, verify};
 
 /// payhook: receive payment webhooks from Stripe, PayPal and Square and never lose one.
 #[derive(Debug, Parser)]
@@ -15,6 +15,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the whole pipeline locally, send a realistic mix of webhooks and check the books.
+    Demo(demo::DemoArgs),
+    /// Run the local stack (API Gateway stand-in, queues, processors, bus) on 127.0.0.1.
+    Serve(serve::ServeArgs),
     /// Verify one webhook's signature offline (exit 0 valid, 1 invalid, 2 usage error).
     Verify(verify::VerifyArgs),
     /// Test EventBridge patterns and the rules in rules/ against an event.
@@ -40,6 +44,8 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
+            Command::Demo(args) => demo::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
             Command::Verify(args) => verify::run(args).await,
             Command::Rules(command) => rules_cmd::run(command),
             Command::Config(args) => config::run(args).await,

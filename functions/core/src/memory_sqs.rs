@@ -517,7 +517,7 @@ pub struct Redriven {
 }
 
 /// Depths of one queue, as CloudWatch's `ApproximateNumberOfMessages*` metrics count them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct QueueStats {
     /// Messages waiting to be received (`ApproximateNumberOfMessagesVisible`), including those
     /// held back by their group's in-flight lock.

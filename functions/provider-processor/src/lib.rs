@@ -7,8 +7,11 @@ use std::str::FromStr;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use payhook_core::Provider;
 use payhook_core::processor::{
-    BatchOutcome, DEFAULT_MAX_RECEIVE_COUNT, ProcessorConfig, QueueRecord, TierThresholds,
+    BatchOutcome, DEFAULT_MAX_RECEIVE_COUNT, ProcessError, ProcessorConfig, ProviderProcessor,
+    QueueRecord, RecordOutcome, TierThresholds,
 };
+use payhook_telemetry::{Annotation, Dimension, Invocation, Metric};
+use tracing::Instrument as _;
 
 /// A configuration value is missing or wrong (the function cannot start).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,4 +94,74 @@ pub fn batch_response(outcome: &BatchOutcome) -> SqsBatchResponse {
         })
         .collect();
     response
+}
+
+/// Runs one batch through the processor inside a telemetry invocation: each record is logged
+/// with its SQS message id as the correlation id, and the batch is counted
+/// (`RecordsProcessed`, `RecordsSkipped`, `RecordsFailed`, `EventsPublished` by event type,
+/// `PublishFailures`, `PaymentAmount` and `PaymentsByTier` by tier, `MessagesToDlq`).
+/// `deadline_ms` is when the invocation ends (the claims' lease).
+pub async fn invoke(
+    processor: &ProviderProcessor,
+    invocation: Invocation,
+    records: &[QueueRecord],
+    deadline_ms: i64,
+) -> BatchOutcome {
+    let inv = invocation.handle();
+    let provider = processor.config().provider.as_str();
+    inv.annotate(Annotation::Provider, provider);
+    if let Some(first) = records.first() {
+        inv.set_correlation_id(&first.message_id);
+    }
+    let outcome = processor
+        .handle_batch(records, deadline_ms)
+        .instrument(invocation.span().clone())
+        .await;
+    let p = [(Dimension::Provider, provider)];
+    for ((message_id, result), record) in outcome.records.iter().zip(records) {
+        match result {
+            RecordOutcome::Published {
+                webhook_id,
+                event_type,
+                tier,
+                amount,
+            } => {
+                inv.count(Metric::RecordsProcessed, &p);
+                inv.count(
+                    Metric::EventsPublished,
+                    &[(Dimension::Provider, provider), (Dimension::EventType, event_type.as_str())],
+                );
+                inv.metric(
+                    Metric::PaymentAmount,
+                    *amount,
+                    &[(Dimension::Provider, provider), (Dimension::Tier, tier.as_str())],
+                );
+                inv.count(Metric::PaymentsByTier, &[(Dimension::Tier, tier.as_str())]);
+                tracing::info!(message_id, webhook_id, provider, event_type = event_type.as_str(), tier = tier.as_str(), receive_count = record.receive_count, "published to the bus");
+            }
+            RecordOutcome::Skipped { webhook_id, status } => {
+                inv.count(Metric::RecordsSkipped, &p);
+                tracing::info!(message_id, webhook_id, provider, status = status.as_str(), "already handled; acknowledged without publishing");
+            }
+            RecordOutcome::Failed {
+                webhook_id,
+                error,
+                final_attempt,
+            } => {
+                inv.count(Metric::RecordsFailed, &p);
+                if matches!(error, ProcessError::Bus(_) | ProcessError::EntryRejected { .. }) {
+                    inv.count(Metric::PublishFailures, &p);
+                }
+                let webhook_id = webhook_id.as_deref().unwrap_or("");
+                if *final_attempt {
+                    inv.count(Metric::MessagesToDlq, &p);
+                    tracing::error!(message_id, webhook_id, provider, error_code = error.code(), error = %error, receive_count = record.receive_count, "last attempt failed; the message goes to the DLQ");
+                } else {
+                    tracing::warn!(message_id, webhook_id, provider, error_code = error.code(), error = %error, receive_count = record.receive_count, "record failed; SQS will deliver it again");
+                }
+            }
+        }
+    }
+    invocation.finish_ok();
+    outcome
 }

@@ -11,7 +11,9 @@ use http::HeaderValue;
 use http::header::CONTENT_TYPE;
 use payhook_core::Headers;
 use payhook_core::validator::{Accepted, Validator, ValidatorError, WebhookRequest};
+use payhook_telemetry::{Annotation, Dimension, Invocation, Metric};
 use serde_json::json;
+use tracing::Instrument as _;
 
 /// Why a proxy event was not acknowledged.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -129,4 +131,89 @@ pub fn json_response(status: u16, body: &serde_json::Value) -> ApiGatewayProxyRe
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response.body = Some(Body::Text(body.to_string()));
     response
+}
+
+/// Runs one API Gateway proxy event through the validator inside a telemetry invocation: the
+/// correlation id is API Gateway's `requestContext.requestId`; the outcome is logged (never the
+/// body, the signature or a secret) and counted (`WebhooksReceived`, `WebhooksAccepted`,
+/// `WebhooksDuplicate`, `WebhooksIgnored`, `WebhooksRejected` by reason, `SignatureFailures`,
+/// `ValidationLatency`). A 4xx/5xx answer is still a successful invocation: API Gateway gets
+/// the response, not a Lambda error.
+pub async fn invoke(
+    validator: &Validator,
+    invocation: Invocation,
+    event: &ApiGatewayProxyRequest,
+) -> ApiGatewayProxyResponse {
+    let inv = invocation.handle();
+    if let Some(request_id) = event.request_context.request_id.as_deref() {
+        inv.set_correlation_id(request_id);
+    }
+    let started = std::time::Instant::now();
+    let outcome = async {
+        // Carried onto the queue as `AWSTraceHeader`, so SQS and the processor continue the trace.
+        let trace_header = payhook_telemetry::trace_header_for_current_span();
+        handle_proxy_event(validator, event, trace_header.as_deref()).await
+    }
+    .instrument(invocation.span().clone())
+    .await;
+    record_outcome(&inv, &outcome, started.elapsed());
+    invocation.finish_ok();
+    outcome.response
+}
+
+fn record_outcome(
+    inv: &payhook_telemetry::InvocationHandle,
+    outcome: &ProxyOutcome,
+    elapsed: std::time::Duration,
+) {
+    // Metrics are dimensioned by provider; a path naming no provider is counted as `unknown`
+    // so an attacker cannot create dimension values.
+    let provider = match outcome.provider.parse::<payhook_core::Provider>() {
+        Ok(p) => p.as_str(),
+        Err(_) => "unknown",
+    };
+    inv.annotate(Annotation::Provider, provider);
+    inv.count(Metric::WebhooksReceived, &[(Dimension::Provider, provider)]);
+    inv.metric(
+        Metric::ValidationLatency,
+        elapsed.as_secs_f64() * 1000.0,
+        &[(Dimension::Provider, provider)],
+    );
+    let status = outcome.response.status_code;
+    match &outcome.result {
+        Ok(accepted) => {
+            let webhook_id = accepted.webhook_id();
+            inv.annotate(Annotation::WebhookId, webhook_id);
+            inv.append_key("webhook_id", webhook_id);
+            let (metric, what, event_type) = match accepted {
+                Accepted::Queued { event, .. } => {
+                    (Metric::WebhooksAccepted, "queued", event.event_type.as_str())
+                }
+                Accepted::Duplicate { .. } => (Metric::WebhooksDuplicate, "duplicate", ""),
+                Accepted::Ignored { provider_event_type, .. } => {
+                    (Metric::WebhooksIgnored, "ignored", provider_event_type.as_str())
+                }
+            };
+            if !event_type.is_empty() {
+                inv.annotate(Annotation::EventType, event_type);
+            }
+            inv.count(metric, &[(Dimension::Provider, provider)]);
+            tracing::info!(provider, webhook_id, status, outcome = what, "webhook {what}");
+        }
+        Err(err) => {
+            let code = err.code();
+            inv.count(
+                Metric::WebhooksRejected,
+                &[(Dimension::Provider, provider), (Dimension::Reason, code)],
+            );
+            if matches!(err, ProxyError::Validator(e) if e.is_signature_failure()) {
+                inv.count(Metric::SignatureFailures, &[(Dimension::Provider, provider)]);
+            }
+            if status >= 500 {
+                tracing::error!(provider, status, error_code = code, error = %err, "webhook not accepted; the provider will retry");
+            } else {
+                tracing::warn!(provider, status, error_code = code, error = %err, "webhook rejected");
+            }
+        }
+    }
 }

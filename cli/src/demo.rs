@@ -1,0 +1,413 @@
+//! `payhook demo`: starts the local stack on a free port, sends a realistic mix of webhooks
+//! from all three providers (successes, failures, refunds, disputes, concurrent duplicates,
+//! bad signatures, an unsupported type, a request without the API key and one poison message),
+//! waits until the pipeline is idle, prints a summary and checks the books: every accepted
+//! webhook ends `PROCESSED` exactly once, or `FAILED` with its message in the DLQ.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use payhook_core::Provider;
+use payhook_core::status::Status;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::config::{self, Config};
+use crate::local::faults::Faults;
+use crate::local::http::FrontDoor;
+use crate::local::stack::{Stack, StackOptions};
+use crate::payloads::{self, PayloadSpec};
+use crate::send::Sender;
+use crate::{CliError, unix_now};
+
+/// Arguments of `payhook demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Where to write logs, metrics, traces and the summary (default: runs/demo-<time>).
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// The routing rules.
+    #[arg(long, default_value = "rules")]
+    pub rules_dir: PathBuf,
+    /// Longest wait for the pipeline to go idle, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+}
+
+/// One request of the demo and what it is meant to show.
+#[derive(Debug, Clone)]
+struct Planned {
+    label: &'static str,
+    provider: Provider,
+    body: Vec<u8>,
+    webhook_id: Option<String>,
+    tamper_signature: bool,
+    without_api_key: bool,
+    copies: usize,
+}
+
+/// What the demo saw and concluded.
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoReport {
+    /// Requests sent.
+    pub sent: usize,
+    /// Answers by HTTP status.
+    pub by_status: BTreeMap<u16, usize>,
+    /// 4xx answers by error code.
+    pub rejected_by_reason: BTreeMap<String, usize>,
+    /// Distinct webhooks acknowledged as queued (202).
+    pub accepted: usize,
+    /// Answers `duplicate` (200).
+    pub duplicates: usize,
+    /// Answers `ignored` (200).
+    pub ignored: usize,
+    /// Webhooks that ended PROCESSED.
+    pub processed: usize,
+    /// Events delivered per rule.
+    pub processed_by_rule: BTreeMap<String, u64>,
+    /// Webhooks that ended FAILED.
+    pub failed: usize,
+    /// Messages in the DLQs.
+    pub dlq: usize,
+    /// Events put on the bus.
+    pub published: u64,
+    /// Whether the pipeline went idle before the timeout.
+    pub idle: bool,
+    /// Problems found by the reconciliation (empty: the books balance).
+    pub problems: Vec<String>,
+}
+
+impl DemoReport {
+    /// Whether every accepted webhook is accounted for exactly once.
+    pub fn balanced(&self) -> bool {
+        self.idle && self.problems.is_empty()
+    }
+}
+
+fn plan(now: i64) -> Result<(Vec<Planned>, String), CliError> {
+    let mut planned = Vec::new();
+    let mut add = |label: &'static str, spec: PayloadSpec| -> Result<(), CliError> {
+        let payload = payloads::build(&spec.at(now))?;
+        planned.push(Planned {
+            label,
+            provider: payload.provider,
+            webhook_id: Some(payload.webhook_id()),
+            body: payload.body,
+            tamper_signature: false,
+            without_api_key: false,
+            copies: 1,
+        });
+        Ok(())
+    };
+    for provider in Provider::ALL {
+        let currency = "USD";
+        for amount in ["4999.00", "250.00", "12.50"] {
+            add("payment", PayloadSpec::new(provider).event_type(payloads::default_event_type(provider)).amount(amount, currency))?;
+        }
+        for event_type in payloads::event_types(provider) {
+            if *event_type == payloads::unsupported_event_type(provider) {
+                add("unsupported type", PayloadSpec::new(provider).event_type(*event_type))?;
+            } else {
+                add("event", PayloadSpec::new(provider).event_type(*event_type).amount("75.00", currency))?;
+            }
+        }
+        // One payment's life in order: the same FIFO group.
+        let payment = payloads::new_payment_id(provider)?;
+        let lifecycle: &[&str] = match provider {
+            Provider::Stripe => &["payment_intent.succeeded", "charge.refunded"],
+            Provider::Paypal => &["PAYMENT.CAPTURE.COMPLETED", "PAYMENT.CAPTURE.REFUNDED"],
+            Provider::Square => &["payment.created", "payment.updated", "refund.created"],
+        };
+        for event_type in lifecycle {
+            add("payment lifecycle", PayloadSpec::new(provider).event_type(*event_type).amount("120.00", currency).payment_id(payment.clone()))?;
+        }
+    }
+    // Concurrent duplicates: the same delivery three times at once.
+    for provider in Provider::ALL {
+        let payload = payloads::build(&PayloadSpec::new(provider).amount("60.00", "EUR").at(now))?;
+        planned.push(Planned {
+            label: "concurrent duplicates",
+            provider,
+            webhook_id: Some(payload.webhook_id()),
+            body: payload.body,
+            tamper_signature: false,
+            without_api_key: false,
+            copies: 3,
+        });
+    }
+    // Bad signatures and a request without the API key.
+    for provider in Provider::ALL {
+        let payload = payloads::build(&PayloadSpec::new(provider).at(now))?;
+        planned.push(Planned {
+            label: "bad signature",
+            provider,
+            webhook_id: None,
+            body: payload.body,
+            tamper_signature: true,
+            without_api_key: false,
+            copies: 1,
+        });
+    }
+    let payload = payloads::build(&PayloadSpec::new(Provider::Stripe).at(now))?;
+    planned.push(Planned {
+        label: "no API key",
+        provider: Provider::Stripe,
+        webhook_id: None,
+        body: payload.body,
+        tamper_signature: false,
+        without_api_key: true,
+        copies: 1,
+    });
+    // The poison message: its events are rejected by the bus on every attempt.
+    let poison_payment = payloads::new_payment_id(Provider::Stripe)?;
+    let payload = payloads::build(
+        &PayloadSpec::new(Provider::Stripe)
+            .amount("42.00", "USD")
+            .payment_id(poison_payment.clone())
+            .at(now),
+    )?;
+    planned.push(Planned {
+        label: "poison message",
+        provider: Provider::Stripe,
+        webhook_id: Some(payload.webhook_id()),
+        body: payload.body,
+        tamper_signature: false,
+        without_api_key: false,
+        copies: 1,
+    });
+    Ok((planned, poison_payment))
+}
+
+/// Flips the last character of every signature-carrying header value.
+fn tamper(headers: &mut [(String, String)]) {
+    for (name, value) in headers.iter_mut() {
+        let n = name.to_ascii_lowercase();
+        if n == "stripe-signature" || n == "x-square-hmacsha256-signature" || n == "paypal-transmission-sig" {
+            if let Some(last) = value.pop() {
+                value.push(if last == 'A' { 'B' } else { 'A' });
+            }
+        }
+    }
+}
+
+/// Runs the demo: returns the report (the caller decides the exit code).
+pub async fn run_demo(args: &DemoArgs) -> Result<DemoReport, CliError> {
+    let run_dir = args
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("runs/demo-{}", unix_now())));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| CliError::Failed(format!("cannot bind 127.0.0.1: {e}")))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| CliError::Failed(e.to_string()))?
+        .port();
+    let mut config: Config = config::init(&run_dir, port, true, unix_now())?;
+    // Short visibility so retries and the poison message's trip to the DLQ take seconds.
+    config.queues.visibility_timeout_seconds = 1;
+    let faults = Faults::default();
+    let (planned, poison_payment) = plan(unix_now())?;
+    faults.reject_payment(&poison_payment);
+
+    let stack = Stack::start(StackOptions {
+        config: config.clone(),
+        run_dir: run_dir.clone(),
+        rules_dir: args.rules_dir.clone(),
+        faults,
+    })
+    .await?;
+    let front = FrontDoor::serve(Arc::clone(&stack), listener)?;
+    eprintln!("payhook demo: stack on http://{} — run directory {}", front.addr, run_dir.display());
+
+    let sender = Sender::new(&config)?;
+    let mut report = DemoReport {
+        sent: 0,
+        by_status: BTreeMap::new(),
+        rejected_by_reason: BTreeMap::new(),
+        accepted: 0,
+        duplicates: 0,
+        ignored: 0,
+        processed: 0,
+        processed_by_rule: BTreeMap::new(),
+        failed: 0,
+        dlq: 0,
+        published: 0,
+        idle: false,
+        problems: Vec::new(),
+    };
+    let mut accepted_ids: Vec<String> = Vec::new();
+    let mut lines = Vec::new();
+    for p in &planned {
+        let url = format!("http://{}/webhooks/{}", front.addr, p.provider.as_str());
+        let mut headers = sender.signer().sign(p.provider, &p.body, unix_now())?;
+        if p.tamper_signature {
+            tamper(&mut headers);
+        }
+        let sender = if p.without_api_key {
+            sender.clone().with_api_key(None)
+        } else {
+            sender.clone()
+        };
+        let sends = (0..p.copies).map(|_| {
+            let (sender, url, headers, body) =
+                (sender.clone(), url.clone(), headers.clone(), p.body.clone());
+            async move { sender.post(&url, &headers, body).await }
+        });
+        let answers = futures_join_all(sends).await;
+        for answer in answers {
+            let (status, body) = answer?;
+            report.sent += 1;
+            *report.by_status.entry(status).or_default() += 1;
+            let json: serde_json::Value = serde_json::from_str(&body).unwrap_or(json!({}));
+            match (status, json["status"].as_str()) {
+                (202, _) => {
+                    if let Some(id) = json["webhook_id"].as_str() {
+                        accepted_ids.push(id.to_owned());
+                    }
+                }
+                (200, Some("duplicate")) => report.duplicates += 1,
+                (200, Some("ignored")) => report.ignored += 1,
+                _ => {
+                    let reason = json["error"]
+                        .as_str()
+                        .or(json["message"].as_str())
+                        .unwrap_or("unknown")
+                        .to_owned();
+                    *report.rejected_by_reason.entry(format!("{status} {reason}")).or_default() += 1;
+                }
+            }
+            lines.push(json!({"label": p.label, "provider": p.provider.as_str(), "webhook_id": p.webhook_id, "status": status, "response": json}));
+        }
+    }
+    accepted_ids.sort();
+    accepted_ids.dedup();
+    report.accepted = accepted_ids.len();
+
+    report.idle = stack.wait_idle(Duration::from_secs(args.timeout)).await;
+    reconcile(&stack, &accepted_ids, &mut report).await;
+    stack.shutdown().await;
+
+    let summary = json!({"report": report, "requests": lines});
+    std::fs::write(
+        run_dir.join("summary.json"),
+        serde_json::to_string_pretty(&summary).unwrap_or_default(),
+    )
+    .map_err(|e| CliError::Failed(format!("summary: {e}")))?;
+    Ok(report)
+}
+
+/// Joins futures without pulling in the `futures` crate: they run concurrently on the runtime.
+async fn futures_join_all<F, T>(futures: impl Iterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        if let Ok(v) = h.await {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// Checks the books: every accepted webhook is PROCESSED (published exactly once, recorded with
+/// its rules) or FAILED with its message in its provider's DLQ; nothing is left in between.
+pub async fn reconcile(stack: &Stack, accepted: &[String], report: &mut DemoReport) {
+    let mut dlq_ids: Vec<String> = Vec::new();
+    for provider in Provider::ALL {
+        for m in stack.sqs().dlq_messages(provider).unwrap_or_default() {
+            if let Some(id) = serde_json::from_str::<serde_json::Value>(&m.body)
+                .ok()
+                .and_then(|v| v["webhook_id"].as_str().map(str::to_owned))
+            {
+                dlq_ids.push(id);
+            }
+        }
+    }
+    report.dlq = dlq_ids.len();
+    for id in accepted {
+        match stack.status(id).await {
+            Some(item) if item.status == Status::Processed => {
+                report.processed += 1;
+                if item.matched_rules.is_empty() {
+                    report.problems.push(format!("{id}: PROCESSED without a matched rule"));
+                }
+            }
+            Some(item) if item.status == Status::Failed => {
+                report.failed += 1;
+                if !dlq_ids.contains(id) {
+                    report.problems.push(format!("{id}: FAILED but not in the DLQ"));
+                }
+            }
+            Some(item) => report.problems.push(format!("{id}: ended {}", item.status)),
+            None => report.problems.push(format!("{id}: accepted but never recorded")),
+        }
+    }
+    for id in &dlq_ids {
+        if !accepted.contains(id) {
+            report.problems.push(format!("{id}: in the DLQ but never accepted"));
+        }
+    }
+    report.published = stack.bus().put_count();
+    if report.published != report.processed as u64 {
+        report.problems.push(format!(
+            "{} events published for {} processed webhooks: something was published twice",
+            report.published, report.processed
+        ));
+    }
+    for (rule, stats) in stack.bus().rule_stats() {
+        report.processed_by_rule.insert(rule, stats.delivered);
+    }
+}
+
+/// Prints the summary table.
+pub fn print_report(report: &DemoReport, run_dir_hint: &str) {
+    println!("payhook demo — summary");
+    println!("  {:<34} {:>6}", "requests sent", report.sent);
+    for (status, n) in &report.by_status {
+        println!("  {:<34} {:>6}", format!("  HTTP {status}"), n);
+    }
+    println!("  {:<34} {:>6}", "accepted (queued, distinct)", report.accepted);
+    println!("  {:<34} {:>6}", "duplicates (200)", report.duplicates);
+    println!("  {:<34} {:>6}", "ignored types (200)", report.ignored);
+    for (reason, n) in &report.rejected_by_reason {
+        println!("  {:<34} {:>6}", format!("rejected: {reason}"), n);
+    }
+    println!("  {:<34} {:>6}", "published to the bus", report.published);
+    println!("  {:<34} {:>6}", "processed (PROCESSED)", report.processed);
+    for (rule, n) in &report.processed_by_rule {
+        println!("  {:<34} {:>6}", format!("  by rule {rule}"), n);
+    }
+    println!("  {:<34} {:>6}", "failed (FAILED)", report.failed);
+    println!("  {:<34} {:>6}", "in the DLQs", report.dlq);
+    if report.balanced() {
+        println!("books balance: every accepted webhook is PROCESSED exactly once or in the DLQ");
+    } else {
+        println!("BOOKS DO NOT BALANCE:");
+        if !report.idle {
+            println!("  - the pipeline did not go idle in time");
+        }
+        for p in &report.problems {
+            println!("  - {p}");
+        }
+    }
+    println!("logs, metrics, traces and summary.json in {run_dir_hint}");
+}
+
+/// Runs `payhook demo`; exit 0 only when the books balance.
+pub async fn run(args: DemoArgs) -> Result<i32, CliError> {
+    let report = run_demo(&args).await?;
+    let hint = args
+        .run_dir
+        .as_ref()
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|| "runs/".to_owned());
+    print_report(&report, &hint);
+    Ok(if report.balanced() { 0 } else { 1 })
+}

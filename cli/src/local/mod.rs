@@ -1,0 +1,9 @@
+//! The local stack: the same handlers as the Lambdas, wired to in-memory stand-ins for API
+//! Gateway, SQS FIFO, EventBridge and DynamoDB, with logs, EMF metrics and X-Ray segments
+//! written into a run directory (DESIGN §9).
+
+pub mod bus;
+pub mod faults;
+pub mod http;
+pub mod stack;
+pub mod xray;

@@ -1,0 +1,93 @@
+//! The event-processor Lambda's adapter: the routed event (`{"rule", "event"}`, made by each
+//! rule target's input transformer) through [`payhook_core::event_processor::EventProcessor`],
+//! inside a telemetry invocation.
+
+use payhook_core::event_processor::{
+    EventProcessor, EventProcessorError, ProcessedOutcome, RoutedEvent,
+};
+use payhook_telemetry::{Annotation, ClassifiedError, Dimension, Invocation, Metric};
+
+/// A failed delivery, classified for the runtime: retryable ones make EventBridge (or the
+/// local bus) deliver again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryFailed(pub EventProcessorError);
+
+impl std::fmt::Display for DeliveryFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for DeliveryFailed {}
+
+impl ClassifiedError for DeliveryFailed {
+    fn code(&self) -> &'static str {
+        self.0.code()
+    }
+
+    fn retryable(&self) -> bool {
+        self.0.is_retryable()
+    }
+}
+
+/// Parses a delivered payload into a routed event.
+pub fn routed_event(payload: serde_json::Value) -> Result<RoutedEvent, DeliveryFailed> {
+    serde_json::from_value(payload)
+        .map_err(|e| DeliveryFailed(EventProcessorError::Malformed(e.to_string())))
+}
+
+/// Records one routed event inside a telemetry invocation: the correlation id is the
+/// EventBridge event id; `EventsProcessed` (by rule), `DuplicateEventsAbsorbed` and
+/// `EndToEndLatency` are counted.
+pub async fn invoke(
+    processor: &EventProcessor,
+    invocation: Invocation,
+    routed: &RoutedEvent,
+) -> Result<ProcessedOutcome, DeliveryFailed> {
+    let inv = invocation.handle();
+    if let Some(id) = routed.event.get("id").and_then(|v| v.as_str()) {
+        inv.set_correlation_id(id);
+    }
+    inv.append_key("rule", &routed.rule);
+    let detail = routed.event.get("detail");
+    for (key, annotation) in [
+        ("webhook_id", Annotation::WebhookId),
+        ("provider", Annotation::Provider),
+        ("event_type", Annotation::EventType),
+        ("tier", Annotation::Tier),
+    ] {
+        if let Some(v) = detail.and_then(|d| d.get(key)).and_then(|v| v.as_str()) {
+            inv.annotate(annotation, v);
+        }
+    }
+    invocation
+        .run(
+            async {
+                let outcome = processor.handle(routed).await.map_err(DeliveryFailed)?;
+                match &outcome {
+                    ProcessedOutcome::Recorded {
+                        webhook_id,
+                        provider,
+                        rule,
+                        end_to_end_ms,
+                    } => {
+                        inv.count(Metric::EventsProcessed, &[(Dimension::Rule, rule)]);
+                        if let Some(ms) = end_to_end_ms {
+                            inv.metric(
+                                Metric::EndToEndLatency,
+                                *ms as f64,
+                                &[(Dimension::Provider, provider.as_str())],
+                            );
+                        }
+                        tracing::info!(webhook_id, rule, end_to_end_ms, "recorded PROCESSED");
+                    }
+                    ProcessedOutcome::Absorbed { webhook_id, rule } => {
+                        inv.count(Metric::DuplicateEventsAbsorbed, &[]);
+                        tracing::info!(webhook_id, rule, "repeated delivery absorbed");
+                    }
+                }
+                Ok(outcome)
+            },
+        )
+        .await
+}
