@@ -147,12 +147,13 @@ fn pattern_size_limit_is_the_default_quota() {
 // ---------------------------------------------------------------------------------------------
 // The routing rules in rules/.
 
-const RULE_NAMES: [&str; 6] = [
+const RULE_NAMES: [&str; 7] = [
     "disputes",
     "failed-payments",
     "high-value-payments",
     "low-value-payments",
     "medium-value-payments",
+    "payment-updates",
     "refunds",
 ];
 
@@ -313,8 +314,18 @@ fn sample_events_match_exactly_the_expected_rules() {
             10.0,
             &["disputes"],
         ),
-        (Provider::Stripe, EventType::PaymentPending, 5000.0, &[]),
-        (Provider::Paypal, EventType::PaymentCanceled, 250.0, &[]),
+        (
+            Provider::Stripe,
+            EventType::PaymentPending,
+            5000.0,
+            &["payment-updates"],
+        ),
+        (
+            Provider::Paypal,
+            EventType::PaymentCanceled,
+            250.0,
+            &["payment-updates"],
+        ),
     ];
     for (provider, event_type, amount, expected) in cases {
         let event = published(*provider, *event_type, *amount);
@@ -323,6 +334,19 @@ fn sample_events_match_exactly_the_expected_rules() {
             *expected,
             "{provider} {event_type} of {amount}"
         );
+    }
+}
+
+#[test]
+fn every_normalised_event_type_is_routed_by_exactly_one_rule() {
+    // The event processor records PROCESSED only for routed events: an unrouted type would
+    // stay PUBLISHED for ever.
+    let set = rule_set();
+    for event_type in EventType::ALL {
+        for amount in [5000.0, 250.0, 10.0] {
+            let event = published(Provider::Stripe, event_type, amount);
+            assert_eq!(routed(set, &event).len(), 1, "{event_type} of {amount}");
+        }
     }
 }
 
