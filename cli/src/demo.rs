@@ -105,13 +105,26 @@ fn plan(now: i64) -> Result<(Vec<Planned>, String), CliError> {
     for provider in Provider::ALL {
         let currency = "USD";
         for amount in ["4999.00", "250.00", "12.50"] {
-            add("payment", PayloadSpec::new(provider).event_type(payloads::default_event_type(provider)).amount(amount, currency))?;
+            add(
+                "payment",
+                PayloadSpec::new(provider)
+                    .event_type(payloads::default_event_type(provider))
+                    .amount(amount, currency),
+            )?;
         }
         for event_type in payloads::event_types(provider) {
             if *event_type == payloads::unsupported_event_type(provider) {
-                add("unsupported type", PayloadSpec::new(provider).event_type(*event_type))?;
+                add(
+                    "unsupported type",
+                    PayloadSpec::new(provider).event_type(*event_type),
+                )?;
             } else {
-                add("event", PayloadSpec::new(provider).event_type(*event_type).amount("75.00", currency))?;
+                add(
+                    "event",
+                    PayloadSpec::new(provider)
+                        .event_type(*event_type)
+                        .amount("75.00", currency),
+                )?;
             }
         }
         // One payment's life in order: the same FIFO group.
@@ -122,7 +135,13 @@ fn plan(now: i64) -> Result<(Vec<Planned>, String), CliError> {
             Provider::Square => &["payment.created", "payment.updated", "refund.created"],
         };
         for event_type in lifecycle {
-            add("payment lifecycle", PayloadSpec::new(provider).event_type(*event_type).amount("120.00", currency).payment_id(payment.clone()))?;
+            add(
+                "payment lifecycle",
+                PayloadSpec::new(provider)
+                    .event_type(*event_type)
+                    .amount("120.00", currency)
+                    .payment_id(payment.clone()),
+            )?;
         }
     }
     // Concurrent duplicates: the same delivery three times at once.
@@ -185,7 +204,10 @@ fn plan(now: i64) -> Result<(Vec<Planned>, String), CliError> {
 fn tamper(headers: &mut [(String, String)]) {
     for (name, value) in headers.iter_mut() {
         let n = name.to_ascii_lowercase();
-        if n == "stripe-signature" || n == "x-square-hmacsha256-signature" || n == "paypal-transmission-sig" {
+        if n == "stripe-signature"
+            || n == "x-square-hmacsha256-signature"
+            || n == "paypal-transmission-sig"
+        {
             if let Some(last) = value.pop() {
                 value.push(if last == 'A' { 'B' } else { 'A' });
             }
@@ -221,7 +243,11 @@ pub async fn run_demo(args: &DemoArgs) -> Result<DemoReport, CliError> {
     })
     .await?;
     let front = FrontDoor::serve(Arc::clone(&stack), listener)?;
-    eprintln!("payhook demo: stack on http://{} — run directory {}", front.addr, run_dir.display());
+    eprintln!(
+        "payhook demo: stack on http://{} — run directory {}",
+        front.addr,
+        run_dir.display()
+    );
 
     let sender = Sender::new(&config)?;
     let mut report = DemoReport {
@@ -277,7 +303,10 @@ pub async fn run_demo(args: &DemoArgs) -> Result<DemoReport, CliError> {
                         .or(json["message"].as_str())
                         .unwrap_or("unknown")
                         .to_owned();
-                    *report.rejected_by_reason.entry(format!("{status} {reason}")).or_default() += 1;
+                    *report
+                        .rejected_by_reason
+                        .entry(format!("{status} {reason}"))
+                        .or_default() += 1;
                 }
             }
             lines.push(json!({"label": p.label, "provider": p.provider.as_str(), "webhook_id": p.webhook_id, "status": status, "response": json}));
@@ -336,22 +365,30 @@ pub async fn reconcile(stack: &Stack, accepted: &[String], report: &mut DemoRepo
             Some(item) if item.status == Status::Processed => {
                 report.processed += 1;
                 if item.matched_rules.is_empty() {
-                    report.problems.push(format!("{id}: PROCESSED without a matched rule"));
+                    report
+                        .problems
+                        .push(format!("{id}: PROCESSED without a matched rule"));
                 }
             }
             Some(item) if item.status == Status::Failed => {
                 report.failed += 1;
                 if !dlq_ids.contains(id) {
-                    report.problems.push(format!("{id}: FAILED but not in the DLQ"));
+                    report
+                        .problems
+                        .push(format!("{id}: FAILED but not in the DLQ"));
                 }
             }
             Some(item) => report.problems.push(format!("{id}: ended {}", item.status)),
-            None => report.problems.push(format!("{id}: accepted but never recorded")),
+            None => report
+                .problems
+                .push(format!("{id}: accepted but never recorded")),
         }
     }
     for id in &dlq_ids {
         if !accepted.contains(id) {
-            report.problems.push(format!("{id}: in the DLQ but never accepted"));
+            report
+                .problems
+                .push(format!("{id}: in the DLQ but never accepted"));
         }
     }
     report.published = stack.bus().put_count();
@@ -373,7 +410,10 @@ pub fn print_report(report: &DemoReport, run_dir_hint: &str) {
     for (status, n) in &report.by_status {
         println!("  {:<34} {:>6}", format!("  HTTP {status}"), n);
     }
-    println!("  {:<34} {:>6}", "accepted (queued, distinct)", report.accepted);
+    println!(
+        "  {:<34} {:>6}",
+        "accepted (queued, distinct)", report.accepted
+    );
     println!("  {:<34} {:>6}", "duplicates (200)", report.duplicates);
     println!("  {:<34} {:>6}", "ignored types (200)", report.ignored);
     for (reason, n) in &report.rejected_by_reason {

@@ -29,7 +29,11 @@ const RETRY_CAP: Duration = Duration::from_secs(2);
 #[async_trait]
 pub trait EventTarget: Send + Sync {
     /// Delivers one routed event; `Err(retryable, message)` when it failed.
-    async fn deliver(&self, routed: RoutedEvent, trace_header: Option<String>) -> Result<(), (bool, String)>;
+    async fn deliver(
+        &self,
+        routed: RoutedEvent,
+        trace_header: Option<String>,
+    ) -> Result<(), (bool, String)>;
 }
 
 /// One compiled rule of the bus.
@@ -96,7 +100,9 @@ pub struct LocalBus {
 
 impl std::fmt::Debug for LocalBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalBus").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("LocalBus")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -124,7 +130,11 @@ impl LocalBus {
             })
             .collect();
         let routes = Arc::new(routes);
-        let counters = Arc::new((0..routes.len()).map(|_| Counters::default()).collect::<Vec<_>>());
+        let counters = Arc::new(
+            (0..routes.len())
+                .map(|_| Counters::default())
+                .collect::<Vec<_>>(),
+        );
         let (sender, receiver) = mpsc::unbounded_channel::<Delivery>();
         let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
         let pending = Arc::new(AtomicUsize::new(0));
@@ -149,11 +159,15 @@ impl LocalBus {
                     delivery.attempt += 1;
                     match target.deliver(routed, delivery.trace_header.clone()).await {
                         Ok(()) => {
-                            counters[delivery.route].delivered.fetch_add(1, Ordering::Relaxed);
+                            counters[delivery.route]
+                                .delivered
+                                .fetch_add(1, Ordering::Relaxed);
                             pending.fetch_sub(1, Ordering::AcqRel);
                         }
                         Err((retryable, error)) => {
-                            counters[delivery.route].failed.fetch_add(1, Ordering::Relaxed);
+                            counters[delivery.route]
+                                .failed
+                                .fetch_add(1, Ordering::Relaxed);
                             // The first attempt is not a retry: attempts = 1 + retries.
                             if retryable && delivery.attempt <= route.retry.maximum_retry_attempts {
                                 let delay = RETRY_BASE
@@ -166,7 +180,9 @@ impl LocalBus {
                                     let _ = sender.send(delivery);
                                 });
                             } else {
-                                counters[delivery.route].dead.fetch_add(1, Ordering::Relaxed);
+                                counters[delivery.route]
+                                    .dead
+                                    .fetch_add(1, Ordering::Relaxed);
                                 if let Ok(mut dl) = dead_letters.lock() {
                                     dl.push(DeadLetter {
                                         rule: route.name.clone(),
@@ -220,7 +236,10 @@ impl LocalBus {
 
     /// Deliveries that exhausted their retries.
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
-        self.dead_letters.lock().map(|d| d.clone()).unwrap_or_default()
+        self.dead_letters
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default()
     }
 
     /// Events put on the bus so far.

@@ -46,7 +46,10 @@ pub struct FrontDoor {
 
 impl FrontDoor {
     /// Serves `stack` on `listener` until dropped or the stack shuts down.
-    pub fn serve(stack: Arc<Stack>, listener: tokio::net::TcpListener) -> Result<FrontDoor, CliError> {
+    pub fn serve(
+        stack: Arc<Stack>,
+        listener: tokio::net::TcpListener,
+    ) -> Result<FrontDoor, CliError> {
         let addr = listener
             .local_addr()
             .map_err(|e| CliError::Failed(format!("listener: {e}")))?;
@@ -85,7 +88,15 @@ fn utc_day() -> i64 {
 }
 
 fn gateway_error(status: StatusCode, message: &str) -> Response {
-    (status, [("content-type", "application/json"), ("x-amzn-errortype", "ForbiddenException")], json!({"message": message}).to_string()).into_response()
+    (
+        status,
+        [
+            ("content-type", "application/json"),
+            ("x-amzn-errortype", "ForbiddenException"),
+        ],
+        json!({"message": message}).to_string(),
+    )
+        .into_response()
 }
 
 async fn missing_route() -> Response {
@@ -107,7 +118,10 @@ pub fn proxy_event(
     for (name, value) in headers {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
         single.insert(name.as_str().to_owned(), json!(value));
-        multi.entry(name.as_str().to_owned()).or_default().push(value);
+        multi
+            .entry(name.as_str().to_owned())
+            .or_default()
+            .push(value);
     }
     // Text bodies pass through; anything that is not UTF-8 arrives base64-encoded.
     let (body, is_base64) = match std::str::from_utf8(body) {
@@ -206,7 +220,9 @@ async fn webhook_status(State(state): State<AppState>, Path(webhook_id): Path<St
         Some(item) => (StatusCode::OK, axum::Json(item)).into_response(),
         None => (
             StatusCode::NOT_FOUND,
-            axum::Json(json!({"error": "not_found", "message": format!("no webhook {webhook_id}")})),
+            axum::Json(
+                json!({"error": "not_found", "message": format!("no webhook {webhook_id}")}),
+            ),
         )
             .into_response(),
     }

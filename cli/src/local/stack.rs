@@ -125,7 +125,9 @@ pub struct Stack {
 
 impl std::fmt::Debug for Stack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stack").field("run_dir", &self.run_dir).finish_non_exhaustive()
+        f.debug_struct("Stack")
+            .field("run_dir", &self.run_dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -188,7 +190,13 @@ impl Stack {
         });
         let dispatch = telemetry.dispatch().clone();
         let bus = async {
-            LocalBus::start(PAYMENT_EVENTS_BUS, &config.aws.region, &rules, target, BUS_WORKERS)
+            LocalBus::start(
+                PAYMENT_EVENTS_BUS,
+                &config.aws.region,
+                &rules,
+                target,
+                BUS_WORKERS,
+            )
         }
         .with_subscriber(dispatch.clone())
         .await;
@@ -269,11 +277,7 @@ impl Stack {
 
     /// Runs the validator on an API Gateway proxy event, as the Lambda would.
     pub async fn handle_webhook(&self, event: &ApiGatewayProxyRequest) -> ApiGatewayProxyResponse {
-        let request_id = event
-            .request_context
-            .request_id
-            .clone()
-            .unwrap_or_default();
+        let request_id = event.request_context.request_id.clone().unwrap_or_default();
         let invocation = self.validator_telemetry.start(&request_id, None);
         payhook_webhook_validator::invoke(&self.validator, invocation, event)
             .with_subscriber(self.telemetry.dispatch().clone())
@@ -292,8 +296,10 @@ impl Stack {
 
     /// Counts and depths.
     pub async fn stats(&self) -> StackStats {
-        let mut statuses: BTreeMap<String, usize> =
-            Status::ALL.iter().map(|s| (s.as_str().to_owned(), 0)).collect();
+        let mut statuses: BTreeMap<String, usize> = Status::ALL
+            .iter()
+            .map(|s| (s.as_str().to_owned(), 0))
+            .collect();
         for item in self.store.snapshot().await {
             *statuses.entry(item.status.as_str().to_owned()).or_default() += 1;
         }
@@ -393,9 +399,10 @@ async fn poll(
         stack.busy_batches.fetch_add(1, Ordering::AcqRel);
         let records: Vec<QueueRecord> = messages.iter().map(record_of).collect();
         let request_id = uuid::Uuid::new_v4().to_string();
-        let invocation = processor
-            .telemetry
-            .start(&request_id, records.first().and_then(|r| r.trace_header.as_deref()));
+        let invocation = processor.telemetry.start(
+            &request_id,
+            records.first().and_then(|r| r.trace_header.as_deref()),
+        );
         let deadline = SystemClock.now_ms() + PROCESSOR_TIMEOUT_MS;
         let outcome =
             payhook_provider_processor::invoke(&processor.handler, invocation, &records, deadline)
@@ -404,7 +411,10 @@ async fn poll(
             matches!(o, RecordOutcome::Failed { error: ProcessError::Bus(e), .. } if e.0 == INJECTED_CRASH)
         });
         if crashed {
-            tracing::error!(provider = processor.provider.as_str(), "injected crash: the batch is not acknowledged");
+            tracing::error!(
+                provider = processor.provider.as_str(),
+                "injected crash: the batch is not acknowledged"
+            );
         } else {
             let failed = outcome.failed_message_ids();
             let done: Vec<&str> = messages

@@ -61,33 +61,31 @@ pub async fn invoke(
         }
     }
     invocation
-        .run(
-            async {
-                let outcome = processor.handle(routed).await.map_err(DeliveryFailed)?;
-                match &outcome {
-                    ProcessedOutcome::Recorded {
-                        webhook_id,
-                        provider,
-                        rule,
-                        end_to_end_ms,
-                    } => {
-                        inv.count(Metric::EventsProcessed, &[(Dimension::Rule, rule)]);
-                        if let Some(ms) = end_to_end_ms {
-                            inv.metric(
-                                Metric::EndToEndLatency,
-                                *ms as f64,
-                                &[(Dimension::Provider, provider.as_str())],
-                            );
-                        }
-                        tracing::info!(webhook_id, rule, end_to_end_ms, "recorded PROCESSED");
+        .run(async {
+            let outcome = processor.handle(routed).await.map_err(DeliveryFailed)?;
+            match &outcome {
+                ProcessedOutcome::Recorded {
+                    webhook_id,
+                    provider,
+                    rule,
+                    end_to_end_ms,
+                } => {
+                    inv.count(Metric::EventsProcessed, &[(Dimension::Rule, rule)]);
+                    if let Some(ms) = end_to_end_ms {
+                        inv.metric(
+                            Metric::EndToEndLatency,
+                            *ms as f64,
+                            &[(Dimension::Provider, provider.as_str())],
+                        );
                     }
-                    ProcessedOutcome::Absorbed { webhook_id, rule } => {
-                        inv.count(Metric::DuplicateEventsAbsorbed, &[]);
-                        tracing::info!(webhook_id, rule, "repeated delivery absorbed");
-                    }
+                    tracing::info!(webhook_id, rule, end_to_end_ms, "recorded PROCESSED");
                 }
-                Ok(outcome)
-            },
-        )
+                ProcessedOutcome::Absorbed { webhook_id, rule } => {
+                    inv.count(Metric::DuplicateEventsAbsorbed, &[]);
+                    tracing::info!(webhook_id, rule, "repeated delivery absorbed");
+                }
+            }
+            Ok(outcome)
+        })
         .await
 }

@@ -28,18 +28,16 @@ async fn main() -> Result<(), BoxError> {
     }
     let processor = Arc::new(EventProcessor::new(Arc::new(store), Arc::new(SystemClock)));
 
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<serde_json::Value>| {
-            let processor = Arc::clone(&processor);
-            let invocation = function.start_with(invocation_context(&event.context));
-            async move {
-                let routed = routed_event(event.payload).map_err(|e| diagnostic(&e))?;
-                invoke(&processor, invocation, &routed)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| -> Diagnostic { diagnostic(&e) })
-            }
-        },
-    ))
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let processor = Arc::clone(&processor);
+        let invocation = function.start_with(invocation_context(&event.context));
+        async move {
+            let routed = routed_event(event.payload).map_err(|e| diagnostic(&e))?;
+            invoke(&processor, invocation, &routed)
+                .await
+                .map(|_| ())
+                .map_err(|e| -> Diagnostic { diagnostic(&e) })
+        }
+    }))
     .await
 }

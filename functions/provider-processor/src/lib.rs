@@ -25,7 +25,11 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-fn parse<T: FromStr>(lookup: &impl Fn(&str) -> Option<String>, key: &str, default: T) -> Result<T, ConfigError> {
+fn parse<T: FromStr>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    default: T,
+) -> Result<T, ConfigError> {
     match lookup(key) {
         None => Ok(default),
         Some(v) => v
@@ -36,7 +40,9 @@ fn parse<T: FromStr>(lookup: &impl Fn(&str) -> Option<String>, key: &str, defaul
 }
 
 /// Reads `PROVIDER`, `EVENT_BUS_NAME`, `MAX_RECEIVE_COUNT`, `TIER_HIGH_MIN`, `TIER_MEDIUM_MIN`.
-pub fn config_from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<ProcessorConfig, ConfigError> {
+pub fn config_from_lookup(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<ProcessorConfig, ConfigError> {
     let provider: Provider = lookup("PROVIDER")
         .ok_or_else(|| ConfigError("PROVIDER is not set (stripe, paypal or square)".into()))?
         .parse()
@@ -129,19 +135,39 @@ pub async fn invoke(
                 inv.count(Metric::RecordsProcessed, &p);
                 inv.count(
                     Metric::EventsPublished,
-                    &[(Dimension::Provider, provider), (Dimension::EventType, event_type.as_str())],
+                    &[
+                        (Dimension::Provider, provider),
+                        (Dimension::EventType, event_type.as_str()),
+                    ],
                 );
                 inv.metric(
                     Metric::PaymentAmount,
                     *amount,
-                    &[(Dimension::Provider, provider), (Dimension::Tier, tier.as_str())],
+                    &[
+                        (Dimension::Provider, provider),
+                        (Dimension::Tier, tier.as_str()),
+                    ],
                 );
                 inv.count(Metric::PaymentsByTier, &[(Dimension::Tier, tier.as_str())]);
-                tracing::info!(message_id, webhook_id, provider, event_type = event_type.as_str(), tier = tier.as_str(), receive_count = record.receive_count, "published to the bus");
+                tracing::info!(
+                    message_id,
+                    webhook_id,
+                    provider,
+                    event_type = event_type.as_str(),
+                    tier = tier.as_str(),
+                    receive_count = record.receive_count,
+                    "published to the bus"
+                );
             }
             RecordOutcome::Skipped { webhook_id, status } => {
                 inv.count(Metric::RecordsSkipped, &p);
-                tracing::info!(message_id, webhook_id, provider, status = status.as_str(), "already handled; acknowledged without publishing");
+                tracing::info!(
+                    message_id,
+                    webhook_id,
+                    provider,
+                    status = status.as_str(),
+                    "already handled; acknowledged without publishing"
+                );
             }
             RecordOutcome::Failed {
                 webhook_id,
@@ -149,7 +175,10 @@ pub async fn invoke(
                 final_attempt,
             } => {
                 inv.count(Metric::RecordsFailed, &p);
-                if matches!(error, ProcessError::Bus(_) | ProcessError::EntryRejected { .. }) {
+                if matches!(
+                    error,
+                    ProcessError::Bus(_) | ProcessError::EntryRejected { .. }
+                ) {
                     inv.count(Metric::PublishFailures, &p);
                 }
                 let webhook_id = webhook_id.as_deref().unwrap_or("");

@@ -186,19 +186,32 @@ fn record_outcome(
             inv.annotate(Annotation::WebhookId, webhook_id);
             inv.append_key("webhook_id", webhook_id);
             let (metric, what, event_type) = match accepted {
-                Accepted::Queued { event, .. } => {
-                    (Metric::WebhooksAccepted, "queued", event.event_type.as_str())
-                }
+                Accepted::Queued { event, .. } => (
+                    Metric::WebhooksAccepted,
+                    "queued",
+                    event.event_type.as_str(),
+                ),
                 Accepted::Duplicate { .. } => (Metric::WebhooksDuplicate, "duplicate", ""),
-                Accepted::Ignored { provider_event_type, .. } => {
-                    (Metric::WebhooksIgnored, "ignored", provider_event_type.as_str())
-                }
+                Accepted::Ignored {
+                    provider_event_type,
+                    ..
+                } => (
+                    Metric::WebhooksIgnored,
+                    "ignored",
+                    provider_event_type.as_str(),
+                ),
             };
             if !event_type.is_empty() {
                 inv.annotate(Annotation::EventType, event_type);
             }
             inv.count(metric, &[(Dimension::Provider, provider)]);
-            tracing::info!(provider, webhook_id, status, outcome = what, "webhook {what}");
+            tracing::info!(
+                provider,
+                webhook_id,
+                status,
+                outcome = what,
+                "webhook {what}"
+            );
         }
         Err(err) => {
             let code = err.code();
@@ -207,7 +220,10 @@ fn record_outcome(
                 &[(Dimension::Provider, provider), (Dimension::Reason, code)],
             );
             if matches!(err, ProxyError::Validator(e) if e.is_signature_failure()) {
-                inv.count(Metric::SignatureFailures, &[(Dimension::Provider, provider)]);
+                inv.count(
+                    Metric::SignatureFailures,
+                    &[(Dimension::Provider, provider)],
+                );
             }
             if status >= 500 {
                 tracing::error!(provider, status, error_code = code, error = %err, "webhook not accepted; the provider will retry");
