@@ -81,6 +81,25 @@ pub struct DemoReport {
 }
 
 impl DemoReport {
+    /// A report with nothing counted yet.
+    pub fn empty() -> Self {
+        DemoReport {
+            sent: 0,
+            by_status: BTreeMap::new(),
+            rejected_by_reason: BTreeMap::new(),
+            accepted: 0,
+            duplicates: 0,
+            ignored: 0,
+            processed: 0,
+            processed_by_rule: BTreeMap::new(),
+            failed: 0,
+            dlq: 0,
+            published: 0,
+            idle: false,
+            problems: Vec::new(),
+        }
+    }
+
     /// Whether every accepted webhook is accounted for exactly once.
     pub fn balanced(&self) -> bool {
         self.idle && self.problems.is_empty()
@@ -250,21 +269,7 @@ pub async fn run_demo(args: &DemoArgs) -> Result<DemoReport, CliError> {
     );
 
     let sender = Sender::new(&config)?;
-    let mut report = DemoReport {
-        sent: 0,
-        by_status: BTreeMap::new(),
-        rejected_by_reason: BTreeMap::new(),
-        accepted: 0,
-        duplicates: 0,
-        ignored: 0,
-        processed: 0,
-        processed_by_rule: BTreeMap::new(),
-        failed: 0,
-        dlq: 0,
-        published: 0,
-        idle: false,
-        problems: Vec::new(),
-    };
+    let mut report = DemoReport::empty();
     let mut accepted_ids: Vec<String> = Vec::new();
     let mut lines = Vec::new();
     for p in &planned {

@@ -2,6 +2,7 @@
 //! rule tests and the on-call tools. The binary (`main.rs`) parses arguments and dispatches to
 //! the modules here, which tests use directly.
 
+pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod democa;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use payhook::{config, demo, rules_cmd, send, serve, verify};
+use payhook::{bench, config, demo, rules_cmd, send, serve, verify};
 
 /// payhook: receive payment webhooks from Stripe, PayPal and Square and never lose one.
 #[derive(Debug, Parser)]
@@ -19,6 +19,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run the local stack (API Gateway stand-in, queues, processors, bus) on 127.0.0.1.
     Serve(serve::ServeArgs),
+    /// A bounded load run of the local pipeline on loopback (latency, throughput, RSS, books).
+    Bench(bench::BenchArgs),
     /// Verify one webhook's signature offline (exit 0 valid, 1 invalid, 2 usage error).
     Verify(verify::VerifyArgs),
     /// Test EventBridge patterns and the rules in rules/ against an event.
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Demo(args) => demo::run(args).await,
             Command::Serve(args) => serve::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
             Command::Verify(args) => verify::run(args).await,
             Command::Rules(command) => rules_cmd::run(command),
             Command::Config(args) => config::run(args).await,

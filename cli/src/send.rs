@@ -112,6 +112,42 @@ pub async fn post_webhook(
         .body(Full::new(body.into()))
         .map_err(|e| CliError::Usage(format!("cannot build the request: {e}")))?;
 
+    exchange(client, request, url).await
+}
+
+/// GETs `url` (the local stack's admin API); returns status and body like [`post_webhook`].
+pub async fn get(client: &HttpClient, url: &str) -> Result<(u16, String), CliError> {
+    request_without_body(client, http::Method::GET, url).await
+}
+
+/// POSTs to `url` with an empty body (the local stack's admin actions).
+pub async fn post_empty(client: &HttpClient, url: &str) -> Result<(u16, String), CliError> {
+    request_without_body(client, http::Method::POST, url).await
+}
+
+async fn request_without_body(
+    client: &HttpClient,
+    method: http::Method,
+    url: &str,
+) -> Result<(u16, String), CliError> {
+    let request = http::Request::builder()
+        .method(method)
+        .uri(parse_url(url)?)
+        .header(
+            USER_AGENT,
+            concat!("payhook/", env!("CARGO_PKG_VERSION")),
+        )
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| CliError::Usage(format!("cannot build the request: {e}")))?;
+    exchange(client, request, url).await
+}
+
+/// Sends `request` and reads the answer, bounded in size and time.
+async fn exchange(
+    client: &HttpClient,
+    request: http::Request<Full<Bytes>>,
+    url: &str,
+) -> Result<(u16, String), CliError> {
     let exchange = async {
         let response = client.request(request).await.map_err(|e| {
             CliError::Failed(format!("no response from {url}: {}", error_chain(&e)))

@@ -1,6 +1,7 @@
 //! The local front door: an API Gateway REST stand-in (`POST /webhooks/{provider}` with
 //! `x-api-key` and the usage plan's daily quota) that hands the validator the exact proxy
-//! event API Gateway would, and the read-only admin API (`/_payhook/…`).
+//! event API Gateway would, and the admin API (`/_payhook/…`): read-only views of a webhook,
+//! the stats and the DLQs, plus the one on-call action, a DLQ redrive.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -66,6 +67,8 @@ impl FrontDoor {
             .route("/webhooks/{provider}", post(webhook))
             .route("/_payhook/webhooks/{webhook_id}", get(webhook_status))
             .route("/_payhook/stats", get(stats))
+            .route("/_payhook/dlq/{provider}", get(dlq_list))
+            .route("/_payhook/dlq/{provider}/redrive", post(dlq_redrive))
             .fallback(missing_route)
             .with_state(state);
         let task = tokio::spawn(async move {
@@ -230,4 +233,71 @@ async fn webhook_status(State(state): State<AppState>, Path(webhook_id): Path<St
 
 async fn stats(State(state): State<AppState>) -> Response {
     (StatusCode::OK, axum::Json(state.stack.stats().await)).into_response()
+}
+
+fn provider_or_404(provider: &str) -> Result<payhook_core::Provider, Response> {
+    provider.parse().map_err(|e: payhook_core::provider::UnknownProvider| {
+        (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": "unknown_provider", "message": e.to_string()})),
+        )
+            .into_response()
+    })
+}
+
+/// `GET /_payhook/dlq/{provider}`: the dead letters, without consuming them.
+async fn dlq_list(State(state): State<AppState>, Path(provider): Path<String>) -> Response {
+    let provider = match provider_or_404(&provider) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match state.stack.sqs().dlq_messages(provider) {
+        Ok(messages) => {
+            let list: Vec<_> = messages
+                .iter()
+                .map(|m| {
+                    let webhook_id = serde_json::from_str::<serde_json::Value>(&m.body)
+                        .ok()
+                        .and_then(|v| v["webhook_id"].as_str().map(str::to_owned));
+                    json!({
+                        "message_id": m.message_id,
+                        "webhook_id": webhook_id,
+                        "group_id": m.attributes.message_group_id,
+                        "receive_count": m.attributes.approximate_receive_count,
+                        "sent_timestamp_ms": m.attributes.sent_timestamp_ms,
+                        "body": m.body,
+                    })
+                })
+                .collect();
+            (StatusCode::OK, axum::Json(json!({"provider": provider.as_str(), "messages": list}))).into_response()
+        }
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({"error": e.code(), "message": e.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+/// `POST /_payhook/dlq/{provider}/redrive`: moves the dead letters back to the queue, in order,
+/// each exactly once.
+async fn dlq_redrive(State(state): State<AppState>, Path(provider): Path<String>) -> Response {
+    let provider = match provider_or_404(&provider) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let mut moved = Vec::new();
+    match state.stack.sqs().redrive(provider, |m| {
+        moved.push(json!({"message_id": m.message_id, "group_id": m.group_id, "deduplication_id": m.deduplication_id}));
+    }) {
+        Ok(n) => {
+            tracing::info!(provider = provider.as_str(), moved = n, "DLQ redriven");
+            (StatusCode::OK, axum::Json(json!({"moved": n, "messages": moved}))).into_response()
+        }
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({"error": e.code(), "message": e.to_string()})),
+        )
+            .into_response(),
+    }
 }

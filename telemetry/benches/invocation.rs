@@ -1,0 +1,110 @@
+//! Benchmark: the telemetry cost of one webhook-validator invocation: start (context, trace
+//! header), three log lines, five metrics flushed as EMF, three spans exported as X-Ray
+//! subsegments to a real UDP socket standing in for the daemon.
+//! Run with `cargo bench -p payhook-telemetry --bench invocation`; the figure goes in
+//! `telemetry/BENCHMARKS.md`.
+
+// `criterion_group!` generates an undocumented public function.
+#![allow(missing_docs)]
+
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use payhook_telemetry::{
+    Annotation, Dimension, DiscardSink, FunctionConfig, FunctionKind, FunctionTelemetry, Metric,
+    Telemetry, TraceExport, aws_call_span,
+};
+
+fn trace_header() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    format!("Root=1-{secs:08x}-00c0ffee123456789abcdef0;Parent=53995c3f42cd8ad8;Sampled=1")
+}
+
+/// One invocation's telemetry, as the validator's success path produces it.
+fn one_invocation(function: &FunctionTelemetry, header: &str) {
+    let invocation = function.start("8476a536-e9f4-11e8-9739-2dfe598c3fcd", Some(header));
+    let inv = invocation.handle();
+    inv.set_correlation_id("c6af9ac6-7b61-11e6-9a41-93e8deadbeef");
+    {
+        let _handler = invocation.span().enter();
+        inv.annotate(Annotation::Provider, "stripe");
+        tracing::info!(provider = "stripe", "webhook received");
+        {
+            let _call = aws_call_span("DynamoDB", "PutItem").entered();
+            tracing::info!(
+                webhook_id = "stripe:evt_1NG8Du2eZvKYlo2CUI79vXWy",
+                "recorded"
+            );
+        }
+        {
+            let _call = aws_call_span("SQS", "SendMessage").entered();
+            tracing::info!(queue = "stripe.fifo", "queued");
+        }
+        let p = [(Dimension::Provider, "stripe")];
+        inv.count(Metric::WebhooksReceived, &p);
+        inv.count(Metric::WebhooksAccepted, &p);
+        inv.metric(Metric::ValidationLatency, 12.5, &p);
+        inv.count(Metric::WebhooksDuplicate, &p);
+        inv.count(
+            Metric::WebhooksRejected,
+            &[(Dimension::Provider, "stripe"), (Dimension::Reason, "none")],
+        );
+    }
+    invocation.finish_ok();
+}
+
+fn invocation(c: &mut Criterion) {
+    // The stand-in daemon drains its socket every few milliseconds rather than waking for
+    // each datagram, so the figure is the function's cost (building and sending the document),
+    // not the scheduling of a reader thread on the same two cores.
+    let daemon = UdpSocket::bind("127.0.0.1:0").expect("bind the stand-in daemon");
+    daemon.set_nonblocking(true).expect("non-blocking");
+    let addr = daemon.local_addr().expect("addr");
+    let stop = Arc::new(AtomicBool::new(false));
+    let drain = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65_536];
+            let mut received = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                while daemon.recv(&mut buf).is_ok() {
+                    received += 1;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            received
+        })
+    };
+
+    let header = trace_header();
+    let mut group = c.benchmark_group("invocation_telemetry");
+    for (name, export) in [
+        ("udp_daemon", TraceExport::Daemon(addr)),
+        ("segments_discarded", TraceExport::sink(DiscardSink)),
+    ] {
+        let telemetry = Telemetry::builder()
+            .log_sink(DiscardSink)
+            .trace_export(export)
+            .build()
+            .expect("telemetry");
+        let _guard = telemetry.set_default();
+        let function = telemetry.function(
+            FunctionConfig::new(FunctionKind::WebhookValidator).metrics_sink(DiscardSink),
+        );
+        group.bench_function(name, |b| b.iter(|| one_invocation(&function, &header)));
+    }
+    group.finish();
+
+    stop.store(true, Ordering::Relaxed);
+    let received = drain.join().expect("drain thread");
+    assert!(received > 0, "the daemon received subsegments");
+}
+
+criterion_group!(benches, invocation);
+criterion_main!(benches);

@@ -1,0 +1,585 @@
+//! CloudWatch Embedded Metric Format (EMF): the per-invocation metric buffer and its encoder.
+//!
+//! Metrics recorded during an invocation are kept in a [`MetricSet`] and written as EMF
+//! documents once, when the invocation finishes (also when the handler fails). The encoder
+//! follows `../shared/conformance/emf/SPEC.md`:
+//! - one document per set of compatible dimension values; a metric's values with the same
+//!   dimensions are written as one array;
+//! - a document never holds more than [`MAX_METRICS_PER_DOCUMENT`] metric definitions, and a
+//!   metric never more than [`MAX_VALUES_PER_METRIC`] values: the encoder starts a new document
+//!   before either limit is crossed;
+//! - a dimension set never exceeds [`MAX_DIMENSIONS_PER_SET`] keys: this is checked when default
+//!   dimensions are configured ([`MetricsConfig::with_default_dimension`]), because a dimension
+//!   set cannot be split without changing what it means;
+//! - units and storage resolution come from the [`catalogue`](crate::catalogue); the `service`
+//!   dimension and the default dimensions are added to every set;
+//! - `ColdStart` goes in a document of its own with `service` and `function_name`, as
+//!   Powertools does.
+
+use std::borrow::Cow;
+
+use crate::catalogue::{Dimension, Metric, Resolution, Unit};
+use crate::error::TelemetryError;
+use crate::json;
+
+/// The namespace when `POWERTOOLS_METRICS_NAMESPACE` is not set.
+pub const DEFAULT_NAMESPACE: &str = "Payhook";
+/// The environment variable naming the CloudWatch namespace (as in Powertools).
+pub const NAMESPACE_ENV: &str = "POWERTOOLS_METRICS_NAMESPACE";
+/// At most this many metric definitions per EMF document (spec; Powertools and
+/// aws-embedded-metrics split at the same number).
+pub const MAX_METRICS_PER_DOCUMENT: usize = 100;
+/// At most this many values in one metric's array.
+pub const MAX_VALUES_PER_METRIC: usize = 100;
+/// At most this many keys in one dimension set.
+pub const MAX_DIMENSIONS_PER_SET: usize = 30;
+/// At most this many characters in a dimension value.
+pub const MAX_DIMENSION_VALUE_LEN: usize = 1024;
+/// At most this many characters in a dimension name.
+pub const MAX_DIMENSION_NAME_LEN: usize = 250;
+/// At most this many characters in a namespace (the strictest of the three sources).
+pub const MAX_NAMESPACE_LEN: usize = 255;
+/// What an empty or blank dimension value is replaced with (CloudWatch rejects empty values).
+pub const UNKNOWN_DIMENSION_VALUE: &str = "unknown";
+
+/// Whether CloudWatch accepts `namespace`: 1-255 characters from `[A-Za-z0-9._#:/-]`, not
+/// starting with `:`.
+pub fn is_valid_namespace(namespace: &str) -> bool {
+    (1..=MAX_NAMESPACE_LEN).contains(&namespace.len())
+        && !namespace.starts_with(':')
+        && namespace.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'#' | b':' | b'/' | b'-')
+        })
+}
+
+/// Where a function's metrics go and what every document carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    namespace: String,
+    service: String,
+    default_dimensions: Vec<(String, String)>,
+}
+
+impl MetricsConfig {
+    /// A namespace and the `service` dimension value.
+    pub fn new(
+        namespace: impl Into<String>,
+        service: impl Into<String>,
+    ) -> Result<Self, TelemetryError> {
+        let namespace = namespace.into();
+        if !is_valid_namespace(&namespace) {
+            return Err(TelemetryError::InvalidNamespace(namespace));
+        }
+        Ok(Self {
+            namespace,
+            service: sanitize_dimension_value(&service.into()).into_owned(),
+            default_dimensions: Vec::new(),
+        })
+    }
+
+    /// Adds a dimension to every metric (for example `stage=prod`). Fails if the name is not
+    /// usable, or if the catalogue's largest dimension set plus the default dimensions would
+    /// exceed [`MAX_DIMENSIONS_PER_SET`].
+    pub fn with_default_dimension(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<Self, TelemetryError> {
+        let name = name.into();
+        let value = value.into();
+        let bad = |why| Err(TelemetryError::InvalidDimensionName(name.clone(), why));
+        if name.is_empty() || name.len() > MAX_DIMENSION_NAME_LEN {
+            return bad("use 1-250 characters");
+        }
+        if name.starts_with(':') || !name.bytes().all(|b| b.is_ascii_graphic()) {
+            return bad("use printable ASCII without spaces, not starting with ':'");
+        }
+        if name == "_aws"
+            || Dimension::ALL.iter().any(|d| d.as_str() == name)
+            || Metric::from_name(&name).is_some()
+        {
+            return bad("the name is reserved by EMF or by the metric catalogue");
+        }
+        if self.default_dimensions.iter().any(|(n, _)| *n == name) {
+            return bad("already set");
+        }
+        let blank = value.trim().is_empty();
+        if blank
+            || value.len() > MAX_DIMENSION_VALUE_LEN
+            || !value.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
+        {
+            return Err(TelemetryError::InvalidDimensionValue(name));
+        }
+        let largest_set = Metric::ALL
+            .iter()
+            .flat_map(|m| m.def().dimension_sets.iter())
+            .map(|s| s.len())
+            .max()
+            .unwrap_or(0);
+        if largest_set + self.default_dimensions.len() + 1 > MAX_DIMENSIONS_PER_SET {
+            return Err(TelemetryError::TooManyDimensions(
+                self.default_dimensions.len() + 1,
+            ));
+        }
+        self.default_dimensions.push((name, value));
+        Ok(self)
+    }
+
+    /// The CloudWatch namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The `service` dimension value.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// Dimensions added to every metric.
+    pub fn default_dimensions(&self) -> &[(String, String)] {
+        &self.default_dimensions
+    }
+}
+
+/// Why a metric was not recorded.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MetricRejected {
+    /// NaN or infinite values cannot be written as JSON numbers.
+    #[error("metric {0} value is not a finite number")]
+    NotFinite(&'static str),
+    /// The call site passed other dimensions than the catalogue declares.
+    #[error("metric {metric} takes dimensions {expected:?}, got {got:?}")]
+    DimensionsMismatch {
+        /// The metric.
+        metric: &'static str,
+        /// What the catalogue declares (without the implicit `service`).
+        expected: Vec<&'static str>,
+        /// What was passed.
+        got: Vec<&'static str>,
+    },
+    /// `ColdStart` is recorded by the invocation wrapper, never by handlers.
+    #[error("metric {0} is recorded by the telemetry crate itself")]
+    Reserved(&'static str),
+}
+
+/// Replaces what CloudWatch rejects in a dimension value: non-ASCII and control characters
+/// become `?`, blank values become [`UNKNOWN_DIMENSION_VALUE`], long values are cut at
+/// [`MAX_DIMENSION_VALUE_LEN`].
+pub fn sanitize_dimension_value(value: &str) -> Cow<'_, str> {
+    let clean = value.len() <= MAX_DIMENSION_VALUE_LEN
+        && value.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
+        && value.bytes().any(|b| b != b' ');
+    if clean {
+        return Cow::Borrowed(value);
+    }
+    let mut out: String = value
+        .chars()
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(MAX_DIMENSION_VALUE_LEN)
+        .collect();
+    if out.trim().is_empty() {
+        out = UNKNOWN_DIMENSION_VALUE.to_owned();
+    }
+    Cow::Owned(out)
+}
+
+#[derive(Debug, Clone)]
+struct Series {
+    name: &'static str,
+    unit: Unit,
+    resolution: Resolution,
+    dimension_sets: &'static [&'static [Dimension]],
+    /// Dimension values, sorted by dimension.
+    dims: Vec<(Dimension, String)>,
+    values: Vec<f64>,
+}
+
+/// The metrics recorded during one invocation, waiting to be flushed as EMF.
+#[derive(Debug, Default, Clone)]
+pub struct MetricSet {
+    series: Vec<Series>,
+}
+
+impl MetricSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+
+    /// Forgets everything recorded.
+    pub fn clear(&mut self) {
+        self.series.clear();
+    }
+
+    /// Records one value of a catalogued metric. `dims` must name exactly the dimensions the
+    /// catalogue declares for it, apart from the implicit `service`.
+    pub fn add(
+        &mut self,
+        metric: Metric,
+        value: f64,
+        dims: &[(Dimension, &str)],
+    ) -> Result<(), MetricRejected> {
+        let def = metric.def();
+        if metric == Metric::ColdStart {
+            return Err(MetricRejected::Reserved(def.name));
+        }
+        // Exactly the catalogue's explicit dimensions, each once (checked without allocating:
+        // this runs for every value recorded).
+        let declared = |d: Dimension| def.dimension_sets.iter().any(|set| set.contains(&d));
+        let all_declared = dims.iter().enumerate().all(|(i, (d, _))| {
+            !d.is_implicit() && declared(*d) && !dims[..i].iter().any(|(e, _)| e == d)
+        });
+        let all_given = def
+            .dimension_sets
+            .iter()
+            .flat_map(|set| set.iter())
+            .all(|d| d.is_implicit() || dims.iter().any(|(g, _)| g == d));
+        if !(all_declared && all_given) {
+            return Err(MetricRejected::DimensionsMismatch {
+                metric: def.name,
+                expected: def
+                    .explicit_dimensions()
+                    .iter()
+                    .map(|d| d.as_str())
+                    .collect(),
+                got: dims.iter().map(|(d, _)| d.as_str()).collect(),
+            });
+        }
+        self.add_raw(
+            def.name,
+            def.unit,
+            def.resolution,
+            def.dimension_sets,
+            value,
+            dims,
+        )
+    }
+
+    /// Records a value without consulting the catalogue (the crate's own `ColdStart`, and tests
+    /// of the encoder's limits with more metrics than the catalogue has).
+    pub(crate) fn add_raw(
+        &mut self,
+        name: &'static str,
+        unit: Unit,
+        resolution: Resolution,
+        dimension_sets: &'static [&'static [Dimension]],
+        value: f64,
+        dims: &[(Dimension, &str)],
+    ) -> Result<(), MetricRejected> {
+        if !value.is_finite() {
+            return Err(MetricRejected::NotFinite(name));
+        }
+        let existing = self.series.iter_mut().find(|s| {
+            s.name == name
+                && s.dims.len() == dims.len()
+                && dims
+                    .iter()
+                    .all(|(d, v)| s.dims.iter().any(|(sd, sv)| sd == d && same_value(sv, v)))
+        });
+        match existing {
+            Some(series) => series.values.push(value),
+            None => {
+                let mut owned: Vec<(Dimension, String)> = dims
+                    .iter()
+                    .map(|(d, v)| (*d, sanitize_dimension_value(v).into_owned()))
+                    .collect();
+                owned.sort_by_key(|(d, _)| *d);
+                self.series.push(Series {
+                    name,
+                    unit,
+                    resolution,
+                    dimension_sets,
+                    dims: owned,
+                    values: vec![value],
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes everything recorded as EMF documents (one JSON object per string), split so
+    /// that no limit is crossed. `timestamp_ms` is the documents' `_aws.Timestamp`.
+    pub fn encode(&self, config: &MetricsConfig, timestamp_ms: i64) -> Vec<String> {
+        let docs = plan_documents(&self.series);
+        docs.iter()
+            .map(|doc| write_document(doc, config, timestamp_ms))
+            .collect()
+    }
+}
+
+fn same_value(stored: &str, given: &str) -> bool {
+    stored == given || stored == sanitize_dimension_value(given)
+}
+
+/// One metric's values (at most [`MAX_VALUES_PER_METRIC`]) placed in one document.
+struct Chunk<'a> {
+    series: &'a Series,
+    values: &'a [f64],
+}
+
+struct PlannedDoc<'a> {
+    chunks: Vec<Chunk<'a>>,
+    /// The union of the chunks' dimension values (they never conflict within a document).
+    dims: Vec<(Dimension, &'a str)>,
+}
+
+impl PlannedDoc<'_> {
+    fn accepts(&self, series: &Series) -> bool {
+        self.chunks.len() < MAX_METRICS_PER_DOCUMENT
+            && !self.chunks.iter().any(|c| c.series.name == series.name)
+            && series.dims.iter().all(|(d, v)| {
+                self.dims
+                    .iter()
+                    .all(|(dd, dv)| dd != d || *dv == v.as_str())
+            })
+    }
+}
+
+/// Places every series' values into as few documents as the limits allow: a document takes a
+/// chunk if it has room for another metric definition, does not hold that metric yet, and
+/// agrees on every shared dimension value.
+fn plan_documents(series: &[Series]) -> Vec<PlannedDoc<'_>> {
+    let mut docs: Vec<PlannedDoc<'_>> = Vec::new();
+    for s in series {
+        for values in s.values.chunks(MAX_VALUES_PER_METRIC) {
+            let idx = match docs.iter().position(|d| d.accepts(s)) {
+                Some(i) => i,
+                None => {
+                    docs.push(PlannedDoc {
+                        chunks: Vec::new(),
+                        dims: Vec::new(),
+                    });
+                    docs.len() - 1
+                }
+            };
+            let doc = &mut docs[idx];
+            for (d, v) in &s.dims {
+                if !doc.dims.iter().any(|(dd, _)| dd == d) {
+                    doc.dims.push((*d, v.as_str()));
+                }
+            }
+            doc.chunks.push(Chunk { series: s, values });
+        }
+    }
+    docs
+}
+
+fn write_document(doc: &PlannedDoc<'_>, config: &MetricsConfig, timestamp_ms: i64) -> String {
+    let mut buf = String::with_capacity(256 + doc.chunks.len() * 64);
+    buf.push_str("{\"_aws\":{\"Timestamp\":");
+    json::push_i64(&mut buf, timestamp_ms);
+    buf.push_str(",\"CloudWatchMetrics\":[");
+    // One directive per distinct list of dimension sets.
+    let mut done = vec![false; doc.chunks.len()];
+    let mut first_directive = true;
+    for i in 0..doc.chunks.len() {
+        if done[i] {
+            continue;
+        }
+        let sets = doc.chunks[i].series.dimension_sets;
+        if !first_directive {
+            buf.push(',');
+        }
+        first_directive = false;
+        buf.push_str("{\"Namespace\":");
+        json::push_str(&mut buf, &config.namespace);
+        buf.push_str(",\"Dimensions\":[");
+        for (si, set) in sets.iter().enumerate() {
+            if si > 0 {
+                buf.push(',');
+            }
+            buf.push('[');
+            let mut first = true;
+            for d in set.iter() {
+                if !first {
+                    buf.push(',');
+                }
+                first = false;
+                json::push_str(&mut buf, d.as_str());
+            }
+            for (name, _) in &config.default_dimensions {
+                if !first {
+                    buf.push(',');
+                }
+                first = false;
+                json::push_str(&mut buf, name);
+            }
+            buf.push(']');
+        }
+        buf.push_str("],\"Metrics\":[");
+        let mut first_metric = true;
+        for (chunk, done) in doc.chunks.iter().zip(done.iter_mut()).skip(i) {
+            let series = chunk.series;
+            if *done || series.dimension_sets != sets {
+                continue;
+            }
+            *done = true;
+            if !first_metric {
+                buf.push(',');
+            }
+            first_metric = false;
+            buf.push_str("{\"Name\":");
+            json::push_str(&mut buf, series.name);
+            buf.push_str(",\"Unit\":");
+            json::push_str(&mut buf, series.unit.as_str());
+            if series.resolution == Resolution::High {
+                buf.push_str(",\"StorageResolution\":1");
+            }
+            buf.push('}');
+        }
+        buf.push_str("]}");
+    }
+    buf.push_str("]}");
+    // Root members: the dimension values, then the metric values.
+    buf.push(',');
+    json::push_key(&mut buf, Dimension::Service.as_str());
+    json::push_str(&mut buf, &config.service);
+    for (name, value) in &config.default_dimensions {
+        buf.push(',');
+        json::push_key(&mut buf, name);
+        json::push_str(&mut buf, value);
+    }
+    for (d, v) in &doc.dims {
+        if *d == Dimension::Service {
+            continue;
+        }
+        buf.push(',');
+        json::push_key(&mut buf, d.as_str());
+        json::push_str(&mut buf, v);
+    }
+    for chunk in &doc.chunks {
+        buf.push(',');
+        json::push_key(&mut buf, chunk.series.name);
+        if let [single] = chunk.values {
+            json::push_f64(&mut buf, *single);
+        } else {
+            buf.push('[');
+            for (k, v) in chunk.values.iter().enumerate() {
+                if k > 0 {
+                    buf.push(',');
+                }
+                json::push_f64(&mut buf, *v);
+            }
+            buf.push(']');
+        }
+    }
+    buf.push('}');
+    buf
+}
+
+/// The `ColdStart` document: one value, dimensions `service` and `function_name` (plus the
+/// default dimensions), alone in its document.
+pub(crate) fn cold_start_document(
+    config: &MetricsConfig,
+    function_name: &str,
+    timestamp_ms: i64,
+) -> String {
+    let def = Metric::ColdStart.def();
+    let mut set = MetricSet::new();
+    // Cannot fail: the value is finite and the dimensions are the catalogue's.
+    let _ = set.add_raw(
+        def.name,
+        def.unit,
+        def.resolution,
+        def.dimension_sets,
+        1.0,
+        &[(Dimension::FunctionName, function_name)],
+    );
+    set.encode(config, timestamp_ms)
+        .into_iter()
+        .next()
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emf;
+
+    const TS: i64 = 1_767_225_600_000;
+    static SETS: &[&[Dimension]] = &[&[Dimension::Service, Dimension::Provider]];
+
+    fn config() -> MetricsConfig {
+        MetricsConfig::new("Payhook", "webhook-validator").expect("valid config")
+    }
+
+    fn parse(docs: &[String]) -> Vec<serde_json::Value> {
+        docs.iter()
+            .map(|d| {
+                let v: serde_json::Value = serde_json::from_str(d).expect("JSON");
+                emf::validate(&v).unwrap_or_else(|e| panic!("invalid EMF {e:?}: {d}"));
+                v
+            })
+            .collect()
+    }
+
+    #[test]
+    fn more_than_a_hundred_metrics_split_into_documents_of_at_most_a_hundred() {
+        let mut set = MetricSet::new();
+        for i in 0..250 {
+            let name: &'static str = Box::leak(format!("Synthetic{i:03}").into_boxed_str());
+            set.add_raw(
+                name,
+                Unit::Count,
+                Resolution::Standard,
+                SETS,
+                1.0,
+                &[(Dimension::Provider, "stripe")],
+            )
+            .expect("recorded");
+        }
+        let docs = parse(&set.encode(&config(), TS));
+        let per_doc: Vec<usize> = docs
+            .iter()
+            .map(|d| {
+                d["_aws"]["CloudWatchMetrics"]
+                    .as_array()
+                    .expect("directives")
+                    .iter()
+                    .map(|dir| dir["Metrics"].as_array().expect("metrics").len())
+                    .sum()
+            })
+            .collect();
+        assert_eq!(per_doc, vec![100, 100, 50]);
+    }
+
+    #[test]
+    fn high_resolution_metrics_carry_storage_resolution_one() {
+        let mut set = MetricSet::new();
+        set.add_raw(
+            "FastLatency",
+            Unit::Milliseconds,
+            Resolution::High,
+            SETS,
+            3.5,
+            &[(Dimension::Provider, "square")],
+        )
+        .expect("recorded");
+        let docs = parse(&set.encode(&config(), TS));
+        let m = &docs[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"][0];
+        assert_eq!(m["StorageResolution"], 1);
+        assert_eq!(docs[0]["FastLatency"], 3.5);
+    }
+
+    #[test]
+    fn dimension_values_are_made_acceptable_to_cloudwatch() {
+        assert_eq!(sanitize_dimension_value("stripe"), "stripe");
+        assert_eq!(sanitize_dimension_value("  "), UNKNOWN_DIMENSION_VALUE);
+        assert_eq!(sanitize_dimension_value("zürich"), "z?rich");
+        assert_eq!(
+            sanitize_dimension_value(&"x".repeat(2000)).len(),
+            MAX_DIMENSION_VALUE_LEN
+        );
+    }
+}

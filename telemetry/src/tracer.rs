@@ -1,0 +1,521 @@
+//! The Tracer: `tracing` spans become OpenTelemetry spans (through `tracing-opentelemetry`),
+//! which `opentelemetry-aws` turns into X-Ray segment documents and sends to the X-Ray daemon
+//! over UDP (`AWS_XRAY_DAEMON_ADDRESS`).
+//!
+//! In Lambda, Lambda itself writes the function's segment; this crate writes **independent
+//! subsegments** under it: one per handler (the invocation span) and one per AWS call
+//! ([`aws_call_span`], `namespace: "aws"` with the service and operation named), with the trace
+//! id and parent taken from the invocation's trace header (`lambda_runtime`'s
+//! `Context::xray_trace_id`). Nothing is sent when the header says `Sampled=0` or when there is
+//! no header, and spans outside an invocation are never sent (the [`InvocationSampler`]).
+//! For the local stack, where nothing writes a function segment, an invocation without a trace
+//! header can start its own trace with a segment named after the function.
+//!
+//! Trace context crosses SQS in the `AWSTraceHeader` system attribute and EventBridge in the
+//! `TraceHeader` entry field: [`trace_header_for_current_span`] produces the value,
+//! [`parent_from_trace_header`] reads it back.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context as TaskContext, Poll, Waker};
+use std::time::Duration;
+
+use opentelemetry::trace::{
+    Link, SpanContext, SpanKind, Status, TraceContextExt, TraceId, TraceState,
+};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_aws::trace::XrayIdGenerator;
+use opentelemetry_aws::trace::xray_propagator::{span_context_from_str, span_context_to_string};
+use opentelemetry_aws::xray_exporter::daemon_client::XrayDaemonClient;
+use opentelemetry_aws::xray_exporter::{
+    SegmentDocument, SegmentDocumentExporter, SegmentTranslator, XrayExporter,
+};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{
+    SamplingDecision, SamplingResult, SdkTracerProvider, ShouldSample, SpanData, SpanExporter,
+    SpanProcessor,
+};
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::error::TelemetryError;
+use crate::logger::SCOPE_TARGET;
+use crate::sink::Sink;
+
+/// `AWS_XRAY_DAEMON_ADDRESS`: where the X-Ray daemon listens (set by Lambda).
+pub const DAEMON_ADDRESS_ENV: &str = "AWS_XRAY_DAEMON_ADDRESS";
+/// The daemon address when the variable is not set: `127.0.0.1:2000`.
+pub const DEFAULT_DAEMON_ADDRESS: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 2000);
+/// The SQS message system attribute that carries the trace header.
+pub const SQS_TRACE_ATTRIBUTE: &str = "AWSTraceHeader";
+/// The longest `TraceHeader` EventBridge accepts on a `PutEvents` entry.
+pub const EVENTBRIDGE_TRACE_HEADER_MAX_LEN: usize = 500;
+/// The span target of AWS call spans.
+pub(crate) const AWS_TARGET: &str = "payhook_telemetry::aws";
+/// The span target of per-record spans.
+pub(crate) const RECORD_TARGET: &str = "payhook_telemetry::record";
+
+/// An X-Ray annotation key: indexed, searchable with filter expressions
+/// (`annotation.provider = "stripe"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Annotation {
+    /// `provider`: `stripe`, `paypal`, `square`.
+    Provider,
+    /// `webhook_id`: `{provider}:{provider_event_id}`.
+    WebhookId,
+    /// `event_type`: the normalised event type.
+    EventType,
+    /// `tier`: the amount tier.
+    Tier,
+}
+
+impl Annotation {
+    /// Every annotation key.
+    pub const ALL: [Annotation; 4] = [
+        Annotation::Provider,
+        Annotation::WebhookId,
+        Annotation::EventType,
+        Annotation::Tier,
+    ];
+
+    /// The key as it appears in segment documents and log lines.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Annotation::Provider => "provider",
+            Annotation::WebhookId => "webhook_id",
+            Annotation::EventType => "event_type",
+            Annotation::Tier => "tier",
+        }
+    }
+}
+
+/// Where segment documents go.
+#[derive(Debug, Clone)]
+pub enum TraceExport {
+    /// The X-Ray daemon's UDP port (Lambda, or a local daemon).
+    Daemon(SocketAddr),
+    /// One segment document per line into a sink (the local stack's `segments.jsonl`, tests).
+    Sink(Arc<dyn Sink>),
+    /// No tracing.
+    Disabled,
+}
+
+impl TraceExport {
+    /// The daemon at `AWS_XRAY_DAEMON_ADDRESS`, or `127.0.0.1:2000` when unset or unusable.
+    pub fn daemon_from_env() -> Self {
+        TraceExport::Daemon(
+            std::env::var(DAEMON_ADDRESS_ENV)
+                .ok()
+                .and_then(|v| parse_daemon_address(&v))
+                .unwrap_or(DEFAULT_DAEMON_ADDRESS),
+        )
+    }
+
+    /// One segment document per line into `sink`.
+    pub fn sink(sink: impl Sink) -> Self {
+        TraceExport::Sink(Arc::new(sink))
+    }
+}
+
+/// Parses `AWS_XRAY_DAEMON_ADDRESS` in both documented forms, `host:port` and
+/// `tcp:host:port udp:host:port` (either order), and returns the UDP address. Written here
+/// because `opentelemetry-aws`'s `XrayDaemonClient::default()` only understands a bare socket
+/// address and panics when the socket cannot be opened.
+pub fn parse_daemon_address(value: &str) -> Option<SocketAddr> {
+    let value = value.trim();
+    let udp = if value.starts_with("tcp:") || value.starts_with("udp:") {
+        value
+            .split_whitespace()
+            .find_map(|part| part.strip_prefix("udp:"))?
+    } else {
+        value
+    };
+    if let Ok(addr) = udp.parse::<SocketAddr>() {
+        return Some(addr);
+    }
+    let addrs: Vec<SocketAddr> = udp.to_socket_addrs().ok()?.collect();
+    // The daemon client's socket is IPv4; prefer an IPv4 address.
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+}
+
+/// Sends segment documents to the daemon, or writes them to a sink.
+#[derive(Debug)]
+enum SegmentClient {
+    Daemon(XrayDaemonClient),
+    Sink(Arc<dyn Sink>),
+}
+
+impl SegmentDocumentExporter for SegmentClient {
+    type Error = io::Error;
+
+    async fn export_segment_documents(
+        &self,
+        batch: Vec<SegmentDocument<'_>>,
+    ) -> Result<(), Self::Error> {
+        match self {
+            SegmentClient::Daemon(client) => client.export_segment_documents(batch).await,
+            SegmentClient::Sink(sink) => {
+                for doc in batch {
+                    sink.write_line(&doc.to_string());
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The sampling rule for Lambda: follow the invocation's trace header (`Sampled=1` → record,
+/// `Sampled=0` → drop); drop every span that has no parent, except a server span, which only
+/// the local stack creates (as the function segment Lambda would have written).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InvocationSampler;
+
+impl ShouldSample for InvocationSampler {
+    fn should_sample(
+        &self,
+        parent_context: Option<&Context>,
+        _trace_id: TraceId,
+        _name: &str,
+        span_kind: &SpanKind,
+        _attributes: &[KeyValue],
+        _links: &[Link],
+    ) -> SamplingResult {
+        let parent = parent_context
+            .map(|cx| cx.span().span_context().clone())
+            .filter(SpanContext::is_valid);
+        let (decision, trace_state) = match parent {
+            Some(sc) => (
+                if sc.is_sampled() {
+                    SamplingDecision::RecordAndSample
+                } else {
+                    SamplingDecision::Drop
+                },
+                sc.trace_state().clone(),
+            ),
+            None if *span_kind == SpanKind::Server => {
+                (SamplingDecision::RecordAndSample, TraceState::default())
+            }
+            None => (SamplingDecision::Drop, TraceState::default()),
+        };
+        SamplingResult {
+            decision,
+            attributes: Vec::new(),
+            trace_state,
+        }
+    }
+}
+
+/// Builds the tracer provider for `export` (`None` when tracing is disabled).
+pub(crate) fn build_provider(
+    export: &TraceExport,
+    log_group: Option<&str>,
+) -> Result<Option<SdkTracerProvider>, TelemetryError> {
+    let client = match export {
+        TraceExport::Daemon(addr) => SegmentClient::Daemon(
+            XrayDaemonClient::new(*addr).map_err(TelemetryError::DaemonSocket)?,
+        ),
+        TraceExport::Sink(sink) => SegmentClient::Sink(sink.clone()),
+        TraceExport::Disabled => return Ok(None),
+    };
+    let mut translator = SegmentTranslator::new()
+        .with_indexed_attrs(Annotation::ALL.iter().map(|a| a.as_str().to_owned()));
+    if let Some(group) = log_group {
+        translator = translator.with_log_group_name(group.to_owned());
+    }
+    let exporter = XrayExporter::new(client).with_translator(translator.always_nest_subsegments());
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(InvocationSpanProcessor::new(exporter))
+        .with_id_generator(XrayIdGenerator::default())
+        .with_sampler(InvocationSampler)
+        // No service.name: the translator would name every segment after it.
+        .with_resource(Resource::builder_empty().build())
+        .build();
+    Ok(Some(provider))
+}
+
+/// At most this many spans go into one export (and so into one nested segment document), which
+/// keeps every datagram far below the daemon's 64 kB.
+pub const MAX_SPANS_PER_EXPORT: usize = 32;
+
+/// At most this many ended spans wait for the invocation's flush; beyond it they are exported at
+/// once (a handler with very many AWS calls).
+const MAX_BUFFERED_SPANS: usize = 256;
+
+/// Keeps the spans that end during an invocation and exports them together when it finishes
+/// ([`Telemetry::flush`](crate::Telemetry::flush), called by [`crate::Invocation`]). Exported
+/// together, a handler's AWS-call subsegments are nested in its own document, so an invocation
+/// costs one datagram instead of one per span; nothing is left buffered when Lambda freezes the
+/// environment after the response, and there is no background thread. Written here because the
+/// SDK's simple processor exports span by span and its batch processor needs a thread and a
+/// timer.
+#[derive(Debug)]
+struct InvocationSpanProcessor<E> {
+    buffer: Mutex<Vec<SpanData>>,
+    exporter: Mutex<E>,
+}
+
+impl<E: SpanExporter> InvocationSpanProcessor<E> {
+    fn new(exporter: E) -> Self {
+        Self {
+            buffer: Mutex::new(Vec::new()),
+            exporter: Mutex::new(exporter),
+        }
+    }
+
+    fn export(&self, mut batch: Vec<SpanData>) -> OTelSdkResult {
+        let exporter = self.exporter.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut result = Ok(());
+        while !batch.is_empty() {
+            let rest = batch.split_off(batch.len().min(MAX_SPANS_PER_EXPORT));
+            // The X-Ray exporter never waits (UDP sends are non-blocking), so one poll completes it.
+            let mut export = std::pin::pin!(exporter.export(batch));
+            let mut cx = TaskContext::from_waker(Waker::noop());
+            if let Poll::Ready(Err(e)) = export.as_mut().poll(&mut cx) {
+                result = Err(e);
+            }
+            batch = rest;
+        }
+        result
+    }
+}
+
+impl<E: SpanExporter> SpanProcessor for InvocationSpanProcessor<E> {
+    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if !span.span_context.is_sampled() {
+            return;
+        }
+        let overflow = {
+            let mut buffer = self.buffer.lock().unwrap_or_else(PoisonError::into_inner);
+            buffer.push(span);
+            (buffer.len() >= MAX_BUFFERED_SPANS).then(|| std::mem::take(&mut *buffer))
+        };
+        if let Some(batch) = overflow {
+            let _ = self.export(batch);
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        let batch =
+            std::mem::take(&mut *self.buffer.lock().unwrap_or_else(PoisonError::into_inner));
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.export(batch)
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        self.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.exporter
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set_resource(resource);
+    }
+}
+
+/// A parsed X-Ray trace header (`Root=…;Parent=…;Sampled=…`, plus `Lineage` and unknown keys,
+/// which are kept and forwarded).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceParent {
+    span_context: SpanContext,
+}
+
+impl TraceParent {
+    /// The trace id in X-Ray form (`1-5759e988-bd862e3fe1be46a994272793`).
+    pub fn trace_id(&self) -> String {
+        xray_trace_id(self.span_context.trace_id())
+    }
+
+    /// The parent segment or subsegment id (16 hex digits), if the header had one.
+    pub fn parent_id(&self) -> Option<String> {
+        let id = self.span_context.span_id();
+        (id != opentelemetry::SpanId::INVALID).then(|| format!("{id:016x}"))
+    }
+
+    /// Whether the upstream chose to record this trace (`Sampled=1`).
+    pub fn is_sampled(&self) -> bool {
+        self.span_context.is_sampled()
+    }
+
+    /// The header again (`Root=…;Parent=…;Sampled=…[;Lineage=…]`); `None` without a parent.
+    pub fn header(&self) -> Option<String> {
+        span_context_to_string(&self.span_context)
+    }
+
+    /// The OpenTelemetry context with this as its remote parent.
+    pub fn context(&self) -> Context {
+        Context::new().with_remote_span_context(self.span_context.clone())
+    }
+
+    /// The underlying span context.
+    pub fn span_context(&self) -> &SpanContext {
+        &self.span_context
+    }
+}
+
+/// Parses an X-Ray trace header (from `_X_AMZN_TRACE_ID`, `Context::xray_trace_id`, an SQS
+/// record's `AWSTraceHeader` or an HTTP `X-Amzn-Trace-Id`). `None` when it has no valid `Root`.
+pub fn parent_from_trace_header(header: &str) -> Option<TraceParent> {
+    span_context_from_str(header.trim()).map(|span_context| TraceParent { span_context })
+}
+
+/// The X-Ray form of an OpenTelemetry trace id.
+pub fn xray_trace_id(id: TraceId) -> String {
+    let hex = format!("{id:032x}");
+    format!("1-{}-{}", &hex[..8], &hex[8..])
+}
+
+/// The trace header naming the current span as parent, for an SQS `AWSTraceHeader` system
+/// attribute or an EventBridge entry's `TraceHeader` (`Root=…;Parent=<this span>;Sampled=…`).
+/// Call it inside the span of the AWS call that sends the message, so the consumer's trace
+/// hangs under that call. `None` outside any trace.
+pub fn trace_header_for_current_span() -> Option<String> {
+    let from_span = tracing::Span::current().context();
+    let cx = if from_span.span().span_context().is_valid() {
+        from_span
+    } else {
+        Context::current()
+    };
+    span_context_to_string(cx.span().span_context())
+}
+
+/// [`trace_header_for_current_span`] for an EventBridge `PutEvents` entry: `None` if the header
+/// is longer than EventBridge accepts (500 characters, possible with a long `Lineage`).
+pub fn eventbridge_trace_header() -> Option<String> {
+    trace_header_for_current_span().filter(|h| h.len() <= EVENTBRIDGE_TRACE_HEADER_MAX_LEN)
+}
+
+/// A span for one AWS API call, which becomes an X-Ray subsegment with `namespace: "aws"`,
+/// named after the service (`"SQS"`, `"DynamoDB"`, `"EventBridge"`, `"SSM"`) and with
+/// `aws.operation` set (`"SendMessage"`). Record `aws.queue.url`, `aws.table.name`,
+/// `aws.region`, `aws.request_id` and `http.response.status_code` on it when known; mark a
+/// failure with [`mark_span_failed`].
+///
+/// ```
+/// # async fn send() {}
+/// use tracing::Instrument;
+/// let span = payhook_telemetry::aws_call_span("SQS", "SendMessage");
+/// span.record("aws.queue.url", "https://sqs.us-east-1.amazonaws.com/123456789012/stripe.fifo");
+/// async {
+///     let _header = payhook_telemetry::trace_header_for_current_span(); // → AWSTraceHeader
+///     send().await
+/// }
+/// .instrument(span);
+/// ```
+pub fn aws_call_span(service: &str, operation: &str) -> tracing::Span {
+    tracing::info_span!(
+        target: AWS_TARGET,
+        "aws_call",
+        otel.kind = "client",
+        otel.status_code = Empty,
+        otel.status_description = Empty,
+        rpc.system = "aws-api",
+        aws.service = service,
+        aws.operation = operation,
+        aws.region = Empty,
+        aws.request_id = Empty,
+        aws.queue.url = Empty,
+        aws.table.name = Empty,
+        http.response.status_code = Empty,
+    )
+}
+
+/// A span for one SQS record: a subsegment in the **producer's** trace when the record carries
+/// an `AWSTraceHeader` (each record of a batch can belong to a different trace), and inside the
+/// span the record's message id is the log lines' `correlation_id`.
+pub fn record_span(message_id: &str, trace_header: Option<&str>) -> tracing::Span {
+    let span = tracing::info_span!(
+        target: RECORD_TARGET,
+        "record",
+        otel.name = "## record",
+        otel.status_code = Empty,
+        otel.status_description = Empty,
+        correlation_id = message_id,
+    );
+    if let Some(parent) = trace_header.and_then(parent_from_trace_header)
+        && parent.parent_id().is_some()
+    {
+        let _ = span.set_parent(parent.context());
+    }
+    span
+}
+
+/// A log-only scope (never a subsegment) in which `correlation_id` is `id`.
+pub fn correlation_scope(id: &str) -> tracing::Span {
+    tracing::info_span!(target: SCOPE_TARGET, "scope", correlation_id = id)
+}
+
+/// Sets an X-Ray annotation on the current span (it shows on that subsegment).
+pub fn annotate_current_span(key: Annotation, value: &str) {
+    tracing::Span::current().set_attribute(key.as_str(), value.to_owned());
+}
+
+/// Marks `span`'s subsegment as failed (`fault: true`), with a stable error code as the cause.
+pub fn mark_span_failed(span: &tracing::Span, code: &'static str) {
+    span.set_status(Status::Error {
+        description: Cow::Borrowed(code),
+    });
+}
+
+/// Whether the OpenTelemetry layer turns spans with this metadata into subsegments: spans of
+/// payhook crates at INFO or above, except log-only scopes.
+pub(crate) fn is_traced(meta: &tracing::Metadata<'_>) -> bool {
+    meta.is_span()
+        && meta.target().starts_with("payhook")
+        && meta.target() != SCOPE_TARGET
+        && *meta.level() <= tracing::Level::INFO
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daemon_address_is_parsed_in_both_documented_forms() {
+        assert_eq!(
+            parse_daemon_address("169.254.79.2:2000"),
+            Some("169.254.79.2:2000".parse().expect("addr"))
+        );
+        assert_eq!(
+            parse_daemon_address("tcp:127.0.0.1:2000 udp:127.0.0.2:2001"),
+            Some("127.0.0.2:2001".parse().expect("addr"))
+        );
+        assert_eq!(
+            parse_daemon_address("udp:127.0.0.2:2001 tcp:127.0.0.1:2000"),
+            Some("127.0.0.2:2001".parse().expect("addr"))
+        );
+        assert_eq!(parse_daemon_address("tcp:127.0.0.1:2000"), None);
+        assert_eq!(parse_daemon_address("not an address"), None);
+    }
+
+    #[test]
+    fn trace_headers_round_trip_and_keep_lineage() {
+        let h = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a87bd80c:1|68fd508a:5";
+        let p = parent_from_trace_header(h).expect("parsed");
+        assert_eq!(p.trace_id(), "1-5759e988-bd862e3fe1be46a994272793");
+        assert_eq!(p.parent_id().as_deref(), Some("53995c3f42cd8ad8"));
+        assert!(p.is_sampled());
+        let again = p.header().expect("header");
+        assert!(again.contains("Lineage=a87bd80c:1|68fd508a:5"), "{again}");
+        assert_eq!(parent_from_trace_header(&again), Some(p));
+    }
+
+    #[test]
+    fn headers_without_a_root_are_rejected() {
+        assert_eq!(parent_from_trace_header("Sampled=1;Self=foo"), None);
+        assert_eq!(parent_from_trace_header(""), None);
+    }
+}

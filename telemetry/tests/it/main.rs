@@ -1,0 +1,12 @@
+//! Integration tests of payhook-telemetry, one module per area. Run with
+//! `cargo test -p payhook-telemetry`.
+
+mod catalogue;
+mod emf_conformance;
+mod invocation;
+mod lambda;
+mod logs;
+mod metrics;
+mod redaction;
+mod support;
+mod traces;

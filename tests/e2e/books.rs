@@ -1,0 +1,30 @@
+//! The full reconciliation: the demo's mix of traffic balances its books.
+
+use payhook::demo::{DemoArgs, run_demo};
+use payhook_core::conformance::workspace_root;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_traffic_reconciles_every_accepted_webhook() {
+    let args = DemoArgs {
+        run_dir: Some(crate::support::run_dir("demo")),
+        rules_dir: workspace_root().join("rules"),
+        timeout: 60,
+    };
+    let report = run_demo(&args).await.expect("demo runs");
+    assert!(report.balanced(), "{report:#?}");
+    assert_eq!(report.accepted, report.processed + report.failed);
+    assert_eq!(report.failed, 1, "the one poison message");
+    assert_eq!(report.dlq, 1);
+    assert!(
+        report.duplicates >= 6,
+        "concurrent copies answered as duplicates"
+    );
+    assert_eq!(report.ignored, 3);
+    assert_eq!(report.by_status.get(&403), Some(&1));
+    assert_eq!(report.by_status.get(&401), Some(&3));
+    for name in ["logs.jsonl", "metrics.jsonl", "xray.jsonl", "summary.json"] {
+        let path = args.run_dir.as_ref().unwrap().join(name);
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 0, "{name} written");
+    }
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests over HTTP on loopback: the whole pipeline (API Gateway stand-in, validator,
+//! FIFO queues, processors, bus, event processor, status store) as `payhook serve` runs it.
+
+mod books;
+mod delivery;
+mod front_door;
+mod recovery;
+mod support;
