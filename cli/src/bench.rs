@@ -123,7 +123,9 @@ fn peak_rss_mb() -> f64 {
 /// Runs the load and returns the figures.
 pub async fn run_bench(args: &BenchArgs) -> Result<BenchReport, CliError> {
     if args.requests == 0 || args.requests > MAX_REQUESTS {
-        return Err(CliError::Usage(format!("--requests must be 1..={MAX_REQUESTS}")));
+        return Err(CliError::Usage(format!(
+            "--requests must be 1..={MAX_REQUESTS}"
+        )));
     }
     let concurrency = args.concurrency.clamp(1, 1024);
     let run_dir = args
@@ -133,7 +135,9 @@ pub async fn run_bench(args: &BenchArgs) -> Result<BenchReport, CliError> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| CliError::Failed(format!("cannot bind 127.0.0.1: {e}")))?;
-    let addr = listener.local_addr().map_err(|e| CliError::Failed(e.to_string()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| CliError::Failed(e.to_string()))?;
     let mut config = config::init(&run_dir, addr.port(), true, unix_now())?;
     config.api.daily_quota = u64::MAX;
     let stack = Stack::start(StackOptions {
@@ -202,7 +206,9 @@ pub async fn run_bench(args: &BenchArgs) -> Result<BenchReport, CliError> {
     let mut accepted = Vec::with_capacity(args.requests);
     let mut refused = 0;
     for t in tasks {
-        let (l, a, r) = t.await.map_err(|e| CliError::Failed(format!("load task: {e}")))?;
+        let (l, a, r) = t
+            .await
+            .map_err(|e| CliError::Failed(format!("load task: {e}")))?;
         latencies.extend(l);
         accepted.extend(a);
         refused += r;
@@ -246,7 +252,10 @@ pub async fn run_bench(args: &BenchArgs) -> Result<BenchReport, CliError> {
 /// Runs `payhook bench`; exit 0 when nothing was lost or processed twice.
 pub async fn run(args: BenchArgs) -> Result<i32, CliError> {
     let report = run_bench(&args).await?;
-    println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_default()
+    );
     let ok = report.not_accepted == 0
         && report.reconciliation.balanced()
         && report.reconciliation.processed == report.accepted;

@@ -221,15 +221,16 @@ fn plan(now: i64) -> Result<(Vec<Planned>, String), CliError> {
 
 /// Flips the last character of every signature-carrying header value.
 fn tamper(headers: &mut [(String, String)]) {
+    const SIGNATURES: [&str; 3] = [
+        "stripe-signature",
+        "x-square-hmacsha256-signature",
+        "paypal-transmission-sig",
+    ];
     for (name, value) in headers.iter_mut() {
-        let n = name.to_ascii_lowercase();
-        if n == "stripe-signature"
-            || n == "x-square-hmacsha256-signature"
-            || n == "paypal-transmission-sig"
+        if SIGNATURES.contains(&name.to_ascii_lowercase().as_str())
+            && let Some(last) = value.pop()
         {
-            if let Some(last) = value.pop() {
-                value.push(if last == 'A' { 'B' } else { 'A' });
-            }
+            value.push(if last == 'A' { 'B' } else { 'A' });
         }
     }
 }

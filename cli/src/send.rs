@@ -133,10 +133,7 @@ async fn request_without_body(
     let request = http::Request::builder()
         .method(method)
         .uri(parse_url(url)?)
-        .header(
-            USER_AGENT,
-            concat!("payhook/", env!("CARGO_PKG_VERSION")),
-        )
+        .header(USER_AGENT, concat!("payhook/", env!("CARGO_PKG_VERSION")))
         .body(Full::new(Bytes::new()))
         .map_err(|e| CliError::Usage(format!("cannot build the request: {e}")))?;
     exchange(client, request, url).await

@@ -1,8 +1,8 @@
 //! The API Gateway stand-in: API key, daily quota, routes, and the admin API.
 
+use crate::support::Harness;
 use payhook::payloads::PayloadSpec;
 use payhook_core::Provider;
-use crate::support::Harness;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_or_wrong_api_key_is_403_and_reaches_nothing() {

@@ -24,21 +24,19 @@ fn demo_ca() -> DemoCa {
 }
 
 /// A running stack with its front door and a sender.
-pub struct Harness {
+pub(crate) struct Harness {
     /// The stack.
-    pub stack: Arc<Stack>,
+    pub(crate) stack: Arc<Stack>,
     /// The HTTP front door.
-    pub front: FrontDoor,
-    /// The config it runs with.
-    pub config: Config,
+    pub(crate) front: FrontDoor,
     /// A sender with the config's API key and secrets.
-    pub sender: Sender,
+    pub(crate) sender: Sender,
     /// The faults it was started with.
-    pub faults: Faults,
+    pub(crate) faults: Faults,
 }
 
 /// A fresh run directory for `name`.
-pub fn run_dir(name: &str) -> PathBuf {
+pub(crate) fn run_dir(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("e2e")
         .join(format!("{name}-{}", std::process::id()));
@@ -48,7 +46,7 @@ pub fn run_dir(name: &str) -> PathBuf {
 
 impl Harness {
     /// Starts a stack; `tweak` may change the config (quota, retries) before it starts.
-    pub async fn start(name: &str, tweak: impl FnOnce(&mut Config)) -> Harness {
+    pub(crate) async fn start(name: &str, tweak: impl FnOnce(&mut Config)) -> Harness {
         let dir = run_dir(name);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -72,24 +70,23 @@ impl Harness {
         Harness {
             stack,
             front,
-            config,
             sender,
             faults,
         }
     }
 
     /// The webhook URL of `provider`.
-    pub fn url(&self, provider: Provider) -> String {
+    pub(crate) fn url(&self, provider: Provider) -> String {
         format!("http://{}/webhooks/{}", self.front.addr, provider.as_str())
     }
 
     /// Builds a payload.
-    pub fn payload(&self, spec: PayloadSpec) -> Payload {
+    pub(crate) fn payload(&self, spec: PayloadSpec) -> Payload {
         payloads::build(&spec.at(unix_now())).expect("payload builds")
     }
 
     /// Signs and posts a payload; returns status and parsed body.
-    pub async fn post(&self, payload: &Payload) -> (u16, serde_json::Value) {
+    pub(crate) async fn post(&self, payload: &Payload) -> (u16, serde_json::Value) {
         let (status, body) = self
             .sender
             .send(
@@ -106,7 +103,7 @@ impl Harness {
     }
 
     /// Waits until the pipeline is idle (panics after 30 s).
-    pub async fn idle(&self) {
+    pub(crate) async fn idle(&self) {
         assert!(
             self.stack.wait_idle(Duration::from_secs(30)).await,
             "pipeline did not go idle: {:?}",
@@ -115,7 +112,7 @@ impl Harness {
     }
 
     /// GETs an admin path and parses the JSON.
-    pub async fn admin(&self, path: &str) -> (u16, serde_json::Value) {
+    pub(crate) async fn admin(&self, path: &str) -> (u16, serde_json::Value) {
         let client = payhook::send::http_client().expect("client");
         let url = format!("http://{}{path}", self.front.addr);
         let (status, body) = payhook::send::get(&client, &url)

@@ -235,21 +235,25 @@ async fn stats(State(state): State<AppState>) -> Response {
     (StatusCode::OK, axum::Json(state.stack.stats().await)).into_response()
 }
 
-fn provider_or_404(provider: &str) -> Result<payhook_core::Provider, Response> {
-    provider.parse().map_err(|e: payhook_core::provider::UnknownProvider| {
-        (
-            StatusCode::NOT_FOUND,
-            axum::Json(json!({"error": "unknown_provider", "message": e.to_string()})),
-        )
-            .into_response()
-    })
+fn provider_or_404(provider: &str) -> Result<payhook_core::Provider, Box<Response>> {
+    provider
+        .parse()
+        .map_err(|e: payhook_core::provider::UnknownProvider| {
+            Box::new(
+                (
+                    StatusCode::NOT_FOUND,
+                    axum::Json(json!({"error": "unknown_provider", "message": e.to_string()})),
+                )
+                    .into_response(),
+            )
+        })
 }
 
 /// `GET /_payhook/dlq/{provider}`: the dead letters, without consuming them.
 async fn dlq_list(State(state): State<AppState>, Path(provider): Path<String>) -> Response {
     let provider = match provider_or_404(&provider) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match state.stack.sqs().dlq_messages(provider) {
         Ok(messages) => {
@@ -269,7 +273,11 @@ async fn dlq_list(State(state): State<AppState>, Path(provider): Path<String>) -
                     })
                 })
                 .collect();
-            (StatusCode::OK, axum::Json(json!({"provider": provider.as_str(), "messages": list}))).into_response()
+            (
+                StatusCode::OK,
+                axum::Json(json!({"provider": provider.as_str(), "messages": list})),
+            )
+                .into_response()
         }
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -284,7 +292,7 @@ async fn dlq_list(State(state): State<AppState>, Path(provider): Path<String>) -
 async fn dlq_redrive(State(state): State<AppState>, Path(provider): Path<String>) -> Response {
     let provider = match provider_or_404(&provider) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut moved = Vec::new();
     match state.stack.sqs().redrive(provider, |m| {
