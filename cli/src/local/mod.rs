@@ -5,5 +5,6 @@
 pub mod bus;
 pub mod faults;
 pub mod http;
+pub mod sink;
 pub mod stack;
 pub mod xray;

@@ -21,14 +21,13 @@ use payhook_core::processor::{
 };
 use payhook_core::status::{MemoryStatusStore, Status, StatusItem, StatusStore};
 use payhook_core::validator::Validator;
-use payhook_telemetry::{
-    FileSink, FunctionConfig, FunctionKind, FunctionTelemetry, Telemetry, TraceExport,
-};
+use payhook_telemetry::{FunctionConfig, FunctionKind, FunctionTelemetry, Telemetry, TraceExport};
 use serde::Serialize;
 use tracing::instrument::WithSubscriber as _;
 
 use super::bus::{EventTarget, LocalBus, RuleStats};
 use super::faults::{Faults, FaultyBus, INJECTED_CRASH};
+use super::sink::BufferedFileSink;
 use super::xray::XrayListener;
 use crate::CliError;
 use crate::config::Config;
@@ -39,6 +38,9 @@ pub const POLLERS_PER_QUEUE: usize = 4;
 pub const BUS_WORKERS: usize = 8;
 /// A processor invocation's time budget: the Lambda timeout (the claims' lease).
 pub const PROCESSOR_TIMEOUT_MS: i64 = 300_000;
+
+/// How often buffered logs and metrics reach the run directory.
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
 
 /// File names inside the run directory.
 pub const LOGS_FILE: &str = "logs.jsonl";
@@ -117,6 +119,7 @@ pub struct Stack {
     bus: Arc<LocalBus>,
     telemetry: Telemetry,
     xray: XrayListener,
+    sinks: Vec<Arc<BufferedFileSink>>,
     busy_batches: Arc<AtomicUsize>,
     run_dir: PathBuf,
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -148,15 +151,20 @@ impl Stack {
         let xray = XrayListener::start(&run_dir.join(SEGMENTS_FILE))
             .await
             .map_err(|e| failed("X-Ray listener", e))?;
+        let log_sink = Arc::new(
+            BufferedFileSink::append(&run_dir.join(LOGS_FILE))
+                .map_err(|e| failed("log file", e))?,
+        );
         let telemetry = Telemetry::builder()
             .service("payhook-local")
-            .log_sink(FileSink::append(run_dir.join(LOGS_FILE)).map_err(|e| failed("log file", e))?)
+            .log_sink(Arc::clone(&log_sink))
             .trace_export(TraceExport::Daemon(xray.addr))
             .local_root_segments(true)
             .build()
             .map_err(|e| failed("telemetry", e))?;
         let metrics_sink = Arc::new(
-            FileSink::append(run_dir.join(METRICS_FILE)).map_err(|e| failed("metrics file", e))?,
+            BufferedFileSink::append(&run_dir.join(METRICS_FILE))
+                .map_err(|e| failed("metrics file", e))?,
         );
         let function = |kind: FunctionKind, name: &str| {
             telemetry.function(
@@ -211,6 +219,7 @@ impl Stack {
             bus: bus.clone(),
             telemetry: telemetry.clone(),
             xray,
+            sinks: vec![Arc::clone(&log_sink), Arc::clone(&metrics_sink)],
             busy_batches: Arc::new(AtomicUsize::new(0)),
             run_dir,
             shutdown,
@@ -244,6 +253,19 @@ impl Stack {
                 tasks.push(tokio::spawn(poller));
             }
         }
+        let flusher = {
+            let sinks = stack.sinks.clone();
+            let mut shutdown = stack.shutdown.subscribe();
+            async move {
+                loop {
+                    tokio::select! {
+                        _ = shutdown.changed() => break,
+                        () = tokio::time::sleep(FLUSH_EVERY) => sinks.iter().for_each(|s| s.flush()),
+                    }
+                }
+            }
+        };
+        tasks.push(tokio::spawn(flusher));
         if let Ok(mut t) = stack.tasks.lock() {
             t.extend(tasks);
         }
@@ -357,6 +379,12 @@ impl Stack {
         self.telemetry.flush();
         // Give the last UDP datagrams a moment to land in the run directory.
         tokio::time::sleep(Duration::from_millis(100)).await;
+        self.flush_files();
+    }
+
+    /// Writes buffered logs and metrics to the run directory (also done every 250 ms).
+    pub fn flush_files(&self) {
+        self.sinks.iter().for_each(|s| s.flush());
     }
 }
 

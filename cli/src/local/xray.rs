@@ -7,7 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::io::AsyncWriteExt;
+use std::io::Write as _;
+
 use tokio::net::UdpSocket;
 
 /// The header every daemon datagram starts with.
@@ -28,11 +29,13 @@ impl XrayListener {
     pub async fn start(path: &Path) -> std::io::Result<XrayListener> {
         let socket = UdpSocket::bind("127.0.0.1:0").await?;
         let addr = socket.local_addr()?;
-        let mut file = tokio::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(path)
-            .await?;
+            .open(path)?;
+        // Buffered, and flushed whenever the socket has nothing more waiting: one write per
+        // burst of segments rather than one per segment.
+        let mut file = std::io::BufWriter::with_capacity(256 * 1024, file);
         let received = Arc::new(AtomicU64::new(0));
         let rejected = Arc::new(AtomicU64::new(0));
         let (rx, rj) = (Arc::clone(&received), Arc::clone(&rejected));
@@ -43,27 +46,16 @@ impl XrayListener {
                 let Ok((n, _)) = socket.recv_from(&mut buf).await else {
                     break;
                 };
-                let text = String::from_utf8_lossy(&buf[..n]);
-                let document = text
-                    .split_once('\n')
-                    .filter(|(header, _)| {
-                        serde_json::from_str::<serde_json::Value>(header).ok()
-                            == serde_json::from_str::<serde_json::Value>(DAEMON_HEADER).ok()
-                    })
-                    .and_then(|(_, doc)| serde_json::from_str::<serde_json::Value>(doc).ok());
-                match document {
-                    Some(doc) => {
-                        rx.fetch_add(1, Ordering::Relaxed);
-                        let mut line = doc.to_string();
-                        line.push('\n');
-                        if file.write_all(line.as_bytes()).await.is_err() {
-                            break;
-                        }
-                        let _ = file.flush().await;
+                let mut ok = record(&buf[..n], &mut file, &rx, &rj);
+                // Drain what else is waiting before paying for a flush.
+                while ok {
+                    match socket.try_recv_from(&mut buf) {
+                        Ok((n, _)) => ok = record(&buf[..n], &mut file, &rx, &rj),
+                        Err(_) => break,
                     }
-                    None => {
-                        rj.fetch_add(1, Ordering::Relaxed);
-                    }
+                }
+                if !ok || file.flush().is_err() {
+                    break;
                 }
             }
         });
@@ -84,6 +76,50 @@ impl XrayListener {
     pub fn rejected(&self) -> u64 {
         self.rejected.load(Ordering::Relaxed)
     }
+}
+
+/// Appends one datagram's document as a line; false when the file cannot be written.
+fn record(
+    datagram: &[u8],
+    file: &mut std::io::BufWriter<std::fs::File>,
+    received: &AtomicU64,
+    rejected: &AtomicU64,
+) -> bool {
+    let document = std::str::from_utf8(datagram)
+        .ok()
+        .and_then(|text| text.split_once('\n'))
+        .filter(|(header, _)| is_daemon_header(header))
+        .map(|(_, doc)| doc.trim())
+        .filter(|doc| serde_json::from_str::<serde::de::IgnoredAny>(doc).is_ok());
+    match document {
+        Some(doc) => {
+            received.fetch_add(1, Ordering::Relaxed);
+            // Written as received when it is one line already (it always is from the SDKs).
+            let line = if doc.contains('\n') {
+                serde_json::from_str::<serde_json::Value>(doc)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default()
+            } else {
+                doc.to_owned()
+            };
+            file.write_all(line.as_bytes()).is_ok() && file.write_all(b"\n").is_ok()
+        }
+        None => {
+            rejected.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+    }
+}
+
+/// Whether `line` is the daemon protocol's header (`{"format": "json", "version": 1}`, any
+/// spacing).
+fn is_daemon_header(line: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Header {
+        format: String,
+        version: u32,
+    }
+    serde_json::from_str::<Header>(line).is_ok_and(|h| h.format == "json" && h.version == 1)
 }
 
 impl Drop for XrayListener {
