@@ -866,7 +866,19 @@ impl Invocation {
             });
             span.record("otel.status_code", "error");
             span.record("otel.status_description", f.code);
+            // Becomes the subsegment's `cause.exceptions[]`, so the trace says what failed.
+            span.add_event(
+                "exception",
+                vec![
+                    KeyValue::new("exception.type", f.code),
+                    KeyValue::new("exception.message", redact_text(&f.message).into_owned()),
+                ],
+            );
         }
+        // As Powertools' Tracer does: `annotation.ColdStart = true` and
+        // `annotation.Service = "…"` find these handler subsegments.
+        span.set_attribute("annotation.ColdStart", self.state.cold_start);
+        span.set_attribute("annotation.Service", self.state.service.clone());
         for (key, value) in lock(&self.state.annotations).drain(..) {
             span.set_attribute(key.as_str(), value);
         }

@@ -14,8 +14,12 @@ pub(crate) fn push_str(buf: &mut String, s: &str) {
 /// Appends the escaped contents of a JSON string literal (without quotes).
 pub(crate) fn push_str_contents(buf: &mut String, s: &str) {
     let bytes = s.as_bytes();
-    // Most strings need no escaping: copy them in one go.
-    if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+    // Most strings need no escaping: copy them in one go. (A fold rather than `any`, so the
+    // check has no early exit and the compiler can vectorise it.)
+    let needs_escape = bytes.iter().fold(false, |acc, &b| {
+        acc | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if !needs_escape {
         buf.push_str(s);
         return;
     }
@@ -54,7 +58,7 @@ pub(crate) fn push_f64(buf: &mut String, v: f64) {
     if !v.is_finite() {
         buf.push_str("null");
     } else if v.fract() == 0.0 && v.abs() < 9.007_199_254_740_992e15 {
-        let _ = write!(buf, "{}", v as i64);
+        push_i64(buf, v as i64);
     } else {
         let _ = write!(buf, "{v}");
     }
@@ -62,12 +66,28 @@ pub(crate) fn push_f64(buf: &mut String, v: f64) {
 
 /// Appends an integer.
 pub(crate) fn push_i64(buf: &mut String, v: i64) {
-    let _ = write!(buf, "{v}");
+    if v < 0 {
+        buf.push('-');
+    }
+    push_u64(buf, v.unsigned_abs());
 }
 
-/// Appends an unsigned integer.
-pub(crate) fn push_u64(buf: &mut String, v: u64) {
-    let _ = write!(buf, "{v}");
+/// Appends an unsigned integer (digits written directly: this runs for every timestamp, line
+/// number and metric value).
+pub(crate) fn push_u64(buf: &mut String, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        buf.push(char::from(d));
+    }
 }
 
 #[cfg(test)]
@@ -88,6 +108,18 @@ mod tests {
             let back: String = serde_json::from_str(&buf).expect("valid JSON string");
             assert_eq!(back, s);
         }
+    }
+
+    #[test]
+    fn integers_are_written_in_full() {
+        for v in [0_i64, 7, -7, 10, 1_767_225_600_000, i64::MIN, i64::MAX] {
+            let mut buf = String::new();
+            push_i64(&mut buf, v);
+            assert_eq!(buf, v.to_string());
+        }
+        let mut buf = String::new();
+        push_u64(&mut buf, u64::MAX);
+        assert_eq!(buf, u64::MAX.to_string());
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! - a dimension set never exceeds [`MAX_DIMENSIONS_PER_SET`] keys: this is checked when default
 //!   dimensions are configured ([`MetricsConfig::with_default_dimension`]), because a dimension
 //!   set cannot be split without changing what it means;
-//! - units and storage resolution come from the [`catalogue`](crate::catalogue); the `service`
+//! - units and storage resolution come from the [`catalogue`](mod@crate::catalogue); the `service`
 //!   dimension and the default dimensions are added to every set;
 //! - `ColdStart` goes in a document of its own with `service` and `function_name`, as
 //!   Powertools does.

@@ -437,9 +437,28 @@ mod tests {
     fn the_quick_check_never_skips_a_string_the_full_scan_would_change() {
         // Strings assembled from pieces of the patterns and near misses, so both are common.
         let pieces = [
-            "jane.doe@example.com", "a@b", "@", ".", " ", "-", "=", "_", "x", "Bearer ", "bearer",
-            "4242424242424242", "4242 4242 4242 4242", "42424242", "1767225600000", "whsec_",
-            "sk_live_", "abc", "ABC", "0123456789abcdef0123456789abcdef", "Zz9+/", "payment_intent",
+            "jane.doe@example.com",
+            "a@b",
+            "@",
+            ".",
+            " ",
+            "-",
+            "=",
+            "_",
+            "x",
+            "Bearer ",
+            "bearer",
+            "4242424242424242",
+            "4242 4242 4242 4242",
+            "42424242",
+            "1767225600000",
+            "whsec_",
+            "sk_live_",
+            "abc",
+            "ABC",
+            "0123456789abcdef0123456789abcdef",
+            "Zz9+/",
+            "payment_intent",
         ];
         let mut seed = 0x2545_f491_4f6c_dd1d_u64;
         let mut next = || {

@@ -11,6 +11,13 @@
 //! For the local stack, where nothing writes a function segment, an invocation without a trace
 //! header can start its own trace with a segment named after the function.
 //!
+//! Which spans become subsegments: spans at INFO or above whose target starts with `payhook`
+//! (the kit's own crates), inside an invocation. Spans of dependencies (the AWS SDK's
+//! orchestrator, `lambda_runtime`'s request span) never do; wrap AWS calls in
+//! [`aws_call_span`] instead. The handler subsegment carries Powertools' `ColdStart` and
+//! `Service` annotations, the [`Annotation`]s set through the invocation handle, and on failure
+//! `fault: true` with the error code as the exception.
+//!
 //! Trace context crosses SQS in the `AWSTraceHeader` system attribute and EventBridge in the
 //! `TraceHeader` entry field: [`trace_header_for_current_span`] produces the value,
 //! [`parent_from_trace_header`] reads it back.

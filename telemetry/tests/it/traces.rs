@@ -150,6 +150,8 @@ async fn handler_and_aws_call_subsegments_reach_the_daemon_chained_under_lambdas
         "https://sqs.us-east-1.amazonaws.com/123456789012/stripe.fifo"
     );
     let annotations = &handler["annotations"];
+    assert_eq!(annotations["ColdStart"], true, "as Powertools annotates");
+    assert_eq!(annotations["Service"], "webhook-validator");
     assert_eq!(annotations["provider"], "stripe");
     assert_eq!(annotations["webhook_id"], "stripe:evt_1");
     assert_eq!(annotations["event_type"], "payment.succeeded");
@@ -183,6 +185,9 @@ async fn failed_invocations_mark_the_handler_subsegment_as_a_fault() {
     let docs = documents(daemon.datagrams());
     assert_eq!(docs.len(), 1);
     assert_eq!(docs[0]["fault"], true, "{}", docs[0]);
+    let exception = &docs[0]["cause"]["exceptions"][0];
+    assert_eq!(exception["type"], "publish_failed", "{}", docs[0]);
+    assert_eq!(exception["message"], "PutEvents failed");
 }
 
 #[tokio::test]
