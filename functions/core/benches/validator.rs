@@ -75,7 +75,7 @@ fn bench_validator(c: &mut Criterion) {
                 provider: Provider::Stripe,
                 group_id: event.payment_id.clone(),
                 deduplication_id: event.webhook_id.clone(),
-                body: String::from_utf8(event.to_bytes()).unwrap_or_default(),
+                body: event.to_json(),
                 trace_header: None,
             };
             black_box(message)

@@ -129,6 +129,12 @@ impl PaymentEvent {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
+    /// The deterministic JSON text of this event (the queue message body).
+    pub fn to_json(&self) -> String {
+        // As for `to_bytes`: cannot fail for this type.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
     /// Builds `"{provider}:{id}"`.
     pub fn make_webhook_id(provider: Provider, provider_event_id: &str) -> String {
         format!("{}:{}", provider.as_str(), provider_event_id)

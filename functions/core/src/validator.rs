@@ -279,10 +279,13 @@ impl Validator {
 
         // The size is known before anything is recorded: received_at has a fixed width.
         event.received_at = Some(rfc3339_ms(now_ms));
+        let mut body = event.to_json();
         let limit = self.queue.max_message_bytes();
-        let size = event.to_bytes().len();
-        if size > limit {
-            return Err(ValidatorError::PayloadTooLarge { size, limit });
+        if body.len() > limit {
+            return Err(ValidatorError::PayloadTooLarge {
+                size: body.len(),
+                limit,
+            });
         }
 
         let mut item = StatusItem::new(
@@ -304,6 +307,7 @@ impl Validator {
                 // same bytes again (first receipt time kept).
                 tracing::info!(webhook_id = %event.webhook_id, "re-enqueueing a webhook recorded but not confirmed queued");
                 event.received_at = Some(existing.received_at.clone());
+                body = event.to_json();
             }
             PutOutcome::Exists(existing) => {
                 return Ok(Accepted::Duplicate {
@@ -318,7 +322,7 @@ impl Validator {
             provider,
             group_id: event.payment_id.clone(),
             deduplication_id: event.webhook_id.clone(),
-            body: String::from_utf8(event.to_bytes()).unwrap_or_default(),
+            body,
             trace_header: request.trace_header.map(str::to_owned),
         };
         let message_id = self.queue.send(message).await?;
