@@ -3,10 +3,12 @@
 //! the modules here, which tests use directly.
 
 pub mod bench;
+pub mod bootstrap;
 pub mod config;
 pub mod demo;
 pub mod democa;
 pub mod local;
+pub mod oncall;
 pub mod payloads;
 pub mod rules_cmd;
 pub mod send;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use payhook::{bench, config, demo, rules_cmd, send, serve, verify};
+use payhook::{bench, bootstrap, config, demo, oncall, rules_cmd, send, serve, verify};
 
 /// payhook: receive payment webhooks from Stripe, PayPal and Square and never lose one.
 #[derive(Debug, Parser)]
@@ -21,6 +21,14 @@ enum Command {
     Serve(serve::ServeArgs),
     /// A bounded load run of the local pipeline on loopback (latency, throughput, RSS, books).
     Bench(bench::BenchArgs),
+    /// Create a stage's queues, DLQs, table, bus, rules and SSM parameters on an AWS-compatible
+    /// endpoint (moto, LocalStack) from the repo's files.
+    Bootstrap(bootstrap::BootstrapArgs),
+    /// Show one webhook's status item (exit 0 found, 1 not found).
+    Status(oncall::StatusArgs),
+    /// List or redrive the providers' dead-letter queues.
+    #[command(subcommand)]
+    Dlq(oncall::DlqCommand),
     /// Verify one webhook's signature offline (exit 0 valid, 1 invalid, 2 usage error).
     Verify(verify::VerifyArgs),
     /// Test EventBridge patterns and the rules in rules/ against an event.
@@ -49,6 +57,9 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Bootstrap(args) => bootstrap::run(args).await,
+            Command::Status(args) => oncall::run_status(args).await,
+            Command::Dlq(command) => oncall::run_dlq(command).await,
             Command::Verify(args) => verify::run(args).await,
             Command::Rules(command) => rules_cmd::run(command),
             Command::Config(args) => config::run(args).await,

@@ -255,36 +255,45 @@ async fn dlq_list(State(state): State<AppState>, Path(provider): Path<String>) -
         Ok(p) => p,
         Err(r) => return *r,
     };
-    match state.stack.sqs().dlq_messages(provider) {
-        Ok(messages) => {
-            let list: Vec<_> = messages
-                .iter()
-                .map(|m| {
-                    let webhook_id = serde_json::from_str::<serde_json::Value>(&m.body)
-                        .ok()
-                        .and_then(|v| v["webhook_id"].as_str().map(str::to_owned));
-                    json!({
-                        "message_id": m.message_id,
-                        "webhook_id": webhook_id,
-                        "group_id": m.attributes.message_group_id,
-                        "receive_count": m.attributes.approximate_receive_count,
-                        "sent_timestamp_ms": m.attributes.sent_timestamp_ms,
-                        "body": m.body,
-                    })
-                })
-                .collect();
-            (
-                StatusCode::OK,
-                axum::Json(json!({"provider": provider.as_str(), "messages": list})),
+    let messages = match state.stack.sqs().dlq_messages(provider) {
+        Ok(m) => m,
+        Err(e) => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                axum::Json(json!({"error": e.code(), "message": e.to_string()})),
             )
-                .into_response()
+                .into_response();
         }
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            axum::Json(json!({"error": e.code(), "message": e.to_string()})),
-        )
-            .into_response(),
+    };
+    let mut list = Vec::with_capacity(messages.len());
+    for m in &messages {
+        let webhook_id = webhook_id_of(&m.body);
+        let item = match &webhook_id {
+            Some(id) => state.stack.status(id).await,
+            None => None,
+        };
+        list.push(json!({
+            "message_id": m.message_id,
+            "webhook_id": webhook_id,
+            "group_id": m.attributes.message_group_id,
+            "receive_count": m.attributes.approximate_receive_count,
+            "sent_timestamp_ms": m.attributes.sent_timestamp_ms,
+            "in_flight": m.in_flight,
+            "status": item.as_ref().map(|i| i.status.as_str()),
+            "last_error": item.and_then(|i| i.last_error),
+        }));
     }
+    (
+        StatusCode::OK,
+        axum::Json(json!({"provider": provider.as_str(), "messages": list})),
+    )
+        .into_response()
+}
+
+fn webhook_id_of(body: &str) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["webhook_id"].as_str().map(str::to_owned))
 }
 
 /// `POST /_payhook/dlq/{provider}/redrive`: moves the dead letters back to the queue, in order,
@@ -294,13 +303,31 @@ async fn dlq_redrive(State(state): State<AppState>, Path(provider): Path<String>
         Ok(p) => p,
         Err(r) => return *r,
     };
+    let bodies: std::collections::HashMap<String, String> = state
+        .stack
+        .sqs()
+        .dlq_messages(provider)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| (m.message_id, m.body))
+        .collect();
     let mut moved = Vec::new();
     match state.stack.sqs().redrive(provider, |m| {
-        moved.push(json!({"message_id": m.message_id, "group_id": m.group_id, "deduplication_id": m.deduplication_id}));
+        moved.push(json!({
+            "message_id": m.message_id,
+            "webhook_id": bodies.get(&m.message_id).and_then(|b| webhook_id_of(b)),
+            "group_id": m.group_id,
+            "deduplication_id": m.deduplication_id,
+            "sequence_number": m.sequence_number,
+        }));
     }) {
         Ok(n) => {
             tracing::info!(provider = provider.as_str(), moved = n, "DLQ redriven");
-            (StatusCode::OK, axum::Json(json!({"moved": n, "messages": moved}))).into_response()
+            (
+                StatusCode::OK,
+                axum::Json(json!({"provider": provider.as_str(), "moved": n, "messages": moved})),
+            )
+                .into_response()
         }
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,

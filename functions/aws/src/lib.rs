@@ -38,6 +38,7 @@ pub mod error;
 pub mod eventbridge;
 #[cfg(feature = "moto")]
 pub mod moto;
+pub mod provision;
 pub mod queue;
 pub mod secrets;
 pub mod status_store;

@@ -5,6 +5,7 @@
 mod certificate_fetcher;
 mod config;
 mod event_bus;
+mod eventbridge_rules;
 mod queue;
 mod secrets;
 mod status_store;

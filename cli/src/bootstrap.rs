@@ -1,0 +1,285 @@
+//! `payhook bootstrap --aws-endpoint URL`: creates a stage's queues, dead-letter queues, status
+//! table, event bus, routing rules (from `rules/`) and SSM parameters (from the configuration's
+//! provider secrets) on an AWS-compatible endpoint — moto server or LocalStack — so
+//! `payhook serve --aws-endpoint URL`, `payhook status` and `payhook dlq` have a stack to talk to.
+//!
+//! The names and settings are the Pulumi program's (see [`payhook_aws::provision`]), so a
+//! bootstrapped stage looks like a deployed one to the on-call tools. Each rule also gets a
+//! standard queue `payhook-{stage}-rule-{rule}` as its target, since there are no functions
+//! for EventBridge to invoke (`--no-rule-queues` leaves them out).
+//!
+//! Every resource is read before it is written: running bootstrap again reports each one
+//! `unchanged` and writes nothing; one whose settings drifted is `updated`. A real AWS account
+//! is deployed with Pulumi (`infra/`), not with this command, so an endpoint is required.
+//!
+//! Output: one line per resource (`created|updated|unchanged  KIND  NAME`) and a total. Exit 0
+//! when everything is in place, 2 on a usage error or a failed AWS call (what was done so far
+//! stays; running again continues).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use payhook_aws::aws_config::{Region, SdkConfig};
+use payhook_aws::provision::{
+    self, Outcome, SecureParameter, StackNames, StackPlan, VISIBILITY_TIMEOUT_SECONDS,
+};
+use payhook_aws::secrets::{
+    NOTIFICATION_URL_PARAMETER, SIGNING_SECRETS_PARAMETER, WEBHOOK_ID_PARAMETER,
+};
+use payhook_aws::status_store::DEFAULT_TABLE_NAME;
+use payhook_core::bus::PAYMENT_EVENTS_BUS;
+use payhook_core::pattern::load_rules;
+use payhook_core::{Provider, Secret};
+
+use crate::CliError;
+use crate::config::{CONFIG_FILE_NAME, CONFIG_PATH_ENV, Config};
+
+/// The stage used when neither `--stage` nor a configuration names one (the configuration's
+/// own default).
+pub const DEFAULT_LOCAL_STAGE: &str = "local";
+
+/// The access key id (and secret) sent to an endpoint when the environment has no credentials
+/// (moto and LocalStack accept any).
+pub const LOCAL_ACCESS_KEY_ID: &str = "test";
+
+/// Arguments of `payhook bootstrap`.
+#[derive(Debug, Clone, Args)]
+pub struct BootstrapArgs {
+    /// The AWS-compatible endpoint to create the stage on (moto server, LocalStack), e.g.
+    /// http://127.0.0.1:5000. Default: aws.endpoint_url of the configuration, else
+    /// $AWS_ENDPOINT_URL.
+    #[arg(long, value_name = "URL")]
+    pub aws_endpoint: Option<String>,
+    /// The configuration whose [aws] section, [queues] max_receive_count and provider secrets
+    /// are used (default: $PAYHOOK_CONFIG, else ./payhook.toml when it exists; without one no
+    /// SSM parameters are created).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The stage: part of every queue and parameter name (default: aws.stage of the
+    /// configuration, else `local`).
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// The region (default: aws.region of the configuration, else $AWS_REGION, else us-east-1).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Where the rule files are.
+    #[arg(long, value_name = "DIR", default_value = "rules")]
+    pub rules_dir: PathBuf,
+    /// The status table's name.
+    #[arg(long, default_value = DEFAULT_TABLE_NAME)]
+    pub table: String,
+    /// The event bus's name.
+    #[arg(long, default_value = PAYMENT_EVENTS_BUS)]
+    pub event_bus: String,
+    /// Receives before a provider queue's message goes to its DLQ (default: queues.
+    /// max_receive_count of the configuration, else 5).
+    #[arg(long, value_name = "N")]
+    pub max_receive_count: Option<u32>,
+    /// The provider queues' visibility timeout in seconds (the deployed value by default; a
+    /// few seconds make failed messages come back quickly in local runs).
+    #[arg(long, value_name = "SECONDS", default_value_t = VISIBILITY_TIMEOUT_SECONDS)]
+    pub visibility_timeout: u32,
+    /// Do not give each rule a queue as its target.
+    #[arg(long)]
+    pub no_rule_queues: bool,
+    /// Do not create the SSM parameters, even when the configuration has secrets.
+    #[arg(long)]
+    pub no_parameters: bool,
+}
+
+/// SDK configuration for the on-call tools and bootstrap: payhook's
+/// [`config_loader`](payhook_aws::config_loader) with `endpoint` (else `AWS_ENDPOINT_URL`, else
+/// AWS) and `region` (else the environment's, else us-east-1). With an endpoint and no
+/// `AWS_ACCESS_KEY_ID` or `AWS_PROFILE` in the environment, dummy credentials
+/// ([`LOCAL_ACCESS_KEY_ID`]) are used, which moto and LocalStack accept; otherwise the default
+/// credentials chain.
+pub async fn aws_sdk_config(endpoint: Option<&str>, region: Option<&str>) -> SdkConfig {
+    let mut loader = payhook_aws::config_loader(endpoint);
+    if let Some(region) = region {
+        loader = loader.region(Region::new(region.to_owned()));
+    }
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
+    if endpoint.is_some() && !set("AWS_ACCESS_KEY_ID") && !set("AWS_PROFILE") {
+        loader = loader.credentials_provider(payhook_aws::aws_sdk_sqs::config::Credentials::new(
+            LOCAL_ACCESS_KEY_ID,
+            LOCAL_ACCESS_KEY_ID,
+            None,
+            None,
+            "payhook-local",
+        ));
+    }
+    loader.load().await
+}
+
+/// The SSM parameters of `config`'s provider secrets under `names`' stage, with `infra/`'s
+/// descriptions.
+pub fn parameters_from_config(names: &StackNames, config: &Config) -> Vec<SecureParameter> {
+    let stripe_secrets: Vec<&str> = config
+        .stripe
+        .signing_secrets
+        .iter()
+        .map(Secret::expose)
+        .collect();
+    let parameter = |provider, name: &str, value: Secret, description: &str| SecureParameter {
+        name: names.parameter(provider, name),
+        value,
+        description: description.to_owned(),
+    };
+    vec![
+        parameter(
+            Provider::Stripe,
+            SIGNING_SECRETS_PARAMETER,
+            Secret::new(stripe_secrets.join(",")),
+            "Stripe endpoint signing secrets (whsec_...), comma-separated while rotating",
+        ),
+        parameter(
+            Provider::Square,
+            SIGNING_SECRETS_PARAMETER,
+            config.square.signature_key.clone(),
+            "Square webhook subscription signature key",
+        ),
+        parameter(
+            Provider::Square,
+            NOTIFICATION_URL_PARAMETER,
+            Secret::new(config.square.notification_url.clone()),
+            "The notification URL exactly as registered with Square (part of the signed bytes)",
+        ),
+        parameter(
+            Provider::Paypal,
+            WEBHOOK_ID_PARAMETER,
+            Secret::new(config.paypal.webhook_id.clone()),
+            "PayPal webhook id (part of the signed message)",
+        ),
+    ]
+}
+
+/// Loads the configuration named by `--config`; without it, the one `$PAYHOOK_CONFIG` names or
+/// `./payhook.toml` when it exists (`None` when neither does).
+fn optional_config(path: Option<&Path>) -> Result<Option<Config>, CliError> {
+    if let Some(path) = path {
+        return Config::load(Some(path)).map(Some);
+    }
+    let default = std::env::var(CONFIG_PATH_ENV)
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(CONFIG_FILE_NAME));
+    if default.is_file() {
+        Config::load(Some(&default)).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Runs `payhook bootstrap`, printing progress on stdout; returns the exit code.
+pub async fn run(args: BootstrapArgs) -> Result<i32, CliError> {
+    let mut stdout = std::io::stdout();
+    run_with_output(args, &mut stdout).await
+}
+
+/// [`run`] writing its lines to `out`.
+pub async fn run_with_output(
+    args: BootstrapArgs,
+    out: &mut (dyn Write + Send),
+) -> Result<i32, CliError> {
+    let config = optional_config(args.config.as_deref())?;
+    let endpoint = args
+        .aws_endpoint
+        .clone()
+        .or_else(|| config.as_ref().and_then(|c| c.aws.endpoint_url.clone()))
+        .or_else(|| std::env::var(payhook_aws::config::ENDPOINT_URL_ENV).ok())
+        .map(|url| url.trim().to_owned())
+        .filter(|url| !url.is_empty())
+        .ok_or_else(|| {
+            CliError::Usage(
+                "bootstrap needs --aws-endpoint URL (a moto server or LocalStack); a real AWS \
+                 account is deployed with Pulumi (infra/)"
+                    .into(),
+            )
+        })?;
+    url::Url::parse(&endpoint)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .ok_or_else(|| {
+            CliError::Usage(format!("--aws-endpoint `{endpoint}` is not an http(s) URL"))
+        })?;
+    let stage = args
+        .stage
+        .clone()
+        .or_else(|| config.as_ref().map(|c| c.aws.stage.clone()))
+        .unwrap_or_else(|| DEFAULT_LOCAL_STAGE.to_owned());
+    provision::validate_stage(&stage).map_err(|e| CliError::Usage(e.to_string()))?;
+    let region = args
+        .region
+        .clone()
+        .or_else(|| config.as_ref().map(|c| c.aws.region.clone()));
+
+    let rules = load_rules(&args.rules_dir)
+        .map_err(|e| CliError::Usage(format!("rules in {}: {e}", args.rules_dir.display())))?;
+    let names = StackNames::new(&stage)
+        .with_table(&args.table)
+        .with_event_bus(&args.event_bus);
+    let mut plan = StackPlan::new(names.clone());
+    plan.max_receive_count = args
+        .max_receive_count
+        .or_else(|| config.as_ref().map(|c| c.queues.max_receive_count))
+        .unwrap_or(provision::DEFAULT_MAX_RECEIVE_COUNT);
+    plan.visibility_timeout_secs = args.visibility_timeout;
+    plan.rules = rules.into_iter().map(|(_, rule, _)| rule).collect();
+    plan.rule_queues = !args.no_rule_queues;
+    match (&config, args.no_parameters) {
+        (Some(config), false) => plan.parameters = parameters_from_config(&names, config),
+        (None, false) => eprintln!(
+            "payhook bootstrap: no configuration file, so no SSM parameters are created (run \
+             `payhook config init`, or pass --config FILE)"
+        ),
+        (_, true) => {}
+    }
+    plan.validate()
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+
+    let write_failed = |e: std::io::Error| CliError::Failed(format!("cannot write output: {e}"));
+    writeln!(
+        out,
+        "payhook bootstrap: stage `{stage}` on {endpoint} (region {})",
+        region.as_deref().unwrap_or("from the environment")
+    )
+    .map_err(write_failed)?;
+    let sdk = aws_sdk_config(Some(&endpoint), region.as_deref()).await;
+    let mut write_error = None;
+    let result = provision::provision(&sdk, &plan, |line| {
+        let written = writeln!(
+            out,
+            "{:<9} {:<11} {}",
+            line.outcome.as_str(),
+            line.kind.as_str(),
+            line.name
+        )
+        .and_then(|()| out.flush());
+        if let Err(e) = written {
+            write_error.get_or_insert(e);
+        }
+    })
+    .await;
+    if let Some(e) = write_error {
+        return Err(write_failed(e));
+    }
+    let done = result.map_err(|e| {
+        CliError::Failed(format!(
+            "bootstrap stopped: {e} ({}; what was created so far stays, running again continues)",
+            e.code()
+        ))
+    })?;
+    let count = |outcome| done.iter().filter(|l| l.outcome == outcome).count();
+    writeln!(
+        out,
+        "payhook bootstrap: {} resources: {} created, {} updated, {} unchanged",
+        done.len(),
+        count(Outcome::Created),
+        count(Outcome::Updated),
+        count(Outcome::Unchanged)
+    )
+    .map_err(write_failed)?;
+    Ok(0)
+}

@@ -1,0 +1,1034 @@
+//! The on-call tools: `payhook status WEBHOOK_ID` and `payhook dlq list|redrive`, against the
+//! local stack (its admin API) or AWS (a deployed stage with the default credentials, or any
+//! AWS-compatible endpoint with `--aws-endpoint`).
+//!
+//! Where they look ([`TargetArgs`]): `--local URL` (the default, `http://127.0.0.1:8787`),
+//! `--aws-endpoint URL`, or `--aws`. On AWS the names are the Pulumi program's (and
+//! `payhook bootstrap`'s): table `webhook-processing` (`--table`), queues
+//! `payhook-{stage}-{provider}.fifo` and DLQs `payhook-{stage}-{provider}-dlq.fifo`.
+//!
+//! # `payhook status WEBHOOK_ID`
+//!
+//! Prints the webhook's item of the status table as JSON. Exit 0 found, 1 not found, 2 when
+//! the stack cannot be asked.
+//!
+//! # `payhook dlq list [--provider P]`
+//!
+//! Lists the messages in the providers' dead-letter queues — message id, webhook id, message
+//! group (the payment), receive count, when it was sent, and the webhook's status and last
+//! error from the table — and leaves them there.
+//!
+//! SQS has no way to look at a message without receiving it, so on AWS `list` receives each
+//! message with a short visibility timeout ([`LIST_VISIBILITY_SECS`]) and makes it visible
+//! again at once (`ChangeMessageVisibility` to 0) once all are listed. The side effects:
+//! each listing adds one to every listed message's `ApproximateReceiveCount` (the count shown
+//! includes it; a DLQ has no redrive policy, so nothing moves because of it); for the moment of
+//! the listing, and up to [`LIST_VISIBILITY_SECS`] if `list` is killed before it resets them,
+//! the messages are invisible to other readers of the DLQ; and in a FIFO queue a message group
+//! with more messages than one receive returns shows only its head until those are visible
+//! again. Counts from `GetQueueAttributes` are shown alongside, so a partial listing shows.
+//! The local stack lists its in-memory DLQ without any of this.
+//!
+//! # `payhook dlq redrive [--provider P]`
+//!
+//! Moves every DLQ message back to its source queue, in order, each exactly once: receive from
+//! the DLQ, `SendMessage` to the source queue with the same body, message group and
+//! `AWSTraceHeader` and the deduplication id [`redrive_deduplication_id`]
+//! (`{webhook_id}:redrive:{SentTimestamp}`), then `DeleteMessage` from the DLQ — only after the
+//! send succeeded. The id is fresh (the original id is still inside SQS's 5-minute window when
+//! a message dead-letters quickly) yet fixed for that DLQ message, so if a redrive dies between
+//! the send and the delete, running it again within 5 minutes re-sends under the same id and
+//! SQS drops the copy. When a send fails, the rest of that message group stays in the DLQ (order
+//! is kept) and the exit code is 1. One line per message and a total are printed.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use http::Method;
+use http::header::{ACCEPT, USER_AGENT};
+use http_body_util::{BodyExt as _, Full, Limited};
+use payhook_aws::DynamoStatusStore;
+use payhook_aws::aws_sdk_sqs::Client as SqsClient;
+use payhook_aws::aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, Message, MessageSystemAttributeName,
+    MessageSystemAttributeNameForSends, MessageSystemAttributeValue, QueueAttributeName,
+};
+use payhook_aws::provision::StackNames;
+use payhook_aws::status_store::DEFAULT_TABLE_NAME;
+use payhook_core::Provider;
+use payhook_core::status::{StatusItem, StatusStore, rfc3339_ms};
+use serde::{Deserialize, Serialize};
+
+use crate::CliError;
+use crate::bootstrap::aws_sdk_config;
+use crate::send::{HttpClient, MAX_RESPONSE_BYTES, REQUEST_TIMEOUT, http_client};
+
+/// The local stack's default address (`payhook serve`'s default `--addr`).
+pub const DEFAULT_LOCAL_URL: &str = "http://127.0.0.1:8787";
+
+/// The stage `--aws` uses without `--stage` or `$PAYHOOK_AWS_STAGE` (the Pulumi default).
+pub const DEFAULT_DEPLOYED_STAGE: &str = "prod";
+
+/// Environment variable naming the stage when `--stage` is not given.
+pub const STAGE_ENV: &str = "PAYHOOK_AWS_STAGE";
+
+/// How long `dlq list` keeps the messages it received invisible before it resets them.
+pub const LIST_VISIBILITY_SECS: i32 = 30;
+
+/// How long `dlq redrive` holds a received message while it sends and deletes it.
+pub const REDRIVE_VISIBILITY_SECS: i32 = 60;
+
+/// Long-poll wait of each DLQ receive: an empty answer after it means the queue is drained.
+pub const RECEIVE_WAIT_SECS: i32 = 1;
+
+/// Messages one `ReceiveMessage` returns at most.
+const RECEIVE_BATCH: i32 = 10;
+
+/// Default most messages `dlq list` shows per provider.
+pub const DEFAULT_LIST_MAX: usize = 1000;
+
+/// Longest SQS `MessageDeduplicationId`.
+pub const MAX_DEDUPLICATION_ID_CHARS: usize = 128;
+
+/// Characters of the last error `dlq list` shows in its table (the JSON output has it all).
+pub const ERROR_PREVIEW_CHARS: usize = 60;
+
+/// Where `status` and `dlq` look.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TargetArgs {
+    /// The local stack's URL (the default target: http://127.0.0.1:8787).
+    #[arg(long, value_name = "URL", conflicts_with_all = ["aws_endpoint", "aws"])]
+    pub local: Option<String>,
+    /// An AWS-compatible endpoint (moto server, LocalStack) holding a bootstrapped stage.
+    #[arg(long, value_name = "URL", conflicts_with = "aws")]
+    pub aws_endpoint: Option<String>,
+    /// AWS itself, with the default credentials chain and region.
+    #[arg(long)]
+    pub aws: bool,
+    /// The stage whose queues to use (default: $PAYHOOK_AWS_STAGE, else `local` with
+    /// --aws-endpoint and `prod` with --aws).
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// The region (default: $AWS_REGION, else us-east-1).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// The status table.
+    #[arg(long, default_value = DEFAULT_TABLE_NAME)]
+    pub table: String,
+}
+
+/// Where a command goes, resolved from [`TargetArgs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The local stack's admin API at this base URL.
+    Local(String),
+    /// AWS (or an AWS-compatible endpoint).
+    Aws {
+        /// The endpoint; `None` for AWS itself.
+        endpoint: Option<String>,
+        /// The region; `None` for the environment's.
+        region: Option<String>,
+        /// The resource names.
+        names: StackNames,
+    },
+}
+
+impl TargetArgs {
+    /// The target these arguments name.
+    pub fn target(&self) -> Result<Target, CliError> {
+        let aws_endpoint = self
+            .aws_endpoint
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty());
+        if !self.aws && aws_endpoint.is_none() {
+            let url = self.local.as_deref().unwrap_or(DEFAULT_LOCAL_URL);
+            check_http_url(url, "--local")?;
+            return Ok(Target::Local(url.trim_end_matches('/').to_owned()));
+        }
+        if let Some(url) = aws_endpoint {
+            check_http_url(url, "--aws-endpoint")?;
+        }
+        let stage = self
+            .stage
+            .clone()
+            .or_else(|| std::env::var(STAGE_ENV).ok().filter(|s| !s.is_empty()))
+            .unwrap_or_else(|| {
+                if aws_endpoint.is_some() {
+                    crate::bootstrap::DEFAULT_LOCAL_STAGE.to_owned()
+                } else {
+                    DEFAULT_DEPLOYED_STAGE.to_owned()
+                }
+            });
+        payhook_aws::provision::validate_stage(&stage)
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        Ok(Target::Aws {
+            endpoint: aws_endpoint.map(str::to_owned),
+            region: self.region.clone(),
+            names: StackNames::new(stage).with_table(&self.table),
+        })
+    }
+}
+
+fn check_http_url(url: &str, flag: &str) -> Result<(), CliError> {
+    url::Url::parse(url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .map(|_| ())
+        .ok_or_else(|| CliError::Usage(format!("{flag} `{url}` is not an http(s) URL")))
+}
+
+/// Arguments of `payhook status`.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// The webhook id, `{provider}:{provider event id}` (as `payhook send` prints it).
+    pub webhook_id: String,
+    /// Where to look.
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// `payhook dlq …`
+#[derive(Debug, Clone, Subcommand)]
+pub enum DlqCommand {
+    /// List the dead-letter queues' messages without removing them.
+    List(DlqListArgs),
+    /// Move the dead-letter queues' messages back to their source queues.
+    Redrive(DlqRedriveArgs),
+}
+
+/// Arguments of `payhook dlq list`.
+#[derive(Debug, Clone, Args)]
+pub struct DlqListArgs {
+    /// Only this provider's DLQ (stripe, paypal or square); default: all three.
+    #[arg(long)]
+    pub provider: Option<Provider>,
+    /// One JSON object per message instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// The most messages to show per provider.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_LIST_MAX)]
+    pub max: usize,
+    /// Where to look.
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// Arguments of `payhook dlq redrive`.
+#[derive(Debug, Clone, Args)]
+pub struct DlqRedriveArgs {
+    /// Only this provider's DLQ (stripe, paypal or square); default: all three.
+    #[arg(long)]
+    pub provider: Option<Provider>,
+    /// Where to look.
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// One dead-lettered message as `dlq list` shows it; also the item shape of the local admin
+/// API's `GET /_payhook/dlq/{provider}` (`provider` may be left out there).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DlqMessage {
+    /// The provider whose DLQ holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<Provider>,
+    /// The SQS message id.
+    pub message_id: String,
+    /// The body's `webhook_id`, when the body is a canonical event.
+    #[serde(default)]
+    pub webhook_id: Option<String>,
+    /// `MessageGroupId`: the payment.
+    pub group_id: String,
+    /// `ApproximateReceiveCount` (on AWS including the listing's own receive).
+    #[serde(default)]
+    pub receive_count: u32,
+    /// `SentTimestamp`, Unix milliseconds.
+    #[serde(default)]
+    pub sent_timestamp_ms: Option<i64>,
+    /// Whether someone holds it in flight (local stack only).
+    #[serde(default)]
+    pub in_flight: bool,
+    /// The webhook's status in the table.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// The webhook's last processing error in the table.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+/// The local admin API's answer to `GET /_payhook/dlq/{provider}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalDlqList {
+    /// The provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<Provider>,
+    /// Its DLQ's messages, in queue order.
+    pub messages: Vec<DlqMessage>,
+}
+
+/// One message a redrive moved back; also the item shape of the local admin API's
+/// `POST /_payhook/dlq/{provider}/redrive` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedrivenMessage {
+    /// The provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<Provider>,
+    /// The message id (the DLQ's; SQS gives the re-sent message a new one).
+    pub message_id: String,
+    /// The body's `webhook_id`, when known.
+    #[serde(default)]
+    pub webhook_id: Option<String>,
+    /// The message group, kept.
+    pub group_id: String,
+    /// The deduplication id it was re-sent with.
+    #[serde(default)]
+    pub deduplication_id: Option<String>,
+}
+
+/// The local admin API's answer to `POST /_payhook/dlq/{provider}/redrive`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalRedrive {
+    /// How many messages moved.
+    pub moved: usize,
+    /// The moved messages, in order.
+    #[serde(default)]
+    pub messages: Vec<RedrivenMessage>,
+}
+
+/// The deduplication id a redriven message is re-sent with: `{webhook_id}:redrive:{sent_ms}`,
+/// where `sent_ms` is the DLQ message's `SentTimestamp` (fixed for that message, so a repeated
+/// redrive of the same message is deduplicated by SQS). Characters SQS does not allow become
+/// `_`, and a long webhook id is cut so the whole fits in [`MAX_DEDUPLICATION_ID_CHARS`].
+pub fn redrive_deduplication_id(webhook_id: &str, sent_ms: i64) -> String {
+    let suffix = format!(":redrive:{sent_ms}");
+    let keep = MAX_DEDUPLICATION_ID_CHARS.saturating_sub(suffix.len());
+    let id: String = webhook_id
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
+        .take(keep)
+        .collect();
+    format!("{id}{suffix}")
+}
+
+fn write_failed(e: std::io::Error) -> CliError {
+    CliError::Failed(format!("cannot write output: {e}"))
+}
+
+// --- status ----------------------------------------------------------------------------------
+
+/// Runs `payhook status`, printing the item on stdout; returns the exit code.
+pub async fn run_status(args: StatusArgs) -> Result<i32, CliError> {
+    let mut stdout = std::io::stdout();
+    run_status_with_output(args, &mut stdout).await
+}
+
+/// [`run_status`] writing to `out`.
+pub async fn run_status_with_output(
+    args: StatusArgs,
+    out: &mut (dyn Write + Send),
+) -> Result<i32, CliError> {
+    if args.webhook_id.trim().is_empty() {
+        return Err(CliError::Usage("the webhook id is empty".into()));
+    }
+    let text = match args.target.target()? {
+        Target::Local(base) => {
+            let url = admin_url(&base, &["webhooks", &args.webhook_id])?;
+            let client = http_client()?;
+            let (status, body) = request(&client, Method::GET, &url).await?;
+            match status {
+                // Printed in the item's own field order when it is one, else as it came.
+                200 => match serde_json::from_str::<StatusItem>(&body) {
+                    Ok(item) => status_json(&item)?,
+                    Err(_) => serde_json::from_str::<serde_json::Value>(&body)
+                        .and_then(|value| serde_json::to_string_pretty(&value))
+                        .map_err(|e| {
+                            CliError::Failed(format!("{url} answered with something not JSON: {e}"))
+                        })?,
+                },
+                404 => {
+                    eprintln!(
+                        "payhook status: no webhook `{}` in the local stack at {base}",
+                        args.webhook_id
+                    );
+                    return Ok(1);
+                }
+                other => {
+                    return Err(CliError::Failed(format!(
+                        "{url} answered {other}: {}",
+                        preview(&body, 200)
+                    )));
+                }
+            }
+        }
+        Target::Aws {
+            endpoint,
+            region,
+            names,
+        } => {
+            let sdk = aws_sdk_config(endpoint.as_deref(), region.as_deref()).await;
+            let store = DynamoStatusStore::new(payhook_aws::aws_sdk_dynamodb::Client::new(&sdk))
+                .with_table_name(&names.table);
+            match store.get(&args.webhook_id).await {
+                Ok(Some(item)) => status_json(&item)?,
+                Ok(None) => {
+                    eprintln!(
+                        "payhook status: no webhook `{}` in table `{}`",
+                        args.webhook_id, names.table
+                    );
+                    return Ok(1);
+                }
+                Err(e) => {
+                    return Err(CliError::Failed(format!(
+                        "reading `{}` from table `{}`: {e}",
+                        args.webhook_id, names.table
+                    )));
+                }
+            }
+        }
+    };
+    writeln!(out, "{text}").map_err(write_failed)?;
+    Ok(0)
+}
+
+fn status_json(item: &StatusItem) -> Result<String, CliError> {
+    serde_json::to_string_pretty(item)
+        .map_err(|e| CliError::Failed(format!("cannot print the item: {e}")))
+}
+
+// --- dlq -------------------------------------------------------------------------------------
+
+/// Runs `payhook dlq …`, printing on stdout; returns the exit code.
+pub async fn run_dlq(command: DlqCommand) -> Result<i32, CliError> {
+    let mut stdout = std::io::stdout();
+    run_dlq_with_output(command, &mut stdout).await
+}
+
+/// [`run_dlq`] writing to `out`.
+pub async fn run_dlq_with_output(
+    command: DlqCommand,
+    out: &mut (dyn Write + Send),
+) -> Result<i32, CliError> {
+    match command {
+        DlqCommand::List(args) => list(args, out).await,
+        DlqCommand::Redrive(args) => redrive(args, out).await,
+    }
+}
+
+fn providers(only: Option<Provider>) -> Vec<Provider> {
+    only.map_or_else(|| Provider::ALL.to_vec(), |p| vec![p])
+}
+
+async fn list(args: DlqListArgs, out: &mut (dyn Write + Send)) -> Result<i32, CliError> {
+    let target = args.target.target()?;
+    let mut all: Vec<DlqMessage> = Vec::new();
+    let mut depths: BTreeMap<Provider, (usize, Option<usize>)> = BTreeMap::new();
+    match &target {
+        Target::Local(base) => {
+            let client = http_client()?;
+            for provider in providers(args.provider) {
+                let url = admin_url(base, &["dlq", provider.as_str()])?;
+                let (status, body) = request(&client, Method::GET, &url).await?;
+                if status != 200 {
+                    return Err(local_api_error(&url, status, &body));
+                }
+                let listed: LocalDlqList = serde_json::from_str(&body).map_err(|e| {
+                    CliError::Failed(format!("{url} answered an unexpected body: {e}"))
+                })?;
+                let total = listed.messages.len();
+                let shown: Vec<DlqMessage> = listed
+                    .messages
+                    .into_iter()
+                    .take(args.max)
+                    .map(|m| DlqMessage {
+                        provider: Some(provider),
+                        ..m
+                    })
+                    .collect();
+                depths.insert(provider, (shown.len(), Some(total)));
+                all.extend(shown);
+            }
+        }
+        Target::Aws {
+            endpoint,
+            region,
+            names,
+        } => {
+            let sdk = aws_sdk_config(endpoint.as_deref(), region.as_deref()).await;
+            let sqs = SqsClient::new(&sdk);
+            let store = DynamoStatusStore::new(payhook_aws::aws_sdk_dynamodb::Client::new(&sdk))
+                .with_table_name(&names.table);
+            let mut lookup_failed = false;
+            for provider in providers(args.provider) {
+                let dlq_name = names.dlq(provider);
+                let dlq_url = queue_url(&sqs, &dlq_name, &names.stage).await?;
+                let approximate = approximate_depth(&sqs, &dlq_url).await;
+                let mut messages = peek(&sqs, &dlq_url, args.max).await?;
+                for message in &mut messages {
+                    message.provider = Some(provider);
+                    let Some(webhook_id) = &message.webhook_id else {
+                        continue;
+                    };
+                    match store.get(webhook_id).await {
+                        Ok(Some(item)) => {
+                            message.status = Some(item.status.to_string());
+                            message.last_error = item.last_error;
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            if !lookup_failed {
+                                eprintln!(
+                                    "payhook dlq list: cannot read table `{}` ({e}); listing \
+                                     without status and last error",
+                                    names.table
+                                );
+                            }
+                            lookup_failed = true;
+                        }
+                    }
+                }
+                depths.insert(provider, (messages.len(), approximate));
+                all.extend(messages);
+            }
+        }
+    }
+
+    if args.json {
+        for message in &all {
+            let line = serde_json::to_string(message)
+                .map_err(|e| CliError::Failed(format!("cannot print a message: {e}")))?;
+            writeln!(out, "{line}").map_err(write_failed)?;
+        }
+        return Ok(0);
+    }
+    write_table(out, &all)?;
+    let per_provider: Vec<String> = depths
+        .iter()
+        .map(|(provider, (shown, approximate))| match approximate {
+            Some(n) if *n > *shown => format!("{provider} {shown} of about {n}"),
+            _ => format!("{provider} {shown}"),
+        })
+        .collect();
+    writeln!(
+        out,
+        "{} message(s) in dead-letter queues ({})",
+        all.len(),
+        per_provider.join(", ")
+    )
+    .map_err(write_failed)?;
+    Ok(0)
+}
+
+fn write_table(out: &mut (dyn Write + Send), messages: &[DlqMessage]) -> Result<(), CliError> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<8} {:<36} {:<28} {:>8} {:<24} {:<10} LAST_ERROR",
+        "PROVIDER", "WEBHOOK_ID", "GROUP", "RECEIVES", "SENT", "STATUS"
+    )
+    .map_err(write_failed)?;
+    for m in messages {
+        let row = format!(
+            "{:<8} {:<36} {:<28} {:>8} {:<24} {:<10} {}",
+            m.provider.map(Provider::as_str).unwrap_or("-"),
+            m.webhook_id
+                .as_deref()
+                .unwrap_or(&format!("(message {})", m.message_id)),
+            m.group_id,
+            m.receive_count,
+            m.sent_timestamp_ms.map(rfc3339_ms).unwrap_or_default(),
+            m.status.as_deref().unwrap_or("-"),
+            m.last_error
+                .as_deref()
+                .map(|e| preview(e, ERROR_PREVIEW_CHARS))
+                .unwrap_or_default(),
+        );
+        writeln!(out, "{}", row.trim_end()).map_err(write_failed)?;
+    }
+    Ok(())
+}
+
+async fn redrive(args: DlqRedriveArgs, out: &mut (dyn Write + Send)) -> Result<i32, CliError> {
+    let target = args.target.target()?;
+    let mut moved: BTreeMap<Provider, usize> = BTreeMap::new();
+    let mut failures: Vec<String> = Vec::new();
+    match &target {
+        Target::Local(base) => {
+            let client = http_client()?;
+            for provider in providers(args.provider) {
+                let url = admin_url(base, &["dlq", provider.as_str(), "redrive"])?;
+                let (status, body) = request(&client, Method::POST, &url).await?;
+                if status != 200 {
+                    return Err(local_api_error(&url, status, &body));
+                }
+                let answer: LocalRedrive = serde_json::from_str(&body).map_err(|e| {
+                    CliError::Failed(format!("{url} answered an unexpected body: {e}"))
+                })?;
+                for message in &answer.messages {
+                    let message = RedrivenMessage {
+                        provider: Some(provider),
+                        ..message.clone()
+                    };
+                    write_moved(out, &message)?;
+                }
+                moved.insert(provider, answer.moved);
+            }
+        }
+        Target::Aws {
+            endpoint,
+            region,
+            names,
+        } => {
+            let sdk = aws_sdk_config(endpoint.as_deref(), region.as_deref()).await;
+            let sqs = SqsClient::new(&sdk);
+            for provider in providers(args.provider) {
+                let source_url = queue_url(&sqs, &names.queue(provider), &names.stage).await?;
+                let dlq_url = queue_url(&sqs, &names.dlq(provider), &names.stage).await?;
+                let count =
+                    redrive_queue(&sqs, provider, &dlq_url, &source_url, out, &mut failures)
+                        .await?;
+                moved.insert(provider, count);
+            }
+        }
+    }
+    for failure in &failures {
+        writeln!(out, "failed  {failure}").map_err(write_failed)?;
+    }
+    let total: usize = moved.values().sum();
+    let per_provider: Vec<String> = moved.iter().map(|(p, n)| format!("{p} {n}")).collect();
+    writeln!(
+        out,
+        "payhook dlq redrive: moved {total} message(s) back to their queues ({}){}",
+        per_provider.join(", "),
+        if failures.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} could not be moved and stay in the DLQ",
+                failures.len()
+            )
+        }
+    )
+    .map_err(write_failed)?;
+    Ok(if failures.is_empty() { 0 } else { 1 })
+}
+
+fn write_moved(out: &mut (dyn Write + Send), m: &RedrivenMessage) -> Result<(), CliError> {
+    writeln!(
+        out,
+        "moved   {:<8} {:<36} group={} dedup={}",
+        m.provider.map(Provider::as_str).unwrap_or("-"),
+        m.webhook_id
+            .as_deref()
+            .unwrap_or(&format!("(message {})", m.message_id)),
+        m.group_id,
+        m.deduplication_id.as_deref().unwrap_or("-"),
+    )
+    .and_then(|()| out.flush())
+    .map_err(write_failed)
+}
+
+// --- SQS -------------------------------------------------------------------------------------
+
+async fn queue_url(sqs: &SqsClient, name: &str, stage: &str) -> Result<String, CliError> {
+    match sqs.get_queue_url().queue_name(name).send().await {
+        Ok(output) => output
+            .queue_url()
+            .map(str::to_owned)
+            .ok_or_else(|| CliError::Failed(format!("SQS returned no URL for `{name}`"))),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_queue_does_not_exist()) =>
+        {
+            Err(CliError::Failed(format!(
+                "no queue `{name}`: is stage `{stage}` deployed (or bootstrapped) there? \
+                 (--stage, --region)"
+            )))
+        }
+        Err(err) => Err(CliError::Failed(format!(
+            "SQS GetQueueUrl `{name}`: {}",
+            payhook_aws::aws_sdk_sqs::error::DisplayErrorContext(&err)
+        ))),
+    }
+}
+
+/// `ApproximateNumberOfMessages` + `…NotVisible`, if SQS answers.
+async fn approximate_depth(sqs: &SqsClient, url: &str) -> Option<usize> {
+    let output = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .ok()?;
+    let attributes = output.attributes()?;
+    let number = |name| {
+        attributes
+            .get(&name)
+            .and_then(|v: &String| v.parse::<usize>().ok())
+            .unwrap_or(0)
+    };
+    Some(
+        number(QueueAttributeName::ApproximateNumberOfMessages)
+            + number(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+    )
+}
+
+async fn receive(
+    sqs: &SqsClient,
+    url: &str,
+    visibility_secs: i32,
+) -> Result<Vec<Message>, CliError> {
+    sqs.receive_message()
+        .queue_url(url)
+        .max_number_of_messages(RECEIVE_BATCH)
+        .visibility_timeout(visibility_secs)
+        .wait_time_seconds(RECEIVE_WAIT_SECS)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .send()
+        .await
+        .map(|output| output.messages().to_vec())
+        .map_err(|err| {
+            CliError::Failed(format!(
+                "SQS ReceiveMessage: {}",
+                payhook_aws::aws_sdk_sqs::error::DisplayErrorContext(&err)
+            ))
+        })
+}
+
+fn attribute(message: &Message, name: MessageSystemAttributeName) -> Option<&str> {
+    message
+        .attributes()
+        .and_then(|a| a.get(&name))
+        .map(String::as_str)
+}
+
+fn webhook_id_of(body: Option<&str>) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(body?).ok()?;
+    value.get("webhook_id")?.as_str().map(str::to_owned)
+}
+
+fn describe_message(message: &Message) -> DlqMessage {
+    DlqMessage {
+        provider: None,
+        message_id: message.message_id().unwrap_or_default().to_owned(),
+        webhook_id: webhook_id_of(message.body()),
+        group_id: attribute(message, MessageSystemAttributeName::MessageGroupId)
+            .unwrap_or_default()
+            .to_owned(),
+        receive_count: attribute(message, MessageSystemAttributeName::ApproximateReceiveCount)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        sent_timestamp_ms: attribute(message, MessageSystemAttributeName::SentTimestamp)
+            .and_then(|v| v.parse().ok()),
+        in_flight: false,
+        status: None,
+        last_error: None,
+    }
+}
+
+/// Receives up to `max` messages of the queue with a short visibility timeout, then makes
+/// them all visible again (see the module documentation for the side effects).
+async fn peek(sqs: &SqsClient, url: &str, max: usize) -> Result<Vec<DlqMessage>, CliError> {
+    let mut listed: Vec<DlqMessage> = Vec::new();
+    // Latest receipt handle per message id: needed to make each visible again.
+    let mut handles: HashMap<String, String> = HashMap::new();
+    let outcome = async {
+        while listed.len() < max {
+            let batch = receive(sqs, url, LIST_VISIBILITY_SECS).await?;
+            let mut new = 0;
+            for message in &batch {
+                let described = describe_message(message);
+                let seen = handles.contains_key(&described.message_id);
+                if let Some(handle) = message.receipt_handle() {
+                    handles.insert(described.message_id.clone(), handle.to_owned());
+                }
+                if !seen && listed.len() < max {
+                    listed.push(described);
+                    new += 1;
+                }
+            }
+            if new == 0 {
+                break;
+            }
+        }
+        Ok::<(), CliError>(())
+    }
+    .await;
+    // Reset visibility even when a receive failed part way.
+    let reset = make_visible(sqs, url, &handles).await;
+    outcome?;
+    reset?;
+    Ok(listed)
+}
+
+async fn make_visible(
+    sqs: &SqsClient,
+    url: &str,
+    handles: &HashMap<String, String>,
+) -> Result<(), CliError> {
+    let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = handles
+        .values()
+        .enumerate()
+        .filter_map(|(i, handle)| {
+            ChangeMessageVisibilityBatchRequestEntry::builder()
+                .id(format!("m{i}"))
+                .receipt_handle(handle)
+                .visibility_timeout(0)
+                .build()
+                .ok()
+        })
+        .collect();
+    let mut failed = 0;
+    for chunk in entries.chunks(10) {
+        let result = sqs
+            .change_message_visibility_batch()
+            .queue_url(url)
+            .set_entries(Some(chunk.to_vec()))
+            .send()
+            .await;
+        match result {
+            Ok(output) => failed += output.failed().len(),
+            Err(_) => failed += chunk.len(),
+        }
+    }
+    if failed > 0 {
+        return Err(CliError::Failed(format!(
+            "{failed} listed message(s) could not be made visible again; they reappear by \
+             themselves within {LIST_VISIBILITY_SECS} s"
+        )));
+    }
+    Ok(())
+}
+
+/// Moves `dlq_url`'s messages to `source_url` (see the module documentation); returns how many
+/// moved, adding what could not be moved to `failures`.
+async fn redrive_queue(
+    sqs: &SqsClient,
+    provider: Provider,
+    dlq_url: &str,
+    source_url: &str,
+    out: &mut (dyn Write + Send),
+    failures: &mut Vec<String>,
+) -> Result<usize, CliError> {
+    let mut moved: HashSet<String> = HashSet::new();
+    // Groups with a message that could not be sent: their later messages stay, to keep order.
+    let mut blocked: HashSet<String> = HashSet::new();
+    loop {
+        let batch = receive(sqs, dlq_url, REDRIVE_VISIBILITY_SECS).await?;
+        if batch.is_empty() {
+            break;
+        }
+        let mut progressed = false;
+        for message in &batch {
+            let described = describe_message(message);
+            let group = described.group_id.clone();
+            if group.is_empty() || blocked.contains(&group) {
+                if group.is_empty() {
+                    failures.push(format!(
+                        "{provider} message {}: no MessageGroupId (not a FIFO message?)",
+                        described.message_id
+                    ));
+                }
+                continue;
+            }
+            let key = described
+                .webhook_id
+                .clone()
+                .unwrap_or_else(|| described.message_id.clone());
+            let sent_ms = described.sent_timestamp_ms.unwrap_or_default();
+            let deduplication_id = redrive_deduplication_id(&key, sent_ms);
+            let trace = attribute(message, MessageSystemAttributeName::AwsTraceHeader)
+                .and_then(|header| {
+                    MessageSystemAttributeValue::builder()
+                        .data_type("String")
+                        .string_value(header)
+                        .build()
+                        .ok()
+                })
+                .map(|value| {
+                    HashMap::from([(MessageSystemAttributeNameForSends::AwsTraceHeader, value)])
+                });
+            let sent = sqs
+                .send_message()
+                .queue_url(source_url)
+                .message_body(message.body().unwrap_or_default())
+                .message_group_id(&group)
+                .message_deduplication_id(&deduplication_id)
+                .set_message_system_attributes(trace)
+                .send()
+                .await;
+            if let Err(err) = sent {
+                failures.push(format!(
+                    "{provider} {key} (group {group}): SendMessage: {}; it and the rest of its \
+                     group stay in the DLQ",
+                    payhook_aws::aws_sdk_sqs::error::DisplayErrorContext(&err)
+                ));
+                blocked.insert(group);
+                continue;
+            }
+            let deleted = sqs
+                .delete_message()
+                .queue_url(dlq_url)
+                .receipt_handle(message.receipt_handle().unwrap_or_default())
+                .send()
+                .await;
+            if let Err(err) = deleted {
+                failures.push(format!(
+                    "{provider} {key} (group {group}): sent back, but DeleteMessage on the DLQ \
+                     failed ({}); run redrive again within 5 minutes and SQS drops the repeat",
+                    payhook_aws::aws_sdk_sqs::error::DisplayErrorContext(&err)
+                ));
+                continue;
+            }
+            progressed = true;
+            if moved.insert(described.message_id.clone()) {
+                write_moved(
+                    out,
+                    &RedrivenMessage {
+                        provider: Some(provider),
+                        message_id: described.message_id,
+                        webhook_id: described.webhook_id,
+                        group_id: group,
+                        deduplication_id: Some(deduplication_id),
+                    },
+                )?;
+            }
+        }
+        if !progressed {
+            break;
+        }
+    }
+    Ok(moved.len())
+}
+
+// --- local admin API -------------------------------------------------------------------------
+
+/// `{base}/_payhook/{segments…}`, each segment percent-encoded.
+fn admin_url(base: &str, segments: &[&str]) -> Result<String, CliError> {
+    let mut url = url::Url::parse(base)
+        .map_err(|e| CliError::Usage(format!("--local `{base}` is not a URL: {e}")))?;
+    url.path_segments_mut()
+        .map_err(|()| CliError::Usage(format!("--local `{base}` cannot have a path")))?
+        .pop_if_empty()
+        .push("_payhook")
+        .extend(segments);
+    Ok(url.into())
+}
+
+fn local_api_error(url: &str, status: u16, body: &str) -> CliError {
+    let hint = if status == 403 || status == 404 {
+        " (a local stack without the DLQ admin API? update payhook)"
+    } else {
+        ""
+    };
+    CliError::Failed(format!(
+        "{url} answered {status}: {}{hint}",
+        preview(body, 200)
+    ))
+}
+
+/// One request to the local admin API; `(status, body)`.
+async fn request(
+    client: &HttpClient,
+    method: Method,
+    url: &str,
+) -> Result<(u16, String), CliError> {
+    let request = http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header(ACCEPT, "application/json")
+        .header(
+            USER_AGENT,
+            concat!("payhook-oncall/", env!("CARGO_PKG_VERSION")),
+        )
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| CliError::Usage(format!("cannot build a request to {url}: {e}")))?;
+    let exchange = async {
+        let response = client.request(request).await.map_err(|e| {
+            CliError::Failed(format!(
+                "no answer from the local stack at {url} ({e}): is `payhook serve` running? \
+                 (or use --aws / --aws-endpoint)"
+            ))
+        })?;
+        let status = response.status().as_u16();
+        let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+            .collect()
+            .await
+            .map_err(|e| CliError::Failed(format!("reading the answer from {url}: {e}")))?
+            .to_bytes();
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        .await
+        .map_err(|_| {
+            CliError::Failed(format!(
+                "no answer from {url} within {} s",
+                REQUEST_TIMEOUT.as_secs()
+            ))
+        })?
+}
+
+/// The first `chars` characters of `text`, with `…` when cut.
+fn preview(text: &str, chars: usize) -> String {
+    let mut cut: String = text.chars().take(chars).collect();
+    if cut.len() < text.len() {
+        cut.push('…');
+    }
+    cut.replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redrive_deduplication_ids_are_fixed_per_dlq_message_and_fit_sqs() {
+        assert_eq!(
+            redrive_deduplication_id("stripe:evt_1", 1_767_225_600_000),
+            "stripe:evt_1:redrive:1767225600000"
+        );
+        let long = redrive_deduplication_id(&"x é".repeat(100), 1);
+        assert!(long.len() <= MAX_DEDUPLICATION_ID_CHARS, "{long}");
+        assert!(long.chars().all(|c| c.is_ascii_graphic()), "{long}");
+        assert!(long.ends_with(":redrive:1"));
+    }
+
+    #[test]
+    fn the_local_stack_is_the_default_target() {
+        assert_eq!(
+            TargetArgs::default().target().unwrap(),
+            Target::Local(DEFAULT_LOCAL_URL.to_owned())
+        );
+        let aws = TargetArgs {
+            aws_endpoint: Some("http://127.0.0.1:5000".into()),
+            stage: Some("dev".into()),
+            table: DEFAULT_TABLE_NAME.into(),
+            ..TargetArgs::default()
+        };
+        let Target::Aws { names, .. } = aws.target().unwrap() else {
+            panic!("expected AWS");
+        };
+        assert_eq!(names.dlq(Provider::Stripe), "payhook-dev-stripe-dlq.fifo");
+        assert_eq!(names.table, "webhook-processing");
+    }
+
+    #[test]
+    fn admin_urls_encode_the_webhook_id() {
+        assert_eq!(
+            admin_url("http://127.0.0.1:8787/", &["webhooks", "square:a b/c"]).unwrap(),
+            "http://127.0.0.1:8787/_payhook/webhooks/square:a%20b%2Fc"
+        );
+    }
+
+    #[test]
+    fn previews_are_cut_on_characters() {
+        assert_eq!(preview("héllo wörld", 5), "héllo…");
+        assert_eq!(preview("short", 10), "short");
+    }
+}
