@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod bootstrap;
+pub mod check;
 pub mod config;
 pub mod demo;
 pub mod democa;

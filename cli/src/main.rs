@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use payhook::{bench, bootstrap, config, demo, oncall, rules_cmd, send, serve, verify};
+use payhook::{bench, bootstrap, check, config, demo, oncall, rules_cmd, send, serve, verify};
 
 /// payhook: receive payment webhooks from Stripe, PayPal and Square and never lose one.
 #[derive(Debug, Parser)]
@@ -29,6 +29,9 @@ enum Command {
     /// List or redrive the providers' dead-letter queues.
     #[command(subcommand)]
     Dlq(oncall::DlqCommand),
+    /// Check dashboards/, alarms/, rules/ and runbooks/ against each other and the metric
+    /// catalogue before deploying (exit 0 ok, 1 findings, 2 usage error).
+    Check(check::CheckArgs),
     /// Verify one webhook's signature offline (exit 0 valid, 1 invalid, 2 usage error).
     Verify(verify::VerifyArgs),
     /// Test EventBridge patterns and the rules in rules/ against an event.
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
             Command::Bootstrap(args) => bootstrap::run(args).await,
             Command::Status(args) => oncall::run_status(args).await,
             Command::Dlq(command) => oncall::run_dlq(command).await,
+            Command::Check(args) => check::run(args),
             Command::Verify(args) => verify::run(args).await,
             Command::Rules(command) => rules_cmd::run(command),
             Command::Config(args) => config::run(args).await,
