@@ -332,6 +332,12 @@ pub async fn run_demo(args: &DemoArgs) -> Result<DemoReport, CliError> {
         serde_json::to_string_pretty(&summary).unwrap_or_default(),
     )
     .map_err(|e| CliError::Failed(format!("summary: {e}")))?;
+    // The dashboard files drawn with this run's metrics, to look at before deploying.
+    let root = args.rules_dir.parent().unwrap_or(std::path::Path::new("."));
+    let page =
+        crate::dashboard::render_local(&root.join("dashboards"), &root.join("alarms"), &run_dir)?;
+    std::fs::write(run_dir.join(crate::dashboard::DASHBOARD_FILE), page)
+        .map_err(|e| CliError::Failed(format!("dashboard page: {e}")))?;
     Ok(report)
 }
 

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod bootstrap;
 pub mod check;
 pub mod config;
+pub mod dashboard;
 pub mod demo;
 pub mod democa;
 pub mod local;

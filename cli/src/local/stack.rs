@@ -450,7 +450,9 @@ async fn poll(
                 .filter(|m| !failed.contains(&m.message_id))
                 .map(|m| m.receipt_handle.as_str())
                 .collect();
-            if let Err(e) = queue.delete_batch(&done) {
+            if !done.is_empty()
+                && let Err(e) = queue.delete_batch(&done)
+            {
                 tracing::error!(error = %e, "delete failed");
             }
         }

@@ -123,8 +123,14 @@ pub async fn invoke(
         .handle_batch(records, deadline_ms)
         .instrument(invocation.span().clone())
         .await;
+    let span = invocation.span().clone();
+    let _in_invocation = span.enter();
     let p = [(Dimension::Provider, provider)];
+    let now_ms = payhook_core::ports::Clock::now_ms(&payhook_core::ports::SystemClock);
     for ((message_id, result), record) in outcome.records.iter().zip(records) {
+        if let Some(lag) = queue_lag_ms(record, now_ms) {
+            inv.metric(Metric::QueueLag, lag, &p);
+        }
         match result {
             RecordOutcome::Published {
                 webhook_id,
@@ -191,6 +197,20 @@ pub async fn invoke(
             }
         }
     }
+    drop(_in_invocation);
     invocation.finish_ok();
     outcome
+}
+
+/// Milliseconds from first receipt (the event's `received_at`) to now: how long the webhook
+/// waited in the queue, retries included.
+fn queue_lag_ms(record: &QueueRecord, now_ms: i64) -> Option<f64> {
+    #[derive(serde::Deserialize)]
+    struct Received<'a> {
+        #[serde(borrow)]
+        received_at: Option<std::borrow::Cow<'a, str>>,
+    }
+    let received: Received<'_> = serde_json::from_str(&record.body).ok()?;
+    let at = payhook_core::event_processor::parse_rfc3339_ms(&received.received_at?)?;
+    Some((now_ms - at).max(0) as f64)
 }

@@ -156,7 +156,10 @@ pub async fn invoke(
     }
     .instrument(invocation.span().clone())
     .await;
-    record_outcome(&inv, &outcome, started.elapsed());
+    // Inside the invocation's span, so the lines carry the function's context.
+    invocation
+        .span()
+        .in_scope(|| record_outcome(&inv, &outcome, started.elapsed()));
     invocation.finish_ok();
     outcome.response
 }
