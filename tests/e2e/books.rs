@@ -21,7 +21,7 @@ async fn demo_traffic_reconciles_every_accepted_webhook() {
     );
     assert_eq!(report.ignored, 3);
     assert_eq!(report.by_status.get(&403), Some(&1));
-    assert_eq!(report.by_status.get(&401), Some(&3));
+    assert_eq!(report.by_status.get(&401), Some(&3), "{report:#?}");
     for name in ["logs.jsonl", "metrics.jsonl", "xray.jsonl", "summary.json"] {
         let path = args.run_dir.as_ref().unwrap().join(name);
         let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
