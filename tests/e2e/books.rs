@@ -15,10 +15,11 @@ async fn demo_traffic_reconciles_every_accepted_webhook() {
     assert_eq!(report.accepted, report.processed + report.failed);
     assert_eq!(report.failed, 1, "the one poison message");
     assert_eq!(report.dlq, 1);
-    assert!(
-        report.duplicates >= 6,
-        "concurrent copies answered as duplicates"
-    );
+    // The three deliveries sent three times each at once: every copy is acknowledged, either
+    // as a duplicate or (while the first copy is still being enqueued) as queued again, which
+    // the queue's deduplication absorbs; balanced() above proves each was processed once.
+    let extra_queued = report.by_status.get(&202).copied().unwrap_or(0) - report.accepted;
+    assert_eq!(report.duplicates + extra_queued, 6, "{report:#?}");
     assert_eq!(report.ignored, 3);
     assert_eq!(report.by_status.get(&403), Some(&1));
     assert_eq!(report.by_status.get(&401), Some(&3), "{report:#?}");
