@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
+use payhook_aws::HttpsCertificateFetcher;
 use payhook_core::signature::{
-    PaypalCertificateCache, PaypalVerifier, STRIPE_DEFAULT_TOLERANCE_SECS, SignatureError,
-    SquareVerifier, StaticCertificateFetcher, StripeVerifier, TrustAnchors,
+    CertificateFetcher, PaypalCertificateCache, PaypalVerifier, STRIPE_DEFAULT_TOLERANCE_SECS,
+    SignatureError, SquareVerifier, StaticCertificateFetcher, StripeVerifier, TrustAnchors,
 };
 use payhook_core::{Headers, Provider, Secret};
 use serde_json::json;
@@ -35,8 +36,9 @@ pub struct VerifyArgs {
     /// PayPal: the receiver's webhook id.
     #[arg(long)]
     webhook_id: Option<String>,
-    /// PayPal: what PAYPAL-CERT-URL would return (leaf plus intermediates), used instead of a
-    /// download; the URL policy still applies to the header.
+    /// PayPal: what PAYPAL-CERT-URL would return (leaf plus intermediates), used instead of
+    /// downloading it; the URL policy still applies to the header. Without it the certificate
+    /// is downloaded over HTTPS.
     #[arg(long)]
     cert_file: Option<PathBuf>,
     /// PayPal: trust anchor PEM replacing the default (Mozilla) roots (repeatable).
@@ -116,13 +118,15 @@ pub async fn run(args: VerifyArgs) -> Result<i32, CliError> {
                 TrustAnchors::from_pem(&pem)
                     .map_err(|e| CliError::Usage(format!("--trust-anchor: {e}")))?
             };
-            let fetcher = match &args.cert_file {
+            // Without --cert-file the certificate is downloaded from PAYPAL-CERT-URL (https, PayPal
+            // hosts only, checked before any request) exactly as the Lambda does.
+            let fetcher: Arc<dyn CertificateFetcher> = match &args.cert_file {
                 Some(path) => Arc::new(StaticCertificateFetcher::new(read(path)?)),
-                None => {
-                    return Err(CliError::Usage(
-                        "paypal needs --cert-file (what PAYPAL-CERT-URL returns); this build does not download certificates".into(),
-                    ));
-                }
+                None => Arc::new(HttpsCertificateFetcher::new().map_err(|e| {
+                    CliError::Failed(format!(
+                        "cannot set up HTTPS for the certificate download: {e}"
+                    ))
+                })?),
             };
             let cache = Arc::new(PaypalCertificateCache::new(fetcher, anchors));
             PaypalVerifier::new(webhook_id, cache)

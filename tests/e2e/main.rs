@@ -5,4 +5,5 @@ mod books;
 mod delivery;
 mod front_door;
 mod recovery;
+mod redaction;
 mod support;
