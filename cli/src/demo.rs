@@ -1,6 +1,7 @@
 //! `payhook demo`: starts the local stack on a free port, sends a realistic mix of webhooks
 //! from all three providers (successes, failures, refunds, disputes, concurrent duplicates,
-//! bad signatures, an unsupported type, a request without the API key and one poison message),
+//! bad signatures, an unsupported type, a request without the API key, one poison message and
+//! one processor crash right after publishing),
 //! waits until the pipeline is idle, prints a summary and checks the books: every accepted
 //! webhook ends `PROCESSED` exactly once, or `FAILED` with its message in the DLQ.
 
@@ -74,6 +75,8 @@ pub struct DemoReport {
     pub dlq: usize,
     /// Events put on the bus.
     pub published: u64,
+    /// Repeated deliveries the event processor absorbed (a retry re-published an event).
+    pub absorbed: u64,
     /// Whether the pipeline went idle before the timeout.
     pub idle: bool,
     /// Problems found by the reconciliation (empty: the books balance).
@@ -95,6 +98,7 @@ impl DemoReport {
             failed: 0,
             dlq: 0,
             published: 0,
+            absorbed: 0,
             idle: false,
             problems: Vec::new(),
         }
@@ -106,7 +110,7 @@ impl DemoReport {
     }
 }
 
-fn plan(now: i64) -> Result<(Vec<Planned>, String), CliError> {
+fn plan(now: i64) -> Result<(Vec<Planned>, String, String), CliError> {
     let mut planned = Vec::new();
     let mut add = |label: &'static str, spec: PayloadSpec| -> Result<(), CliError> {
         let payload = payloads::build(&spec.at(now))?;
@@ -216,7 +220,25 @@ fn plan(now: i64) -> Result<(Vec<Planned>, String), CliError> {
         without_api_key: false,
         copies: 1,
     });
-    Ok((planned, poison_payment))
+    // A processor that crashes right after PutEvents: the retry publishes again and the event
+    // processor absorbs the repeat.
+    let crash_payment = payloads::new_payment_id(Provider::Square)?;
+    let payload = payloads::build(
+        &PayloadSpec::new(Provider::Square)
+            .amount("64.00", "USD")
+            .payment_id(crash_payment.clone())
+            .at(now),
+    )?;
+    planned.push(Planned {
+        label: "processor crash after publishing",
+        provider: Provider::Square,
+        webhook_id: Some(payload.webhook_id()),
+        body: payload.body,
+        tamper_signature: false,
+        without_api_key: false,
+        copies: 1,
+    });
+    Ok((planned, poison_payment, crash_payment))
 }
 
 /// Runs the demo: returns the report (the caller decides the exit code).
@@ -236,8 +258,9 @@ pub async fn run_demo(args: &DemoArgs) -> Result<DemoReport, CliError> {
     // Short visibility so retries and the poison message's trip to the DLQ take seconds.
     config.queues.visibility_timeout_seconds = 1;
     let faults = Faults::default();
-    let (planned, poison_payment) = plan(unix_now())?;
+    let (planned, poison_payment, crash_payment) = plan(unix_now())?;
     faults.reject_payment(&poison_payment);
+    faults.crash_once_after_publishing(&crash_payment);
 
     let stack = Stack::start(StackOptions {
         config: config.clone(),
@@ -390,14 +413,25 @@ pub async fn reconcile(stack: &Stack, accepted: &[String], report: &mut DemoRepo
         }
     }
     report.published = stack.bus().put_count();
-    if report.published != report.processed as u64 {
-        report.problems.push(format!(
-            "{} events published for {} processed webhooks: something was published twice",
-            report.published, report.processed
-        ));
-    }
+    let mut delivered = 0;
     for (rule, stats) in stack.bus().rule_stats() {
+        delivered += stats.delivered;
         report.processed_by_rule.insert(rule, stats.delivered);
+    }
+    let recorded: u64 = stack
+        .items()
+        .await
+        .iter()
+        .filter(|i| i.status == Status::Processed)
+        .map(|i| i.matched_rules.len() as u64)
+        .sum();
+    // A delivery that did not add a rule to a PROCESSED item was absorbed as a repeat.
+    report.absorbed = delivered.saturating_sub(recorded);
+    if report.published != report.processed as u64 + report.absorbed {
+        report.problems.push(format!(
+            "{} events published for {} processed webhooks and {} absorbed repeats: an event was lost or recorded twice",
+            report.published, report.processed, report.absorbed
+        ));
     }
 }
 
@@ -418,6 +452,10 @@ pub fn print_report(report: &DemoReport, run_dir_hint: &str) {
         println!("  {:<34} {:>6}", format!("rejected: {reason}"), n);
     }
     println!("  {:<34} {:>6}", "published to the bus", report.published);
+    println!(
+        "  {:<34} {:>6}",
+        "repeats absorbed (after a crash)", report.absorbed
+    );
     println!("  {:<34} {:>6}", "processed (PROCESSED)", report.processed);
     for (rule, n) in &report.processed_by_rule {
         println!("  {:<34} {:>6}", format!("  by rule {rule}"), n);

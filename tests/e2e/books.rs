@@ -15,6 +15,10 @@ async fn demo_traffic_reconciles_every_accepted_webhook() {
     assert_eq!(report.accepted, report.processed + report.failed);
     assert_eq!(report.failed, 1, "the one poison message");
     assert_eq!(report.dlq, 1);
+    assert_eq!(
+        report.absorbed, 1,
+        "the crashed attempt's event, published again"
+    );
     // The three deliveries sent three times each at once: every copy is acknowledged, either
     // as a duplicate or (while the first copy is still being enqueued) as queued again, which
     // the queue's deduplication absorbs; balanced() above proves each was processed once.

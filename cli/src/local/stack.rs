@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
+use payhook_aws::Traced;
 use payhook_core::Provider;
 use payhook_core::bus::{EventBus, PAYMENT_EVENTS_BUS};
 use payhook_core::event_processor::{EventProcessor, RoutedEvent};
@@ -182,10 +183,13 @@ impl Stack {
             MemorySqs::with_config(Arc::clone(&clock), |p| config.fifo_queue_config(p))
                 .map_err(|e| failed("queues", e))?,
         );
+        // The stand-ins are traced as the AWS services they replace, so local traces look like
+        // the deployed ones (an SQS, DynamoDB or EventBridge subsegment per call).
+        let traced_store: Arc<dyn StatusStore> = Arc::new(Traced(Arc::clone(&store)));
         let validator = Validator::new(
             Arc::new(config.secret_store()),
-            store.clone(),
-            sqs.clone(),
+            Arc::clone(&traced_store),
+            Arc::new(Traced(Arc::clone(&sqs))),
             config.paypal_certificate_cache()?,
             Arc::clone(&clock),
             config.validator_config(),
@@ -193,7 +197,7 @@ impl Stack {
 
         let rules = load_rules(&rules_dir).map_err(|e| failed("rules", e))?;
         let target = Arc::new(EventProcessorTarget {
-            handler: EventProcessor::new(store.clone(), Arc::clone(&clock)),
+            handler: EventProcessor::new(Arc::clone(&traced_store), Arc::clone(&clock)),
             telemetry: function(FunctionKind::EventProcessor, "event-processor"),
         });
         let dispatch = telemetry.dispatch().clone();
@@ -226,7 +230,7 @@ impl Stack {
             tasks: std::sync::Mutex::new(Vec::new()),
         });
 
-        let faulty: Arc<dyn EventBus> = Arc::new(FaultyBus::new(bus, faults));
+        let faulty: Arc<dyn EventBus> = Arc::new(Traced(FaultyBus::new(bus, faults)));
         let mut tasks = Vec::new();
         for provider in Provider::ALL {
             let mut pconfig = ProcessorConfig::new(provider);
@@ -236,7 +240,7 @@ impl Stack {
             let processor = Arc::new(Processor {
                 provider,
                 handler: ProviderProcessor::new(
-                    store.clone(),
+                    Arc::clone(&traced_store),
                     Arc::clone(&faulty),
                     Arc::clone(&clock),
                     pconfig,

@@ -42,6 +42,7 @@ pub mod provision;
 pub mod queue;
 pub mod secrets;
 pub mod status_store;
+pub mod traced;
 
 pub use certificate_fetcher::HttpsCertificateFetcher;
 pub use config::{DEFAULT_REGION, config_loader, sdk_config};
@@ -50,6 +51,7 @@ pub use eventbridge::EventBridgeBus;
 pub use queue::{SqsFifoQueue, create_fifo_queue_with_dlq};
 pub use secrets::{DEFAULT_CACHE_TTL, SsmSecretStore};
 pub use status_store::{DynamoStatusStore, create_table};
+pub use traced::Traced;
 
 // Re-exported so callers can name the SDK types without their own dependency lines.
 pub use aws_config;

@@ -93,3 +93,10 @@ impl EventBus for RecordingBus {
             .collect())
     }
 }
+
+#[async_trait]
+impl<B: EventBus + ?Sized> EventBus for std::sync::Arc<B> {
+    async fn put_events(&self, entries: &[BusEntry]) -> Result<Vec<EntryResult>, BusError> {
+        (**self).put_events(entries).await
+    }
+}

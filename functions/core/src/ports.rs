@@ -210,3 +210,14 @@ impl Clock for FixedClock {
         self.0
     }
 }
+
+#[async_trait]
+impl<Q: Queue + ?Sized> Queue for std::sync::Arc<Q> {
+    fn max_message_bytes(&self) -> usize {
+        (**self).max_message_bytes()
+    }
+
+    async fn send(&self, message: QueueMessage) -> Result<String, QueueError> {
+        (**self).send(message).await
+    }
+}

@@ -437,3 +437,22 @@ mod tests {
         assert!(t.allows(&it));
     }
 }
+
+#[async_trait]
+impl<S: StatusStore + ?Sized> StatusStore for std::sync::Arc<S> {
+    async fn get(&self, webhook_id: &str) -> Result<Option<StatusItem>, StoreError> {
+        (**self).get(webhook_id).await
+    }
+
+    async fn put_new(&self, item: &StatusItem) -> Result<PutOutcome, StoreError> {
+        (**self).put_new(item).await
+    }
+
+    async fn transition(
+        &self,
+        webhook_id: &str,
+        transition: &Transition,
+    ) -> Result<TransitionOutcome, StoreError> {
+        (**self).transition(webhook_id, transition).await
+    }
+}

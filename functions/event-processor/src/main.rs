@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
-use payhook_aws::DynamoStatusStore;
+use payhook_aws::{DynamoStatusStore, Traced};
 use payhook_core::event_processor::EventProcessor;
 use payhook_core::ports::SystemClock;
 use payhook_event_processor::{invoke, routed_event};
@@ -26,7 +26,10 @@ async fn main() -> Result<(), BoxError> {
     if let Ok(table) = std::env::var("STATUS_TABLE") {
         store = store.with_table_name(table);
     }
-    let processor = Arc::new(EventProcessor::new(Arc::new(store), Arc::new(SystemClock)));
+    let processor = Arc::new(EventProcessor::new(
+        Arc::new(Traced(store)),
+        Arc::new(SystemClock),
+    ));
 
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let processor = Arc::clone(&processor);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
-use payhook_aws::{DynamoStatusStore, EventBridgeBus};
+use payhook_aws::{DynamoStatusStore, EventBridgeBus, Traced};
 use payhook_core::ports::SystemClock;
 use payhook_core::processor::ProviderProcessor;
 use payhook_provider_processor::{batch_response, config_from_lookup, invoke, queue_records};
@@ -34,8 +34,8 @@ async fn main() -> Result<(), BoxError> {
     }
     let bus = EventBridgeBus::new(payhook_aws::aws_sdk_eventbridge::Client::new(&sdk));
     let processor = Arc::new(ProviderProcessor::new(
-        Arc::new(store),
-        Arc::new(bus),
+        Arc::new(Traced(store)),
+        Arc::new(Traced(bus)),
         Arc::new(SystemClock),
         config,
     ));

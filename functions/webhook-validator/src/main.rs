@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use aws_lambda_events::apigw::ApiGatewayProxyRequest;
 use lambda_runtime::{LambdaEvent, service_fn};
-use payhook_aws::{DynamoStatusStore, HttpsCertificateFetcher, SqsFifoQueue, SsmSecretStore};
+use payhook_aws::{
+    DynamoStatusStore, HttpsCertificateFetcher, SqsFifoQueue, SsmSecretStore, Traced,
+};
 use payhook_core::Provider;
 use payhook_core::ports::SystemClock;
 use payhook_core::signature::{PaypalCertificateCache, TrustAnchors};
@@ -55,9 +57,9 @@ async fn main() -> Result<(), BoxError> {
         TrustAnchors::mozilla(),
     );
     let validator = Arc::new(Validator::new(
-        Arc::new(secrets),
-        Arc::new(store),
-        Arc::new(queue),
+        Arc::new(Traced(secrets)),
+        Arc::new(Traced(store)),
+        Arc::new(Traced(queue)),
         Arc::new(certificates),
         Arc::new(SystemClock),
         ValidatorConfig {
