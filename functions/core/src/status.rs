@@ -384,6 +384,25 @@ pub fn rfc3339_ms(unix_ms: i64) -> String {
     dt.format(&fmt).unwrap_or_default()
 }
 
+#[async_trait]
+impl<S: StatusStore + ?Sized> StatusStore for std::sync::Arc<S> {
+    async fn get(&self, webhook_id: &str) -> Result<Option<StatusItem>, StoreError> {
+        (**self).get(webhook_id).await
+    }
+
+    async fn put_new(&self, item: &StatusItem) -> Result<PutOutcome, StoreError> {
+        (**self).put_new(item).await
+    }
+
+    async fn transition(
+        &self,
+        webhook_id: &str,
+        transition: &Transition,
+    ) -> Result<TransitionOutcome, StoreError> {
+        (**self).transition(webhook_id, transition).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,24 +454,5 @@ mod tests {
         assert!(!t.allows(&it), "a lease still held is not taken");
         t.or_lease_expired_at_ms = Some(1_001);
         assert!(t.allows(&it));
-    }
-}
-
-#[async_trait]
-impl<S: StatusStore + ?Sized> StatusStore for std::sync::Arc<S> {
-    async fn get(&self, webhook_id: &str) -> Result<Option<StatusItem>, StoreError> {
-        (**self).get(webhook_id).await
-    }
-
-    async fn put_new(&self, item: &StatusItem) -> Result<PutOutcome, StoreError> {
-        (**self).put_new(item).await
-    }
-
-    async fn transition(
-        &self,
-        webhook_id: &str,
-        transition: &Transition,
-    ) -> Result<TransitionOutcome, StoreError> {
-        (**self).transition(webhook_id, transition).await
     }
 }
