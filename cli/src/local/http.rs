@@ -21,6 +21,7 @@ use serde_json::json;
 
 use super::stack::Stack;
 use crate::CliError;
+use crate::oncall::{DlqMessage, LocalDlqList, LocalRedrive, RedrivenMessage};
 
 /// The daily quota and its counter (resets at UTC midnight, as usage plans do).
 #[derive(Debug)]
@@ -272,22 +273,23 @@ async fn dlq_list(State(state): State<AppState>, Path(provider): Path<String>) -
             Some(id) => state.stack.status(id).await,
             None => None,
         };
-        list.push(json!({
-            "message_id": m.message_id,
-            "webhook_id": webhook_id,
-            "group_id": m.attributes.message_group_id,
-            "receive_count": m.attributes.approximate_receive_count,
-            "sent_timestamp_ms": m.attributes.sent_timestamp_ms,
-            "in_flight": m.in_flight,
-            "status": item.as_ref().map(|i| i.status.as_str()),
-            "last_error": item.and_then(|i| i.last_error),
-        }));
+        list.push(DlqMessage {
+            provider: None,
+            message_id: m.message_id.clone(),
+            webhook_id,
+            group_id: m.attributes.message_group_id.clone(),
+            receive_count: m.attributes.approximate_receive_count,
+            sent_timestamp_ms: Some(m.attributes.sent_timestamp_ms),
+            in_flight: m.in_flight,
+            status: item.as_ref().map(|i| i.status.as_str().to_owned()),
+            last_error: item.and_then(|i| i.last_error),
+        });
     }
-    (
-        StatusCode::OK,
-        axum::Json(json!({"provider": provider.as_str(), "messages": list})),
-    )
-        .into_response()
+    let answer = LocalDlqList {
+        provider: Some(provider),
+        messages: list,
+    };
+    (StatusCode::OK, axum::Json(answer)).into_response()
 }
 
 fn webhook_id_of(body: &str) -> Option<String> {
@@ -313,21 +315,21 @@ async fn dlq_redrive(State(state): State<AppState>, Path(provider): Path<String>
         .collect();
     let mut moved = Vec::new();
     match state.stack.sqs().redrive(provider, |m| {
-        moved.push(json!({
-            "message_id": m.message_id,
-            "webhook_id": bodies.get(&m.message_id).and_then(|b| webhook_id_of(b)),
-            "group_id": m.group_id,
-            "deduplication_id": m.deduplication_id,
-            "sequence_number": m.sequence_number,
-        }));
+        moved.push(RedrivenMessage {
+            provider: None,
+            message_id: m.message_id.clone(),
+            webhook_id: bodies.get(&m.message_id).and_then(|b| webhook_id_of(b)),
+            group_id: m.group_id.clone(),
+            deduplication_id: Some(m.deduplication_id.clone()),
+        });
     }) {
         Ok(n) => {
             tracing::info!(provider = provider.as_str(), moved = n, "DLQ redriven");
-            (
-                StatusCode::OK,
-                axum::Json(json!({"provider": provider.as_str(), "moved": n, "messages": moved})),
-            )
-                .into_response()
+            let answer = LocalRedrive {
+                moved: n,
+                messages: moved,
+            };
+            (StatusCode::OK, axum::Json(answer)).into_response()
         }
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
