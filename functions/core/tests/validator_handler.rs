@@ -52,6 +52,11 @@ fn secrets() -> Arc<MemorySecretStore> {
 }
 
 fn validator(store: Arc<dyn StatusStore>, queue: Arc<dyn Queue>) -> Validator {
+    validator_at(store, queue, NOW_MS)
+}
+
+/// A validator whose clock stands at `now_ms`.
+fn validator_at(store: Arc<dyn StatusStore>, queue: Arc<dyn Queue>, now_ms: i64) -> Validator {
     let certs = Arc::new(PaypalCertificateCache::new(
         Arc::new(StaticCertificateFetcher::new(Vec::new())),
         TrustAnchors::mozilla(),
@@ -61,9 +66,14 @@ fn validator(store: Arc<dyn StatusStore>, queue: Arc<dyn Queue>) -> Validator {
         store,
         queue,
         certs,
-        Arc::new(FixedClock(NOW_MS)),
+        Arc::new(FixedClock(now_ms)),
         ValidatorConfig::default(),
     )
+}
+
+/// Sends `body` to the Stripe endpoint, signed with the configured secret.
+async fn send_signed_stripe(v: &Validator, body: &[u8]) -> Result<Accepted, ValidatorError> {
+    send(v, "stripe", &stripe_headers(body, "Stripe-Signature"), body).await
 }
 
 fn stripe_headers(body: &[u8], header_name: &str) -> Headers {
@@ -98,14 +108,7 @@ async fn signed_supported_event_is_queued_with_202_and_recorded_queued() {
     let queue = Arc::new(MemoryQueue::new());
     let v = validator(store.clone(), queue.clone());
     let body = fixture("stripe/payment_intent.succeeded.jpy.json");
-    let accepted = send(
-        &v,
-        "stripe",
-        &stripe_headers(&body, "Stripe-Signature"),
-        &body,
-    )
-    .await
-    .unwrap();
+    let accepted = send_signed_stripe(&v, &body).await.unwrap();
     let (status, json) = accepted.response();
     assert_eq!(status, 202);
     assert_eq!(json["status"], "queued");
@@ -163,14 +166,7 @@ async fn unsupported_event_type_is_a_200_ignored_and_recorded() {
     let queue = Arc::new(MemoryQueue::new());
     let v = validator(store.clone(), queue.clone());
     let body = fixture("stripe/customer.created.json");
-    let r = send(
-        &v,
-        "stripe",
-        &stripe_headers(&body, "Stripe-Signature"),
-        &body,
-    )
-    .await
-    .unwrap();
+    let r = send_signed_stripe(&v, &body).await.unwrap();
     assert_eq!(r.response().0, 200);
     assert_eq!(r.response().1["status"], "ignored");
     assert!(queue.messages().is_empty());
@@ -275,14 +271,7 @@ async fn message_over_the_queue_limit_is_413_and_not_recorded() {
     let store = Arc::new(MemoryStatusStore::new());
     let v = validator(store.clone(), Arc::new(TinyQueue));
     let body = fixture("stripe/payment_intent.succeeded.jpy.json");
-    let err = send(
-        &v,
-        "stripe",
-        &stripe_headers(&body, "Stripe-Signature"),
-        &body,
-    )
-    .await
-    .unwrap_err();
+    let err = send_signed_stripe(&v, &body).await.unwrap_err();
     assert_eq!((err.http_status(), err.code()), (413, "payload_too_large"));
     assert!(store.snapshot().await.is_empty());
 }
@@ -340,17 +329,7 @@ async fn retry_keeps_the_first_receipt_so_the_queued_bytes_are_identical() {
         }),
     );
     send(&first, "stripe", &h, &body).await.unwrap_err();
-    let later = Validator::new(
-        secrets(),
-        store.clone(),
-        queue.clone(),
-        Arc::new(PaypalCertificateCache::new(
-            Arc::new(StaticCertificateFetcher::new(Vec::new())),
-            TrustAnchors::mozilla(),
-        )),
-        Arc::new(FixedClock(NOW_MS + 60_000)),
-        ValidatorConfig::default(),
-    );
+    let later = validator_at(store.clone(), queue.clone(), NOW_MS + 60_000);
     let retry = send(&later, "stripe", &h, &body).await.unwrap();
     let Accepted::Queued { event, .. } = retry else {
         panic!("not queued")
@@ -382,14 +361,7 @@ async fn state_store_failure_is_503_and_nothing_is_queued() {
     let queue = Arc::new(MemoryQueue::new());
     let v = validator(Arc::new(DownStore), queue.clone());
     let body = fixture("stripe/payment_intent.succeeded.jpy.json");
-    let err = send(
-        &v,
-        "stripe",
-        &stripe_headers(&body, "Stripe-Signature"),
-        &body,
-    )
-    .await
-    .unwrap_err();
+    let err = send_signed_stripe(&v, &body).await.unwrap_err();
     assert_eq!(
         (err.http_status(), err.code()),
         (503, "state_store_unavailable")
