@@ -58,6 +58,16 @@ async fn queued(store: &MemoryStatusStore, e: &PaymentEvent) {
     store.put_new(&item).await.unwrap();
 }
 
+/// Records every event `QUEUED` and returns their first-receive records `m0`, `m1`, … in order.
+async fn queue_all(store: &MemoryStatusStore, events: &[PaymentEvent]) -> Vec<QueueRecord> {
+    let mut records = Vec::with_capacity(events.len());
+    for (i, e) in events.iter().enumerate() {
+        queued(store, e).await;
+        records.push(record(&format!("m{i}"), e, 1));
+    }
+    records
+}
+
 fn processor(store: Arc<MemoryStatusStore>, bus: Arc<dyn EventBus>) -> ProviderProcessor {
     ProviderProcessor::new(
         store,
@@ -262,14 +272,7 @@ async fn events_of_one_payment_are_published_in_order() {
         event("evt_a2", "pi_a", EventType::PaymentSucceeded, 1_000),
         event("evt_a3", "pi_a", EventType::RefundSucceeded, 500),
     ];
-    for e in &events {
-        queued(&store, e).await;
-    }
-    let records: Vec<_> = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| record(&format!("m{i}"), e, 1))
-        .collect();
+    let records = queue_all(&store, &events).await;
     processor(store, bus.clone())
         .handle_batch(&records, NOW + 300_000)
         .await;
@@ -307,14 +310,7 @@ async fn after_a_failure_later_records_of_the_same_group_fail_and_other_groups_g
         event("evt_y1", "pi_y", EventType::PaymentSucceeded, 1_000),
         event("evt_x2", "pi_x", EventType::RefundSucceeded, 1_000),
     ];
-    for e in &events {
-        queued(&store, e).await;
-    }
-    let records: Vec<_> = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| record(&format!("m{i}"), e, 1))
-        .collect();
+    let records = queue_all(&store, &events).await;
     let out = processor(store.clone(), bus.clone())
         .handle_batch(&records, NOW + 300_000)
         .await;
