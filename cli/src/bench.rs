@@ -145,6 +145,7 @@ pub async fn run_bench(args: &BenchArgs) -> Result<BenchReport, CliError> {
         run_dir: run_dir.clone(),
         rules_dir: args.rules_dir.clone(),
         faults: Faults::default(),
+        aws: None,
     })
     .await?;
     let front = FrontDoor::serve(Arc::clone(&stack), listener)?;

@@ -198,12 +198,7 @@ pub async fn run_with_output(
                     .into(),
             )
         })?;
-    url::Url::parse(&endpoint)
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https"))
-        .ok_or_else(|| {
-            CliError::Usage(format!("--aws-endpoint `{endpoint}` is not an http(s) URL"))
-        })?;
+    crate::oncall::check_http_url(&endpoint, "--aws-endpoint")?;
     let stage = args
         .stage
         .clone()

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use payhook_aws::provision::{StackNames, StackPlan, provision};
 use payhook_core::Provider;
+use payhook_core::pattern::load_rules;
 use payhook_core::status::Status;
 use serde::Serialize;
 use serde_json::json;
@@ -19,7 +21,7 @@ use serde_json::json;
 use crate::config::{self, Config};
 use crate::local::faults::Faults;
 use crate::local::http::FrontDoor;
-use crate::local::stack::{Stack, StackOptions};
+use crate::local::stack::{AwsTarget, Stack, StackOptions};
 use crate::payloads::{self, PayloadSpec};
 use crate::send::Sender;
 use crate::{CliError, unix_now};
@@ -36,6 +38,11 @@ pub struct DemoArgs {
     /// Longest wait for the pipeline to go idle, in seconds.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
+    /// Run the pipeline on this AWS-compatible endpoint (a moto server, LocalStack) instead of
+    /// in memory: the demo creates a fresh stage there (queues, DLQs, table, bus, rules, SSM
+    /// parameters) and every port uses the AWS adapters.
+    #[arg(long, value_name = "URL")]
+    pub aws_endpoint: Option<String>,
 }
 
 /// One request of the demo and what it is meant to show.
@@ -53,6 +60,8 @@ struct Planned {
 /// What the demo saw and concluded.
 #[derive(Debug, Clone, Serialize)]
 pub struct DemoReport {
+    /// Where the pipeline ran: `memory`, or `aws <endpoint> stage <stage>`.
+    pub backend: String,
     /// Requests sent.
     pub sent: usize,
     /// Answers by HTTP status.
@@ -87,6 +96,7 @@ impl DemoReport {
     /// A report with nothing counted yet.
     pub fn empty() -> Self {
         DemoReport {
+            backend: "memory".to_owned(),
             sent: 0,
             by_status: BTreeMap::new(),
             rejected_by_reason: BTreeMap::new(),
@@ -262,11 +272,22 @@ pub async fn run_demo(args: &DemoArgs) -> Result<DemoReport, CliError> {
     faults.reject_payment(&poison_payment);
     faults.crash_once_after_publishing(&crash_payment);
 
+    let aws = match &args.aws_endpoint {
+        Some(endpoint) => Some(provision_demo_stage(endpoint, &config, &args.rules_dir).await?),
+        None => None,
+    };
+    if let Some(target) = &aws {
+        eprintln!(
+            "payhook demo: stage `{}` created on {} (table {}, bus {})",
+            target.names.stage, target.endpoint, target.names.table, target.names.event_bus
+        );
+    }
     let stack = Stack::start(StackOptions {
         config: config.clone(),
         run_dir: run_dir.clone(),
         rules_dir: args.rules_dir.clone(),
         faults,
+        aws,
     })
     .await?;
     let front = FrontDoor::serve(Arc::clone(&stack), listener)?;
@@ -278,6 +299,7 @@ pub async fn run_demo(args: &DemoArgs) -> Result<DemoReport, CliError> {
 
     let sender = Sender::new(&config)?;
     let mut report = DemoReport::empty();
+    report.backend = stack.backend_name();
     let mut accepted_ids: Vec<String> = Vec::new();
     let mut lines = Vec::new();
     for p in &planned {
@@ -350,6 +372,45 @@ pub async fn run_demo(args: &DemoArgs) -> Result<DemoReport, CliError> {
     Ok(report)
 }
 
+/// Creates a stage of its own for one demo run on `endpoint` — `demo-…` with its own table
+/// and bus, so runs and other stages on the same endpoint do not see each other's items or
+/// rules — from `config` (its secrets become the SSM parameters, its queue settings the
+/// queues') and the rule files.
+async fn provision_demo_stage(
+    endpoint: &str,
+    config: &Config,
+    rules_dir: &std::path::Path,
+) -> Result<AwsTarget, CliError> {
+    crate::oncall::check_http_url(endpoint, "--aws-endpoint")?;
+    let stage = format!(
+        "demo-{}-{}",
+        unix_now() % 1_000_000,
+        std::process::id() % 10_000
+    );
+    let names = StackNames::new(&stage)
+        .with_table(format!("webhook-processing-{stage}"))
+        .with_event_bus(format!("payment-events-{stage}"));
+    let mut plan = StackPlan::new(names.clone());
+    plan.max_receive_count = config.queues.max_receive_count;
+    plan.visibility_timeout_secs = config.queues.visibility_timeout_seconds;
+    plan.rules = load_rules(rules_dir)
+        .map_err(|e| CliError::Usage(format!("rules in {}: {e}", rules_dir.display())))?
+        .into_iter()
+        .map(|(_, rule, _)| rule)
+        .collect();
+    plan.rule_queues = true;
+    plan.parameters = crate::bootstrap::parameters_from_config(&names, config);
+    let sdk = crate::bootstrap::aws_sdk_config(Some(endpoint), Some(&config.aws.region)).await;
+    provision(&sdk, &plan, |_| {})
+        .await
+        .map_err(|e| CliError::Failed(format!("creating the demo stage on {endpoint}: {e}")))?;
+    Ok(AwsTarget {
+        endpoint: endpoint.to_owned(),
+        region: config.aws.region.clone(),
+        names,
+    })
+}
+
 /// Joins futures without pulling in the `futures` crate: they run concurrently on the runtime.
 async fn futures_join_all<F, T>(futures: impl Iterator<Item = F>) -> Vec<T>
 where
@@ -371,20 +432,22 @@ where
 pub async fn reconcile(stack: &Stack, accepted: &[String], report: &mut DemoReport) {
     let mut dlq_ids: Vec<String> = Vec::new();
     for provider in Provider::ALL {
-        for m in stack.sqs().dlq_messages(provider).unwrap_or_default() {
-            if let Some(id) = serde_json::from_str::<serde_json::Value>(&m.body)
-                .ok()
-                .and_then(|v| v["webhook_id"].as_str().map(str::to_owned))
-            {
-                dlq_ids.push(id);
-            }
+        match stack.dlq_messages(provider).await {
+            Ok(messages) => dlq_ids.extend(messages.into_iter().filter_map(|m| m.webhook_id)),
+            Err(e) => report
+                .problems
+                .push(format!("{provider} DLQ could not be read: {e}")),
         }
     }
     report.dlq = dlq_ids.len();
+    // Rules recorded on PROCESSED items (only this run's webhooks: a table on an endpoint may
+    // hold others).
+    let mut recorded: u64 = 0;
     for id in accepted {
         match stack.status(id).await {
             Some(item) if item.status == Status::Processed => {
                 report.processed += 1;
+                recorded += item.matched_rules.len() as u64;
                 if item.matched_rules.is_empty() {
                     report
                         .problems
@@ -412,19 +475,12 @@ pub async fn reconcile(stack: &Stack, accepted: &[String], report: &mut DemoRepo
                 .push(format!("{id}: in the DLQ but never accepted"));
         }
     }
-    report.published = stack.bus().put_count();
+    report.published = stack.put_count();
     let mut delivered = 0;
-    for (rule, stats) in stack.bus().rule_stats() {
+    for (rule, stats) in stack.rule_stats() {
         delivered += stats.delivered;
         report.processed_by_rule.insert(rule, stats.delivered);
     }
-    let recorded: u64 = stack
-        .items()
-        .await
-        .iter()
-        .filter(|i| i.status == Status::Processed)
-        .map(|i| i.matched_rules.len() as u64)
-        .sum();
     // A delivery that did not add a rule to a PROCESSED item was absorbed as a repeat.
     report.absorbed = delivered.saturating_sub(recorded);
     if report.published != report.processed as u64 + report.absorbed {
@@ -437,7 +493,7 @@ pub async fn reconcile(stack: &Stack, accepted: &[String], report: &mut DemoRepo
 
 /// Prints the summary table.
 pub fn print_report(report: &DemoReport, run_dir_hint: &str) {
-    println!("payhook demo — summary");
+    println!("payhook demo — summary (ports: {})", report.backend);
     println!("  {:<34} {:>6}", "requests sent", report.sent);
     for (status, n) in &report.by_status {
         println!("  {:<34} {:>6}", format!("  HTTP {status}"), n);

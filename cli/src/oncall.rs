@@ -172,7 +172,8 @@ impl TargetArgs {
     }
 }
 
-fn check_http_url(url: &str, flag: &str) -> Result<(), CliError> {
+/// Refuses `url` unless it is an absolute http(s) URL with a host; `flag` names it in the error.
+pub(crate) fn check_http_url(url: &str, flag: &str) -> Result<(), CliError> {
     url::Url::parse(url)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
@@ -587,9 +588,16 @@ async fn redrive(args: DlqRedriveArgs, out: &mut (dyn Write + Send)) -> Result<i
             for provider in providers(args.provider) {
                 let source_url = queue_url(&sqs, &names.queue(provider), &names.stage).await?;
                 let dlq_url = queue_url(&sqs, &names.dlq(provider), &names.stage).await?;
-                let count =
-                    redrive_queue(&sqs, provider, &dlq_url, &source_url, out, &mut failures)
-                        .await?;
+                let mut write = |m: &RedrivenMessage| write_moved(out, m);
+                let count = redrive_queue(
+                    &sqs,
+                    provider,
+                    &dlq_url,
+                    &source_url,
+                    &mut write,
+                    &mut failures,
+                )
+                .await?;
                 moved.insert(provider, count);
             }
         }
@@ -633,7 +641,11 @@ fn write_moved(out: &mut (dyn Write + Send), m: &RedrivenMessage) -> Result<(), 
 
 // --- SQS -------------------------------------------------------------------------------------
 
-async fn queue_url(sqs: &SqsClient, name: &str, stage: &str) -> Result<String, CliError> {
+pub(crate) async fn queue_url(
+    sqs: &SqsClient,
+    name: &str,
+    stage: &str,
+) -> Result<String, CliError> {
     match sqs.get_queue_url().queue_name(name).send().await {
         Ok(output) => output
             .queue_url()
@@ -734,7 +746,11 @@ fn describe_message(message: &Message) -> DlqMessage {
 
 /// Receives up to `max` messages of the queue with a short visibility timeout, then makes
 /// them all visible again (see the module documentation for the side effects).
-async fn peek(sqs: &SqsClient, url: &str, max: usize) -> Result<Vec<DlqMessage>, CliError> {
+pub(crate) async fn peek(
+    sqs: &SqsClient,
+    url: &str,
+    max: usize,
+) -> Result<Vec<DlqMessage>, CliError> {
     let mut listed: Vec<DlqMessage> = Vec::new();
     // Latest receipt handle per message id: needed to make each visible again.
     let mut handles: HashMap<String, String> = HashMap::new();
@@ -808,12 +824,12 @@ async fn make_visible(
 
 /// Moves `dlq_url`'s messages to `source_url` (see the module documentation); returns how many
 /// moved, adding what could not be moved to `failures`.
-async fn redrive_queue(
+pub(crate) async fn redrive_queue(
     sqs: &SqsClient,
     provider: Provider,
     dlq_url: &str,
     source_url: &str,
-    out: &mut (dyn Write + Send),
+    on_moved: &mut (dyn FnMut(&RedrivenMessage) -> Result<(), CliError> + Send),
     failures: &mut Vec<String>,
 ) -> Result<usize, CliError> {
     let mut moved: HashSet<String> = HashSet::new();
@@ -888,16 +904,13 @@ async fn redrive_queue(
             }
             progressed = true;
             if moved.insert(described.message_id.clone()) {
-                write_moved(
-                    out,
-                    &RedrivenMessage {
-                        provider: Some(provider),
-                        message_id: described.message_id,
-                        webhook_id: described.webhook_id,
-                        group_id: group,
-                        deduplication_id: Some(deduplication_id),
-                    },
-                )?;
+                on_moved(&RedrivenMessage {
+                    provider: Some(provider),
+                    message_id: described.message_id,
+                    webhook_id: described.webhook_id,
+                    group_id: group,
+                    deduplication_id: Some(deduplication_id),
+                })?;
             }
         }
         if !progressed {

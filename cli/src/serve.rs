@@ -1,4 +1,8 @@
 //! `payhook serve`: runs the local stack on 127.0.0.1 until interrupted.
+//!
+//! In memory by default; with `--aws-endpoint URL` (or `aws.endpoint_url` in the
+//! configuration) every port uses the AWS adapters against that endpoint — a moto server or
+//! LocalStack holding the stage `aws.stage` that `payhook bootstrap --aws-endpoint URL` created.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,7 +12,7 @@ use clap::Args;
 use crate::config::Config;
 use crate::local::faults::Faults;
 use crate::local::http::FrontDoor;
-use crate::local::stack::{Stack, StackOptions};
+use crate::local::stack::{AwsTarget, Stack, StackOptions};
 use crate::{CliError, unix_now};
 
 /// Arguments of `payhook serve`.
@@ -26,6 +30,12 @@ pub struct ServeArgs {
     /// The routing rules.
     #[arg(long, default_value = "rules")]
     pub rules_dir: PathBuf,
+    /// Run every port on the AWS adapters against this AWS-compatible endpoint (moto server,
+    /// LocalStack) instead of in memory; the stage (aws.stage of the config) must have been
+    /// created there with `payhook bootstrap --aws-endpoint URL`. Default: aws.endpoint_url of
+    /// the config, else in memory.
+    #[arg(long, value_name = "URL")]
+    pub aws_endpoint: Option<String>,
 }
 
 /// Runs `payhook serve` until Ctrl-C.
@@ -44,18 +54,30 @@ pub async fn run(args: ServeArgs) -> Result<i32, CliError> {
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| CliError::Failed(format!("cannot listen on {}: {e}", args.addr)))?;
+    let endpoint = args
+        .aws_endpoint
+        .clone()
+        .or_else(|| config.aws.endpoint_url.clone())
+        .map(|url| url.trim().to_owned())
+        .filter(|url| !url.is_empty());
+    if let Some(url) = &endpoint {
+        crate::oncall::check_http_url(url, "--aws-endpoint")?;
+    }
+    let aws = endpoint.map(|url| AwsTarget::from_config(url, &config));
     let stack = Stack::start(StackOptions {
         config,
         run_dir: run_dir.clone(),
         rules_dir: args.rules_dir.clone(),
         faults: Faults::default(),
+        aws,
     })
     .await?;
     let front = FrontDoor::serve(stack.clone(), listener)?;
     println!(
-        "payhook serve: POST http://{0}/webhooks/{{provider}} (x-api-key from the config); admin at http://{0}/_payhook/stats; run directory {1}",
+        "payhook serve: POST http://{0}/webhooks/{{provider}} (x-api-key from the config); admin at http://{0}/_payhook/stats; ports: {2}; run directory {1}",
         front.addr,
-        run_dir.display()
+        run_dir.display(),
+        stack.backend_name()
     );
     let _ = tokio::signal::ctrl_c().await;
     eprintln!("payhook serve: stopping");

@@ -91,6 +91,7 @@ fn demo() -> &'static DemoRun {
                 run_dir: Some(run_dir.clone()),
                 rules_dir: workspace().join("rules"),
                 timeout: 60,
+                aws_endpoint: None,
             }))
             .unwrap_or_else(|e| panic!("payhook demo: {e}"));
         drop(runtime);

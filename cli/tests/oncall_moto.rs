@@ -496,6 +496,7 @@ async fn status_reads_a_webhook_from_the_running_local_stack() {
         run_dir: dir.join("run"),
         rules_dir: rules_dir(),
         faults: Faults::default(),
+        aws: None,
     })
     .await
     .unwrap();

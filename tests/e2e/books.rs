@@ -9,6 +9,7 @@ async fn demo_traffic_reconciles_every_accepted_webhook() {
         run_dir: Some(crate::support::run_dir("demo")),
         rules_dir: workspace_root().join("rules"),
         timeout: 60,
+        aws_endpoint: None,
     };
     let report = run_demo(&args).await.expect("demo runs");
     assert!(report.balanced(), "{report:#?}");

@@ -24,7 +24,7 @@ async fn missing_or_wrong_api_key_is_403_and_reaches_nothing() {
         assert_eq!(status, 403, "{body}");
     }
     assert!(
-        h.stack.items().await.is_empty(),
+        h.stack.items().await.unwrap().is_empty(),
         "nothing reached the validator"
     );
 }
@@ -39,7 +39,7 @@ async fn quota_exhaustion_answers_429_until_the_day_ends() {
     }
     assert_eq!(statuses, [202, 202, 202, 429, 429]);
     h.idle().await;
-    assert_eq!(h.stack.items().await.len(), 3);
+    assert_eq!(h.stack.items().await.unwrap().len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

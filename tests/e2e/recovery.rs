@@ -37,22 +37,15 @@ async fn poison_goes_to_the_dlq_and_is_processed_after_redrive() {
     );
 
     h.faults.clear_rejections();
-    let client = payhook::send::http_client().unwrap();
-    let url = format!("http://{}/_payhook/dlq/stripe/redrive", h.front.addr);
-    let (status, body) = payhook::send::post_empty(&client, &url).await.unwrap();
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&body).unwrap()["moved"],
-        1
-    );
+    assert_eq!(h.redrive(Provider::Stripe).await, 1);
     h.idle().await;
     let item = h.stack.status(&poison.webhook_id()).await.unwrap();
     assert_eq!(item.status, Status::Processed, "redriven and processed");
     assert_eq!(
-        h.stack.sqs().dlq_messages(Provider::Stripe).unwrap().len(),
+        h.stack.dlq_messages(Provider::Stripe).await.unwrap().len(),
         0
     );
-    assert_eq!(h.stack.bus().put_count(), 2, "each webhook published once");
+    assert_eq!(h.stack.put_count(), 2, "each webhook published once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,5 +71,5 @@ async fn processor_crash_mid_batch_loses_nothing_and_records_once() {
     }
     // The crashed attempt's event was on the bus before the crash; the retry published it
     // again and the event processor absorbed the second copy.
-    assert_eq!(h.stack.bus().put_count(), ids.len() as u64 + 1);
+    assert_eq!(h.stack.put_count(), ids.len() as u64 + 1);
 }

@@ -2,17 +2,22 @@
 //! config, and a client that signs and posts webhooks to it.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use payhook::bootstrap::BootstrapArgs;
 use payhook::config::{self, Config};
 use payhook::democa::DemoCa;
 use payhook::local::faults::Faults;
 use payhook::local::http::FrontDoor;
-use payhook::local::stack::{Stack, StackOptions};
+use payhook::local::stack::{AwsTarget, Stack, StackOptions};
 use payhook::payloads::{self, Payload, PayloadSpec};
 use payhook::send::Sender;
 use payhook::unix_now;
+use payhook_aws::aws_config::SdkConfig;
+use payhook_aws::moto::{MotoServer, REGION};
+use payhook_aws::provision::StackNames;
 use payhook_core::Provider;
 use payhook_core::conformance::workspace_root;
 
@@ -35,6 +40,48 @@ pub(crate) struct Harness {
     pub(crate) faults: Faults,
 }
 
+/// Creates a stage of its own on the shared moto server with `payhook bootstrap`, from the
+/// config (written next to it as `payhook.toml`) and the repository's rules: its own table and
+/// bus, so tests running at once do not share rules or items.
+async fn bootstrap_on_moto(dir: &Path, config: &Config) -> MotoStage {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let moto = MotoServer::shared().expect("moto");
+    let stage = format!(
+        "e2e-{}-{}",
+        std::process::id() % 100_000,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let names = StackNames::new(&stage)
+        .with_table(format!("webhook-processing-{stage}"))
+        .with_event_bus(format!("payment-events-{stage}"));
+    let args = BootstrapArgs {
+        aws_endpoint: Some(moto.endpoint.clone()),
+        config: Some(dir.join(config::CONFIG_FILE_NAME)),
+        stage: Some(stage),
+        region: Some(REGION.to_owned()),
+        rules_dir: workspace_root().join("rules"),
+        table: names.table.clone(),
+        event_bus: names.event_bus.clone(),
+        max_receive_count: Some(config.queues.max_receive_count),
+        visibility_timeout: config.queues.visibility_timeout_seconds,
+        no_rule_queues: false,
+        no_parameters: false,
+    };
+    let mut out = Vec::new();
+    let code = payhook::bootstrap::run_with_output(args, &mut out)
+        .await
+        .expect("bootstrap runs");
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out));
+    MotoStage {
+        target: AwsTarget {
+            endpoint: moto.endpoint.clone(),
+            region: REGION.to_owned(),
+            names,
+        },
+        sdk: moto.sdk_config().await,
+    }
+}
+
 /// A fresh run directory for `name`.
 pub(crate) fn run_dir(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -44,9 +91,38 @@ pub(crate) fn run_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// A stage bootstrapped on the shared moto server for one test.
+pub(crate) struct MotoStage {
+    /// The endpoint and names the stack runs against.
+    pub(crate) target: AwsTarget,
+    /// SDK configuration for checking moto's state independently of the stack.
+    pub(crate) sdk: SdkConfig,
+}
+
 impl Harness {
-    /// Starts a stack; `tweak` may change the config (quota, retries) before it starts.
+    /// Starts a stack with its ports in memory; `tweak` may change the config (quota, retries)
+    /// before it starts.
     pub(crate) async fn start(name: &str, tweak: impl FnOnce(&mut Config)) -> Harness {
+        Harness::start_with(name, tweak, false).await.0
+    }
+
+    /// Starts a stack whose every port is on the shared moto server, in a stage of its own that
+    /// `payhook bootstrap` creates from the test's config; `None` when moto is not installed
+    /// (outside CI).
+    pub(crate) async fn start_on_moto(
+        name: &str,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Option<(Harness, MotoStage)> {
+        MotoServer::shared()?;
+        let (harness, stage) = Harness::start_with(name, tweak, true).await;
+        Some((harness, stage.expect("moto stage")))
+    }
+
+    async fn start_with(
+        name: &str,
+        tweak: impl FnOnce(&mut Config),
+        on_moto: bool,
+    ) -> (Harness, Option<MotoStage>) {
         let dir = run_dir(name);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -56,23 +132,30 @@ impl Harness {
             config::init_with_ca(&dir, port, true, || Ok(demo_ca())).expect("demo config");
         config.queues.visibility_timeout_seconds = 1;
         tweak(&mut config);
+        let stage = if on_moto {
+            Some(bootstrap_on_moto(&dir, &config).await)
+        } else {
+            None
+        };
         let faults = Faults::default();
         let stack = Stack::start(StackOptions {
             config: config.clone(),
-            run_dir: dir,
+            run_dir: dir.join("run"),
             rules_dir: workspace_root().join("rules"),
             faults: faults.clone(),
+            aws: stage.as_ref().map(|s| s.target.clone()),
         })
         .await
         .expect("stack starts");
         let front = FrontDoor::serve(Arc::clone(&stack), listener).expect("front door");
         let sender = Sender::new(&config).expect("sender");
-        Harness {
+        let harness = Harness {
             stack,
             front,
             sender,
             faults,
-        }
+        };
+        (harness, stage)
     }
 
     /// The webhook URL of `provider`.
@@ -109,6 +192,45 @@ impl Harness {
             "pipeline did not go idle: {:?}",
             serde_json::to_string(&self.stack.stats().await)
         );
+    }
+
+    /// Posts `event_types` of one payment of `provider`, in order, each answered 202; returns
+    /// their webhook ids.
+    pub(crate) async fn post_payment_events(
+        &self,
+        provider: Provider,
+        payment: &str,
+        event_types: &[&str],
+    ) -> Vec<String> {
+        let mut ids = Vec::new();
+        for event_type in event_types {
+            let p = self.payload(
+                PayloadSpec::new(provider)
+                    .event_type(*event_type)
+                    .amount("80.00", "USD")
+                    .payment_id(payment.to_owned()),
+            );
+            assert_eq!(self.post(&p).await.0, 202, "{event_type}");
+            ids.push(p.webhook_id());
+        }
+        ids
+    }
+
+    /// Redrives `provider`'s DLQ through the admin API; returns how many messages moved.
+    pub(crate) async fn redrive(&self, provider: Provider) -> u64 {
+        let client = payhook::send::http_client().expect("client");
+        let url = format!(
+            "http://{}/_payhook/dlq/{}/redrive",
+            self.front.addr,
+            provider.as_str()
+        );
+        let (status, body) = payhook::send::post_empty(&client, &url)
+            .await
+            .expect("admin answers");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).expect("JSON")["moved"]
+            .as_u64()
+            .expect("moved")
     }
 
     /// GETs an admin path and parses the JSON.

@@ -21,7 +21,7 @@ use serde_json::json;
 
 use super::stack::Stack;
 use crate::CliError;
-use crate::oncall::{DlqMessage, LocalDlqList, LocalRedrive, RedrivenMessage};
+use crate::oncall::LocalDlqList;
 
 /// The daily quota and its counter (resets at UTC midnight, as usage plans do).
 #[derive(Debug)]
@@ -256,46 +256,24 @@ async fn dlq_list(State(state): State<AppState>, Path(provider): Path<String>) -
         Ok(p) => p,
         Err(r) => return *r,
     };
-    let messages = match state.stack.sqs().dlq_messages(provider) {
-        Ok(m) => m,
-        Err(e) => {
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                axum::Json(json!({"error": e.code(), "message": e.to_string()})),
-            )
-                .into_response();
+    match state.stack.dlq_messages(provider).await {
+        Ok(messages) => {
+            let answer = LocalDlqList {
+                provider: Some(provider),
+                messages,
+            };
+            (StatusCode::OK, axum::Json(answer)).into_response()
         }
-    };
-    let mut list = Vec::with_capacity(messages.len());
-    for m in &messages {
-        let webhook_id = webhook_id_of(&m.body);
-        let item = match &webhook_id {
-            Some(id) => state.stack.status(id).await,
-            None => None,
-        };
-        list.push(DlqMessage {
-            provider: None,
-            message_id: m.message_id.clone(),
-            webhook_id,
-            group_id: m.attributes.message_group_id.clone(),
-            receive_count: m.attributes.approximate_receive_count,
-            sent_timestamp_ms: Some(m.attributes.sent_timestamp_ms),
-            in_flight: m.in_flight,
-            status: item.as_ref().map(|i| i.status.as_str().to_owned()),
-            last_error: item.and_then(|i| i.last_error),
-        });
+        Err(e) => internal_error(&e),
     }
-    let answer = LocalDlqList {
-        provider: Some(provider),
-        messages: list,
-    };
-    (StatusCode::OK, axum::Json(answer)).into_response()
 }
 
-fn webhook_id_of(body: &str) -> Option<String> {
-    serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v["webhook_id"].as_str().map(str::to_owned))
+fn internal_error(e: &CliError) -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        axum::Json(json!({"error": "dlq_unavailable", "message": e.to_string()})),
+    )
+        .into_response()
 }
 
 /// `POST /_payhook/dlq/{provider}/redrive`: moves the dead letters back to the queue, in order,
@@ -305,36 +283,15 @@ async fn dlq_redrive(State(state): State<AppState>, Path(provider): Path<String>
         Ok(p) => p,
         Err(r) => return *r,
     };
-    let bodies: std::collections::HashMap<String, String> = state
-        .stack
-        .sqs()
-        .dlq_messages(provider)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|m| (m.message_id, m.body))
-        .collect();
-    let mut moved = Vec::new();
-    match state.stack.sqs().redrive(provider, |m| {
-        moved.push(RedrivenMessage {
-            provider: None,
-            message_id: m.message_id.clone(),
-            webhook_id: bodies.get(&m.message_id).and_then(|b| webhook_id_of(b)),
-            group_id: m.group_id.clone(),
-            deduplication_id: Some(m.deduplication_id.clone()),
-        });
-    }) {
-        Ok(n) => {
-            tracing::info!(provider = provider.as_str(), moved = n, "DLQ redriven");
-            let answer = LocalRedrive {
-                moved: n,
-                messages: moved,
-            };
+    match state.stack.redrive(provider).await {
+        Ok(answer) => {
+            tracing::info!(
+                provider = provider.as_str(),
+                moved = answer.moved,
+                "DLQ redriven"
+            );
             (StatusCode::OK, axum::Json(answer)).into_response()
         }
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            axum::Json(json!({"error": e.code(), "message": e.to_string()})),
-        )
-            .into_response(),
+        Err(e) => internal_error(&e),
     }
 }

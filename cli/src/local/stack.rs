@@ -1,6 +1,12 @@
 //! The local stack: one process running the validator, one processor per provider (several
-//! pollers each, as Lambda's concurrency would) over in-memory SQS FIFO queues, the local bus
-//! routing with `rules/` to the event processor, and the conditional-write status store.
+//! pollers each, as Lambda's concurrency would), the bus routing with `rules/` to the event
+//! processor, and the conditional-write status store.
+//!
+//! Its ports are either in memory (the default: [`MemorySqs`], [`LocalBus`],
+//! [`MemoryStatusStore`], secrets from the configuration) or, with [`StackOptions::aws`], the
+//! AWS adapters against an AWS-compatible endpoint holding a bootstrapped stage (see
+//! [`super::aws`]). The handlers, the front door, the admin API and the telemetry are the same
+//! either way.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,13 +16,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
-use payhook_aws::Traced;
+use payhook_aws::provision::StackNames;
+use payhook_aws::{SqsConsumer, SsmSecretStore, Traced};
 use payhook_core::Provider;
 use payhook_core::bus::{EventBus, PAYMENT_EVENTS_BUS};
 use payhook_core::event_processor::{EventProcessor, RoutedEvent};
-use payhook_core::memory_sqs::{MemorySqs, QueueStats, ReceivedMessage};
+use payhook_core::memory_sqs::{FifoQueue, MemorySqs, QueueStats, ReceivedMessage};
 use payhook_core::pattern::load_rules;
-use payhook_core::ports::{Clock, SystemClock};
+use payhook_core::ports::{Clock, Queue, SecretStore, SystemClock};
 use payhook_core::processor::{
     ProcessError, ProcessorConfig, ProviderProcessor, QueueRecord, RecordOutcome,
 };
@@ -26,17 +33,21 @@ use payhook_telemetry::{FunctionConfig, FunctionKind, FunctionTelemetry, Telemet
 use serde::Serialize;
 use tracing::instrument::WithSubscriber as _;
 
+use super::aws::{AwsPipeline, RECEIVE_WAIT_SECS, deliver_rule_queue};
 use super::bus::{EventTarget, LocalBus, RuleStats};
 use super::faults::{Faults, FaultyBus, INJECTED_CRASH};
 use super::sink::BufferedFileSink;
 use super::xray::XrayListener;
 use crate::CliError;
 use crate::config::Config;
+use crate::oncall::{DEFAULT_LIST_MAX, DlqMessage, LocalRedrive, RedrivenMessage};
 
 /// Pollers per provider queue (Lambda would run several concurrent batches too).
 pub const POLLERS_PER_QUEUE: usize = 4;
 /// Concurrent deliveries from the bus to the event processor.
 pub const BUS_WORKERS: usize = 8;
+/// Pollers per rule queue when the stack runs on an AWS endpoint.
+pub const POLLERS_PER_RULE_QUEUE: usize = 2;
 /// A processor invocation's time budget: the Lambda timeout (the claims' lease).
 pub const PROCESSOR_TIMEOUT_MS: i64 = 300_000;
 
@@ -50,6 +61,29 @@ pub const METRICS_FILE: &str = "metrics.jsonl";
 /// X-Ray segment documents, one per line.
 pub const SEGMENTS_FILE: &str = "xray.jsonl";
 
+/// An AWS-compatible endpoint holding a stage, for [`StackOptions::aws`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsTarget {
+    /// The endpoint URL (moto server, LocalStack).
+    pub endpoint: String,
+    /// The region the clients use.
+    pub region: String,
+    /// The stage's resource names (as `payhook bootstrap` created them).
+    pub names: StackNames,
+}
+
+impl AwsTarget {
+    /// The stage `config` names (`aws.stage`, `aws.region`) on `endpoint`, with the default
+    /// table and bus names.
+    pub fn from_config(endpoint: impl Into<String>, config: &Config) -> Self {
+        AwsTarget {
+            endpoint: endpoint.into(),
+            region: config.aws.region.clone(),
+            names: StackNames::new(&config.aws.stage),
+        }
+    }
+}
+
 /// How to start the stack.
 #[derive(Debug, Clone)]
 pub struct StackOptions {
@@ -61,11 +95,15 @@ pub struct StackOptions {
     pub rules_dir: PathBuf,
     /// Faults to inject.
     pub faults: Faults,
+    /// Run every port on the AWS adapters against this endpoint instead of in memory.
+    pub aws: Option<AwsTarget>,
 }
 
 /// Counts by status, queue depths, rule counters and whether the pipeline is idle.
 #[derive(Debug, Clone, Serialize)]
 pub struct StackStats {
+    /// `memory`, or `aws` with the endpoint.
+    pub backend: String,
     /// Items per status.
     pub statuses: BTreeMap<String, usize>,
     /// Per-provider queue: visible, in-flight, DLQ depth.
@@ -76,6 +114,9 @@ pub struct StackStats {
     pub bus_dead_letters: usize,
     /// Nothing visible or in flight, no batch running and no delivery pending.
     pub idle: bool,
+    /// What could not be read (an AWS endpoint that did not answer), if anything.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
 }
 
 struct Processor {
@@ -110,14 +151,26 @@ impl EventTarget for EventProcessorTarget {
     }
 }
 
+/// Where the stack's queues, bus and table are.
+enum Backend {
+    Memory {
+        store: Arc<MemoryStatusStore>,
+        sqs: Arc<MemorySqs>,
+        bus: Arc<LocalBus>,
+    },
+    Aws {
+        endpoint: String,
+        pipeline: Arc<AwsPipeline>,
+    },
+}
+
 /// The running local stack.
 pub struct Stack {
     config: Config,
     validator: Validator,
     validator_telemetry: FunctionTelemetry,
-    store: Arc<MemoryStatusStore>,
-    sqs: Arc<MemorySqs>,
-    bus: Arc<LocalBus>,
+    store: Arc<dyn StatusStore>,
+    backend: Backend,
     telemetry: Telemetry,
     xray: XrayListener,
     sinks: Vec<Arc<BufferedFileSink>>,
@@ -131,6 +184,7 @@ impl std::fmt::Debug for Stack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Stack")
             .field("run_dir", &self.run_dir)
+            .field("backend", &self.backend_name())
             .finish_non_exhaustive()
     }
 }
@@ -139,15 +193,40 @@ fn failed(what: &str, e: impl std::fmt::Display) -> CliError {
     CliError::Failed(format!("{what}: {e}"))
 }
 
+/// The ports the handlers get, before the bus exists.
+struct Ports {
+    secrets: Arc<dyn SecretStore>,
+    store: Arc<dyn StatusStore>,
+    queue: Arc<dyn Queue>,
+}
+
 impl Stack {
-    /// Starts everything but the HTTP front door.
+    /// Starts everything but the HTTP front door. With [`StackOptions::aws`], fails when the
+    /// stage's queues are not on the endpoint (run `payhook bootstrap` first).
     pub async fn start(options: StackOptions) -> Result<Arc<Stack>, CliError> {
         let StackOptions {
             config,
             run_dir,
             rules_dir,
             faults,
+            aws,
         } = options;
+        let rules = load_rules(&rules_dir).map_err(|e| failed("rules", e))?;
+        // On an endpoint, resolve the stage first: a missing one fails before anything starts.
+        let pipeline = match &aws {
+            Some(target) => {
+                let sdk =
+                    crate::bootstrap::aws_sdk_config(Some(&target.endpoint), Some(&target.region))
+                        .await;
+                // Bootstrap puts every rule file on the stage's bus, whatever bus it names.
+                let files: Vec<_> = rules.iter().map(|(_, file, _)| file.clone()).collect();
+                let pipeline = AwsPipeline::connect(&sdk, target.names.clone(), &files).await?;
+                let ssm = payhook_aws::aws_sdk_ssm::Client::new(&sdk);
+                Some((target.endpoint.clone(), Arc::new(pipeline), ssm))
+            }
+            None => None,
+        };
+
         std::fs::create_dir_all(&run_dir).map_err(|e| failed("run directory", e))?;
         let xray = XrayListener::start(&run_dir.join(SEGMENTS_FILE))
             .await
@@ -178,49 +257,100 @@ impl Stack {
         };
 
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let store = Arc::new(MemoryStatusStore::new());
-        let sqs = Arc::new(
-            MemorySqs::with_config(Arc::clone(&clock), |p| config.fifo_queue_config(p))
-                .map_err(|e| failed("queues", e))?,
-        );
-        // The stand-ins are traced as the AWS services they replace, so local traces look like
-        // the deployed ones (an SQS, DynamoDB or EventBridge subsegment per call).
-        let traced_store: Arc<dyn StatusStore> = Arc::new(Traced(Arc::clone(&store)));
+        // Every port is traced as the AWS service it is (or stands in for), so local traces look
+        // like the deployed ones: an SQS, DynamoDB, SSM or EventBridge subsegment per call.
+        let (ports, memory) = match &pipeline {
+            Some((_, pipeline, ssm)) => (
+                Ports {
+                    secrets: Arc::new(Traced(SsmSecretStore::new(
+                        ssm.clone(),
+                        &pipeline.names.stage,
+                    ))),
+                    store: Arc::new(Traced(Arc::clone(&pipeline.store))),
+                    queue: Arc::new(Traced(pipeline.queue.clone())),
+                },
+                None,
+            ),
+            None => {
+                let store = Arc::new(MemoryStatusStore::new());
+                let sqs = Arc::new(
+                    MemorySqs::with_config(Arc::clone(&clock), |p| config.fifo_queue_config(p))
+                        .map_err(|e| failed("queues", e))?,
+                );
+                (
+                    Ports {
+                        secrets: Arc::new(config.secret_store()),
+                        store: Arc::new(Traced(Arc::clone(&store))),
+                        queue: Arc::new(Traced(Arc::clone(&sqs))),
+                    },
+                    Some((store, sqs)),
+                )
+            }
+        };
         let validator = Validator::new(
-            Arc::new(config.secret_store()),
-            Arc::clone(&traced_store),
-            Arc::new(Traced(Arc::clone(&sqs))),
+            Arc::clone(&ports.secrets),
+            Arc::clone(&ports.store),
+            Arc::clone(&ports.queue),
             config.paypal_certificate_cache()?,
             Arc::clone(&clock),
             config.validator_config(),
         );
-
-        let rules = load_rules(&rules_dir).map_err(|e| failed("rules", e))?;
-        let target = Arc::new(EventProcessorTarget {
-            handler: EventProcessor::new(Arc::clone(&traced_store), Arc::clone(&clock)),
+        let target: Arc<dyn EventTarget> = Arc::new(EventProcessorTarget {
+            handler: EventProcessor::new(Arc::clone(&ports.store), Arc::clone(&clock)),
             telemetry: function(FunctionKind::EventProcessor, "event-processor"),
         });
         let dispatch = telemetry.dispatch().clone();
-        let bus = async {
-            LocalBus::start(
-                PAYMENT_EVENTS_BUS,
-                &config.aws.region,
-                &rules,
-                target,
-                BUS_WORKERS,
-            )
-        }
-        .with_subscriber(dispatch.clone())
-        .await;
+        let (backend, read_store, bus, max_receive_count, event_bus): (
+            Backend,
+            Arc<dyn StatusStore>,
+            Arc<dyn EventBus>,
+            u32,
+            String,
+        ) = match (pipeline, memory) {
+            (Some((endpoint, pipeline, _)), _) => (
+                Backend::Aws {
+                    endpoint,
+                    pipeline: Arc::clone(&pipeline),
+                },
+                pipeline.store.clone(),
+                pipeline.bus.clone(),
+                pipeline.max_receive_count,
+                pipeline.names.event_bus.clone(),
+            ),
+            (None, Some((store, sqs))) => {
+                let bus = async {
+                    LocalBus::start(
+                        PAYMENT_EVENTS_BUS,
+                        &config.aws.region,
+                        &rules,
+                        Arc::clone(&target),
+                        BUS_WORKERS,
+                    )
+                }
+                .with_subscriber(dispatch.clone())
+                .await;
+                (
+                    Backend::Memory {
+                        store: Arc::clone(&store),
+                        sqs,
+                        bus: Arc::clone(&bus),
+                    },
+                    store,
+                    bus,
+                    config.queues.max_receive_count,
+                    PAYMENT_EVENTS_BUS.to_owned(),
+                )
+            }
+            (None, None) => unreachable!("one backend is always built"),
+        };
 
         let (shutdown, _) = tokio::sync::watch::channel(false);
         let stack = Arc::new(Stack {
             validator_telemetry: function(FunctionKind::WebhookValidator, "webhook-validator"),
             config: config.clone(),
             validator,
-            store: store.clone(),
-            sqs: sqs.clone(),
-            bus: bus.clone(),
+            store: read_store,
+            backend,
             telemetry: telemetry.clone(),
             xray,
             sinks: vec![Arc::clone(&log_sink), Arc::clone(&metrics_sink)],
@@ -234,27 +364,52 @@ impl Stack {
         let mut tasks = Vec::new();
         for provider in Provider::ALL {
             let mut pconfig = ProcessorConfig::new(provider);
-            pconfig.max_receive_count = config.queues.max_receive_count;
+            pconfig.max_receive_count = max_receive_count;
             pconfig.tiers = config.tier_thresholds();
+            pconfig.event_bus = event_bus.clone();
             let name = format!("{}-processor", provider.as_str());
             let processor = Arc::new(Processor {
                 provider,
                 handler: ProviderProcessor::new(
-                    Arc::clone(&traced_store),
+                    Arc::clone(&ports.store),
                     Arc::clone(&faulty),
                     Arc::clone(&clock),
                     pconfig,
                 ),
                 telemetry: function(FunctionKind::ProviderProcessor, &name),
             });
+            let source: Arc<dyn BatchSource> = match &stack.backend {
+                Backend::Memory { sqs, .. } => {
+                    Arc::new(MemorySource(Arc::clone(sqs.queue(provider))))
+                }
+                Backend::Aws { pipeline, .. } => {
+                    Arc::new(AwsSource(pipeline.providers[&provider].queue.clone()))
+                }
+            };
             for _ in 0..POLLERS_PER_QUEUE {
                 let poller = poll(
                     Arc::clone(&stack),
                     Arc::clone(&processor),
+                    Arc::clone(&source),
                     stack.shutdown.subscribe(),
                 )
                 .with_subscriber(dispatch.clone());
                 tasks.push(tokio::spawn(poller));
+            }
+        }
+        if let Backend::Aws { pipeline, .. } = &stack.backend {
+            for index in 0..pipeline.rules.len() {
+                for _ in 0..POLLERS_PER_RULE_QUEUE {
+                    let deliverer = deliver_rule_queue(
+                        Arc::clone(pipeline),
+                        index,
+                        Arc::clone(&target),
+                        Arc::clone(&stack.busy_batches),
+                        stack.shutdown.subscribe(),
+                    )
+                    .with_subscriber(dispatch.clone());
+                    tasks.push(tokio::spawn(deliverer));
+                }
             }
         }
         let flusher = {
@@ -286,14 +441,14 @@ impl Stack {
         &self.run_dir
     }
 
-    /// The in-memory queues (for `dlq` tools and tests).
-    pub fn sqs(&self) -> &Arc<MemorySqs> {
-        &self.sqs
-    }
-
-    /// The local bus.
-    pub fn bus(&self) -> &Arc<LocalBus> {
-        &self.bus
+    /// `memory`, or `aws <endpoint> stage <stage>`.
+    pub fn backend_name(&self) -> String {
+        match &self.backend {
+            Backend::Memory { .. } => "memory".to_owned(),
+            Backend::Aws { endpoint, pipeline } => {
+                format!("aws {endpoint} stage {}", pipeline.names.stage)
+            }
+        }
     }
 
     /// The X-Ray listener.
@@ -310,53 +465,115 @@ impl Stack {
             .await
     }
 
-    /// One status item.
+    /// One status item (`None` also when the table cannot be read; that is logged).
     pub async fn status(&self, webhook_id: &str) -> Option<StatusItem> {
-        self.store.get(webhook_id).await.ok().flatten()
+        match self.store.get(webhook_id).await {
+            Ok(item) => item,
+            Err(e) => {
+                tracing::error!(webhook_id, error = %e, "status read failed");
+                None
+            }
+        }
     }
 
     /// Every status item.
-    pub async fn items(&self) -> Vec<StatusItem> {
-        self.store.snapshot().await
+    pub async fn items(&self) -> Result<Vec<StatusItem>, CliError> {
+        match &self.backend {
+            Backend::Memory { store, .. } => Ok(store.snapshot().await),
+            Backend::Aws { pipeline, .. } => pipeline
+                .store
+                .inner
+                .scan()
+                .await
+                .map_err(|e| failed("status table", e)),
+        }
+    }
+
+    /// Events put on the bus so far.
+    pub fn put_count(&self) -> u64 {
+        match &self.backend {
+            Backend::Memory { bus, .. } => bus.put_count(),
+            Backend::Aws { pipeline, .. } => pipeline.bus.accepted(),
+        }
+    }
+
+    /// Per-rule counters.
+    pub fn rule_stats(&self) -> BTreeMap<String, RuleStats> {
+        match &self.backend {
+            Backend::Memory { bus, .. } => bus.rule_stats(),
+            Backend::Aws { pipeline, .. } => pipeline.rule_stats(),
+        }
+    }
+
+    /// Deliveries the bus dead-lettered.
+    pub fn bus_dead_letters(&self) -> usize {
+        match &self.backend {
+            Backend::Memory { bus, .. } => bus.dead_letters().len(),
+            Backend::Aws { pipeline, .. } => pipeline.dead_letters(),
+        }
     }
 
     /// Counts and depths.
     pub async fn stats(&self) -> StackStats {
+        let mut errors = Vec::new();
         let mut statuses: BTreeMap<String, usize> = Status::ALL
             .iter()
             .map(|s| (s.as_str().to_owned(), 0))
             .collect();
-        for item in self.store.snapshot().await {
-            *statuses.entry(item.status.as_str().to_owned()).or_default() += 1;
+        match self.items().await {
+            Ok(items) => {
+                for item in items {
+                    *statuses.entry(item.status.as_str().to_owned()).or_default() += 1;
+                }
+            }
+            Err(e) => errors.push(e.to_string()),
         }
+        let queues = match &self.backend {
+            Backend::Memory { sqs, .. } => sqs.stats(),
+            Backend::Aws { pipeline, .. } => pipeline.queue_stats().await.unwrap_or_else(|e| {
+                errors.push(e.to_string());
+                BTreeMap::new()
+            }),
+        };
         StackStats {
+            backend: self.backend_name(),
             statuses,
-            queues: self
-                .sqs
-                .stats()
+            queues: queues
                 .into_iter()
                 .map(|(p, s)| (p.as_str().to_owned(), s))
                 .collect(),
-            rules: self.bus.rule_stats(),
-            bus_dead_letters: self.bus.dead_letters().len(),
-            idle: self.is_idle(),
+            rules: self.rule_stats(),
+            bus_dead_letters: self.bus_dead_letters(),
+            idle: errors.is_empty() && self.is_idle().await,
+            errors,
         }
     }
 
-    /// Whether nothing is queued, in flight, being processed or being delivered.
-    pub fn is_idle(&self) -> bool {
-        self.sqs.is_idle()
-            && self.busy_batches.load(Ordering::Acquire) == 0
-            && self.bus.pending() == 0
+    /// Whether nothing is queued, in flight, being processed or being delivered (`false` when
+    /// the endpoint cannot be asked).
+    pub async fn is_idle(&self) -> bool {
+        if self.busy_batches.load(Ordering::Acquire) != 0 {
+            return false;
+        }
+        let queues_idle = match &self.backend {
+            Backend::Memory { sqs, bus, .. } => sqs.is_idle() && bus.pending() == 0,
+            Backend::Aws { pipeline, .. } => pipeline.queues_empty().await.unwrap_or(false),
+        };
+        queues_idle && self.busy_batches.load(Ordering::Acquire) == 0
     }
 
     /// Waits until the pipeline is idle (three checks in a row, so a hand-over between
     /// stages is not mistaken for idleness), or the timeout passes.
     pub async fn wait_idle(&self, timeout: Duration) -> bool {
+        let every = match self.backend {
+            Backend::Memory { .. } => Duration::from_millis(20),
+            // Each check is a GetQueueAttributes per queue.
+            Backend::Aws { .. } => Duration::from_millis(200),
+        };
         let deadline = tokio::time::Instant::now() + timeout;
         let mut calm = 0;
         while tokio::time::Instant::now() < deadline {
-            if self.is_idle() {
+            if self.is_idle().await {
                 calm += 1;
                 if calm >= 3 {
                     return true;
@@ -364,9 +581,108 @@ impl Stack {
             } else {
                 calm = 0;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(every).await;
         }
         false
+    }
+
+    /// `provider`'s dead letters, in queue order, with each webhook's status and last error
+    /// from the table. In memory they are read in place; on an endpoint they are received and
+    /// made visible again, as `payhook dlq list` does.
+    pub async fn dlq_messages(&self, provider: Provider) -> Result<Vec<DlqMessage>, CliError> {
+        let mut messages = match &self.backend {
+            Backend::Memory { sqs, .. } => sqs
+                .dlq_messages(provider)
+                .map_err(|e| failed("DLQ", e))?
+                .into_iter()
+                .map(|m| DlqMessage {
+                    provider: None,
+                    webhook_id: webhook_id_of(&m.body),
+                    message_id: m.message_id,
+                    group_id: m.attributes.message_group_id,
+                    receive_count: m.attributes.approximate_receive_count,
+                    sent_timestamp_ms: Some(m.attributes.sent_timestamp_ms),
+                    in_flight: m.in_flight,
+                    status: None,
+                    last_error: None,
+                })
+                .collect(),
+            Backend::Aws { pipeline, .. } => {
+                let dlq = &pipeline.providers[&provider].dlq;
+                crate::oncall::peek(&pipeline.sqs, dlq.queue_url(), DEFAULT_LIST_MAX).await?
+            }
+        };
+        for message in &mut messages {
+            if let Some(item) = match &message.webhook_id {
+                Some(id) => self.status(id).await,
+                None => None,
+            } {
+                message.status = Some(item.status.as_str().to_owned());
+                message.last_error = item.last_error;
+            }
+        }
+        Ok(messages)
+    }
+
+    /// Moves `provider`'s dead letters back to its queue, in order, each exactly once.
+    pub async fn redrive(&self, provider: Provider) -> Result<LocalRedrive, CliError> {
+        match &self.backend {
+            Backend::Memory { sqs, .. } => {
+                let bodies: std::collections::HashMap<String, String> = sqs
+                    .dlq_messages(provider)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|m| (m.message_id, m.body))
+                    .collect();
+                let mut moved = Vec::new();
+                let n = sqs
+                    .redrive(provider, |m| {
+                        moved.push(RedrivenMessage {
+                            provider: None,
+                            message_id: m.message_id.clone(),
+                            webhook_id: bodies.get(&m.message_id).and_then(|b| webhook_id_of(b)),
+                            group_id: m.group_id.clone(),
+                            deduplication_id: Some(m.deduplication_id.clone()),
+                        });
+                    })
+                    .map_err(|e| failed("redrive", e))?;
+                Ok(LocalRedrive {
+                    moved: n,
+                    messages: moved,
+                })
+            }
+            Backend::Aws { pipeline, .. } => {
+                let queues = &pipeline.providers[&provider];
+                let mut moved = Vec::new();
+                let mut failures = Vec::new();
+                let mut record = |m: &RedrivenMessage| {
+                    moved.push(RedrivenMessage {
+                        provider: None,
+                        ..m.clone()
+                    });
+                    Ok(())
+                };
+                let n = crate::oncall::redrive_queue(
+                    &pipeline.sqs,
+                    provider,
+                    queues.dlq.queue_url(),
+                    queues.queue.queue_url(),
+                    &mut record,
+                    &mut failures,
+                )
+                .await?;
+                if !failures.is_empty() {
+                    return Err(CliError::Failed(format!(
+                        "{n} moved; not moved: {}",
+                        failures.join("; ")
+                    )));
+                }
+                Ok(LocalRedrive {
+                    moved: n,
+                    messages: moved,
+                })
+            }
+        }
     }
 
     /// Stops the pollers and flushes telemetry.
@@ -392,6 +708,23 @@ impl Stack {
     }
 }
 
+fn webhook_id_of(body: &str) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["webhook_id"].as_str().map(str::to_owned))
+}
+
+/// A provider queue as its pollers see it: batches of records with their receipt handles.
+#[async_trait]
+trait BatchSource: Send + Sync {
+    /// Up to 10 records, waiting a little for the first.
+    async fn receive(&self) -> Result<Vec<(QueueRecord, String)>, String>;
+    /// Acknowledges these deliveries.
+    async fn delete(&self, receipt_handles: &[&str]) -> Result<(), String>;
+}
+
+struct MemorySource(Arc<FifoQueue>);
+
 fn record_of(message: &ReceivedMessage) -> QueueRecord {
     QueueRecord {
         message_id: message.message_id.clone(),
@@ -402,24 +735,71 @@ fn record_of(message: &ReceivedMessage) -> QueueRecord {
     }
 }
 
-/// One poller: long-polls its provider's queue, runs the processor handler on each batch (as
-/// the event source mapping invokes the Lambda) and deletes what succeeded; failed records stay
-/// and come back after the visibility timeout, or go to the DLQ after `maxReceiveCount`.
+#[async_trait]
+impl BatchSource for MemorySource {
+    async fn receive(&self) -> Result<Vec<(QueueRecord, String)>, String> {
+        let messages = self
+            .0
+            .receive_wait(10, Duration::from_millis(500))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(messages
+            .iter()
+            .map(|m| (record_of(m), m.receipt_handle.clone()))
+            .collect())
+    }
+
+    async fn delete(&self, receipt_handles: &[&str]) -> Result<(), String> {
+        self.0
+            .delete_batch(receipt_handles)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+struct AwsSource(SqsConsumer);
+
+#[async_trait]
+impl BatchSource for AwsSource {
+    async fn receive(&self) -> Result<Vec<(QueueRecord, String)>, String> {
+        let received = self
+            .0
+            .receive(10, RECEIVE_WAIT_SECS, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(received
+            .into_iter()
+            .map(|r| (r.record, r.receipt_handle))
+            .collect())
+    }
+
+    async fn delete(&self, receipt_handles: &[&str]) -> Result<(), String> {
+        match self.0.delete(receipt_handles).await {
+            Ok(0) => Ok(()),
+            Ok(n) => Err(format!("{n} deletes failed")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// One poller: receives batches from its provider's queue, runs the processor handler on each
+/// (as the event source mapping invokes the Lambda) and deletes what succeeded; failed records
+/// stay and come back after the visibility timeout, or go to the DLQ after `maxReceiveCount`.
 async fn poll(
     stack: Arc<Stack>,
     processor: Arc<Processor>,
+    source: Arc<dyn BatchSource>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let queue = Arc::clone(stack.sqs.queue(processor.provider));
     loop {
         if *shutdown.borrow() {
             break;
         }
         let received = tokio::select! {
             _ = shutdown.changed() => break,
-            r = queue.receive_wait(10, Duration::from_millis(500)) => r,
+            r = source.receive() => r,
         };
-        let messages = match received {
+        let batch = match received {
             Ok(m) if !m.is_empty() => m,
             Ok(_) => continue,
             Err(e) => {
@@ -429,7 +809,7 @@ async fn poll(
             }
         };
         stack.busy_batches.fetch_add(1, Ordering::AcqRel);
-        let records: Vec<QueueRecord> = messages.iter().map(record_of).collect();
+        let (records, handles): (Vec<QueueRecord>, Vec<String>) = batch.into_iter().unzip();
         let request_id = uuid::Uuid::new_v4().to_string();
         let invocation = processor.telemetry.start(
             &request_id,
@@ -449,13 +829,14 @@ async fn poll(
             );
         } else {
             let failed = outcome.failed_message_ids();
-            let done: Vec<&str> = messages
+            let done: Vec<&str> = records
                 .iter()
-                .filter(|m| !failed.contains(&m.message_id))
-                .map(|m| m.receipt_handle.as_str())
+                .zip(&handles)
+                .filter(|(r, _)| !failed.contains(&r.message_id))
+                .map(|(_, h)| h.as_str())
                 .collect();
             if !done.is_empty()
-                && let Err(e) = queue.delete_batch(&done)
+                && let Err(e) = source.delete(&done).await
             {
                 tracing::error!(error = %e, "delete failed");
             }

@@ -5,6 +5,7 @@
 //! | [`SecretStore`](payhook_core::ports::SecretStore) | [`SsmSecretStore`] | SSM Parameter Store, cached for [`DEFAULT_CACHE_TTL`] |
 //! | [`StatusStore`](payhook_core::status::StatusStore) | [`DynamoStatusStore`] | the `webhook-processing` DynamoDB table, conditional writes |
 //! | [`Queue`](payhook_core::ports::Queue) | [`SqsFifoQueue`] | one SQS FIFO queue per provider |
+//! | (receiving side) | [`SqsConsumer`] | `ReceiveMessage` / `DeleteMessageBatch`, as an event source mapping |
 //! | [`EventBus`](payhook_core::bus::EventBus) | [`EventBridgeBus`] | EventBridge `PutEvents` to `payment-events` |
 //! | [`CertificateFetcher`](payhook_core::signature::paypal::CertificateFetcher) | [`HttpsCertificateFetcher`] | none: HTTPS to PayPal |
 //!
@@ -34,6 +35,7 @@
 
 pub mod certificate_fetcher;
 pub mod config;
+pub mod consumer;
 pub mod error;
 pub mod eventbridge;
 #[cfg(feature = "moto")]
@@ -46,6 +48,7 @@ pub mod traced;
 
 pub use certificate_fetcher::HttpsCertificateFetcher;
 pub use config::{DEFAULT_REGION, config_loader, sdk_config};
+pub use consumer::{QueueDepth, Received, SqsConsumer};
 pub use error::ProvisionError;
 pub use eventbridge::EventBridgeBus;
 pub use queue::{SqsFifoQueue, create_fifo_queue_with_dlq};

@@ -568,17 +568,9 @@ async fn existing_queue_url(
     sqs: &aws_sdk_sqs::Client,
     name: &str,
 ) -> Result<Option<String>, ProvisionError> {
-    match sqs.get_queue_url().queue_name(name).send().await {
-        Ok(output) => Ok(output.queue_url().map(str::to_owned)),
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_queue_does_not_exist()) =>
-        {
-            Ok(None)
-        }
-        Err(err) => Err(ProvisionError::Aws(describe("SQS GetQueueUrl", &err))),
-    }
+    crate::consumer::queue_url(sqs, name)
+        .await
+        .map_err(|e| ProvisionError::Aws(e.to_string()))
 }
 
 /// Creates the queue `name` with `attributes`, or brings an existing one in line with them.

@@ -90,6 +90,33 @@ impl DynamoStatusStore {
         &self.table_name
     }
 
+    /// Every item of the table, by a paginated, strongly consistent `Scan`. For the local stack
+    /// on an AWS-compatible endpoint (its admin API and the demo's books); a deployed table is
+    /// read item by item or through its metrics, never scanned whole.
+    pub async fn scan(&self) -> Result<Vec<StatusItem>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.table_name)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|err| StoreError::Unavailable(describe("DynamoDB Scan", &err)))?;
+            for attributes in output.items() {
+                items.push(item_from_attributes(attributes)?);
+            }
+            match output.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        Ok(items)
+    }
+
     async fn consistent_get(&self, webhook_id: &str) -> Result<Option<StatusItem>, StoreError> {
         let output = self
             .client

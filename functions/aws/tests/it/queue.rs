@@ -337,3 +337,65 @@ async fn non_fifo_name_is_refused() {
         .unwrap_err();
     assert_eq!(err.code(), "invalid_resource_definition");
 }
+
+#[tokio::test]
+async fn consumer_receives_records_deletes_them_and_reports_depths() {
+    use payhook_aws::SqsConsumer;
+
+    let Some(config) = crate::support::moto_config().await else {
+        return;
+    };
+    let client = Client::new(&config);
+    let name = format!("{}.fifo", unique_name("consumer"));
+    // One receive before the DLQ, one second of visibility: an unacknowledged message is
+    // dead-lettered by the receive after it comes back.
+    let (url, dlq_url) = create_fifo_queue_with_dlq(&client, &name, 1, 1)
+        .await
+        .unwrap();
+    let queue = SqsFifoQueue::new(client.clone()).with_queue_url(Provider::Square, &url);
+    for (i, group) in ["pay_a", "pay_a", "pay_b"].iter().enumerate() {
+        queue
+            .send(message(
+                Provider::Square,
+                group,
+                &format!("square:evt_{i}"),
+                &format!(r#"{{"n":{i}}}"#),
+            ))
+            .await
+            .unwrap();
+    }
+    let consumer = SqsConsumer::new(client.clone(), &url);
+    assert_eq!(consumer.depth().await.unwrap().visible, 3);
+
+    let received = within(Duration::from_secs(10), consumer.receive(10, 1, None))
+        .await
+        .unwrap();
+    assert_eq!(received.len(), 3, "{received:?}");
+    let first = &received[0];
+    assert_eq!(first.record.body, r#"{"n":0}"#);
+    assert_eq!(first.record.group_id, "pay_a");
+    assert_eq!(first.record.receive_count, 1);
+    assert_eq!(first.record.trace_header.as_deref(), Some(TRACE_HEADER));
+    assert!(first.sent_timestamp_ms.is_some_and(|ms| ms > 0));
+    let depth = consumer.depth().await.unwrap();
+    assert_eq!((depth.visible, depth.in_flight), (0, 3));
+
+    // Acknowledge all but the last: it comes back after its visibility timeout and, past
+    // maxReceiveCount, goes to the DLQ instead of being delivered again.
+    let done: Vec<&str> = received[..2]
+        .iter()
+        .map(|r| r.receipt_handle.as_str())
+        .collect();
+    assert_eq!(consumer.delete(&done).await.unwrap(), 0);
+    let depth = consumer.depth().await.unwrap();
+    assert_eq!((depth.visible, depth.in_flight), (0, 1));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let again = consumer.receive(10, 1, None).await.unwrap();
+    assert!(
+        again.is_empty(),
+        "dead-lettered, not redelivered: {again:?}"
+    );
+    assert!(consumer.depth().await.unwrap().is_empty());
+    let dlq = SqsConsumer::new(client, &dlq_url);
+    assert_eq!(dlq.depth().await.unwrap().visible, 1);
+}

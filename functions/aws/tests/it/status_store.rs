@@ -322,3 +322,33 @@ async fn unreachable_dynamodb_is_unavailable_not_a_hang() {
         other => panic!("expected Unavailable, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn scan_returns_every_item_across_pages() {
+    let Some(store) = store().await else {
+        return;
+    };
+    assert!(store.scan().await.unwrap().is_empty());
+    // Items large enough that moto's 1 MB page limit is not what is tested, but many enough
+    // to be more than one default page on real DynamoDB would need far more; the loop over
+    // LastEvaluatedKey is exercised by moto paginating at its own limit.
+    let ids: Vec<String> = (0..25).map(|i| format!("stripe:evt_scan_{i:02}")).collect();
+    for id in &ids {
+        assert_eq!(
+            store.put_new(&received(id)).await.unwrap(),
+            PutOutcome::Created
+        );
+    }
+    let mut scanned: Vec<String> = store
+        .scan()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|item| {
+            assert_eq!(item.status, Status::Received);
+            item.webhook_id
+        })
+        .collect();
+    scanned.sort();
+    assert_eq!(scanned, ids);
+}
