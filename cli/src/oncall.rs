@@ -53,7 +53,7 @@ use payhook_aws::DynamoStatusStore;
 use payhook_aws::aws_sdk_sqs::Client as SqsClient;
 use payhook_aws::aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, Message, MessageSystemAttributeName,
-    MessageSystemAttributeNameForSends, MessageSystemAttributeValue, QueueAttributeName,
+    MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
 };
 use payhook_aws::provision::StackNames;
 use payhook_aws::status_store::DEFAULT_TABLE_NAME;
@@ -657,8 +657,8 @@ pub(crate) async fn queue_url(
                 .is_some_and(|e| e.is_queue_does_not_exist()) =>
         {
             Err(CliError::Failed(format!(
-                "no queue `{name}`: is stage `{stage}` deployed (or bootstrapped) there? \
-                 (--stage, --region)"
+                "no queue `{name}`: is stage `{stage}` deployed there, or created with \
+                 `payhook bootstrap --aws-endpoint URL`? (--stage, --region)"
             )))
         }
         Err(err) => Err(CliError::Failed(format!(
@@ -668,27 +668,13 @@ pub(crate) async fn queue_url(
     }
 }
 
-/// `ApproximateNumberOfMessages` + `…NotVisible`, if SQS answers.
+/// `ApproximateNumberOfMessages` + `…NotVisible` + `…Delayed`, if SQS answers.
 async fn approximate_depth(sqs: &SqsClient, url: &str) -> Option<usize> {
-    let output = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
+    let depth = payhook_aws::SqsConsumer::new(sqs.clone(), url)
+        .depth()
         .await
         .ok()?;
-    let attributes = output.attributes()?;
-    let number = |name| {
-        attributes
-            .get(&name)
-            .and_then(|v: &String| v.parse::<usize>().ok())
-            .unwrap_or(0)
-    };
-    Some(
-        number(QueueAttributeName::ApproximateNumberOfMessages)
-            + number(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-    )
+    Some(depth.visible + depth.in_flight + depth.delayed)
 }
 
 async fn receive(

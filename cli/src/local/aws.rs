@@ -23,7 +23,6 @@ use async_trait::async_trait;
 use payhook_aws::aws_config::SdkConfig;
 use payhook_aws::aws_sdk_sqs::Client as SqsClient;
 use payhook_aws::aws_sdk_sqs::types::QueueAttributeName;
-use payhook_aws::consumer::queue_url;
 use payhook_aws::provision::StackNames;
 use payhook_aws::{DynamoStatusStore, EventBridgeBus, QueueDepth, SqsConsumer, SqsFifoQueue};
 use payhook_core::Provider;
@@ -119,22 +118,6 @@ pub(crate) struct AwsPipeline {
     dead_letters: AtomicUsize,
 }
 
-fn unavailable(what: &str, e: impl std::fmt::Display) -> CliError {
-    CliError::Failed(format!("{what}: {e}"))
-}
-
-async fn existing_queue(sqs: &SqsClient, name: &str, stage: &str) -> Result<String, CliError> {
-    queue_url(sqs, name)
-        .await
-        .map_err(|e| unavailable("SQS", e))?
-        .ok_or_else(|| {
-            CliError::Failed(format!(
-                "no queue `{name}` on the endpoint: create stage `{stage}` there first with \
-                 `payhook bootstrap --aws-endpoint URL` (same --config)"
-            ))
-        })
-}
-
 impl AwsPipeline {
     /// Resolves `names`' queues on the endpoint `sdk` points at; fails with a hint to run
     /// `payhook bootstrap` when the stage is not there. `rules` are the rule files whose
@@ -149,8 +132,9 @@ impl AwsPipeline {
         let mut providers = BTreeMap::new();
         let mut max_receive_count = None;
         for provider in Provider::ALL {
-            let url = existing_queue(&sqs, &names.queue(provider), &names.stage).await?;
-            let dlq_url = existing_queue(&sqs, &names.dlq(provider), &names.stage).await?;
+            let url = crate::oncall::queue_url(&sqs, &names.queue(provider), &names.stage).await?;
+            let dlq_url =
+                crate::oncall::queue_url(&sqs, &names.dlq(provider), &names.stage).await?;
             let count = redrive_max_receive_count(&sqs, &url)
                 .await?
                 .ok_or_else(|| {
@@ -171,14 +155,15 @@ impl AwsPipeline {
         }
         let events_dlq = SqsConsumer::new(
             sqs.clone(),
-            existing_queue(&sqs, &names.events_dlq(), &names.stage).await?,
+            crate::oncall::queue_url(&sqs, &names.events_dlq(), &names.stage).await?,
         );
         let mut rule_queues = Vec::new();
         for rule in rules {
             if rule.state != RuleState::Enabled {
                 continue;
             }
-            let url = existing_queue(&sqs, &names.rule_queue(&rule.name), &names.stage).await?;
+            let url =
+                crate::oncall::queue_url(&sqs, &names.rule_queue(&rule.name), &names.stage).await?;
             let retry = rule
                 .targets
                 .first()
@@ -281,10 +266,10 @@ async fn redrive_max_receive_count(sqs: &SqsClient, url: &str) -> Result<Option<
         .send()
         .await
         .map_err(|e| {
-            unavailable(
-                "SQS GetQueueAttributes",
-                payhook_aws::aws_sdk_sqs::error::DisplayErrorContext(e),
-            )
+            CliError::Failed(format!(
+                "SQS GetQueueAttributes: {}",
+                payhook_aws::aws_sdk_sqs::error::DisplayErrorContext(e)
+            ))
         })?;
     let policy = output
         .attributes()
