@@ -339,11 +339,11 @@ impl UpdateSpec {
             _ => None,
         };
         if let Some(stamp) = stamp {
-            set.push(format!(
-                "{} = {}",
-                spec.name("#stamp", stamp),
-                spec.value(":at", AttributeValue::S(at))
-            ));
+            // The first time a state is reached is what the timestamps record; repeats (a
+            // second rule recorded on a PROCESSED item) keep it.
+            let name = spec.name("#stamp", stamp);
+            let at = spec.value(":at", AttributeValue::S(at));
+            set.push(format!("{name} = if_not_exists({name}, {at})"));
         }
 
         let mut clauses = vec![format!("SET {}", set.join(", "))];

@@ -130,6 +130,10 @@ async fn transitions_write_exactly_what_the_reference_store_writes() {
         &[Status::Published],
         T0 + 60,
     ));
+    // A second rule matched the same event, recorded later: the first PROCESSED time stays.
+    let mut second_rule = Transition::new(Status::Processed, &[Status::Processed], T0 + 65);
+    second_rule.add_matched_rules = vec!["d-rule".into()];
+    steps.push(second_rule);
     // Rejected: the item is PROCESSED, not RECEIVED.
     steps.push(Transition::new(
         Status::Queued,
@@ -145,7 +149,12 @@ async fn transitions_write_exactly_what_the_reference_store_writes() {
     let last = dynamo.get(id).await.unwrap().unwrap();
     assert_eq!(last.status, Status::Processed);
     assert_eq!(last.attempts, 2);
-    assert_eq!(last.matched_rules, ["a-rule", "b-rule", "c-rule"]);
+    assert_eq!(last.matched_rules, ["a-rule", "b-rule", "c-rule", "d-rule"]);
+    assert_eq!(
+        last.processed_at.as_deref(),
+        Some(payhook_core::status::rfc3339_ms(T0 + 60).as_str()),
+        "a state's time is when it was first reached"
+    );
     assert_eq!(
         last.lease_until_ms, None,
         "the lease is released after processing"
