@@ -332,6 +332,16 @@ impl UpdateSpec {
                 spec.value(":last_error", AttributeValue::S(error.clone()))
             ));
         }
+        if let Some(published) = t.published_at_ms
+            && t.to != Status::Published
+        {
+            let name = spec.name("#published_at", PUBLISHED_AT);
+            let value = spec.value(
+                ":published_at",
+                AttributeValue::S(payhook_core::status::rfc3339_ms(published)),
+            );
+            set.push(format!("{name} = if_not_exists({name}, {value})"));
+        }
         let stamp = match t.to {
             Status::Queued => Some(QUEUED_AT),
             Status::Published => Some(PUBLISHED_AT),

@@ -123,6 +123,16 @@ impl EventProcessor {
         );
         record.tier = Some(detail.tier.as_str().to_owned());
         record.add_matched_rules = vec![routed.rule.clone()];
+        // From PROCESSING the processor has not recorded PUBLISHED (yet): the event's `time`,
+        // when EventBridge put it on the bus, is the publish time (else: now, an upper bound).
+        record.published_at_ms = Some(
+            routed
+                .event
+                .get("time")
+                .and_then(|t| t.as_str())
+                .and_then(parse_rfc3339_ms)
+                .unwrap_or(now),
+        );
         let recorded = || ProcessedOutcome::Recorded {
             webhook_id: webhook_id.clone(),
             provider: detail.event.provider,

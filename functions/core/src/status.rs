@@ -194,6 +194,11 @@ pub struct Transition {
     pub add_matched_rules: Vec<String>,
     /// Error to record (`FAILED`, or a retry's cause).
     pub last_error: Option<String>,
+    /// When the event was put on the bus (Unix ms), recorded as `published_at` unless the item
+    /// already has one: the event processor can record `PROCESSED` before the processor has
+    /// recorded `PUBLISHED` (a fast bus, or a processor that crashed after `PutEvents`). Ignored
+    /// on a transition to `PUBLISHED`, which stamps its own time.
+    pub published_at_ms: Option<i64>,
 }
 
 impl Transition {
@@ -209,6 +214,7 @@ impl Transition {
             tier: None,
             add_matched_rules: Vec::new(),
             last_error: None,
+            published_at_ms: None,
         }
     }
 
@@ -250,6 +256,12 @@ impl Transition {
         item.matched_rules.sort();
         if let Some(err) = &self.last_error {
             item.last_error = Some(err.clone());
+        }
+        if let Some(published) = self.published_at_ms
+            && self.to != Status::Published
+        {
+            item.published_at
+                .get_or_insert_with(|| rfc3339_ms(published));
         }
         // The first time a state is reached is what the timestamps record; repeats keep it.
         let stamp = match self.to {

@@ -366,3 +366,48 @@ async fn tier_follows_the_thresholds() {
         .collect();
     assert_eq!(tiers, cases.iter().map(|c| c.1).collect::<Vec<_>>());
 }
+
+/// A bus that hands each event to the event processor before `PutEvents` returns, as moto
+/// does and as EventBridge occasionally does before the processor records PUBLISHED.
+struct DeliversAtOnce {
+    bus: RecordingBus,
+    event_processor: EventProcessor,
+}
+
+#[async_trait]
+impl EventBus for DeliversAtOnce {
+    async fn put_events(&self, entries: &[BusEntry]) -> Result<Vec<EntryResult>, BusError> {
+        let results = self.bus.put_events(entries).await?;
+        for entry in entries {
+            self.event_processor
+                .handle(&routed("low-value-payments", entry))
+                .await
+                .expect("recorded from PROCESSING");
+        }
+        Ok(results)
+    }
+}
+
+#[tokio::test]
+async fn event_recorded_before_published_keeps_the_bus_time_as_published_at() {
+    let store = Arc::new(MemoryStatusStore::new());
+    let bus = Arc::new(DeliversAtOnce {
+        bus: RecordingBus::new(),
+        event_processor: EventProcessor::new(store.clone(), Arc::new(FixedClock(NOW + 2_000))),
+    });
+    let e = event("evt_fast", "pi_fast", EventType::PaymentSucceeded, 5_000);
+    queued(&store, &e).await;
+    let out = processor(store.clone(), bus.clone())
+        .handle_batch(&[record("m1", &e, 1)], NOW + 300_000)
+        .await;
+    assert!(matches!(out.records[0].1, RecordOutcome::Published { .. }));
+    let item = store.get(&e.webhook_id).await.unwrap().unwrap();
+    assert_eq!(item.status, Status::Processed, "PUBLISHED came too late");
+    assert_eq!(item.matched_rules, vec!["low-value-payments".to_owned()]);
+    // The event's `time` (the helper's 2026-01-01T00:00:01Z), not left empty.
+    assert_eq!(
+        item.published_at.as_deref(),
+        Some("2026-01-01T00:00:01.000Z")
+    );
+    assert!(item.processed_at.is_some());
+}

@@ -125,11 +125,10 @@ async fn transitions_write_exactly_what_the_reference_store_writes() {
     let mut publish = Transition::new(Status::Published, &[Status::Processing], T0 + 50);
     publish.tier = Some("medium".into());
     steps.push(publish);
-    steps.push(Transition::new(
-        Status::Processed,
-        &[Status::Published],
-        T0 + 60,
-    ));
+    // The event's bus time comes along; the item's own PUBLISHED time stays.
+    let mut processed = Transition::new(Status::Processed, &[Status::Published], T0 + 60);
+    processed.published_at_ms = Some(T0 + 45);
+    steps.push(processed);
     // A second rule matched the same event, recorded later: the first PROCESSED time stays.
     let mut second_rule = Transition::new(Status::Processed, &[Status::Processed], T0 + 65);
     second_rule.add_matched_rules = vec!["d-rule".into()];
@@ -360,4 +359,32 @@ async fn scan_returns_every_item_across_pages() {
         .collect();
     scanned.sort();
     assert_eq!(scanned, ids);
+}
+
+#[tokio::test]
+async fn processed_before_published_records_the_bus_time_like_the_reference_store() {
+    let Some(dynamo) = store().await else { return };
+    let memory = MemoryStatusStore::new();
+    let id = "stripe:evt_fast_bus";
+    let mut claim = Transition::new(Status::Processing, &[Status::Received], T0 + 10);
+    claim.lease_until_ms = Some(T0 + 60_010);
+    let mut processed = Transition::new(Status::Processed, &[Status::Processing], T0 + 30);
+    processed.published_at_ms = Some(T0 + 20);
+    processed.add_matched_rules = vec!["low-value-payments".into()];
+    // The processor's PUBLISHED, arriving after: rejected, the item stays as it is.
+    let published = Transition::new(Status::Published, &[Status::Processing], T0 + 40);
+    for store in [&dynamo as &dyn StatusStore, &memory] {
+        store.put_new(&received(id)).await.unwrap();
+    }
+    for (n, step) in [claim, processed, published].iter().enumerate() {
+        let expected = memory.transition(id, step).await.unwrap();
+        let actual = dynamo.transition(id, step).await.unwrap();
+        assert_eq!(actual, expected, "step {n}: {step:?}");
+    }
+    let item = dynamo.get(id).await.unwrap().unwrap();
+    assert_eq!(item.status, Status::Processed);
+    assert_eq!(
+        item.published_at.as_deref(),
+        Some(payhook_core::status::rfc3339_ms(T0 + 20).as_str())
+    );
 }
