@@ -115,7 +115,6 @@ pub(crate) struct AwsPipeline {
     /// The provider queues' `maxReceiveCount` (read from their redrive policy).
     pub(crate) max_receive_count: u32,
     rule_stats: Mutex<BTreeMap<String, RuleStats>>,
-    dead_letters: AtomicUsize,
 }
 
 impl AwsPipeline {
@@ -196,7 +195,6 @@ impl AwsPipeline {
             events_dlq,
             max_receive_count: max_receive_count.unwrap_or(1),
             rule_stats: Mutex::new(rule_stats),
-            dead_letters: AtomicUsize::new(0),
             sqs,
         })
     }
@@ -247,7 +245,10 @@ impl AwsPipeline {
 
     /// Deliveries sent to the events DLQ.
     pub(crate) fn dead_letters(&self) -> usize {
-        self.dead_letters.load(Ordering::Relaxed)
+        self.rule_stats()
+            .values()
+            .map(|s| usize::try_from(s.dead_lettered).unwrap_or(usize::MAX))
+            .sum()
     }
 
     fn count(&self, rule: &str, update: impl FnOnce(&mut RuleStats)) {
@@ -376,7 +377,6 @@ pub(crate) async fn deliver_rule_queue(
                     match pipeline.events_dlq.send_standard(&letter.to_string()).await {
                         Ok(_) => {
                             pipeline.count(&queue.rule, |s| s.dead_lettered += 1);
-                            pipeline.dead_letters.fetch_add(1, Ordering::Relaxed);
                             done.push(&message.receipt_handle);
                         }
                         Err(e) => {

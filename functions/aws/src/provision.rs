@@ -646,7 +646,8 @@ async fn ensure_queue(
     Ok((url, Outcome::Updated))
 }
 
-async fn queue_arn(
+/// The queue's ARN (`GetQueueAttributes`); `name` is for the error.
+pub(crate) async fn queue_arn(
     sqs: &aws_sdk_sqs::Client,
     url: &str,
     name: &str,

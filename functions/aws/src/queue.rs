@@ -174,19 +174,8 @@ pub async fn create_fifo_queue_with_dlq(
         ],
     )
     .await?;
-    let dlq_arn = client
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .map_err(|err| ProvisionError::Aws(describe("SQS GetQueueAttributes", &err)))?
-        .attributes()
-        .and_then(|attributes| attributes.get(&QueueAttributeName::QueueArn))
-        .cloned()
-        .ok_or_else(|| ProvisionError::Aws(format!("no ARN for `{}`", dlq_name(name))))?;
-    let redrive_policy =
-        format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":{max_receive_count}}}"#);
+    let dlq_arn = crate::provision::queue_arn(client, &dlq_url, &dlq_name(name)).await?;
+    let redrive_policy = crate::provision::redrive_policy(&dlq_arn, max_receive_count);
     let queue_url = create_queue(
         client,
         name,
