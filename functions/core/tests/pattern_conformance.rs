@@ -17,6 +17,9 @@ use payhook_core::{EventType, PaymentEvent, Provider};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
+#[path = "pattern_conformance/key_independence.rs"]
+mod key_independence;
+
 const EXPECTED_CASES: usize = 204;
 const EXPECTED_INVALID: usize = 57;
 const AWS_PREFIX: &str = "Event pattern is not valid. Reason: ";

@@ -8,9 +8,12 @@
 //!
 //! Array consistency: every leaf remembers which element of each array of objects it came
 //! through, and the leaves chosen for one sub-rule must agree on every array they share. The
-//! search walks the constraints in name order and backtracks over the candidate leaves, which
-//! is what event-ruler's `ACFinder` does; `exists: false` is checked against the leaves that
-//! agree with the elements chosen so far (names sorted before it), as there.
+//! search backtracks over the candidate leaves of each constraint, as event-ruler's `ACFinder`
+//! does. `exists: false` means no leaf of the field agrees with the elements the sub-rule's
+//! other fields were matched in (every element when they used none), so it is checked once
+//! every value has been chosen. event-ruler checks it where the field's name falls in sorted
+//! order, against only the fields sorted before it, so there the answer depends on the names;
+//! here it never does, and it is event-ruler's answer whenever the absent fields sort last.
 //!
 //! Nothing here allocates unless the event has arrays of objects on a pattern's paths.
 
@@ -295,9 +298,17 @@ enum Walk {
     Continue,
     /// The whole sub-rule matched.
     Matched,
-    /// A leaf showed the field exists, which is all an `exists: false`-only constraint needed
-    /// to know.
-    Stop,
+    /// A leaf agreeing with the chosen elements exists, which is all a presence probe asks.
+    Present,
+}
+
+/// Why the leaves of a constraint are walked.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Goal {
+    /// Find a leaf its matchers accept and go on to the next constraint with it.
+    Match,
+    /// Find whether any leaf agrees with the elements chosen, for `exists: false`.
+    Probe,
 }
 
 /// Whether the sub-rule `constraints` matches the event object `root`.
@@ -307,6 +318,7 @@ pub(crate) fn matches_sub_rule<N: Node>(constraints: &[Constraint], root: &N) ->
         root,
         chosen: Vec::new(),
         walk: Vec::new(),
+        absent: Vec::new(),
     };
     search.run(0)
 }
@@ -318,6 +330,8 @@ struct Search<'p, 'e, N> {
     chosen: Vec<Membership>,
     /// Array elements on the path of the walk in progress (one segment per open constraint).
     walk: Vec<Membership>,
+    /// Constraints to be met by absence, checked once every value is chosen.
+    absent: Vec<usize>,
 }
 
 fn id<N>(node: &N) -> usize {
@@ -325,42 +339,55 @@ fn id<N>(node: &N) -> usize {
 }
 
 impl<'p, 'e, N: Node> Search<'p, 'e, N> {
+    /// Meets constraint `ci` and the ones after it: by a value, or else (where the constraint
+    /// allows) by absence, which is deferred until every value has been chosen.
     fn run(&mut self, ci: usize) -> bool {
         let Some(constraint) = self.constraints.get(ci) else {
-            return true;
+            return self.absences_hold();
         };
-        let base = self.walk.len();
-        let mut seen = false;
-        let outcome = self.object(self.root, ci, 0, base, &mut seen);
-        self.walk.truncate(base);
-        match outcome {
-            Walk::Matched => true,
-            _ => constraint.absent && !seen && self.run(ci + 1),
+        if !constraint.matchers.is_empty() && self.walk_from_root(ci, Goal::Match) == Walk::Matched
+        {
+            return true;
         }
+        if !constraint.absent {
+            return false;
+        }
+        self.absent.push(ci);
+        let matched = self.run(ci + 1);
+        self.absent.pop();
+        matched
+    }
+
+    /// Whether no field meant to be absent has a leaf that agrees with the chosen elements.
+    fn absences_hold(&mut self) -> bool {
+        (0..self.absent.len()).all(|k| {
+            let ci = self.absent[k];
+            self.walk_from_root(ci, Goal::Probe) != Walk::Present
+        })
+    }
+
+    fn walk_from_root(&mut self, ci: usize, goal: Goal) -> Walk {
+        let base = self.walk.len();
+        let outcome = self.object(self.root, ci, 0, base, goal);
+        self.walk.truncate(base);
+        outcome
     }
 
     /// At object `node`, with `path[offset..]` still to follow.
-    fn object(
-        &mut self,
-        node: &'e N,
-        ci: usize,
-        offset: usize,
-        base: usize,
-        seen: &mut bool,
-    ) -> Walk {
+    fn object(&mut self, node: &'e N, ci: usize, offset: usize, base: usize, goal: Goal) -> Walk {
         let constraints = self.constraints;
         let constraint = &constraints[ci];
         let path: &str = &constraint.path;
         for &dot in constraint.dots.iter().filter(|d| **d >= offset) {
             for child in node.children(&path[offset..dot]) {
-                let w = self.descend(child, ci, dot + 1, base, seen);
+                let w = self.descend(child, ci, dot + 1, base, goal);
                 if w != Walk::Continue {
                     return w;
                 }
             }
         }
         for child in node.children(&path[offset..]) {
-            let w = self.target(child, ci, base, seen);
+            let w = self.target(child, ci, base, goal);
             if w != Walk::Continue {
                 return w;
             }
@@ -369,23 +396,16 @@ impl<'p, 'e, N: Node> Search<'p, 'e, N> {
     }
 
     /// Through an intermediate value towards `path[offset..]`.
-    fn descend(
-        &mut self,
-        node: &'e N,
-        ci: usize,
-        offset: usize,
-        base: usize,
-        seen: &mut bool,
-    ) -> Walk {
+    fn descend(&mut self, node: &'e N, ci: usize, offset: usize, base: usize, goal: Goal) -> Walk {
         match node.view() {
-            View::Object => self.object(node, ci, offset, base, seen),
+            View::Object => self.object(node, ci, offset, base, goal),
             View::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
                     if matches!(item.view(), View::Leaf(_)) {
                         continue;
                     }
                     self.walk.push((id(node), i));
-                    let w = self.descend(item, ci, offset, base, seen);
+                    let w = self.descend(item, ci, offset, base, goal);
                     self.walk.pop();
                     if w != Walk::Continue {
                         return w;
@@ -398,18 +418,18 @@ impl<'p, 'e, N: Node> Search<'p, 'e, N> {
     }
 
     /// The value at the full name: a leaf, or an array of leaves (and arrays of them).
-    fn target(&mut self, node: &'e N, ci: usize, base: usize, seen: &mut bool) -> Walk {
+    fn target(&mut self, node: &'e N, ci: usize, base: usize, goal: Goal) -> Walk {
         match node.view() {
-            View::Leaf(leaf) => self.leaf(leaf, ci, base, seen),
+            View::Leaf(leaf) => self.leaf(leaf, ci, base, goal),
             View::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
                     let w = match item.view() {
                         // Scalars in an array carry only the memberships of the arrays of
                         // objects around them, as in event-ruler.
-                        View::Leaf(leaf) => self.leaf(leaf, ci, base, seen),
+                        View::Leaf(leaf) => self.leaf(leaf, ci, base, goal),
                         View::Array(_) => {
                             self.walk.push((id(node), i));
-                            let w = self.target(item, ci, base, seen);
+                            let w = self.target(item, ci, base, goal);
                             self.walk.pop();
                             w
                         }
@@ -425,7 +445,7 @@ impl<'p, 'e, N: Node> Search<'p, 'e, N> {
         }
     }
 
-    fn leaf(&mut self, leaf: Leaf<'e>, ci: usize, base: usize, seen: &mut bool) -> Walk {
+    fn leaf(&mut self, leaf: Leaf<'e>, ci: usize, base: usize, goal: Goal) -> Walk {
         let path_members = &self.walk[base..];
         let consistent = path_members
             .iter()
@@ -433,12 +453,14 @@ impl<'p, 'e, N: Node> Search<'p, 'e, N> {
         if !consistent {
             return Walk::Continue;
         }
-        *seen = true;
-        let constraint = &self.constraints[ci];
-        if constraint.matchers.is_empty() {
-            return Walk::Stop;
+        if goal == Goal::Probe {
+            return Walk::Present;
         }
-        if !constraint.matchers.iter().any(|m| m.matches(leaf)) {
+        if !self.constraints[ci]
+            .matchers
+            .iter()
+            .any(|m| m.matches(leaf))
+        {
             return Walk::Continue;
         }
         let saved = self.chosen.len();

@@ -2,7 +2,7 @@
 //! code in `rules/`.
 //!
 //! The `payment-events` bus routes each event the provider processors publish to the rules
-//! whose pattern matches it (DESIGN §7). Pulumi creates those rules from `rules/*.json`; the
+//! whose pattern matches it. Pulumi creates those rules from `rules/*.json`; the
 //! local stack routes with this matcher; tests assert which rules an event matches. So the
 //! matcher follows AWS event-ruler (the library EventBridge uses), checked case by case against
 //! `../shared/conformance/eventbridge/` (`tests/pattern_conformance.rs`):
@@ -14,7 +14,9 @@
 //!   `wildcard`, `anything-but` (values, `prefix`, `suffix`, `equals-ignore-case`, `wildcard`),
 //!   `numeric` (comparisons and two-sided ranges), `exists`, `cidr` (IPv4 and IPv6), `$or`;
 //! - array consistency: fields matched inside an array of objects must come from the same
-//!   element;
+//!   element, and a field asked to be absent (`exists: false`) must be absent from that
+//!   element (from every element when no other field picked one), whatever the fields are
+//!   called;
 //! - validation with AWS's messages ([`PatternError`]), plus the three limits the service adds
 //!   to the library: [`MAX_PATTERN_CHARS`], [`MAX_OR_COMBINATIONS`] and wildcard complexity
 //!   ([`MAX_WILDCARD_COMPLEXITY`]).
@@ -390,6 +392,29 @@ mod tests {
                 .unwrap()
         );
         assert!(Pattern::parse(r#"{"x": [{"numeric": ["<", 1E-400]}]}"#).is_err());
+    }
+
+    #[test]
+    fn exists_false_looks_at_the_element_its_siblings_matched_whatever_the_names() {
+        let event = json!({"people": [{"name": "John", "ids": [1]}, {"name": "Anna"}]});
+        // `ids` sorts after `name`, `aaa` before it: the answer must not change.
+        for absent in ["ids", "aaa"] {
+            let event = serde_json::from_str(&event.to_string().replace("ids", absent)).unwrap();
+            let pattern = |name: &str| {
+                p(&format!(
+                    r#"{{"people": {{"name": ["{name}"], "{absent}": [{{"exists": false}}]}}}}"#
+                ))
+            };
+            assert!(pattern("Anna").matches(&event), "{absent}");
+            assert!(!pattern("John").matches(&event), "{absent}");
+            let alone = p(&format!(
+                r#"{{"people": {{"{absent}": [{{"exists": false}}]}}}}"#
+            ));
+            assert!(
+                !alone.matches(&event),
+                "{absent}: no sibling picks an element"
+            );
+        }
     }
 
     #[test]
