@@ -556,16 +556,10 @@ fn sorted(items: impl IntoIterator<Item = impl ToString>) -> Vec<String> {
 fn placeholder_sets_and_vocabularies_agree_with_the_pulumi_program() {
     let python = workspace_root().join(".venv/bin/python");
     if !python.is_file() {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        assert!(
-            !ci,
-            "{} is missing; scripts/bootstrap-python.sh creates it",
+        payhook_core::skip::skip_test(&format!(
+            "{} not found (run scripts/bootstrap-python.sh)",
             python.display()
-        );
-        eprintln!(
-            "SKIP: {} not found (run scripts/bootstrap-python.sh)",
-            python.display()
-        );
+        ));
         return;
     }
     let out = Command::new(&python)

@@ -1,5 +1,5 @@
 //! `payhook bootstrap`, `payhook status` and `payhook dlq list|redrive` against a real moto
-//! server (skipped with `SKIP` when moto is not installed, failing under `CI=true`), and the
+//! server (skipped when moto is not installed, failing under the test command), and the
 //! local-stack side of `status` and `dlq` over HTTP on loopback.
 
 use std::collections::{BTreeMap, HashMap};
@@ -434,7 +434,9 @@ async fn bootstrap_without_an_endpoint_is_a_usage_error_pointing_to_pulumi() {
         || std::env::var_os(payhook::config::CONFIG_PATH_ENV).is_some()
         || Path::new(payhook::config::CONFIG_FILE_NAME).is_file()
     {
-        eprintln!("SKIP: an endpoint or a configuration is set in the environment");
+        payhook_core::skip::skip_test(
+            "AWS_ENDPOINT_URL, PAYHOOK_CONFIG or a payhook.toml is set (unset them to run this test)",
+        );
         return;
     }
     let mut out = Vec::new();

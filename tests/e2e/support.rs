@@ -108,7 +108,7 @@ impl Harness {
 
     /// Starts a stack whose every port is on the shared moto server, in a stage of its own that
     /// `payhook bootstrap` creates from the test's config; `None` when moto is not installed
-    /// (outside CI).
+    /// (skipped when run by hand, a failure under the test command).
     pub(crate) async fn start_on_moto(
         name: &str,
         tweak: impl FnOnce(&mut Config),

@@ -15,8 +15,9 @@
 //! ```
 //!
 //! The executable is `$PAYHOOK_MOTO_SERVER`, else `.venv/bin/moto_server` in the workspace root
-//! (the test command creates that venv). Without it a test prints `SKIP` and passes, except
-//! under `CI=true`, where a missing moto is a failure.
+//! (the test command creates that venv). Without it a test is skipped by
+//! [`payhook_core::skip::skip_test`]: a `SKIP` line when run by hand, a failure under the test
+//! command.
 //!
 //! Where moto differs from AWS: its DynamoDB backend checks a condition and writes without a
 //! lock, so the harness serialises DynamoDB requests (conditional writes are then atomic, as in
@@ -85,38 +86,23 @@ pub struct MotoServer {
 }
 
 impl MotoServer {
-    /// Starts a moto server of its own, waiting until it answers. `None` (after printing
-    /// `SKIP`) when moto is not installed; panics when it is missing under `CI=true` or does
-    /// not start.
+    /// Starts a moto server of its own, waiting until it answers. `None` when moto is not
+    /// installed, after [`skip_test`](payhook_core::skip::skip_test) (a failure under the test
+    /// command); panics when it does not start.
     pub fn start() -> Option<MotoServer> {
-        let Some(executable) = find_executable() else {
-            let hint = format!(
-                "moto_server not found (set {MOTO_SERVER_ENV} or run scripts/bootstrap-python.sh)"
-            );
-            if std::env::var("CI").is_ok_and(|ci| ci == "true") {
-                panic!("{hint}");
-            }
-            eprintln!("SKIP: {hint}");
-            return None;
-        };
-        let mut last_error = String::new();
-        for _ in 0..3 {
-            match spawn(&executable) {
-                Ok(server) => return Some(server),
-                Err(err) => last_error = err,
-            }
-        }
-        panic!(
-            "moto server {} did not start: {last_error}",
-            executable.display()
-        );
+        find_executable_or_skip().map(|executable| start_with_retries(&executable))
     }
 
     /// One server for the whole test process, started on first use (tests sharing it use
-    /// [`unique_name`]s). Stopped when the process exits.
+    /// [`unique_name`]s). Stopped when the process exits. Each caller that finds no moto is
+    /// skipped (and counted) on its own.
     pub fn shared() -> Option<&'static MotoServer> {
-        static SHARED: OnceLock<Option<MotoServer>> = OnceLock::new();
-        SHARED.get_or_init(MotoServer::start).as_ref()
+        static SHARED: OnceLock<MotoServer> = OnceLock::new();
+        if let Some(server) = SHARED.get() {
+            return Some(server);
+        }
+        let executable = find_executable_or_skip()?;
+        Some(SHARED.get_or_init(|| start_with_retries(&executable)))
     }
 
     /// SDK configuration for this server: payhook's [`config_loader`](crate::config_loader)
@@ -164,6 +150,32 @@ pub fn unique_name(prefix: &str) -> String {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     format!("{prefix}-{}-{n}-{nanos}", std::process::id())
+}
+
+/// The moto executable, or `None` after skipping the calling test.
+fn find_executable_or_skip() -> Option<PathBuf> {
+    let executable = find_executable();
+    if executable.is_none() {
+        payhook_core::skip::skip_test(&format!(
+            "moto_server not found (run scripts/bootstrap-python.sh, or set {MOTO_SERVER_ENV})"
+        ));
+    }
+    executable
+}
+
+/// Starts moto from `executable`, trying three ports before giving up (panics).
+fn start_with_retries(executable: &Path) -> MotoServer {
+    let mut last_error = String::new();
+    for _ in 0..3 {
+        match spawn(executable) {
+            Ok(server) => return server,
+            Err(err) => last_error = err,
+        }
+    }
+    panic!(
+        "moto server {} did not start: {last_error}",
+        executable.display()
+    );
 }
 
 fn find_executable() -> Option<PathBuf> {

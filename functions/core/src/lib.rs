@@ -20,6 +20,7 @@ pub mod processor;
 pub mod provider;
 pub mod secret;
 pub mod signature;
+pub mod skip;
 pub mod status;
 pub mod validator;
 

@@ -4,7 +4,7 @@
 //! malformed payloads of supported types fail with a stable error code.
 //!
 //! Run: `cargo test -p payhook-core --test normalise_samples`. The shared samples are skipped
-//! (with a note) when `../shared/conformance` is absent, and required under `CI=true`.
+//! (with a note) when `../shared/conformance` is absent, and required under the test command.
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //! the X-Ray daemon), the conformance fixtures, and a Draft-07 checker for `emf/schema.json`.
 
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use payhook_telemetry::{
@@ -98,39 +98,14 @@ impl FakeDaemon {
     }
 }
 
-/// The conformance folder: `PAYHOOK_CONFORMANCE_DIR`, else `../shared/conformance` beside the
-/// workspace root. `None` (with a SKIP line) when absent, a panic when `CI=true`.
-pub(crate) fn conformance_dir() -> Option<PathBuf> {
-    let workspace_root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the crate sits in the workspace")
-        .to_path_buf();
-    let dir = std::env::var_os("PAYHOOK_CONFORMANCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root.join("../shared/conformance"));
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    assert!(
-        !ci,
-        "conformance fixtures not found at {} (set PAYHOOK_CONFORMANCE_DIR)",
-        dir.display()
-    );
-    eprintln!(
-        "SKIP: conformance fixtures not found at {} (set PAYHOOK_CONFORMANCE_DIR)",
-        dir.display()
-    );
-    None
-}
+/// The conformance folder (payhook-core's rule: skipped, or failed under the test command,
+/// when absent).
+pub(crate) use payhook_core::conformance::conformance_dir;
 
+/// The JSON Lines fixture at `path`, one value per non-empty line.
 pub(crate) fn read_jsonl(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
+    payhook_core::conformance::read_jsonl(path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
 }
 
 pub(crate) fn emf_schema() -> Option<Value> {

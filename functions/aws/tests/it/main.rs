@@ -1,6 +1,6 @@
 //! Integration tests: the adapters against a real moto server, and the certificate fetcher
 //! against HTTPS on loopback. Without moto installed the AWS tests print `SKIP` (they fail under
-//! `CI=true`).
+//! the test command, `scripts/test.sh`).
 
 mod certificate_fetcher;
 mod config;
