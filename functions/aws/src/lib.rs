@@ -36,6 +36,7 @@
 pub mod certificate_fetcher;
 pub mod config;
 pub mod consumer;
+pub mod env;
 pub mod error;
 pub mod eventbridge;
 #[cfg(feature = "moto")]

@@ -1,11 +1,35 @@
 //! The event-processor Lambda's adapter: the routed event (`{"rule", "event"}`, made by each
 //! rule target's input transformer) through [`payhook_core::event_processor::EventProcessor`],
-//! inside a telemetry invocation.
+//! inside a telemetry invocation, and its configuration from the environment ([`Config`]).
 
+use payhook_aws::env::{Env, EnvError};
+use payhook_aws::status_store::DEFAULT_TABLE_NAME;
 use payhook_core::event_processor::{
     EventProcessor, EventProcessorError, ProcessedOutcome, RoutedEvent,
 };
 use payhook_telemetry::{Annotation, ClassifiedError, Dimension, Invocation, Metric};
+
+/// The DynamoDB status table (default [`DEFAULT_TABLE_NAME`]).
+pub const STATUS_TABLE_ENV: &str = "STATUS_TABLE";
+
+/// The event processor's configuration, read once at cold start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The status table's name.
+    pub status_table: String,
+}
+
+impl Config {
+    /// Reads [`STATUS_TABLE_ENV`] through `lookup` (trimmed; empty means unset).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, EnvError> {
+        let env = Env::new(lookup);
+        Ok(Config {
+            status_table: env
+                .get(STATUS_TABLE_ENV)
+                .unwrap_or_else(|| DEFAULT_TABLE_NAME.to_owned()),
+        })
+    }
+}
 
 /// A failed delivery, classified for the runtime: retryable ones make EventBridge (or the
 /// local bus) deliver again.

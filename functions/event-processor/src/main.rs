@@ -2,7 +2,8 @@
 //! is `{"rule": "<rule name>", "event": <the EventBridge event>}` from the targets' input
 //! transformer. A retryable failure is returned as a Lambda error so EventBridge retries.
 //!
-//! Environment: `STATUS_TABLE`, and the Powertools variables the telemetry crate reads.
+//! Environment: [`Config::from_lookup`] (`STATUS_TABLE`), and the Powertools variables the
+//! telemetry crate reads.
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use payhook_aws::{DynamoStatusStore, Traced};
 use payhook_core::event_processor::EventProcessor;
 use payhook_core::ports::SystemClock;
-use payhook_event_processor::{invoke, routed_event};
+use payhook_event_processor::{Config, invoke, routed_event};
 use payhook_telemetry::lambda::{diagnostic, invocation_context};
 use payhook_telemetry::{FunctionConfig, FunctionKind, Telemetry};
 
@@ -20,12 +21,11 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 async fn main() -> Result<(), BoxError> {
     let telemetry = Telemetry::init_lambda()?;
     let function = telemetry.function(FunctionConfig::from_env(FunctionKind::EventProcessor)?);
+    let config = Config::from_lookup(|name| std::env::var(name).ok())?;
 
     let sdk = payhook_aws::sdk_config(None).await;
-    let mut store = DynamoStatusStore::new(payhook_aws::aws_sdk_dynamodb::Client::new(&sdk));
-    if let Ok(table) = std::env::var("STATUS_TABLE") {
-        store = store.with_table_name(table);
-    }
+    let store = DynamoStatusStore::new(payhook_aws::aws_sdk_dynamodb::Client::new(&sdk))
+        .with_table_name(config.status_table);
     let processor = Arc::new(EventProcessor::new(
         Arc::new(Traced(store)),
         Arc::new(SystemClock),

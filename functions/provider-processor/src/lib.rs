@@ -1,10 +1,11 @@
 //! The provider processor Lambda's adapter between SQS event-source-mapping batches and the
 //! [`payhook_core::processor::ProviderProcessor`] handler, and its configuration from the
-//! environment. The local stack builds the same `QueueRecord`s from its in-memory queues.
-
-use std::str::FromStr;
+//! environment ([`Config`]). The local stack builds the same `QueueRecord`s from its in-memory
+//! queues.
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use payhook_aws::env::{Env, EnvError};
+use payhook_aws::status_store::DEFAULT_TABLE_NAME;
 use payhook_core::Provider;
 use payhook_core::processor::{
     BatchOutcome, DEFAULT_MAX_RECEIVE_COUNT, ProcessError, ProcessorConfig, ProviderProcessor,
@@ -13,54 +14,96 @@ use payhook_core::processor::{
 use payhook_telemetry::{Annotation, Dimension, Invocation, Metric};
 use tracing::Instrument as _;
 
-/// A configuration value is missing or wrong (the function cannot start).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
+/// The provider whose queue this deployment drains (required).
+pub const PROVIDER_ENV: &str = "PROVIDER";
+/// The DynamoDB status table (default [`DEFAULT_TABLE_NAME`]).
+pub const STATUS_TABLE_ENV: &str = "STATUS_TABLE";
+/// The EventBridge bus to publish to (default `payment-events`).
+pub const EVENT_BUS_NAME_ENV: &str = "EVENT_BUS_NAME";
+/// The queue's redrive `maxReceiveCount`: the receive on which a failure is final (default
+/// [`DEFAULT_MAX_RECEIVE_COUNT`]).
+pub const MAX_RECEIVE_COUNT_ENV: &str = "MAX_RECEIVE_COUNT";
+/// The smallest amount (major units) of the `high` tier.
+pub const TIER_HIGH_MIN_ENV: &str = "TIER_HIGH_MIN";
+/// The smallest amount (major units) of the `medium` tier.
+pub const TIER_MEDIUM_MIN_ENV: &str = "TIER_MEDIUM_MIN";
 
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "configuration: {}", self.0)
+/// The provider processor's configuration, read once at cold start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The handler's: provider, bus, receive count and tiers.
+    pub processor: ProcessorConfig,
+    /// The status table's name.
+    pub status_table: String,
+}
+
+impl Config {
+    /// Reads [`PROVIDER_ENV`], [`STATUS_TABLE_ENV`], [`EVENT_BUS_NAME_ENV`],
+    /// [`MAX_RECEIVE_COUNT_ENV`], [`TIER_HIGH_MIN_ENV`] and [`TIER_MEDIUM_MIN_ENV`] through
+    /// `lookup` (values trimmed, empty ones unset); an error names the variable.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, EnvError> {
+        let env = Env::new(lookup);
+        let expected = "stripe, paypal or square";
+        let provider = env.required(PROVIDER_ENV, expected)?;
+        let provider: Provider = provider.parse().map_err(|e| EnvError::Invalid {
+            name: PROVIDER_ENV,
+            value: provider,
+            reason: format!("{e}"),
+        })?;
+        let mut processor = ProcessorConfig::new(provider);
+        if let Some(bus) = env.get(EVENT_BUS_NAME_ENV) {
+            processor.event_bus = bus;
+        }
+        processor.max_receive_count =
+            env.parse_or(MAX_RECEIVE_COUNT_ENV, DEFAULT_MAX_RECEIVE_COUNT)?;
+        if processor.max_receive_count == 0 {
+            return Err(invalid(MAX_RECEIVE_COUNT_ENV, "0", "must be at least 1"));
+        }
+        processor.tiers = tiers(&env)?;
+        Ok(Config {
+            processor,
+            status_table: env
+                .get(STATUS_TABLE_ENV)
+                .unwrap_or_else(|| DEFAULT_TABLE_NAME.to_owned()),
+        })
     }
 }
 
-impl std::error::Error for ConfigError {}
-
-fn parse<T: FromStr>(
-    lookup: &impl Fn(&str) -> Option<String>,
-    key: &str,
-    default: T,
-) -> Result<T, ConfigError> {
-    match lookup(key) {
-        None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| ConfigError(format!("{key}=`{v}` is not valid"))),
-    }
-}
-
-/// Reads `PROVIDER`, `EVENT_BUS_NAME`, `MAX_RECEIVE_COUNT`, `TIER_HIGH_MIN`, `TIER_MEDIUM_MIN`.
-pub fn config_from_lookup(
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<ProcessorConfig, ConfigError> {
-    let provider: Provider = lookup("PROVIDER")
-        .ok_or_else(|| ConfigError("PROVIDER is not set (stripe, paypal or square)".into()))?
-        .parse()
-        .map_err(|e| ConfigError(format!("PROVIDER: {e}")))?;
-    let mut config = ProcessorConfig::new(provider);
-    if let Some(bus) = lookup("EVENT_BUS_NAME") {
-        config.event_bus = bus;
-    }
-    config.max_receive_count = parse(&lookup, "MAX_RECEIVE_COUNT", DEFAULT_MAX_RECEIVE_COUNT)?;
+/// The tier thresholds: finite, not negative, `medium` no higher than `high`.
+fn tiers(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<TierThresholds, EnvError> {
     let defaults = TierThresholds::default();
-    config.tiers = TierThresholds {
-        high_min: parse(&lookup, "TIER_HIGH_MIN", defaults.high_min)?,
-        medium_min: parse(&lookup, "TIER_MEDIUM_MIN", defaults.medium_min)?,
+    let tiers = TierThresholds {
+        high_min: env.parse_or(TIER_HIGH_MIN_ENV, defaults.high_min)?,
+        medium_min: env.parse_or(TIER_MEDIUM_MIN_ENV, defaults.medium_min)?,
     };
-    if config.tiers.medium_min > config.tiers.high_min {
-        return Err(ConfigError("TIER_MEDIUM_MIN is above TIER_HIGH_MIN".into()));
+    for (name, value) in [
+        (TIER_HIGH_MIN_ENV, tiers.high_min),
+        (TIER_MEDIUM_MIN_ENV, tiers.medium_min),
+    ] {
+        if !(value.is_finite() && value >= 0.0) {
+            return Err(invalid(
+                name,
+                &value.to_string(),
+                "must be a finite amount of 0 or more",
+            ));
+        }
     }
-    Ok(config)
+    if tiers.medium_min > tiers.high_min {
+        return Err(invalid(
+            TIER_MEDIUM_MIN_ENV,
+            &tiers.medium_min.to_string(),
+            &format!("is above {TIER_HIGH_MIN_ENV} ({})", tiers.high_min),
+        ));
+    }
+    Ok(tiers)
+}
+
+fn invalid(name: &'static str, value: &str, reason: &str) -> EnvError {
+    EnvError::Invalid {
+        name,
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    }
 }
 
 /// One SQS message as the processor sees it.

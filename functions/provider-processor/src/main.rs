@@ -1,8 +1,9 @@
 //! The provider-processor Lambda (one binary, deployed per provider with `PROVIDER`): SQS FIFO
 //! batches in, partial batch failures out.
 //!
-//! Environment: `PROVIDER`, `STATUS_TABLE`, `EVENT_BUS_NAME`, `MAX_RECEIVE_COUNT`,
-//! `TIER_HIGH_MIN`, `TIER_MEDIUM_MIN`, and the Powertools variables the telemetry crate reads.
+//! Environment: [`Config::from_lookup`] (`PROVIDER`, `STATUS_TABLE`, `EVENT_BUS_NAME`,
+//! `MAX_RECEIVE_COUNT`, `TIER_HIGH_MIN`, `TIER_MEDIUM_MIN`), and the Powertools variables the
+//! telemetry crate reads.
 
 use std::sync::Arc;
 
@@ -11,33 +12,27 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use payhook_aws::{DynamoStatusStore, EventBridgeBus, Traced};
 use payhook_core::ports::SystemClock;
 use payhook_core::processor::ProviderProcessor;
-use payhook_provider_processor::{batch_response, config_from_lookup, invoke, queue_records};
+use payhook_provider_processor::{Config, batch_response, invoke, queue_records};
 use payhook_telemetry::lambda::invocation_context;
 use payhook_telemetry::{FunctionConfig, FunctionKind, Telemetry};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-fn env(key: &str) -> Option<String> {
-    std::env::var(key).ok().filter(|v| !v.trim().is_empty())
-}
-
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let telemetry = Telemetry::init_lambda()?;
     let function = telemetry.function(FunctionConfig::from_env(FunctionKind::ProviderProcessor)?);
-    let config = config_from_lookup(env)?;
+    let config = Config::from_lookup(|name| std::env::var(name).ok())?;
 
     let sdk = payhook_aws::sdk_config(None).await;
-    let mut store = DynamoStatusStore::new(payhook_aws::aws_sdk_dynamodb::Client::new(&sdk));
-    if let Some(table) = env("STATUS_TABLE") {
-        store = store.with_table_name(table);
-    }
+    let store = DynamoStatusStore::new(payhook_aws::aws_sdk_dynamodb::Client::new(&sdk))
+        .with_table_name(config.status_table);
     let bus = EventBridgeBus::new(payhook_aws::aws_sdk_eventbridge::Client::new(&sdk));
     let processor = Arc::new(ProviderProcessor::new(
         Arc::new(Traced(store)),
         Arc::new(Traced(bus)),
         Arc::new(SystemClock),
-        config,
+        config.processor,
     ));
 
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
