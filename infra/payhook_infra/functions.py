@@ -60,7 +60,6 @@ def common_environment(settings: Settings, spec: FunctionSpec, table_name: str) 
         "POWERTOOLS_SERVICE_NAME": spec.name,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         "POWERTOOLS_LOG_LEVEL": LOG_LEVEL,
-        "PAYHOOK_STAGE": settings.stage,
         "STATUS_TABLE": table_name,
     }
 
@@ -73,12 +72,14 @@ def environment(
     queue_urls: Mapping[str, pulumi.Input[str]],
     event_bus_name: pulumi.Input[str],
 ) -> dict[str, Any]:
-    """The environment variables the Rust binaries read, per function."""
+    """The environment variables the Rust binaries read, per function (and nothing they do
+    not read: `infra/tests/test_functions.py` checks both against the Rust source)."""
     env = common_environment(settings, spec, table_name)
     if spec.is_validator:
         env.update(
             {
-                "PAYHOOK_SSM_PREFIX": settings.ssm_prefix,
+                # The secret store reads `/payhook/{stage}/…` (settings.ssm_prefix).
+                "PAYHOOK_STAGE": settings.stage,
                 **{f"QUEUE_URL_{p.upper()}": queue_urls[p] for p in PROVIDERS},
                 "SECRETS_TTL_SECONDS": str(SECRETS_TTL_SECONDS),
                 "STRIPE_TOLERANCE_SECONDS": str(STRIPE_TOLERANCE_SECONDS),

@@ -124,7 +124,12 @@ def processor(
             ],
             [queue_arn],
         ),
-        statement("ProcessingStatus", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [table_arn]),
+        # PutItem: a message whose item has expired (a late redrive) is recorded again.
+        statement(
+            "ProcessingStatus",
+            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+            [table_arn],
+        ),
         statement("PublishPaymentEvents", ["events:PutEvents"], [event_bus_arn]),
         own_logs(log_group_arn),
         xray(),
@@ -136,11 +141,8 @@ def event_processor(
 ) -> dict[str, Any]:
     """event-processor: mark PROCESSED; Lambda sends exhausted async events to the DLQ."""
     return _document(
-        statement(
-            "ProcessingStatus",
-            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
-            [table_arn],
-        ),
+        # Conditional updates only: an event for a webhook with no item is retried, not created.
+        statement("ProcessingStatus", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [table_arn]),
         # Used by Lambda itself (on-failure destination of the asynchronous invocation),
         # with the function's role, when EventBridge's delivery succeeded but every
         # attempt of the function failed.

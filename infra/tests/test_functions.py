@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import REPO_ROOT
+from payhook_infra.settings import PROVIDERS
+from rust_source import env_read_by, env_read_by_telemetry
 
 FUNCTION = "aws:lambda/function:Function"
 QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/payhook-prod-{}.fifo"
@@ -18,7 +20,6 @@ FUNCTIONS = {
 COMMON = {
     "POWERTOOLS_METRICS_NAMESPACE": "Payhook",
     "POWERTOOLS_LOG_LEVEL": "INFO",
-    "PAYHOOK_STAGE": "prod",
     "STATUS_TABLE": "webhook-processing",
 }
 
@@ -64,7 +65,7 @@ def test_validator_environment(deployment) -> None:
     assert _env(deployment, "webhook-validator") == {
         **COMMON,
         "POWERTOOLS_SERVICE_NAME": "webhook-validator",
-        "PAYHOOK_SSM_PREFIX": "/payhook/prod",
+        "PAYHOOK_STAGE": "prod",
         "QUEUE_URL_STRIPE": QUEUE_URL.format("stripe"),
         "QUEUE_URL_PAYPAL": QUEUE_URL.format("paypal"),
         "QUEUE_URL_SQUARE": QUEUE_URL.format("square"),
@@ -91,6 +92,22 @@ def test_event_processor_environment(deployment) -> None:
         **COMMON,
         "POWERTOOLS_SERVICE_NAME": "event-processor",
     }
+
+
+@pytest.mark.parametrize(("logical", "binary"), FUNCTIONS.items())
+def test_every_variable_set_on_a_function_is_one_its_code_reads(deployment, logical, binary) -> None:
+    read = env_read_by(binary, PROVIDERS) | env_read_by_telemetry()
+    unread = set(_env(deployment, logical)) - read
+    assert not unread, f"{logical} is given {sorted(unread)}, which {binary} never reads"
+
+
+@pytest.mark.parametrize(
+    ("logical", "binary"),
+    [(f"{p}-processor", "provider-processor") for p in PROVIDERS] + [("event-processor", "event-processor")],
+)
+def test_every_variable_a_processor_reads_is_set_by_the_program(deployment, logical, binary) -> None:
+    unset = env_read_by(binary, PROVIDERS) - set(_env(deployment, logical))
+    assert not unset, f"{logical} would run on its binary's defaults for {sorted(unset)}"
 
 
 def test_event_processor_failures_after_lambda_retries_go_to_the_events_dlq(deployment) -> None:

@@ -1,5 +1,6 @@
 """Least privilege: one role per function, exactly the actions it calls on the ARNs it
-touches, no wildcard action, and `*` as a resource only for X-Ray."""
+touches, no wildcard action, and `*` as a resource only for X-Ray. The DynamoDB actions are
+those the function's handler calls, read from the Rust source (`rust_source.py`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import pytest
 
 from conftest import as_list, policy_statements
+from rust_source import dynamodb_actions_needed_by
 
 ACCOUNT = "123456789012"
 TABLE = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/webhook-processing"
@@ -73,7 +75,7 @@ def test_validator_policy(deployment) -> None:
         {
             "Sid": "IdempotencyRecords",
             "Effect": "Allow",
-            "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+            "Action": sorted(dynamodb_actions_needed_by("webhook-validator")),
             "Resource": [TABLE],
         },
         {
@@ -114,7 +116,7 @@ def test_processor_policy_touches_only_its_own_queue(deployment, provider) -> No
         {
             "Sid": "ProcessingStatus",
             "Effect": "Allow",
-            "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+            "Action": sorted(dynamodb_actions_needed_by("provider-processor")),
             "Resource": [TABLE],
         },
         {"Sid": "PublishPaymentEvents", "Effect": "Allow", "Action": ["events:PutEvents"], "Resource": [BUS]},
@@ -128,7 +130,7 @@ def test_event_processor_policy(deployment) -> None:
         {
             "Sid": "ProcessingStatus",
             "Effect": "Allow",
-            "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+            "Action": sorted(dynamodb_actions_needed_by("event-processor")),
             "Resource": [TABLE],
         },
         {

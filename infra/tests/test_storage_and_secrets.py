@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rust_source import ssm_parameter_root
+
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 
 
@@ -38,8 +40,9 @@ def test_provider_secrets_are_secure_strings_from_secret_config(deployment) -> N
     assert _value(parameters["/payhook/prod/paypal/webhook-id"]) == "WH-12345"
 
 
-def test_secret_parameters_live_under_the_validators_ssm_prefix(deployment) -> None:
+def test_secret_parameters_live_where_the_validator_reads_them(deployment) -> None:
     validator = deployment.one("aws:lambda/function:Function", "webhook-validator")
-    prefix = validator.inputs["environment"]["variables"]["PAYHOOK_SSM_PREFIX"]
+    stage = validator.inputs["environment"]["variables"]["PAYHOOK_STAGE"]
+    prefix = f"{ssm_parameter_root()}/{stage}"
     for parameter in deployment.of_type("aws:ssm/parameter:Parameter"):
         assert parameter.inputs["name"].startswith(prefix + "/")

@@ -1,0 +1,130 @@
+"""What the Rust code reads and calls, read from its source, so the infrastructure tests compare
+the Pulumi program with the code instead of with lists copied from it:
+
+- the environment variables each Lambda binary reads: the values of its `*_ENV: &str = "…"`
+  constants and the upper-case `SNAKE_CASE` string literals in its crate's `src/` (a literal
+  ending in `_{}` is a family, one per provider: `QUEUE_URL_{}`), plus the telemetry crate's
+  constants, which every binary reads;
+- the DynamoDB actions each function's handler needs: the status-store methods its
+  `payhook-core` module calls (`self.store.<method>(`), mapped to the SDK operations those
+  methods make in `functions/aws/src/status_store.rs`, following calls between its own methods;
+- the SSM parameter root the validator's secret store reads under.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from conftest import REPO_ROOT
+
+# The crate of each binary, and the payhook-core module holding its handler.
+CRATES = {
+    "webhook-validator": "functions/webhook-validator",
+    "provider-processor": "functions/provider-processor",
+    "event-processor": "functions/event-processor",
+}
+HANDLER_MODULES = {
+    "webhook-validator": "validator",
+    "provider-processor": "processor",
+    "event-processor": "event_processor",
+}
+TELEMETRY_CRATE = "telemetry"
+STATUS_STORE = "functions/aws/src/status_store.rs"
+SECRET_STORE = "functions/aws/src/secrets.rs"
+
+_ENV_CONST = re.compile(r'_ENV: &str = "([A-Z][A-Z0-9_]*)";')
+_SNAKE_LITERAL = re.compile(r'"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)"')
+_FAMILY_LITERAL = re.compile(r'"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*_)\{\}"')
+_FN = re.compile(r"^\s*(?:pub(?:\([a-z]+\))? )?(?:async )?fn (\w+)", re.MULTILINE)
+_SDK_CALL = re.compile(r"\.client\s*\.(\w+)\(\)")
+_SELF_CALL = re.compile(r"self\.(\w+)\(")
+_STORE_CALL = re.compile(r"self\.store\s*\.(\w+)\(")
+
+
+def _sources(crate_dir: str) -> list[str]:
+    return [p.read_text() for p in sorted((REPO_ROOT / crate_dir / "src").glob("**/*.rs"))]
+
+
+def _read_in(crate_dir: str, providers: list[str], literals: bool) -> set[str]:
+    names: set[str] = set()
+    for text in _sources(crate_dir):
+        names.update(_ENV_CONST.findall(text))
+        if literals:
+            names.update(_SNAKE_LITERAL.findall(text))
+            for prefix in _FAMILY_LITERAL.findall(text):
+                names.update(f"{prefix}{p.upper()}" for p in providers)
+    return names
+
+
+def env_read_by(binary: str, providers: list[str]) -> set[str]:
+    """The variables `binary`'s own crate reads."""
+    return _read_in(CRATES[binary], providers, literals=True)
+
+
+def env_read_by_telemetry() -> set[str]:
+    """The variables every binary reads through the telemetry crate."""
+    return _read_in(TELEMETRY_CRATE, [], literals=False)
+
+
+def _camel(snake: str) -> str:
+    return "".join(part.capitalize() for part in snake.split("_"))
+
+
+@lru_cache(maxsize=None)
+def _store_methods() -> dict[str, tuple[set[str], set[str]]]:
+    """Each function of the status store: (the SDK operations it calls, its `self.` calls)."""
+    text = (REPO_ROOT / STATUS_STORE).read_text()
+    starts = list(_FN.finditer(text))
+    methods: dict[str, tuple[set[str], set[str]]] = {}
+    for i, match in enumerate(starts):
+        body = text[match.end() : starts[i + 1].start() if i + 1 < len(starts) else len(text)]
+        sdk, calls = methods.setdefault(match.group(1), (set(), set()))
+        sdk.update(_SDK_CALL.findall(body))
+        calls.update(_SELF_CALL.findall(body))
+    return methods
+
+
+def dynamodb_actions_of(method: str) -> set[str]:
+    """The DynamoDB actions a status-store method may call, its helpers' included."""
+    methods = _store_methods()
+    seen: set[str] = set()
+    todo = [method]
+    actions: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in methods:
+            continue
+        seen.add(name)
+        sdk, calls = methods[name]
+        actions.update(f"dynamodb:{_camel(op)}" for op in sdk)
+        todo.extend(calls)
+    return actions
+
+
+def handler_store_calls(binary: str) -> set[str]:
+    """The status-store methods `binary`'s handler calls."""
+    module = HANDLER_MODULES[binary]
+    main = (REPO_ROOT / CRATES[binary] / "src" / "main.rs").read_text()
+    assert f"payhook_core::{module}::" in main, f"{binary} no longer runs payhook_core::{module}"
+    text = (REPO_ROOT / "functions/core/src" / f"{module}.rs").read_text()
+    return set(_STORE_CALL.findall(text))
+
+
+def dynamodb_actions_needed_by(binary: str) -> set[str]:
+    """Every DynamoDB action `binary` may call through its handler's status store."""
+    actions: set[str] = set()
+    for method in handler_store_calls(binary):
+        found = dynamodb_actions_of(method)
+        assert found, f"{method} of {STATUS_STORE} makes no DynamoDB call this parser sees"
+        actions |= found
+    return actions
+
+
+def ssm_parameter_root() -> str:
+    """The root of every SSM parameter the validator's secret store reads."""
+    text = (REPO_ROOT / SECRET_STORE).read_text()
+    match = re.search(r'PARAMETER_ROOT: &str = "([^"]+)";', text)
+    assert match, f"no PARAMETER_ROOT in {SECRET_STORE}"
+    return match.group(1)
