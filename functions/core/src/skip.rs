@@ -98,39 +98,41 @@ mod tests {
         }
     }
 
-    fn scratch_log(name: &str) -> PathBuf {
-        let path = std::env::temp_dir().join(format!("payhook-skip-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        path
+    /// Records `skips` in a fresh log: each one's result, and the log's text.
+    fn record_all(strict: bool, skips: &[(&str, &str)]) -> (Vec<Result<(), String>>, String) {
+        let log =
+            std::env::temp_dir().join(format!("payhook-skip-{strict}-{}", std::process::id()));
+        let _ = std::fs::remove_file(&log);
+        let results = skips
+            .iter()
+            .map(|(test, reason)| record_skip(test, reason, strict, Some(&log)))
+            .collect();
+        let text = std::fs::read_to_string(&log).unwrap();
+        std::fs::remove_file(&log).unwrap();
+        (results, text)
     }
 
     #[test]
     fn a_lenient_skip_is_logged_and_lets_the_test_return() {
-        let log = scratch_log("lenient");
-        record_skip("t1", "moto_server not found", false, Some(&log)).unwrap();
-        record_skip("t2", "chromium not found", false, Some(&log)).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&log).unwrap(),
-            "t1\tmoto_server not found\nt2\tchromium not found\n"
-        );
-        std::fs::remove_file(&log).unwrap();
+        let skips = [
+            ("t1", "moto_server not found"),
+            ("t2", "chromium not found"),
+        ];
+        let (results, log) = record_all(false, &skips);
+        assert_eq!(results, [Ok(()), Ok(())]);
+        assert_eq!(log, "t1\tmoto_server not found\nt2\tchromium not found\n");
     }
 
     #[test]
     fn a_strict_skip_is_logged_and_fails_naming_the_test_and_the_reason() {
-        let log = scratch_log("strict");
-        let failure =
-            record_skip("t1", "conformance fixtures not found", true, Some(&log)).unwrap_err();
+        let (results, log) = record_all(true, &[("t1", "conformance fixtures not found")]);
+        let failure = results[0].clone().unwrap_err();
         assert!(
             failure.starts_with("t1: conformance fixtures not found"),
             "{failure}"
         );
         assert!(failure.contains(STRICT_ENV), "{failure}");
-        assert_eq!(
-            std::fs::read_to_string(&log).unwrap(),
-            "t1\tconformance fixtures not found\n"
-        );
-        std::fs::remove_file(&log).unwrap();
+        assert_eq!(log, "t1\tconformance fixtures not found\n");
     }
 
     #[test]

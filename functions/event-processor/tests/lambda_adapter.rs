@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use payhook_core::Provider;
-use payhook_core::event_processor::{EventProcessor, ProcessedOutcome};
+use payhook_core::event_processor::{EventProcessor, ProcessedOutcome, RoutedEvent};
 use payhook_core::ports::SystemClock;
 use payhook_core::status::{MemoryStatusStore, Status, StatusItem, StatusStore};
 use payhook_event_processor::{Config, DeliveryFailed, STATUS_TABLE_ENV, invoke, routed_event};
@@ -32,16 +32,18 @@ fn delivery() -> Value {
     serde_json::from_slice(ROUTED).expect("the fixture is JSON")
 }
 
-/// A telemetry function whose EMF documents land in the returned sink.
-fn function() -> (Telemetry, FunctionTelemetry, MemorySink) {
-    let metrics = MemorySink::new();
-    let telemetry = Telemetry::builder().build().expect("telemetry builds");
-    let function = telemetry
-        .function(FunctionConfig::new(FunctionKind::EventProcessor).metrics_sink(metrics.clone()));
-    (telemetry, function, metrics)
+/// A delivery of the fixture to an event processor whose store holds the webhook in `status`,
+/// with telemetry whose EMF documents land in `metrics`.
+struct Delivery {
+    store: Arc<MemoryStatusStore>,
+    processor: EventProcessor,
+    routed: RoutedEvent,
+    function: FunctionTelemetry,
+    metrics: MemorySink,
+    _telemetry: Telemetry,
 }
 
-async fn store_with(status: Status) -> Arc<MemoryStatusStore> {
+async fn delivery_with_webhook(status: Status) -> Delivery {
     let store = Arc::new(MemoryStatusStore::new());
     let item = StatusItem::new(
         WEBHOOK_ID,
@@ -51,7 +53,38 @@ async fn store_with(status: Status) -> Arc<MemoryStatusStore> {
         1_767_225_600_000,
     );
     store.put_new(&item).await.unwrap();
-    store
+    let metrics = MemorySink::new();
+    let telemetry = Telemetry::builder().build().expect("telemetry builds");
+    let function = telemetry
+        .function(FunctionConfig::new(FunctionKind::EventProcessor).metrics_sink(metrics.clone()));
+    Delivery {
+        processor: EventProcessor::new(store.clone(), Arc::new(SystemClock)),
+        store,
+        routed: routed_event(delivery()).unwrap(),
+        function,
+        metrics,
+        _telemetry: telemetry,
+    }
+}
+
+impl Delivery {
+    async fn invoke(&self, request_id: &str) -> Result<ProcessedOutcome, DeliveryFailed> {
+        invoke(
+            &self.processor,
+            self.function.start(request_id, None),
+            &self.routed,
+        )
+        .await
+    }
+
+    async fn status(&self) -> Status {
+        self.store
+            .get(WEBHOOK_ID)
+            .await
+            .unwrap()
+            .expect("the item")
+            .status
+    }
 }
 
 /// The runtime's answer to `err`: its `error_type`, and an `error_message` led by the code.
@@ -106,28 +139,26 @@ fn a_delivery_without_the_rule_is_malformed_and_not_retried() {
 
 #[tokio::test]
 async fn a_published_webhook_is_recorded_processed_then_a_redelivery_is_absorbed() {
-    let store = store_with(Status::Published).await;
-    let processor = EventProcessor::new(store.clone(), Arc::new(SystemClock));
-    let (_telemetry, function, metrics) = function();
-    let routed = routed_event(delivery()).unwrap();
+    let delivery = delivery_with_webhook(Status::Published).await;
 
-    let first = invoke(&processor, function.start("req-1", None), &routed).await;
+    let first = delivery.invoke("req-1").await;
     assert!(
         matches!(&first, Ok(ProcessedOutcome::Recorded { webhook_id, rule, .. })
             if webhook_id == WEBHOOK_ID && rule == "high-value-payments"),
         "{first:?}"
     );
-    let item = store.get(WEBHOOK_ID).await.unwrap().unwrap();
+    let item = delivery.store.get(WEBHOOK_ID).await.unwrap().unwrap();
     assert_eq!(item.status, Status::Processed);
     assert_eq!(item.tier.as_deref(), Some("high"));
     assert_eq!(item.matched_rules, ["high-value-payments"]);
 
-    let again = invoke(&processor, function.start("req-2", None), &routed).await;
+    let again = delivery.invoke("req-2").await;
     assert!(
         matches!(&again, Ok(ProcessedOutcome::Absorbed { .. })),
         "{again:?}"
     );
-    let emf = metrics.json().unwrap();
+    assert_eq!(delivery.status().await, Status::Processed);
+    let emf = delivery.metrics.json().unwrap();
     let count =
         |metric: &str| -> usize { emf.iter().filter(|doc| doc.get(metric).is_some()).count() };
     assert_eq!(count("EventsProcessed"), 1);
@@ -136,16 +167,10 @@ async fn a_published_webhook_is_recorded_processed_then_a_redelivery_is_absorbed
 
 #[tokio::test]
 async fn an_event_for_a_webhook_not_yet_published_is_a_retryable_error() {
-    let store = store_with(Status::Queued).await;
-    let processor = EventProcessor::new(store.clone(), Arc::new(SystemClock));
-    let (_telemetry, function, _metrics) = function();
-    let routed = routed_event(delivery()).unwrap();
+    let delivery = delivery_with_webhook(Status::Queued).await;
 
-    let err = invoke(&processor, function.start("req-1", None), &routed)
-        .await
-        .unwrap_err();
+    let err = delivery.invoke("req-1").await.unwrap_err();
     // Retryable: Lambda fails the invocation and EventBridge delivers the event again.
     assert_diagnostic(&err, RETRYABLE, "not_published");
-    let item = store.get(WEBHOOK_ID).await.unwrap().unwrap();
-    assert_eq!(item.status, Status::Queued, "nothing written");
+    assert_eq!(delivery.status().await, Status::Queued, "nothing written");
 }
