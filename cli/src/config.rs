@@ -10,11 +10,17 @@
 //! |---|---|---|
 //! | `api.key` | `PAYHOOK_API_KEY` | – (required) |
 //! | `api.daily_quota` | `PAYHOOK_API_DAILY_QUOTA` | 10000 |
+//! | `api.max_body_bytes` | `PAYHOOK_API_MAX_BODY_BYTES` | 1048576 |
+//! | `api.idempotency_retention_seconds` | `PAYHOOK_API_IDEMPOTENCY_RETENTION_SECONDS` | 2592000 (30 days) |
 //! | `stripe.signing_secrets` | `PAYHOOK_STRIPE_SIGNING_SECRETS` (comma-separated) | – (required) |
 //! | `stripe.tolerance_seconds` | `PAYHOOK_STRIPE_TOLERANCE_SECONDS` | 300 |
+//! | `stripe.allow_no_tolerance` | `PAYHOOK_STRIPE_ALLOW_NO_TOLERANCE` | false |
+//! | `stripe.require_livemode` | `PAYHOOK_STRIPE_REQUIRE_LIVEMODE` | false |
 //! | `square.signature_key` | `PAYHOOK_SQUARE_SIGNATURE_KEY` | – (required) |
 //! | `square.notification_url` | `PAYHOOK_SQUARE_NOTIFICATION_URL` | `http://127.0.0.1:8787/webhooks/square` |
 //! | `paypal.webhook_id` | `PAYHOOK_PAYPAL_WEBHOOK_ID` | – (required) |
+//! | `paypal.environment` | `PAYHOOK_PAYPAL_ENVIRONMENT` | `live` |
+//! | `paypal.tolerance_seconds` | `PAYHOOK_PAYPAL_TOLERANCE_SECONDS` | 300 |
 //! | `paypal.cert_url` | `PAYHOOK_PAYPAL_CERT_URL` | [`DEMO_PAYPAL_CERT_URL`] |
 //! | `paypal.cert_file` | `PAYHOOK_PAYPAL_CERT_FILE` | unset |
 //! | `paypal.trust_anchor_file` | `PAYHOOK_PAYPAL_TRUST_ANCHOR_FILE` | unset: Mozilla's roots |
@@ -44,10 +50,11 @@ use payhook_core::memory_sqs::FifoQueueConfig;
 use payhook_core::ports::{MemorySecretStore, ProviderSecrets};
 use payhook_core::processor::TierThresholds;
 use payhook_core::signature::{
-    PaypalCertificateCache, STRIPE_DEFAULT_TOLERANCE_SECS, StaticCertificateFetcher, TrustAnchors,
-    check_cert_url,
+    DEFAULT_PAYPAL_TOLERANCE_SECS, PaypalCertificateCache, PaypalEnvironment,
+    STRIPE_DEFAULT_TOLERANCE_SECS, StaticCertificateFetcher, TrustAnchors, check_cert_url,
 };
-use payhook_core::validator::ValidatorConfig;
+use payhook_core::status::DEFAULT_IDEMPOTENCY_RETENTION_SECS;
+use payhook_core::validator::{DEFAULT_MAX_BODY_BYTES, ValidatorConfig};
 use serde::{Deserialize, Deserializer};
 
 use crate::democa::DemoCa;
@@ -72,10 +79,10 @@ pub const DEFAULT_LOCAL_VISIBILITY_TIMEOUT_SECS: u32 = 5;
 pub const MAX_RECEIVE_COUNT_LIMIT: u32 = 1000;
 /// Largest visibility timeout SQS accepts, in seconds (12 hours).
 pub const MAX_VISIBILITY_TIMEOUT_SECS: u32 = 43_200;
-/// The PayPal certificate URL of the local demo: on `*.paypal.com` and `https`, as the
+/// The PayPal certificate URL of the local demo: of the shape live PayPal uses, as the
 /// verifier requires; the local stack serves `paypal.cert_file` for it, nothing is downloaded.
 pub const DEMO_PAYPAL_CERT_URL: &str =
-    "https://api.sandbox.paypal.com/v1/notifications/certs/CERT-payhook-local-demo";
+    "https://api.paypal.com/v1/notifications/certs/CERT-payhook-local-demo";
 /// File name of the demo signing certificate (what the certificate URL "returns").
 pub const DEMO_CHAIN_FILE: &str = "paypal-demo-chain.pem";
 /// File name of the demo CA certificate (the local stack's PayPal trust anchor).
@@ -94,6 +101,8 @@ pub enum KeyKind {
     Number,
     /// A list of strings; in the environment, comma-separated (blank items are dropped).
     List,
+    /// `true` or `false`.
+    Boolean,
 }
 
 /// One configuration key: where it lives, how it is overridden and what it means.
@@ -203,7 +212,7 @@ pub const CONFIG_SECTIONS: [(&str, &str); 7] = [
 
 /// Every key, in file order: the source of the environment overrides and of the generated
 /// file's comments.
-pub const CONFIG_KEYS: [ConfigKey; 18] = [
+pub const CONFIG_KEYS: [ConfigKey; 24] = [
     secret(
         "api",
         "key",
@@ -216,6 +225,20 @@ pub const CONFIG_KEYS: [ConfigKey; 18] = [
         KeyKind::Integer,
         "Requests per day accepted with that key (the usage plan); 429 past it.",
     ),
+    key(
+        "api",
+        "max_body_bytes",
+        KeyKind::Integer,
+        "Largest webhook body accepted (413 past it), checked before any signature work.",
+    ),
+    key(
+        "api",
+        "idempotency_retention_seconds",
+        KeyKind::Integer,
+        "How long a webhook's status item (its idempotency record) is kept after first receipt.\n\
+         Events older than this less one day are refused (event_too_old), so a replay can never\n\
+         outlive its record; at least 4 days (the providers retry for up to 3).",
+    ),
     secret(
         "stripe",
         "signing_secrets",
@@ -227,7 +250,20 @@ pub const CONFIG_KEYS: [ConfigKey; 18] = [
         "stripe",
         "tolerance_seconds",
         KeyKind::Integer,
-        "Largest accepted age of the signature timestamp, seconds (0: no age check).",
+        "Largest accepted age of the signature timestamp, seconds (0: no age check, refused\n\
+         unless allow_no_tolerance is true).",
+    ),
+    key(
+        "stripe",
+        "allow_no_tolerance",
+        KeyKind::Boolean,
+        "The explicit switch that lets tolerance_seconds be 0 (no replay protection).",
+    ),
+    key(
+        "stripe",
+        "require_livemode",
+        KeyKind::Boolean,
+        "Answer test-mode events (livemode false) 200 ignored instead of processing them.",
     ),
     secret(
         "square",
@@ -250,9 +286,23 @@ pub const CONFIG_KEYS: [ConfigKey; 18] = [
     ),
     key(
         "paypal",
+        "environment",
+        KeyKind::Text,
+        "`live` or `sandbox`: certificate URLs on PayPal's sandbox hosts are accepted only with\n\
+         `sandbox`.",
+    ),
+    key(
+        "paypal",
+        "tolerance_seconds",
+        KeyKind::Integer,
+        "Largest distance between PAYPAL-TRANSMISSION-TIME and now, either way, seconds.",
+    ),
+    key(
+        "paypal",
         "cert_url",
         KeyKind::Text,
-        "The `PAYPAL-CERT-URL` that `payhook send` puts in its requests (https, *.paypal.com).",
+        "The `PAYPAL-CERT-URL` that `payhook send` puts in its requests\n\
+         (https://api.paypal.com/v1/notifications/certs/…, or a sandbox host with `sandbox`).",
     ),
     optional(
         "paypal",
@@ -352,6 +402,10 @@ pub struct ApiConfig {
     pub key: Secret,
     /// Requests per day.
     pub daily_quota: u64,
+    /// Largest body accepted, bytes.
+    pub max_body_bytes: u64,
+    /// Status item lifetime after first receipt, seconds.
+    pub idempotency_retention_seconds: u64,
 }
 
 impl Default for ApiConfig {
@@ -359,6 +413,8 @@ impl Default for ApiConfig {
         ApiConfig {
             key: Secret::new(""),
             daily_quota: DEFAULT_DAILY_QUOTA,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES as u64,
+            idempotency_retention_seconds: DEFAULT_IDEMPOTENCY_RETENTION_SECS.unsigned_abs(),
         }
     }
 }
@@ -372,6 +428,10 @@ pub struct StripeConfig {
     pub signing_secrets: Vec<Secret>,
     /// Tolerance on the signature's age, seconds.
     pub tolerance_seconds: u64,
+    /// Lets `tolerance_seconds` be 0.
+    pub allow_no_tolerance: bool,
+    /// Ignore test-mode events.
+    pub require_livemode: bool,
 }
 
 impl Default for StripeConfig {
@@ -379,6 +439,8 @@ impl Default for StripeConfig {
         StripeConfig {
             signing_secrets: Vec::new(),
             tolerance_seconds: STRIPE_DEFAULT_TOLERANCE_SECS,
+            allow_no_tolerance: false,
+            require_livemode: false,
         }
     }
 }
@@ -409,6 +471,11 @@ impl Default for SquareConfig {
 pub struct PaypalConfig {
     /// The receiver's webhook id.
     pub webhook_id: String,
+    /// Live PayPal or the sandbox.
+    #[serde(deserialize_with = "de_parsed")]
+    pub environment: PaypalEnvironment,
+    /// Transmission-time tolerance, seconds.
+    pub tolerance_seconds: u64,
     /// `PAYPAL-CERT-URL` sent by `payhook send`.
     pub cert_url: String,
     /// What the certificate URL returns locally (leaf, then intermediates).
@@ -423,6 +490,8 @@ impl Default for PaypalConfig {
     fn default() -> Self {
         PaypalConfig {
             webhook_id: String::new(),
+            environment: PaypalEnvironment::Live,
+            tolerance_seconds: DEFAULT_PAYPAL_TOLERANCE_SECS,
             cert_url: DEMO_PAYPAL_CERT_URL.to_owned(),
             cert_file: None,
             trust_anchor_file: None,
@@ -494,6 +563,16 @@ impl Default for AwsConfig {
 
 fn de_secret<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Secret, D::Error> {
     String::deserialize(deserializer).map(Secret::new)
+}
+
+fn de_parsed<'de, D: Deserializer<'de>, T>(deserializer: D) -> Result<T, D::Error>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    String::deserialize(deserializer)?
+        .parse()
+        .map_err(serde::de::Error::custom)
 }
 
 fn de_secrets<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Secret>, D::Error> {
@@ -620,8 +699,11 @@ impl Config {
             !self.paypal.webhook_id.is_empty(),
             "paypal.webhook_id is empty or missing (PAYHOOK_PAYPAL_WEBHOOK_ID)",
         );
-        if let Err(e) = check_cert_url(&self.paypal.cert_url) {
+        if let Err(e) = check_cert_url(&self.paypal.cert_url, self.paypal.environment) {
             problems.push(format!("paypal.cert_url: {e}"));
+        }
+        if let Err(e) = self.validator_config().validate() {
+            problems.push(e.0);
         }
         for (name, file) in [
             ("paypal.cert_file", &self.paypal.cert_file),
@@ -705,10 +787,17 @@ impl Config {
             })
     }
 
-    /// The validator's settings (the Stripe tolerance).
+    /// The validator's settings, as the Lambda reads them from its environment.
     pub fn validator_config(&self) -> ValidatorConfig {
         ValidatorConfig {
             stripe_tolerance_secs: self.stripe.tolerance_seconds,
+            stripe_allow_no_tolerance: self.stripe.allow_no_tolerance,
+            stripe_require_livemode: self.stripe.require_livemode,
+            paypal_tolerance_secs: self.paypal.tolerance_seconds,
+            paypal_environment: self.paypal.environment,
+            idempotency_retention_secs: i64::try_from(self.api.idempotency_retention_seconds)
+                .unwrap_or(i64::MAX),
+            max_body_bytes: usize::try_from(self.api.max_body_bytes).unwrap_or(usize::MAX),
         }
     }
 
@@ -793,6 +882,14 @@ impl Config {
         match (key.section, key.key) {
             ("api", "key") => text(self.api.key.expose()),
             ("api", "daily_quota") => int(self.api.daily_quota),
+            ("api", "max_body_bytes") => int(self.api.max_body_bytes),
+            ("api", "idempotency_retention_seconds") => int(self.api.idempotency_retention_seconds),
+            ("stripe", "allow_no_tolerance") => {
+                Some(Value::Boolean(self.stripe.allow_no_tolerance))
+            }
+            ("stripe", "require_livemode") => Some(Value::Boolean(self.stripe.require_livemode)),
+            ("paypal", "environment") => text(self.paypal.environment.as_str()),
+            ("paypal", "tolerance_seconds") => int(self.paypal.tolerance_seconds),
             ("stripe", "signing_secrets") => Some(Value::Array(
                 self.stripe
                     .signing_secrets
@@ -853,7 +950,7 @@ impl Config {
         Ok(Config {
             api: ApiConfig {
                 key: Secret::new(format!("phk_{}", random_string(ALPHANUMERIC, 40)?)),
-                daily_quota: DEFAULT_DAILY_QUOTA,
+                ..ApiConfig::default()
             },
             stripe: StripeConfig {
                 // Like the Stripe CLI's: `whsec_` and 32 random bytes in hex.
@@ -861,7 +958,7 @@ impl Config {
                     "whsec_{}",
                     hex::encode(crate::payloads::random_bytes::<32>()?)
                 ))],
-                tolerance_seconds: STRIPE_DEFAULT_TOLERANCE_SECS,
+                ..StripeConfig::default()
             },
             square: SquareConfig {
                 // Square's keys are 22 characters of URL-safe base64: 16 random bytes.
@@ -873,10 +970,10 @@ impl Config {
             },
             paypal: PaypalConfig {
                 webhook_id: random_string(UPPER_ALPHANUMERIC, 17)?,
-                cert_url: DEMO_PAYPAL_CERT_URL.to_owned(),
                 cert_file: Some(dir.join(DEMO_CHAIN_FILE)),
                 trust_anchor_file: Some(dir.join(DEMO_TRUST_ANCHOR_FILE)),
                 signing_key_file: Some(dir.join(DEMO_SIGNING_KEY_FILE)),
+                ..PaypalConfig::default()
             },
             queues: QueuesConfig::default(),
             processing: ProcessingConfig::default(),
@@ -951,6 +1048,11 @@ fn apply_env_overrides(
                 .filter(|n| n.is_finite())
                 .map(number)
                 .ok_or_else(|| bad("a number"))?,
+            KeyKind::Boolean => match raw.trim() {
+                "true" => toml::Value::Boolean(true),
+                "false" => toml::Value::Boolean(false),
+                _ => return Err(bad("true or false")),
+            },
             KeyKind::List => toml::Value::Array(
                 raw.split(',')
                     .map(str::trim)

@@ -1,5 +1,10 @@
 //! `payhook verify`: checks one webhook's signature offline, for people debugging a failing
 //! webhook. Exit 0 valid, 1 invalid (JSON on stdout), 2 usage error.
+//!
+//! Real signatures and secrets need not go on the command line (where shell history and the
+//! process list keep them): headers can come from a file (`--header-file`, one `Name: value`
+//! per line, as copied from a request log) and secrets from an environment variable
+//! (`--secret-env`) or a file (`--secret-file`, one secret per line).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,8 +12,9 @@ use std::sync::Arc;
 use clap::Args;
 use payhook_aws::HttpsCertificateFetcher;
 use payhook_core::signature::{
-    CertificateFetcher, PaypalCertificateCache, PaypalVerifier, STRIPE_DEFAULT_TOLERANCE_SECS,
-    SignatureError, SquareVerifier, StaticCertificateFetcher, StripeVerifier, TrustAnchors,
+    CertificateFetcher, DEFAULT_PAYPAL_TOLERANCE_SECS, PaypalCertificateCache, PaypalEnvironment,
+    PaypalVerifier, STRIPE_DEFAULT_TOLERANCE_SECS, SignatureError, SquareVerifier,
+    StaticCertificateFetcher, StripeVerifier, TrustAnchors,
 };
 use payhook_core::{Headers, Provider, Secret};
 use serde_json::json;
@@ -27,9 +33,20 @@ pub struct VerifyArgs {
     /// A request header as `Name: value` (repeatable).
     #[arg(long = "header", value_name = "NAME: VALUE")]
     headers: Vec<String>,
-    /// Stripe endpoint secret or Square signature key (repeatable: rotation).
+    /// A file of request headers, one `Name: value` per line (blank lines and lines starting
+    /// with `#` are skipped); repeatable, and combined with `--header`.
+    #[arg(long = "header-file", value_name = "PATH")]
+    header_files: Vec<PathBuf>,
+    /// Stripe endpoint secret or Square signature key (repeatable: rotation). Prefer
+    /// `--secret-env` or `--secret-file` for real secrets.
     #[arg(long = "secret")]
     secrets: Vec<String>,
+    /// The name of an environment variable holding a secret (repeatable).
+    #[arg(long = "secret-env", value_name = "VAR")]
+    secret_envs: Vec<String>,
+    /// A file holding secrets, one per line (repeatable).
+    #[arg(long = "secret-file", value_name = "PATH")]
+    secret_files: Vec<PathBuf>,
     /// Square: the notification URL configured on the subscription.
     #[arg(long)]
     notification_url: Option<String>,
@@ -44,27 +61,75 @@ pub struct VerifyArgs {
     /// PayPal: trust anchor PEM replacing the default (Mozilla) roots (repeatable).
     #[arg(long = "trust-anchor")]
     trust_anchors: Vec<PathBuf>,
+    /// PayPal: `live` or `sandbox`, which certificate hosts are accepted.
+    #[arg(long, default_value_t = PaypalEnvironment::Live)]
+    paypal_environment: PaypalEnvironment,
     /// "Now" as Unix seconds (default: the clock).
     #[arg(long)]
     now: Option<i64>,
-    /// Stripe tolerance in seconds; 0 turns the age check off.
-    #[arg(long, default_value_t = STRIPE_DEFAULT_TOLERANCE_SECS)]
-    tolerance: u64,
+    /// Stripe: tolerance on the timestamp's age; PayPal: on the transmission time's distance
+    /// from now. Stripe's 0 turns the age check off.
+    #[arg(long)]
+    tolerance: Option<u64>,
 }
 
 fn read(path: &PathBuf) -> Result<Vec<u8>, CliError> {
     std::fs::read(path).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))
 }
 
+/// `--header` values, then every line of every `--header-file`.
+fn collect_headers(args: &VerifyArgs) -> Result<Headers, CliError> {
+    let mut lines = args.headers.clone();
+    for path in &args.header_files {
+        let text = String::from_utf8(read(path)?)
+            .map_err(|_| CliError::Usage(format!("{}: not UTF-8", path.display())))?;
+        lines.extend(
+            text.lines()
+                .map(|line| line.trim_end_matches('\r'))
+                .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
+                .map(str::to_owned),
+        );
+    }
+    parse_headers(&lines)
+}
+
+/// `--secret` values, then `--secret-env` variables, then `--secret-file` lines.
+fn collect_secrets(args: &VerifyArgs) -> Result<Vec<Secret>, CliError> {
+    let mut secrets: Vec<Secret> = args
+        .secrets
+        .iter()
+        .map(|s| Secret::new(s.as_str()))
+        .collect();
+    for name in &args.secret_envs {
+        let value = std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| CliError::Usage(format!("--secret-env: {name} is not set")))?;
+        secrets.push(Secret::new(value));
+    }
+    for path in &args.secret_files {
+        let text = String::from_utf8(read(path)?)
+            .map_err(|_| CliError::Usage(format!("{}: not UTF-8", path.display())))?;
+        secrets.extend(
+            text.lines()
+                .map(|line| line.trim_end_matches('\r'))
+                .filter(|line| !line.is_empty())
+                .map(Secret::new),
+        );
+    }
+    Ok(secrets)
+}
+
 fn parse_headers(raw: &[String]) -> Result<Headers, CliError> {
     let mut headers = Headers::new();
     for h in raw {
-        let (name, value) = h
-            .split_once(':')
-            .ok_or_else(|| CliError::Usage(format!("--header `{h}` is not `Name: value`")))?;
+        // The messages name the header, never its value: it may be a signature.
+        let (name, value) = h.split_once(':').ok_or_else(|| {
+            CliError::Usage("a header is not `Name: value` (no colon)".to_owned())
+        })?;
         let name = name.trim();
         if name.is_empty() {
-            return Err(CliError::Usage(format!("--header `{h}` has no name")));
+            return Err(CliError::Usage("a header has no name".to_owned()));
         }
         // One optional space after the colon belongs to the syntax, the rest is the value.
         let value = value.strip_prefix(' ').unwrap_or(value);
@@ -76,20 +141,18 @@ fn parse_headers(raw: &[String]) -> Result<Headers, CliError> {
 /// Runs `payhook verify`; returns the process exit code.
 pub async fn run(args: VerifyArgs) -> Result<i32, CliError> {
     let body = read(&args.body_file)?;
-    let headers = parse_headers(&args.headers)?;
+    let headers = collect_headers(&args)?;
     let now = args.now.unwrap_or_else(unix_now);
-    let secrets: Vec<Secret> = args
-        .secrets
-        .iter()
-        .map(|s| Secret::new(s.as_str()))
-        .collect();
+    let secrets = collect_secrets(&args)?;
     let result = match args.provider {
         Provider::Stripe => {
             if secrets.is_empty() {
-                return Err(CliError::Usage("stripe needs at least one --secret".into()));
+                return Err(CliError::Usage(
+                    "stripe needs a secret (--secret-env, --secret-file or --secret)".into(),
+                ));
             }
             StripeVerifier::new(secrets)
-                .with_tolerance(args.tolerance)
+                .with_tolerance(args.tolerance.unwrap_or(STRIPE_DEFAULT_TOLERANCE_SECS))
                 .verify(&headers, &body, now)
         }
         Provider::Square => {
@@ -98,7 +161,9 @@ pub async fn run(args: VerifyArgs) -> Result<i32, CliError> {
                 .clone()
                 .ok_or_else(|| CliError::Usage("square needs --notification-url".into()))?;
             if secrets.is_empty() {
-                return Err(CliError::Usage("square needs at least one --secret".into()));
+                return Err(CliError::Usage(
+                    "square needs a signature key (--secret-env, --secret-file or --secret)".into(),
+                ));
             }
             SquareVerifier::new(secrets, url).verify(&headers, &body)
         }
@@ -130,6 +195,8 @@ pub async fn run(args: VerifyArgs) -> Result<i32, CliError> {
             };
             let cache = Arc::new(PaypalCertificateCache::new(fetcher, anchors));
             PaypalVerifier::new(webhook_id, cache)
+                .with_environment(args.paypal_environment)
+                .with_tolerance(args.tolerance.unwrap_or(DEFAULT_PAYPAL_TOLERANCE_SECS))
                 .verify(&headers, &body, now)
                 .await
         }

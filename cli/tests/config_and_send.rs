@@ -22,7 +22,7 @@ use payhook::payloads::{self, PayloadSpec, Signer};
 use payhook::send::{self, SendArgs, Sender};
 use payhook_core::normalise::{Normalised, normalise};
 use payhook_core::signature::{
-    PaypalCertificateCache, PaypalVerifier, SignatureError, SquareVerifier,
+    PaypalCertificateCache, PaypalEnvironment, PaypalVerifier, SignatureError, SquareVerifier,
     StaticCertificateFetcher, StripeVerifier, TrustAnchors,
 };
 use payhook_core::{EventType, Headers, Provider};
@@ -214,6 +214,10 @@ fn environment_overrides_every_kind_of_key() {
         ("PAYHOOK_API_DAILY_QUOTA", "3"),
         ("PAYHOOK_STRIPE_SIGNING_SECRETS", "whsec_new, whsec_old"),
         ("PAYHOOK_STRIPE_TOLERANCE_SECONDS", "0"),
+        ("PAYHOOK_STRIPE_ALLOW_NO_TOLERANCE", "true"),
+        ("PAYHOOK_STRIPE_REQUIRE_LIVEMODE", "true"),
+        ("PAYHOOK_PAYPAL_ENVIRONMENT", "sandbox"),
+        ("PAYHOOK_API_IDEMPOTENCY_RETENTION_SECONDS", "864000"),
         (
             "PAYHOOK_SQUARE_NOTIFICATION_URL",
             "https://example.com/prod/webhooks/square",
@@ -238,7 +242,11 @@ fn environment_overrides_every_kind_of_key() {
         .map(|s| s.expose())
         .collect();
     assert_eq!(secrets, ["whsec_new", "whsec_old"]);
-    assert_eq!(loaded.validator_config().stripe_tolerance_secs, 0);
+    let validator = loaded.validator_config();
+    assert_eq!(validator.stripe_tolerance_secs, 0);
+    assert!(validator.stripe_allow_no_tolerance && validator.stripe_require_livemode);
+    assert_eq!(validator.paypal_environment, PaypalEnvironment::Sandbox);
+    assert_eq!(validator.idempotency_retention_secs, 864_000);
     assert_eq!(
         loaded.square.notification_url,
         "https://example.com/prod/webhooks/square"
@@ -428,12 +436,15 @@ fn paypal_sign_with(key_pem: &str, webhook_id: &str, body: &[u8]) -> Headers {
     .collect()
 }
 
+/// A verifier of the demo CA's signatures whose transmission-time tolerance spans the
+/// certificate's whole validity, so what these tests vary is the certificate's own checks.
 fn paypal_verifier(ca: &DemoCa, anchors: TrustAnchors, webhook_id: &str) -> PaypalVerifier {
     let fetcher = Arc::new(StaticCertificateFetcher::new(ca.chain_pem.as_bytes()));
     PaypalVerifier::new(
         webhook_id,
         Arc::new(PaypalCertificateCache::new(fetcher, anchors)),
     )
+    .with_tolerance(400 * 86_400)
 }
 
 #[tokio::test]

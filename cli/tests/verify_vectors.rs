@@ -29,28 +29,45 @@ fn args_for(vector: &Value, sig_dir: &Path) -> Vec<String> {
         "--body-file".to_owned(),
         body_path.display().to_string(),
     ];
-    for (name, value) in vector["headers"].as_object().unwrap() {
-        args.push("--header".into());
-        args.push(format!("{name}: {}", value.as_str().unwrap()));
-    }
+    // Headers and secrets from files, as the README tells people to pass real ones.
+    let header_file = scratch(&format!("{id}.headers"));
+    let lines: String = vector["headers"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, value)| format!("{name}: {}\n", value.as_str().unwrap()))
+        .collect();
+    std::fs::write(&header_file, format!("# captured request headers\n{lines}")).unwrap();
+    args.push("--header-file".into());
+    args.push(header_file.display().to_string());
+    // An empty secret (a configuration-error vector) cannot be a line of a secret file.
+    let secret_args = |secret: &str| -> [String; 2] {
+        if secret.is_empty() {
+            return ["--secret".into(), String::new()];
+        }
+        let path = scratch(&format!("{id}.secret"));
+        std::fs::write(&path, format!("{secret}\n")).unwrap();
+        ["--secret-file".into(), path.display().to_string()]
+    };
     if let Some(now) = vector["now"].as_i64() {
         args.push("--now".into());
         args.push(now.to_string());
     }
     match provider {
         "stripe" => {
-            args.push("--secret".into());
-            args.push(vector["secret"].as_str().unwrap().to_owned());
+            args.extend(secret_args(vector["secret"].as_str().unwrap()));
             args.push("--tolerance".into());
             args.push(vector["tolerance_s"].as_u64().unwrap_or(0).to_string());
         }
         "square" => {
-            args.push("--secret".into());
-            args.push(vector["secret"].as_str().unwrap().to_owned());
+            args.extend(secret_args(vector["secret"].as_str().unwrap()));
             args.push("--notification-url".into());
             args.push(vector["url"].as_str().unwrap_or("").to_owned());
         }
         "paypal" => {
+            // Every PayPal vector was delivered from (or built like) the PayPal sandbox.
+            args.push("--paypal-environment".into());
+            args.push("sandbox".into());
             args.push("--webhook-id".into());
             args.push(vector["webhook_id"].as_str().unwrap().to_owned());
             let leaf = vector["secret"]

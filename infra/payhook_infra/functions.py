@@ -28,6 +28,7 @@ from .settings import (
     LOG_LEVEL,
     LOG_RETENTION_DAYS,
     METRICS_NAMESPACE,
+    PAYPAL_TOLERANCE_SECONDS,
     PROVIDERS,
     SECRETS_TTL_SECONDS,
     SQS_BATCH_SIZE,
@@ -83,6 +84,10 @@ def environment(
                 **{f"QUEUE_URL_{p.upper()}": queue_urls[p] for p in PROVIDERS},
                 "SECRETS_TTL_SECONDS": str(SECRETS_TTL_SECONDS),
                 "STRIPE_TOLERANCE_SECONDS": str(STRIPE_TOLERANCE_SECONDS),
+                "STRIPE_REQUIRE_LIVEMODE": str(settings.stripe_require_livemode).lower(),
+                "PAYPAL_ENVIRONMENT": settings.paypal_environment,
+                "PAYPAL_TOLERANCE_SECONDS": str(PAYPAL_TOLERANCE_SECONDS),
+                "IDEMPOTENCY_RETENTION_SECONDS": str(settings.idempotency_retention_days * 86_400),
             }
         )
     elif spec.is_processor:

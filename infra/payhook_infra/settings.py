@@ -50,6 +50,15 @@ METRICS_NAMESPACE = "Payhook"
 LOG_LEVEL = "INFO"
 SECRETS_TTL_SECONDS = 300
 STRIPE_TOLERANCE_SECONDS = 300
+#: Distance allowed between PAYPAL-TRANSMISSION-TIME and now, either way.
+PAYPAL_TOLERANCE_SECONDS = 300
+PAYPAL_ENVIRONMENTS = ("live", "sandbox")
+DEFAULT_PAYPAL_ENVIRONMENT = "live"
+#: How long a webhook's status item (its idempotency record) lives after first receipt; the
+#: validator refuses events older than this less one day, so no replay outlives its record.
+DEFAULT_IDEMPOTENCY_RETENTION_DAYS = 30
+#: The providers retry for up to 3 days; the retention must leave that window plus one day.
+MIN_IDEMPOTENCY_RETENTION_DAYS = 4
 #: Tier thresholds in major units; the amount rules in `rules/` use the same numbers.
 TIER_HIGH_MIN = 1000
 TIER_MEDIUM_MIN = 100
@@ -135,6 +144,9 @@ class Settings:
     api_burst_limit: int
     archive_retention_days: int
     manage_apigateway_account: bool
+    paypal_environment: str
+    stripe_require_livemode: bool
+    idempotency_retention_days: int
     package_paths: dict[str, Path]
     secrets: SecretInputs
     repo_root: Path = REPO_ROOT
@@ -231,6 +243,21 @@ def load(repo_root: Path = REPO_ROOT) -> Settings:
     archive_days = _or_default(config.get_int("archiveRetentionDays"), DEFAULT_ARCHIVE_RETENTION_DAYS)
     if archive_days < 0:
         raise ConfigError("payhook:archiveRetentionDays must be 0 (keep forever) or more")
+    paypal_environment = _or_default(config.get("paypalEnvironment"), DEFAULT_PAYPAL_ENVIRONMENT)
+    if paypal_environment not in PAYPAL_ENVIRONMENTS:
+        raise ConfigError(
+            f"payhook:paypalEnvironment {paypal_environment!r} must be 'live' or 'sandbox' "
+            "(sandbox certificate hosts are accepted only with 'sandbox')"
+        )
+    retention_days = _or_default(
+        config.get_int("idempotencyRetentionDays"), DEFAULT_IDEMPOTENCY_RETENTION_DAYS
+    )
+    if retention_days < MIN_IDEMPOTENCY_RETENTION_DAYS:
+        raise ConfigError(
+            f"payhook:idempotencyRetentionDays must be at least {MIN_IDEMPOTENCY_RETENTION_DAYS}: "
+            "the providers retry for up to 3 days and events older than the retention less one "
+            "day are refused"
+        )
     rate_limit = _or_default(config.get_int("apiRateLimit"), DEFAULT_API_RATE_LIMIT)
     burst_limit = _or_default(config.get_int("apiBurstLimit"), DEFAULT_API_BURST_LIMIT)
     if rate_limit < 1 or burst_limit < 1:
@@ -251,6 +278,9 @@ def load(repo_root: Path = REPO_ROOT) -> Settings:
         api_burst_limit=burst_limit,
         archive_retention_days=archive_days,
         manage_apigateway_account=_or_default(config.get_bool("manageApiGatewayAccount"), True),
+        paypal_environment=paypal_environment,
+        stripe_require_livemode=_or_default(config.get_bool("stripeRequireLivemode"), False),
+        idempotency_retention_days=retention_days,
         package_paths=_package_paths(config, repo_root),
         secrets=SecretInputs(
             stripe_signing_secrets=config.get_secret("stripeSigningSecrets"),

@@ -14,6 +14,7 @@ CATALOGUE: dict[str, list[frozenset[str]]] = {
     "WebhooksAccepted": [frozenset({"service", "provider"})],
     "WebhooksDuplicate": [frozenset({"service", "provider"})],
     "WebhooksIgnored": [frozenset({"service", "provider"})],
+    "TestModeWebhooksIgnored": [frozenset({"service", "provider"})],
     "WebhooksRejected": [frozenset({"service", "provider", "reason"})],
     "SignatureFailures": [frozenset({"service", "provider"})],
     "ValidationLatency": [frozenset({"service", "provider"})],

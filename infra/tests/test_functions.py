@@ -71,6 +71,10 @@ def test_validator_environment(deployment) -> None:
         "QUEUE_URL_SQUARE": QUEUE_URL.format("square"),
         "SECRETS_TTL_SECONDS": "300",
         "STRIPE_TOLERANCE_SECONDS": "300",
+        "STRIPE_REQUIRE_LIVEMODE": "false",
+        "PAYPAL_ENVIRONMENT": "live",
+        "PAYPAL_TOLERANCE_SECONDS": "300",
+        "IDEMPOTENCY_RETENTION_SECONDS": str(30 * 86_400),
     }
 
 

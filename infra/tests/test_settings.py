@@ -64,6 +64,22 @@ def test_max_receive_count_out_of_sqs_range_is_refused(count: str) -> None:
         settings.load()
 
 
+@pytest.mark.parametrize("environment", ["Live", "production", ""])
+def test_paypal_environment_is_live_or_sandbox(environment: str) -> None:
+    with config(paypalEnvironment=environment), pytest.raises(ConfigError, match="paypalEnvironment"):
+        settings.load()
+    with config(paypalEnvironment="sandbox"):
+        assert settings.load().paypal_environment == "sandbox"
+
+
+@pytest.mark.parametrize("days", ["0", "3"])
+def test_retention_shorter_than_the_providers_retries_is_refused(days: str) -> None:
+    with config(idempotencyRetentionDays=days), pytest.raises(ConfigError, match="idempotencyRetentionDays"):
+        settings.load()
+    with config(idempotencyRetentionDays="4"):
+        assert settings.load().idempotency_retention_days == 4
+
+
 def test_package_paths_follow_package_dir_and_per_binary_overrides(tmp_path: Path) -> None:
     with config(packageDir=str(tmp_path), packages='{"event-processor": "dist/ep.zip"}'):
         loaded = settings.load()

@@ -331,7 +331,15 @@ catalogue! {
         unit: Unit::Count, resolution: Resolution::Standard,
         dimensions: [[D::Service, D::Provider]],
         functions: [F::WebhookValidator],
-        description: "Verified webhooks of event types payhook does not handle; acknowledged (2xx) and recorded IGNORED.",
+        description: "Verified webhooks payhook does not process (unsupported event types, Stripe test mode where live mode is required); acknowledged (2xx) and recorded IGNORED.",
+    }
+    /// A verified Stripe test-mode event on a stage that requires live mode (also counted in
+    /// WebhooksIgnored).
+    TestModeWebhooksIgnored {
+        unit: Unit::Count, resolution: Resolution::Standard,
+        dimensions: [[D::Service, D::Provider]],
+        functions: [F::WebhookValidator],
+        description: "Verified test-mode events answered 200 ignored because the stage requires live mode (stripe.require_livemode).",
     }
     /// A webhook answered with 4xx or 5xx; `reason` is the error's stable code.
     WebhooksRejected {

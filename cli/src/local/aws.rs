@@ -33,6 +33,7 @@ use payhook_core::pattern::{DEFAULT_RETRY_POLICY, RuleFile, RuleState};
 use payhook_core::ports::QueueError;
 use payhook_core::status::{
     PutOutcome, StatusItem, StatusStore, StoreError, Transition, TransitionOutcome,
+    TransmissionOutcome, TransmissionRecord,
 };
 use serde_json::json;
 
@@ -98,6 +99,15 @@ impl StatusStore for SerialisedStore {
     ) -> Result<TransitionOutcome, StoreError> {
         let _one_at_a_time = self.lock.lock().await;
         self.inner.transition(webhook_id, transition).await
+    }
+
+    async fn record_transmission(
+        &self,
+        record: &TransmissionRecord,
+        now_unix: i64,
+    ) -> Result<TransmissionOutcome, StoreError> {
+        let _one_at_a_time = self.lock.lock().await;
+        self.inner.record_transmission(record, now_unix).await
     }
 }
 

@@ -5,6 +5,11 @@
 //! defensively: HTTPS only (rustls with *ring*, Mozilla's roots from `webpki-roots`), a
 //! connect timeout and an overall deadline, a cap on the body, and redirects are answered with
 //! an error rather than followed.
+//!
+//! Errors are classed for the caller: a client error (4xx), a redirect or an oversized body is
+//! [`FetchError::Rejected`] (the request is refused, 401, and the cache remembers it for a
+//! while); a connection failure, a timeout or a server error (5xx) is
+//! [`FetchError::Unavailable`] (503: the provider retries later).
 
 use std::time::Duration;
 
@@ -15,7 +20,7 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use payhook_core::signature::paypal::CertificateFetcher;
+use payhook_core::signature::paypal::{CertificateFetcher, FetchError};
 use url::Url;
 
 use crate::error::describe;
@@ -86,26 +91,33 @@ impl HttpsCertificateFetcher {
         self
     }
 
-    async fn get(&self, url: &Url) -> Result<Vec<u8>, String> {
+    async fn get(&self, url: &Url) -> Result<Vec<u8>, FetchError> {
         let uri: http::Uri = url
             .as_str()
             .parse()
-            .map_err(|err| format!("invalid certificate URL {url}: {err}"))?;
+            .map_err(|err| FetchError::Rejected(format!("invalid certificate URL {url}: {err}")))?;
         let request = http::Request::get(uri)
             .header(http::header::ACCEPT, "application/x-pem-file, */*")
             .body(Empty::new())
-            .map_err(|err| format!("invalid certificate request for {url}: {err}"))?;
+            .map_err(|err| {
+                FetchError::Rejected(format!("invalid certificate request for {url}: {err}"))
+            })?;
         let response = self
             .client
             .request(request)
             .await
-            .map_err(|err| describe(&format!("GET {url}"), &err))?;
+            .map_err(|err| FetchError::Unavailable(describe(&format!("GET {url}"), &err)))?;
         let status = response.status();
+        if status.is_server_error() {
+            return Err(FetchError::Unavailable(format!("GET {url}: HTTP {status}")));
+        }
         if status.is_redirection() {
-            return Err(format!("GET {url}: redirect ({status}) not followed"));
+            return Err(FetchError::Rejected(format!(
+                "GET {url}: redirect ({status}) not followed"
+            )));
         }
         if status != http::StatusCode::OK {
-            return Err(format!("GET {url}: HTTP {status}"));
+            return Err(FetchError::Rejected(format!("GET {url}: HTTP {status}")));
         }
         let declared = response
             .headers()
@@ -124,32 +136,40 @@ impl HttpsCertificateFetcher {
                 if err.is::<http_body_util::LengthLimitError>() {
                     self.too_large(url)
                 } else {
-                    describe(&format!("GET {url}: reading body"), err.as_ref())
+                    FetchError::Unavailable(describe(
+                        &format!("GET {url}: reading body"),
+                        err.as_ref(),
+                    ))
                 }
             })?;
         Ok(body.to_bytes().to_vec())
     }
 
-    fn too_large(&self, url: &Url) -> String {
-        format!(
+    fn too_large(&self, url: &Url) -> FetchError {
+        FetchError::Rejected(format!(
             "GET {url}: body exceeds the {}-byte certificate limit",
             self.max_body_bytes
-        )
+        ))
     }
 }
 
 #[async_trait]
 impl CertificateFetcher for HttpsCertificateFetcher {
-    async fn fetch(&self, url: &Url) -> Result<Vec<u8>, String> {
+    async fn fetch(&self, url: &Url) -> Result<Vec<u8>, FetchError> {
         if url.scheme() != "https" {
-            return Err(format!(
+            return Err(FetchError::Rejected(format!(
                 "refusing to fetch a certificate over `{}`",
                 url.scheme()
-            ));
+            )));
         }
         tracing::debug!(%url, "fetching PayPal certificate");
         tokio::time::timeout(self.fetch_timeout, self.get(url))
             .await
-            .map_err(|_| format!("GET {url}: timed out after {:?}", self.fetch_timeout))?
+            .map_err(|_| {
+                FetchError::Unavailable(format!(
+                    "GET {url}: timed out after {:?}",
+                    self.fetch_timeout
+                ))
+            })?
     }
 }

@@ -1,4 +1,4 @@
-//! [`DynamoStatusStore`]: the `webhook-processing` table (DESIGN §5) in DynamoDB.
+//! [`DynamoStatusStore`]: the `webhook-processing` table in DynamoDB.
 //!
 //! Every write is conditional and single-item, so DynamoDB's own atomicity is what keeps a
 //! payment from being processed twice:
@@ -8,8 +8,15 @@
 //!   [`Transition::allows`] and whose update expression sets exactly what [`Transition::apply`]
 //!   sets (`ADD` for the attempt counter and the matched-rules string set).
 //!
+//! - [`record_transmission`](StatusStore::record_transmission) is a `PutItem` of a small record
+//!   under [`TRANSMISSION_KEY_PREFIX`](payhook_core::status::TRANSMISSION_KEY_PREFIX) with
+//!   `attribute_not_exists(webhook_id) OR expires_at < :now` (an expired record that DynamoDB's
+//!   TTL has not deleted yet counts as absent).
+//!
 //! When a condition fails, the item as it is comes back with the error
 //! (`ReturnValuesOnConditionCheckFailure = ALL_OLD`), or from a strongly consistent read.
+//! The item's TTL (`expires_at`) is written once, when the item is created: no transition moves
+//! it, so the idempotency record lives exactly its retention after first receipt.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -25,6 +32,7 @@ use aws_sdk_dynamodb::types::{
 };
 use payhook_core::status::{
     PutOutcome, Status, StatusItem, StatusStore, StoreError, Transition, TransitionOutcome,
+    TransmissionOutcome, TransmissionRecord, compare_bodies, is_webhook_key,
 };
 
 use crate::error::{ProvisionError, describe};
@@ -58,6 +66,7 @@ const UPDATED_AT: &str = "updated_at";
 const QUEUED_AT: &str = "queued_at";
 const PUBLISHED_AT: &str = "published_at";
 const PROCESSED_AT: &str = "processed_at";
+const BODY_SHA256: &str = "body_sha256";
 
 /// Attempts at `put_new` when the existing item vanishes (TTL) between the failed condition and
 /// the read that should return it.
@@ -107,7 +116,14 @@ impl DynamoStatusStore {
                 .await
                 .map_err(|err| StoreError::Unavailable(describe("DynamoDB Scan", &err)))?;
             for attributes in output.items() {
-                items.push(item_from_attributes(attributes)?);
+                // The table also holds other records (PayPal transmissions): only webhooks.
+                let is_webhook = attributes
+                    .get(PARTITION_KEY)
+                    .and_then(|key| key.as_s().ok())
+                    .is_some_and(|key| is_webhook_key(key));
+                if is_webhook {
+                    items.push(item_from_attributes(attributes)?);
+                }
             }
             match output.last_evaluated_key() {
                 Some(key) if !key.is_empty() => start = Some(key.clone()),
@@ -222,6 +238,55 @@ impl StatusStore for DynamoStatusStore {
             },
         }
     }
+
+    async fn record_transmission(
+        &self,
+        record: &TransmissionRecord,
+        now_unix: i64,
+    ) -> Result<TransmissionOutcome, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table_name)
+            .item(PARTITION_KEY, AttributeValue::S(record.key.clone()))
+            .item(BODY_SHA256, AttributeValue::S(record.body_sha256.clone()))
+            .item(TTL_ATTRIBUTE, number(record.expires_at))
+            .condition_expression("attribute_not_exists(#id) OR #expires < :now")
+            .expression_attribute_names("#id", PARTITION_KEY)
+            .expression_attribute_names("#expires", TTL_ATTRIBUTE)
+            .expression_attribute_values(":now", number(now_unix))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(TransmissionOutcome::Recorded),
+            Err(err) => err,
+        };
+        let Some(PutItemError::ConditionalCheckFailedException(failed)) = err.as_service_error()
+        else {
+            return Err(StoreError::Unavailable(describe("DynamoDB PutItem", &err)));
+        };
+        let seen = match failed.item() {
+            Some(attributes) => attributes.clone(),
+            None => self
+                .client
+                .get_item()
+                .table_name(&self.table_name)
+                .key(PARTITION_KEY, AttributeValue::S(record.key.clone()))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|err| StoreError::Unavailable(describe("DynamoDB GetItem", &err)))?
+                .item
+                .unwrap_or_default(),
+        };
+        let seen = TransmissionRecord {
+            key: record.key.clone(),
+            body_sha256: required_string(&seen, BODY_SHA256)?,
+            expires_at: optional_number(&seen, TTL_ATTRIBUTE)?.unwrap_or(0),
+        };
+        Ok(compare_bodies(&seen, record))
+    }
 }
 
 /// The expressions of one `UpdateItem`, with exactly the placeholders they use (DynamoDB rejects
@@ -275,7 +340,6 @@ impl UpdateSpec {
 
         // Update: `Transition::apply`.
         let at = payhook_core::status::rfc3339_ms(t.now_ms);
-        let expires_at = t.now_ms / 1000 + payhook_core::status::STATUS_TTL_SECONDS;
         let mut set = vec![
             format!(
                 "{} = {}",
@@ -286,11 +350,6 @@ impl UpdateSpec {
                 "{} = {}",
                 spec.name("#updated_at", UPDATED_AT),
                 spec.value(":at", AttributeValue::S(at.clone()))
-            ),
-            format!(
-                "{} = {}",
-                spec.name("#expires_at", TTL_ATTRIBUTE),
-                spec.value(":expires_at", number(expires_at))
             ),
         ];
         let mut remove = Vec::new();

@@ -12,6 +12,7 @@ use payhook_core::ports::{
 };
 use payhook_core::status::{
     PutOutcome, StatusItem, StatusStore, StoreError, Transition, TransitionOutcome,
+    TransmissionOutcome, TransmissionRecord,
 };
 use payhook_telemetry::{aws_call_span, mark_span_failed};
 use tracing::Instrument as _;
@@ -66,6 +67,20 @@ impl<T: StatusStore> StatusStore for Traced<T> {
             "UpdateItem",
             StoreError::code,
             self.0.transition(webhook_id, transition),
+        )
+        .await
+    }
+
+    async fn record_transmission(
+        &self,
+        record: &TransmissionRecord,
+        now_unix: i64,
+    ) -> Result<TransmissionOutcome, StoreError> {
+        traced(
+            "DynamoDB",
+            "PutItem",
+            StoreError::code,
+            self.0.record_transmission(record, now_unix),
         )
         .await
     }

@@ -37,7 +37,10 @@ impl fmt::Display for Provider {
     }
 }
 
-/// The name did not match any provider.
+/// Longest part of an unknown provider segment kept in [`UnknownProvider`].
+pub const UNKNOWN_PROVIDER_ECHO_CHARS: usize = 32;
+
+/// The name did not match any provider (holding at most [`UNKNOWN_PROVIDER_ECHO_CHARS`] of it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown provider `{0}` (expected stripe, paypal or square)")]
 pub struct UnknownProvider(pub String);
@@ -50,7 +53,13 @@ impl FromStr for Provider {
             "stripe" => Ok(Provider::Stripe),
             "paypal" => Ok(Provider::Paypal),
             "square" => Ok(Provider::Square),
-            other => Err(UnknownProvider(other.to_owned())),
+            // Only the start of the segment is kept: it is echoed into logs.
+            other => Err(UnknownProvider(
+                match other.char_indices().nth(UNKNOWN_PROVIDER_ECHO_CHARS) {
+                    Some((cut, _)) => format!("{}…", &other[..cut]),
+                    None => other.to_owned(),
+                },
+            )),
         }
     }
 }

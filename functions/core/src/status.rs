@@ -1,4 +1,4 @@
-//! The status machine of one webhook in the `webhook-processing` table (DESIGN §5), the
+//! The status machine of one webhook in the `webhook-processing` table, the
 //! [`StatusStore`] port that persists it with conditional writes, and its in-memory adapter.
 //!
 //! `RECEIVED → QUEUED → PROCESSING → PUBLISHED → PROCESSED`, plus `IGNORED` and `FAILED`.
@@ -16,9 +16,36 @@ use tokio::sync::Mutex;
 
 use crate::provider::Provider;
 
-/// How long an item is kept after its last change: longer than any provider's retry window
-/// (Stripe retries for up to 3 days).
-pub const STATUS_TTL_SECONDS: i64 = 30 * 24 * 60 * 60;
+/// How long a webhook's status item — its idempotency record — is kept after its first receipt,
+/// by default: far longer than any provider's automatic retries (Stripe up to 3 days, PayPal 25
+/// attempts over 3 days, Square up to 24 hours). The validator's
+/// `idempotency_retention_secs` sets it per stage; the TTL is set once, when the item is
+/// created, and no later transition moves it.
+pub const DEFAULT_IDEMPOTENCY_RETENTION_SECS: i64 = 30 * 24 * 60 * 60;
+
+/// How much younger than the idempotency retention an event must be to be accepted: room for
+/// the provider's clock running ahead of ours. With retention `R`, an event whose own time is
+/// `t` is refused from `t + R − EVENT_AGE_MARGIN_SECS` on (`event_too_old`); its first receipt
+/// `r` was no earlier than `t − EVENT_AGE_MARGIN_SECS`, so its record lives until at least
+/// `r + R ≥ t + R − EVENT_AGE_MARGIN_SECS`: a replay is either refused or finds the record.
+pub const EVENT_AGE_MARGIN_SECS: i64 = 24 * 60 * 60;
+
+/// The oldest event accepted under a retention of `retention_secs` (see
+/// [`EVENT_AGE_MARGIN_SECS`] for why this closes every replay window).
+pub const fn max_event_age_secs(retention_secs: i64) -> i64 {
+    retention_secs - EVENT_AGE_MARGIN_SECS
+}
+
+/// Key prefix of the records that remember which body a PayPal transmission carried; they live
+/// in the same table as the status items, whose keys always start with a provider name.
+pub const TRANSMISSION_KEY_PREFIX: &str = "paypal-transmission#";
+
+/// Whether `key` is a webhook's status item (`{provider}:{event id}`) rather than another
+/// record kept in the same table.
+pub fn is_webhook_key(key: &str) -> bool {
+    key.split_once(':')
+        .is_some_and(|(provider, _)| provider.parse::<Provider>().is_ok())
+}
 
 /// Where a webhook is in the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -167,9 +194,52 @@ impl StatusItem {
             queued_at: None,
             published_at: None,
             processed_at: None,
-            expires_at: now_ms / 1000 + STATUS_TTL_SECONDS,
+            expires_at: now_ms.div_euclid(1000) + DEFAULT_IDEMPOTENCY_RETENTION_SECS,
         }
     }
+
+    /// Keeps the item `retention_secs` after its first receipt instead of the default.
+    pub fn with_retention_secs(mut self, now_ms: i64, retention_secs: i64) -> Self {
+        self.expires_at = now_ms.div_euclid(1000) + retention_secs;
+        self
+    }
+}
+
+/// What a PayPal transmission carried: its id (as signed) and the SHA-256 of its body. Kept in
+/// the status table under [`TRANSMISSION_KEY_PREFIX`] until `expires_at`, which is longer than
+/// the transmission-time tolerance, so within the window in which a transmission verifies, its
+/// id can only ever come with one body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransmissionRecord {
+    /// The table key: [`TRANSMISSION_KEY_PREFIX`] + the transmission id.
+    pub key: String,
+    /// Lower-case hex SHA-256 of the raw body.
+    pub body_sha256: String,
+    /// Unix seconds after which the record no longer counts (and DynamoDB may delete it).
+    pub expires_at: i64,
+}
+
+impl TransmissionRecord {
+    /// The record of `transmission_id` carrying `body`, kept until `expires_at` (Unix seconds).
+    pub fn new(transmission_id: &str, body: &[u8], expires_at: i64) -> Self {
+        let digest = ring::digest::digest(&ring::digest::SHA256, body);
+        TransmissionRecord {
+            key: format!("{TRANSMISSION_KEY_PREFIX}{transmission_id}"),
+            body_sha256: hex::encode(digest.as_ref()),
+            expires_at,
+        }
+    }
+}
+
+/// What the table said about a transmission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransmissionOutcome {
+    /// First seen: recorded now.
+    Recorded,
+    /// Seen before with the same body: a repeat of the same delivery.
+    SameBody,
+    /// Seen before with another body: a forgery built from a captured delivery.
+    DifferentBody,
 }
 
 /// A conditional change of state.
@@ -240,7 +310,6 @@ impl Transition {
         let at = rfc3339_ms(self.now_ms);
         item.status = self.to;
         item.updated_at = at.clone();
-        item.expires_at = self.now_ms / 1000 + STATUS_TTL_SECONDS;
         item.lease_until_ms = self.lease_until_ms;
         if self.increment_attempts {
             item.attempts += 1;
@@ -328,6 +397,14 @@ pub trait StatusStore: Send + Sync {
         webhook_id: &str,
         transition: &Transition,
     ) -> Result<TransitionOutcome, StoreError>;
+    /// Records `record` unless a record with its key that has not expired at `now_unix` exists;
+    /// then compares the bodies. One conditional write: two racing deliveries of one
+    /// transmission id cannot both be [`TransmissionOutcome::Recorded`].
+    async fn record_transmission(
+        &self,
+        record: &TransmissionRecord,
+        now_unix: i64,
+    ) -> Result<TransmissionOutcome, StoreError>;
 }
 
 /// The in-memory status store used by `payhook serve` and tests: one mutex, so every
@@ -335,6 +412,7 @@ pub trait StatusStore: Send + Sync {
 #[derive(Debug, Default)]
 pub struct MemoryStatusStore {
     items: Mutex<HashMap<String, StatusItem>>,
+    transmissions: Mutex<HashMap<String, TransmissionRecord>>,
 }
 
 impl MemoryStatusStore {
@@ -383,6 +461,33 @@ impl StatusStore for MemoryStatusStore {
             None => Ok(TransitionOutcome::Rejected(None)),
         }
     }
+
+    async fn record_transmission(
+        &self,
+        record: &TransmissionRecord,
+        now_unix: i64,
+    ) -> Result<TransmissionOutcome, StoreError> {
+        let mut transmissions = self.transmissions.lock().await;
+        match transmissions.get(&record.key) {
+            Some(seen) if seen.expires_at >= now_unix => Ok(compare_bodies(seen, record)),
+            _ => {
+                transmissions.insert(record.key.clone(), record.clone());
+                Ok(TransmissionOutcome::Recorded)
+            }
+        }
+    }
+}
+
+/// Whether `seen` (already recorded) carried the same body as `record`.
+pub fn compare_bodies(
+    seen: &TransmissionRecord,
+    record: &TransmissionRecord,
+) -> TransmissionOutcome {
+    if seen.body_sha256 == record.body_sha256 {
+        TransmissionOutcome::SameBody
+    } else {
+        TransmissionOutcome::DifferentBody
+    }
 }
 
 /// Formats Unix milliseconds as RFC 3339 UTC with milliseconds (`2026-01-01T00:00:00.000Z`).
@@ -412,6 +517,14 @@ impl<S: StatusStore + ?Sized> StatusStore for std::sync::Arc<S> {
         transition: &Transition,
     ) -> Result<TransitionOutcome, StoreError> {
         (**self).transition(webhook_id, transition).await
+    }
+
+    async fn record_transmission(
+        &self,
+        record: &TransmissionRecord,
+        now_unix: i64,
+    ) -> Result<TransmissionOutcome, StoreError> {
+        (**self).record_transmission(record, now_unix).await
     }
 }
 

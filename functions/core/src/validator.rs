@@ -1,53 +1,150 @@
-//! The webhook-validator handler: verify the provider's signature over the raw bytes,
-//! normalise, record the idempotency item, enqueue on the provider's FIFO queue — and only
-//! then acknowledge (DESIGN §1, §4–§6).
+//! The webhook-validator handler: check the request's shape, verify the provider's signature
+//! over the raw bytes, refuse replays, normalise, record the idempotency item, enqueue on the
+//! provider's FIFO queue — and only then acknowledge.
 //!
 //! | outcome | HTTP |
 //! |---|---|
 //! | queued | 202 `{"status":"queued"}` |
-//! | duplicate / ignored type | 200 `{"status":"duplicate"}` / `{"status":"ignored"}` |
+//! | duplicate / ignored (unsupported type, test mode) | 200 `{"status":"duplicate"}` / `{"status":"ignored","reason":…}` |
 //! | malformed body | 400 with the normaliser's code |
-//! | bad signature | 401 with the verifier's code |
-//! | unknown provider | 404 `unknown_provider` |
-//! | message over the queue's size | 413 `payload_too_large` |
+//! | bad signature, stale or replayed delivery | 401 with the verifier's code, `timestamp_out_of_tolerance`, `transmission_replayed` or `event_too_old` |
+//! | unknown provider / provider not configured on this stage | 404 `unknown_provider` / `provider_not_configured` |
+//! | body over the limit, message over the queue's size | 413 `payload_too_large` |
 //! | state store, queue, secrets or certificate download failing | 503 (the provider retries) |
+//!
+//! Error bodies carry the stable code, a fixed message for that code and the request id; the
+//! details (an AWS error, a parser's complaint) go only to the log line with the same request
+//! id, so nothing internal reaches an unauthenticated caller.
+//!
+//! The work done for a request is bounded before anything expensive runs: the body size is
+//! checked first, then that the provider's signature headers are there, and only then are the
+//! provider's secrets read and its signature verified.
 //!
 //! A retry whose first attempt recorded the item but failed before the enqueue finds the item
 //! still `RECEIVED` and is enqueued again (with the same bytes, so SQS deduplicates it if the
 //! first send did land), never dropped as a duplicate.
+//!
+//! **Replays.** Stripe signs a timestamp, checked against its tolerance. PayPal signs a
+//! transmission time (checked against its tolerance either way) but binds the body only through
+//! CRC32, so a transmission id is remembered with its body's digest (a
+//! [`TransmissionRecord`]) and refused with another body. Square signs no time at all. For
+//! every provider the event's own time (signed, inside the body) must be younger than the
+//! idempotency record's retention less [`EVENT_AGE_MARGIN_SECS`]: an event old enough for its
+//! record to have expired is refused (`event_too_old`) instead of processed again.
 
 use std::sync::Arc;
 
 use serde_json::json;
 
 use crate::event::PaymentEvent;
+use crate::event_processor::parse_rfc3339_ms;
 use crate::headers::Headers;
 use crate::normalise::{self, NormaliseError, Normalised};
 use crate::ports::{
     Clock, ProviderSecrets, Queue, QueueError, QueueMessage, SecretError, SecretStore,
 };
 use crate::provider::{Provider, UnknownProvider};
+use crate::signature::paypal::{PAYPAL_TRANSMISSION_ID_HEADER, transmission_id};
 use crate::signature::{
-    PaypalCertificateCache, PaypalVerifier, STRIPE_DEFAULT_TOLERANCE_SECS, SignatureError,
-    SquareVerifier, StripeVerifier,
+    DEFAULT_PAYPAL_TOLERANCE_SECS, PaypalCertificateCache, PaypalEnvironment, PaypalVerifier,
+    STRIPE_DEFAULT_TOLERANCE_SECS, SignatureError, SquareVerifier, StripeVerifier,
+    required_headers,
 };
 use crate::status::{
-    PutOutcome, Status, StatusItem, StatusStore, StoreError, Transition, TransitionOutcome,
-    rfc3339_ms,
+    DEFAULT_IDEMPOTENCY_RETENTION_SECS, EVENT_AGE_MARGIN_SECS, PutOutcome, Status, StatusItem,
+    StatusStore, StoreError, Transition, TransitionOutcome, TransmissionOutcome,
+    TransmissionRecord, max_event_age_secs, rfc3339_ms,
 };
 
-/// Settings of the validator.
+/// Default largest request body, in bytes. Provider events are a few KiB; a body this large is
+/// refused before any signature work.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The shortest window in which a genuine event must still be accepted: the longest automatic
+/// retry schedule of the three providers (Stripe and PayPal retry for up to 3 days).
+pub const LONGEST_PROVIDER_RETRY_SECS: i64 = 3 * 24 * 60 * 60;
+
+/// How much longer than the transmission-time window a PayPal transmission record is kept.
+pub const TRANSMISSION_RECORD_MARGIN_SECS: i64 = 60 * 60;
+
+/// Settings of the validator. [`ValidatorConfig::validate`] is called before a validator is
+/// built, in the Lambda and in the local stack alike.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidatorConfig {
-    /// Stripe timestamp tolerance in seconds (0 turns the age check off).
+    /// Stripe timestamp tolerance in seconds (0 turns the age check off, and is refused unless
+    /// [`stripe_allow_no_tolerance`](Self::stripe_allow_no_tolerance) is set).
     pub stripe_tolerance_secs: u64,
+    /// The explicit switch that lets `stripe_tolerance_secs` be 0.
+    pub stripe_allow_no_tolerance: bool,
+    /// Answer Stripe test-mode events (`livemode: false`) 200 `ignored` instead of queueing them.
+    pub stripe_require_livemode: bool,
+    /// Largest distance between `PAYPAL-TRANSMISSION-TIME` and now, either way, in seconds.
+    pub paypal_tolerance_secs: u64,
+    /// Live PayPal or the sandbox: which certificate hosts are accepted.
+    pub paypal_environment: PaypalEnvironment,
+    /// How long a status item (the idempotency record) is kept after first receipt, in
+    /// seconds; events older than this less [`EVENT_AGE_MARGIN_SECS`] are refused.
+    pub idempotency_retention_secs: i64,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
 }
 
 impl Default for ValidatorConfig {
     fn default() -> Self {
         ValidatorConfig {
             stripe_tolerance_secs: STRIPE_DEFAULT_TOLERANCE_SECS,
+            stripe_allow_no_tolerance: false,
+            stripe_require_livemode: false,
+            paypal_tolerance_secs: DEFAULT_PAYPAL_TOLERANCE_SECS,
+            paypal_environment: PaypalEnvironment::Live,
+            idempotency_retention_secs: DEFAULT_IDEMPOTENCY_RETENTION_SECS,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
+    }
+}
+
+/// A validator setting that would weaken a guarantee.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid validator configuration: {0}")]
+pub struct ValidatorConfigError(pub String);
+
+impl ValidatorConfig {
+    /// Refuses settings that would open a replay window or lose genuine retries.
+    pub fn validate(&self) -> Result<(), ValidatorConfigError> {
+        let fail = |why: String| Err(ValidatorConfigError(why));
+        if self.stripe_tolerance_secs == 0 && !self.stripe_allow_no_tolerance {
+            return fail(
+                "a Stripe tolerance of 0 turns off the replay check; set the allow_no_tolerance \
+                 switch to mean it"
+                    .into(),
+            );
+        }
+        if self.paypal_tolerance_secs == 0 {
+            return fail("the PayPal tolerance must be at least 1 second".into());
+        }
+        let max_age = max_event_age_secs(self.idempotency_retention_secs);
+        if max_age < LONGEST_PROVIDER_RETRY_SECS {
+            return fail(format!(
+                "an idempotency retention of {} s accepts events only up to {max_age} s old, \
+                 less than the providers' retry window of {LONGEST_PROVIDER_RETRY_SECS} s; it \
+                 must be at least {} s",
+                self.idempotency_retention_secs,
+                LONGEST_PROVIDER_RETRY_SECS + EVENT_AGE_MARGIN_SECS
+            ));
+        }
+        if self.max_body_bytes == 0 {
+            return fail("the body limit must be at least 1 byte".into());
+        }
+        Ok(())
+    }
+
+    /// How long a PayPal transmission record is kept: the whole window in which the
+    /// transmission verifies (the tolerance either side of its time) and a margin.
+    pub fn transmission_record_secs(&self) -> i64 {
+        let tolerance = i64::try_from(self.paypal_tolerance_secs).unwrap_or(i64::MAX / 4);
+        tolerance
+            .saturating_mul(2)
+            .saturating_add(TRANSMISSION_RECORD_MARGIN_SECS)
     }
 }
 
@@ -62,6 +159,25 @@ pub struct WebhookRequest<'a> {
     pub body: &'a [u8],
     /// The X-Ray trace header to carry onto the queue (`AWSTraceHeader`).
     pub trace_header: Option<&'a str>,
+}
+
+/// Why a verified delivery was acknowledged without being queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IgnoredReason {
+    /// An event type payhook does not process.
+    UnsupportedEventType,
+    /// A Stripe test-mode event on a stage that requires live mode.
+    TestMode,
+}
+
+impl IgnoredReason {
+    /// The stable code in the response, the log and the metric.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            IgnoredReason::UnsupportedEventType => "unsupported_event_type",
+            IgnoredReason::TestMode => "test_mode",
+        }
+    }
 }
 
 /// A delivery that was acknowledged.
@@ -83,7 +199,7 @@ pub enum Accepted {
         /// Where it is now.
         status: Status,
     },
-    /// A verified event of a type payhook does not process.
+    /// A verified event that is acknowledged but not processed.
     Ignored {
         /// Which webhook.
         webhook_id: String,
@@ -91,6 +207,8 @@ pub enum Accepted {
         provider: Provider,
         /// The provider's event type.
         provider_event_type: String,
+        /// Why it is not processed.
+        reason: IgnoredReason,
     },
 }
 
@@ -121,10 +239,11 @@ impl Accepted {
             Accepted::Ignored {
                 webhook_id,
                 provider_event_type,
+                reason,
                 ..
             } => (
                 200,
-                json!({"status": "ignored", "webhook_id": webhook_id, "event_type": provider_event_type}),
+                json!({"status": "ignored", "webhook_id": webhook_id, "event_type": provider_event_type, "reason": reason.as_str()}),
             ),
         }
     }
@@ -139,15 +258,30 @@ pub enum ValidatorError {
     /// The signature did not verify (or its certificate could not be fetched).
     #[error("signature rejected: {0}")]
     Signature(#[from] SignatureError),
+    /// A PayPal transmission id already seen with a different body: a forgery built from a
+    /// captured delivery.
+    #[error("PayPal transmission `{transmission_id}` was already received with another body")]
+    TransmissionReplayed {
+        /// The transmission id (signed, so PayPal's).
+        transmission_id: String,
+    },
+    /// A verified event older than its idempotency record would still be kept.
+    #[error("the event happened at {occurred_at}, more than {max_age_secs} s ago")]
+    EventTooOld {
+        /// The event's own time.
+        occurred_at: String,
+        /// The oldest age accepted, seconds.
+        max_age_secs: i64,
+    },
     /// The body is not a well-formed event of a supported type.
     #[error("malformed payload: {0}")]
     Malformed(#[from] NormaliseError),
-    /// The message to queue is larger than the queue accepts.
-    #[error("the normalised event is {size} bytes, over the queue's {limit}-byte limit")]
+    /// The body, or the message to queue, is larger than accepted.
+    #[error("{size} bytes is over the {limit}-byte limit")]
     PayloadTooLarge {
-        /// Message size.
+        /// Size.
         size: usize,
-        /// Queue limit.
+        /// Limit.
         limit: usize,
     },
     /// Provider secrets could not be read (or none are configured).
@@ -176,6 +310,8 @@ impl ValidatorError {
         match self {
             ValidatorError::UnknownProvider(_) => "unknown_provider",
             ValidatorError::Signature(e) => e.code(),
+            ValidatorError::TransmissionReplayed { .. } => "transmission_replayed",
+            ValidatorError::EventTooOld { .. } => "event_too_old",
             ValidatorError::Malformed(e) => e.code(),
             ValidatorError::PayloadTooLarge { .. } => "payload_too_large",
             ValidatorError::Secrets(e) => e.code(),
@@ -187,10 +323,13 @@ impl ValidatorError {
     /// The HTTP status to answer with.
     pub fn http_status(&self) -> u16 {
         match self {
-            ValidatorError::UnknownProvider(_) => 404,
+            ValidatorError::UnknownProvider(_)
+            | ValidatorError::Secrets(SecretError::NotConfigured(_)) => 404,
             ValidatorError::Signature(SignatureError::EmptyBody) => 400,
             ValidatorError::Signature(e) if e.is_retryable() => 503,
-            ValidatorError::Signature(_) => 401,
+            ValidatorError::Signature(_)
+            | ValidatorError::TransmissionReplayed { .. }
+            | ValidatorError::EventTooOld { .. } => 401,
             ValidatorError::Malformed(_) => 400,
             ValidatorError::PayloadTooLarge { .. } => 413,
             ValidatorError::Secrets(_)
@@ -204,17 +343,65 @@ impl ValidatorError {
         self.http_status() >= 500
     }
 
-    /// Whether this is a signature failure (counted as `SignatureFailures`).
+    /// Whether this is a refusal of the delivery's authenticity (counted as
+    /// `SignatureFailures`): a signature that did not verify, a stale or replayed delivery.
     pub fn is_signature_failure(&self) -> bool {
-        matches!(self, ValidatorError::Signature(e) if !e.is_retryable() && *e != SignatureError::EmptyBody)
+        match self {
+            ValidatorError::Signature(e) => !e.is_retryable() && *e != SignatureError::EmptyBody,
+            ValidatorError::TransmissionReplayed { .. } | ValidatorError::EventTooOld { .. } => {
+                true
+            }
+            _ => false,
+        }
     }
 
-    /// HTTP status and the JSON error body `{"error": code, "message": …}`.
-    pub fn response(&self) -> (u16, serde_json::Value) {
-        (
-            self.http_status(),
-            json!({"error": self.code(), "message": self.to_string()}),
-        )
+    /// HTTP status and the JSON error body: the code, its fixed message and the request id.
+    pub fn response(&self, request_id: Option<&str>) -> (u16, serde_json::Value) {
+        (self.http_status(), error_body(self.code(), request_id))
+    }
+}
+
+/// The JSON error body for `code`: `{"error": code, "message": <fixed text>, "request_id": …}`.
+/// Only fixed text: whatever detail an error holds (an AWS error, a parser's complaint, an
+/// echoed header) belongs in the log line that carries the same request id.
+pub fn error_body(code: &str, request_id: Option<&str>) -> serde_json::Value {
+    json!({"error": code, "message": public_message(code), "request_id": request_id})
+}
+
+/// The fixed human message for an error code.
+pub fn public_message(code: &str) -> &'static str {
+    match code {
+        "unknown_provider" => "No webhook provider of that name; use stripe, paypal or square.",
+        "provider_not_configured" => "This provider is not configured on this stage.",
+        "payload_too_large" => "The request body is larger than accepted.",
+        "empty_body" => "The request body is empty.",
+        "invalid_base64" => "The request body is flagged base64 but is not valid base64.",
+        "missing_header" => "A signature header the provider always sends is missing.",
+        "malformed_header" => "A signature header cannot be parsed.",
+        "no_v1_signature" => "The Stripe-Signature header carries no v1 signature.",
+        "no_matching_signature" => "The signature does not match the request body.",
+        "timestamp_too_old" => "The signature's timestamp is older than the tolerance.",
+        "timestamp_out_of_tolerance" => "The transmission time is too far from now.",
+        "transmission_replayed" => "This transmission was already received with another body.",
+        "event_too_old" => "The event is older than this endpoint accepts.",
+        "cert_url_not_allowed" => "The certificate URL is not one of PayPal's.",
+        "cert_not_available" => "The certificate URL did not serve a certificate.",
+        "cert_fetch_failed" => "The signing certificate could not be fetched; retry later.",
+        "cert_expired" => "The signing certificate is outside its validity period.",
+        "cert_untrusted" => "The signing certificate is not trusted.",
+        "cert_name_mismatch" => "The signing certificate is not a PayPal message certificate.",
+        "unsupported_algorithm" => "The signature algorithm is not accepted.",
+        "not_configured" => "Signature verification is not configured for this provider.",
+        "invalid_json" => "The body is not valid JSON.",
+        "missing_field" => "The event lacks a field its type requires.",
+        "invalid_field" => "A field of the event has an invalid value.",
+        "invalid_amount" => "The event's amount is not valid.",
+        "unsupported_currency" => "The event's currency is not supported.",
+        "secret_store_unavailable"
+        | "state_store_unavailable"
+        | "state_store_corrupt"
+        | "queue_unavailable" => "The webhook could not be stored; retry later.",
+        _ => "The request was not accepted.",
     }
 }
 
@@ -237,7 +424,8 @@ impl std::fmt::Debug for Validator {
 }
 
 impl Validator {
-    /// A validator over the given ports.
+    /// A validator over the given ports; `config` should have passed
+    /// [`ValidatorConfig::validate`] (the Lambda and the local stack refuse to start otherwise).
     pub fn new(
         secrets: Arc<dyn SecretStore>,
         store: Arc<dyn StatusStore>,
@@ -259,10 +447,22 @@ impl Validator {
     /// Handles one delivery: `Ok` is a 2xx, `Err` carries its status and code.
     pub async fn handle(&self, request: WebhookRequest<'_>) -> Result<Accepted, ValidatorError> {
         let provider: Provider = request.provider.parse()?;
+        let limit = self.config.max_body_bytes;
+        if request.body.len() > limit {
+            return Err(ValidatorError::PayloadTooLarge {
+                size: request.body.len(),
+                limit,
+            });
+        }
+        check_request_shape(provider, request.headers, request.body)?;
         let now_ms = self.clock.now_ms();
         let secrets = self.secrets.provider_secrets(provider).await?;
         self.verify(provider, &secrets, request.headers, request.body, now_ms)
             .await?;
+        if provider == Provider::Paypal {
+            self.check_transmission(request.headers, request.body, now_ms)
+                .await?;
+        }
 
         let mut event = match normalise::normalise(provider, request.body)? {
             Normalised::Event(event) => event,
@@ -272,10 +472,31 @@ impl Validator {
                 ..
             } => {
                 return self
-                    .record_ignored(provider, webhook_id, provider_event_type, now_ms)
+                    .record_ignored(
+                        provider,
+                        webhook_id,
+                        provider_event_type,
+                        IgnoredReason::UnsupportedEventType,
+                        now_ms,
+                    )
                     .await;
             }
         };
+        self.check_event_age(&event, now_ms)?;
+        if provider == Provider::Stripe
+            && self.config.stripe_require_livemode
+            && event.livemode != Some(true)
+        {
+            return self
+                .record_ignored(
+                    provider,
+                    event.webhook_id,
+                    event.provider_event_type,
+                    IgnoredReason::TestMode,
+                    now_ms,
+                )
+                .await;
+        }
 
         // The size is known before anything is recorded: received_at has a fixed width.
         event.received_at = Some(rfc3339_ms(now_ms));
@@ -294,7 +515,8 @@ impl Validator {
             event.provider_event_type.clone(),
             Status::Received,
             now_ms,
-        );
+        )
+        .with_retention_secs(now_ms, self.config.idempotency_retention_secs);
         item.event_type = Some(event.event_type.as_str().to_owned());
         item.payment_id = Some(event.payment_id.clone());
         item.amount_minor = Some(event.amount_minor);
@@ -365,10 +587,59 @@ impl Validator {
                     secrets.webhook_id.clone().unwrap_or_default(),
                     Arc::clone(&self.paypal_certificates),
                 )
+                .with_environment(self.config.paypal_environment)
+                .with_tolerance(self.config.paypal_tolerance_secs)
                 .verify(headers, body, now_unix)
                 .await
             }
         }
+    }
+
+    /// A verified PayPal transmission id may only ever carry one body: the same body again is
+    /// the same delivery (handled as any repeat), another body is a forgery that kept the CRC32.
+    async fn check_transmission(
+        &self,
+        headers: &Headers,
+        body: &[u8],
+        now_ms: i64,
+    ) -> Result<(), ValidatorError> {
+        let id = transmission_id(headers)?;
+        let now_unix = now_ms.div_euclid(1000);
+        let record = TransmissionRecord::new(
+            id,
+            body,
+            now_unix.saturating_add(self.config.transmission_record_secs()),
+        );
+        match self.store.record_transmission(&record, now_unix).await? {
+            TransmissionOutcome::Recorded | TransmissionOutcome::SameBody => Ok(()),
+            TransmissionOutcome::DifferentBody => {
+                tracing::warn!(
+                    header = PAYPAL_TRANSMISSION_ID_HEADER,
+                    transmission_id = id,
+                    "a PayPal transmission id came again with another body"
+                );
+                Err(ValidatorError::TransmissionReplayed {
+                    transmission_id: id.to_owned(),
+                })
+            }
+        }
+    }
+
+    /// Refuses an event old enough that its idempotency record may be gone.
+    fn check_event_age(&self, event: &PaymentEvent, now_ms: i64) -> Result<(), ValidatorError> {
+        let max_age_secs = max_event_age_secs(self.config.idempotency_retention_secs);
+        let too_old = match parse_rfc3339_ms(&event.occurred_at) {
+            Some(at) => now_ms.saturating_sub(at) > max_age_secs.saturating_mul(1000),
+            // The normaliser wrote it; unreadable means something is badly wrong: refuse.
+            None => true,
+        };
+        if too_old {
+            return Err(ValidatorError::EventTooOld {
+                occurred_at: event.occurred_at.clone(),
+                max_age_secs,
+            });
+        }
+        Ok(())
     }
 
     async fn record_ignored(
@@ -376,6 +647,7 @@ impl Validator {
         provider: Provider,
         webhook_id: String,
         provider_event_type: String,
+        reason: IgnoredReason,
         now_ms: i64,
     ) -> Result<Accepted, ValidatorError> {
         let item = StatusItem::new(
@@ -384,12 +656,32 @@ impl Validator {
             provider_event_type.clone(),
             Status::Ignored,
             now_ms,
-        );
+        )
+        .with_retention_secs(now_ms, self.config.idempotency_retention_secs);
         self.store.put_new(&item).await?;
         Ok(Accepted::Ignored {
             webhook_id,
             provider,
             provider_event_type,
+            reason,
         })
     }
+}
+
+/// The request looks like `provider`'s before any secret is read: a body, and every signature
+/// header that provider always sends.
+fn check_request_shape(
+    provider: Provider,
+    headers: &Headers,
+    body: &[u8],
+) -> Result<(), SignatureError> {
+    if body.is_empty() {
+        return Err(SignatureError::EmptyBody);
+    }
+    for name in required_headers(provider) {
+        if headers.get(name).is_none_or(str::is_empty) {
+            return Err(SignatureError::MissingHeader(name));
+        }
+    }
+    Ok(())
 }

@@ -10,10 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use payhook_core::conformance::{conformance_dir, read_jsonl};
+use payhook_core::signature::paypal::NEGATIVE_CACHE_SECS;
 use payhook_core::signature::{
-    CertificateFetcher, PaypalCertificateCache, PaypalVerifier, STRIPE_DEFAULT_TOLERANCE_SECS,
-    SignatureError, SquareVerifier, StaticCertificateFetcher, StripeVerifier, TrustAnchors,
-    check_cert_url,
+    CertificateFetcher, FetchError, PaypalCertificateCache, PaypalEnvironment, PaypalVerifier,
+    STRIPE_DEFAULT_TOLERANCE_SECS, SignatureError, SquareVerifier, StaticCertificateFetcher,
+    StripeVerifier, TrustAnchors, check_cert_url,
 };
 use payhook_core::{Headers, Secret};
 use serde_json::Value;
@@ -143,7 +144,7 @@ async fn run_vector(dir: &Path, v: &Value) -> Result<(), SignatureError> {
                 Arc::new(StaticCertificateFetcher::new(bundle)),
                 anchors,
             );
-            PaypalVerifier::new(str_field(v, "webhook_id"), Arc::new(cache))
+            sandbox_verifier(str_field(v, "webhook_id"), Arc::new(cache))
                 .verify(&headers, body, v["now"].as_i64().expect("paypal `now`"))
                 .await
         }
@@ -278,14 +279,19 @@ fn stripe_age_equal_to_tolerance_passes_and_one_more_second_fails() {
     );
 }
 
+/// A verifier for the corpus's PayPal vectors, all delivered from the PayPal sandbox.
+fn sandbox_verifier(webhook_id: &str, cache: Arc<PaypalCertificateCache>) -> PaypalVerifier {
+    PaypalVerifier::new(webhook_id, cache).with_environment(PaypalEnvironment::Sandbox)
+}
+
 /// Counts fetches and serves one bundle (or fails).
 struct CountingFetcher {
-    bundle: Result<Vec<u8>, String>,
+    bundle: Result<Vec<u8>, FetchError>,
     fetches: AtomicUsize,
 }
 
 impl CountingFetcher {
-    fn new(bundle: Result<Vec<u8>, String>) -> Arc<Self> {
+    fn new(bundle: Result<Vec<u8>, FetchError>) -> Arc<Self> {
         Arc::new(CountingFetcher {
             bundle,
             fetches: AtomicUsize::new(0),
@@ -299,7 +305,7 @@ impl CountingFetcher {
 
 #[async_trait]
 impl CertificateFetcher for CountingFetcher {
-    async fn fetch(&self, _url: &url::Url) -> Result<Vec<u8>, String> {
+    async fn fetch(&self, _url: &url::Url) -> Result<Vec<u8>, FetchError> {
         self.fetches.fetch_add(1, Ordering::SeqCst);
         self.bundle.clone()
     }
@@ -328,7 +334,9 @@ async fn paypal_certificate_is_cached_by_url_until_not_after() {
     let (bundle, anchors) = paypal_bundle_and_anchors(&dir, &v);
     let fetcher = CountingFetcher::new(Ok(bundle));
     let cache = Arc::new(PaypalCertificateCache::new(fetcher.clone(), anchors));
-    let verifier = PaypalVerifier::new(str_field(&v, "webhook_id"), Arc::clone(&cache));
+    // A tolerance reaching the certificate's notAfter, so the cache's own expiry is what shows.
+    let verifier = sandbox_verifier(str_field(&v, "webhook_id"), Arc::clone(&cache))
+        .with_tolerance(10 * 365 * 24 * 3600);
     let headers = headers_of(&v);
     let body = str_field(&v, "body").as_bytes();
     let now = v["now"].as_i64().expect("now");
@@ -343,7 +351,7 @@ async fn paypal_certificate_is_cached_by_url_until_not_after() {
     assert_eq!(cache.len(), 1);
 
     // Another verifier sharing the cache (another invocation) does not fetch either.
-    let again = PaypalVerifier::new(str_field(&v, "webhook_id"), Arc::clone(&cache));
+    let again = sandbox_verifier(str_field(&v, "webhook_id"), Arc::clone(&cache));
     assert_eq!(again.verify(&headers, body, now).await, Ok(()));
     assert_eq!(fetcher.fetches(), 1);
 
@@ -375,27 +383,181 @@ async fn paypal_certificate_is_cached_by_url_until_not_after() {
 }
 
 #[tokio::test]
-async fn paypal_rejected_certificates_are_not_cached() {
+async fn paypal_refused_certificates_are_remembered_for_a_while() {
     let Some(dir) = signatures_dir() else { return };
     let v = vector(&dir, "paypal-022");
     let (bundle, anchors) = paypal_bundle_and_anchors(&dir, &v);
     let fetcher = CountingFetcher::new(Ok(bundle));
     let cache = Arc::new(PaypalCertificateCache::new(fetcher.clone(), anchors));
-    let verifier = PaypalVerifier::new(str_field(&v, "webhook_id"), Arc::clone(&cache));
+    let verifier = sandbox_verifier(str_field(&v, "webhook_id"), Arc::clone(&cache))
+        .with_tolerance(u64::try_from(NEGATIVE_CACHE_SECS).unwrap() + 10);
     let headers = headers_of(&v);
     let body = str_field(&v, "body").as_bytes();
     let now = v["now"].as_i64().expect("now");
-    for _ in 0..2 {
+    for at in [now, now + NEGATIVE_CACHE_SECS - 1] {
         assert_eq!(
             verifier
-                .verify(&headers, body, now)
+                .verify(&headers, body, at)
                 .await
                 .map_err(|e| e.code()),
             Err("cert_untrusted")
         );
     }
-    assert_eq!(fetcher.fetches(), 2);
-    assert!(cache.is_empty());
+    assert_eq!(fetcher.fetches(), 1, "the refusal was remembered");
+    assert_eq!(cache.len(), 1);
+    assert_eq!(
+        verifier
+            .verify(&headers, body, now + NEGATIVE_CACHE_SECS)
+            .await
+            .map_err(|e| e.code()),
+        Err("cert_untrusted")
+    );
+    assert_eq!(fetcher.fetches(), 2, "asked again once the refusal expired");
+}
+
+#[tokio::test]
+async fn paypal_certificate_url_answering_4xx_is_refused_not_retried_and_remembered() {
+    let Some(dir) = signatures_dir() else { return };
+    let v = vector(&dir, "paypal-018");
+    let (_, anchors) = paypal_bundle_and_anchors(&dir, &v);
+    let fetcher = CountingFetcher::new(Err(FetchError::Rejected("HTTP 404 Not Found".into())));
+    let cache = Arc::new(PaypalCertificateCache::new(fetcher.clone(), anchors));
+    let verifier = sandbox_verifier(str_field(&v, "webhook_id"), cache);
+    let headers = headers_of(&v);
+    let body = str_field(&v, "body").as_bytes();
+    let now = v["now"].as_i64().expect("now");
+    for _ in 0..3 {
+        let err = verifier.verify(&headers, body, now).await.unwrap_err();
+        assert_eq!(err.code(), "cert_not_available");
+        assert_eq!(err.http_status(), 401);
+        assert!(!err.is_retryable());
+    }
+    assert_eq!(fetcher.fetches(), 1);
+}
+
+#[tokio::test]
+async fn paypal_certificate_cache_is_keyed_by_the_normalised_url() {
+    let Some(dir) = signatures_dir() else { return };
+    let v = vector(&dir, "paypal-018");
+    let (bundle, anchors) = paypal_bundle_and_anchors(&dir, &v);
+    let fetcher = CountingFetcher::new(Ok(bundle));
+    let cache = Arc::new(PaypalCertificateCache::new(fetcher.clone(), anchors));
+    let verifier = sandbox_verifier(str_field(&v, "webhook_id"), Arc::clone(&cache));
+    let headers = headers_of(&v);
+    let body = str_field(&v, "body").as_bytes();
+    let now = v["now"].as_i64().expect("now");
+    // The signed string carries the header as sent, so each spelling below is a request of its
+    // own; the certificate behind them is one, fetched once.
+    for url in [
+        "https://api-m.sandbox.paypal.com/v1/notifications/certs/CERT-1",
+        "https://API-M.SANDBOX.PAYPAL.COM/v1/notifications/certs/CERT-1",
+        "https://api-m.sandbox.paypal.com:443/v1/notifications/certs/CERT-1",
+        "https://api-m.sandbox.paypal.com/v1/notifications/certs/x/../CERT-1",
+    ] {
+        assert_eq!(
+            verifier
+                .verify(&with_cert_url(&headers, url), body, now)
+                .await,
+            Ok(()),
+            "{url}"
+        );
+    }
+    assert_eq!(fetcher.fetches(), 1);
+    assert_eq!(cache.len(), 1);
+}
+
+#[tokio::test]
+async fn paypal_transmission_time_must_be_within_the_tolerance_either_way() {
+    let Some(dir) = signatures_dir() else { return };
+    let v = vector(&dir, "paypal-018");
+    let (bundle, anchors) = paypal_bundle_and_anchors(&dir, &v);
+    let cache = Arc::new(PaypalCertificateCache::new(
+        Arc::new(StaticCertificateFetcher::new(bundle)),
+        anchors,
+    ));
+    let verifier = sandbox_verifier(str_field(&v, "webhook_id"), cache).with_tolerance(300);
+    let headers = headers_of(&v);
+    let body = str_field(&v, "body").as_bytes();
+    // PAYPAL-TRANSMISSION-TIME is 2025-12-31T23:59:59Z.
+    let sent = 1_767_225_599;
+    for now in [sent - 300, sent, sent + 300] {
+        assert_eq!(verifier.verify(&headers, body, now).await, Ok(()), "{now}");
+    }
+    for now in [sent - 301, sent + 301, sent + 30 * 86_400] {
+        let err = verifier.verify(&headers, body, now).await.unwrap_err();
+        assert_eq!(err.code(), "timestamp_out_of_tolerance", "{now}");
+        assert_eq!(err.http_status(), 401);
+    }
+    let garbled = headers
+        .iter()
+        .map(|(name, value)| {
+            let value = if name.eq_ignore_ascii_case("PAYPAL-TRANSMISSION-TIME") {
+                "yesterday"
+            } else {
+                value
+            };
+            (name, value)
+        })
+        .collect::<Headers>();
+    assert_eq!(
+        verifier
+            .verify(&garbled, body, sent)
+            .await
+            .map_err(|e| e.code()),
+        Err("malformed_header")
+    );
+}
+
+/// PayPal sends every delivery attempt, retries included, as a new transmission: the recorded
+/// genuine deliveries show `PAYPAL-TRANSMISSION-ID` is a version-1 (time-based) UUID minted at
+/// `PAYPAL-TRANSMISSION-TIME`, so a retry, sent later, carries a new id and a new time, signed
+/// afresh. That is why the transmission-time tolerance never refuses a genuine retry, and why
+/// the event id, not the transmission id, is what deduplicates retries.
+#[test]
+fn paypal_transmission_ids_are_minted_at_the_transmission_time() {
+    let Some(dir) = signatures_dir() else { return };
+    let mut checked = 0;
+    for v in vectors(&dir) {
+        if str_field(&v, "provider") != "paypal" || str_field(&v, "source").starts_with("synthetic")
+        {
+            continue;
+        }
+        let headers = headers_of(&v);
+        let id = headers.get("PAYPAL-TRANSMISSION-ID").expect("id");
+        let time = headers.get("PAYPAL-TRANSMISSION-TIME").expect("time");
+        // Vectors that tamper with the id on purpose are not deliveries PayPal made.
+        let Some(minted) = uuid_v1_unix_seconds(id) else {
+            continue;
+        };
+        let sent =
+            time::OffsetDateTime::parse(time, &time::format_description::well_known::Rfc3339)
+                .expect("RFC 3339")
+                .unix_timestamp();
+        assert_eq!(
+            minted, sent,
+            "{}: id {id} minted at {minted}, sent at {sent}",
+            v["id"]
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 4,
+        "the real PayPal deliveries were checked ({checked})"
+    );
+}
+
+/// Unix seconds of a version-1 UUID's timestamp (100 ns intervals since 1582-10-15).
+fn uuid_v1_unix_seconds(id: &str) -> Option<i64> {
+    let hex: String = id.chars().filter(|c| *c != '-').collect();
+    if hex.len() != 32 || !hex.is_ascii() || &hex[12..13] != "1" {
+        return None;
+    }
+    let time_low = u64::from_str_radix(&hex[0..8], 16).ok()?;
+    let time_mid = u64::from_str_radix(&hex[8..12], 16).ok()?;
+    let time_hi = u64::from_str_radix(&hex[13..16], 16).ok()?;
+    let ticks = (time_hi << 48) | (time_mid << 32) | time_low;
+    const GREGORIAN_TO_UNIX_TICKS: u64 = 0x01B2_1DD2_1381_4000;
+    i64::try_from(ticks.checked_sub(GREGORIAN_TO_UNIX_TICKS)? / 10_000_000).ok()
 }
 
 #[tokio::test]
@@ -406,7 +568,7 @@ async fn paypal_cert_url_is_checked_before_any_fetch() {
         let (bundle, anchors) = paypal_bundle_and_anchors(&dir, &v);
         let fetcher = CountingFetcher::new(Ok(bundle));
         let cache = Arc::new(PaypalCertificateCache::new(fetcher.clone(), anchors));
-        let result = PaypalVerifier::new(str_field(&v, "webhook_id"), cache)
+        let result = sandbox_verifier(str_field(&v, "webhook_id"), cache)
             .verify(
                 &headers_of(&v),
                 str_field(&v, "body").as_bytes(),
@@ -427,9 +589,9 @@ async fn paypal_fetch_failure_is_retryable() {
     let Some(dir) = signatures_dir() else { return };
     let v = vector(&dir, "paypal-018");
     let (_, anchors) = paypal_bundle_and_anchors(&dir, &v);
-    let fetcher = CountingFetcher::new(Err("connection reset".into()));
+    let fetcher = CountingFetcher::new(Err(FetchError::Unavailable("connection reset".into())));
     let cache = Arc::new(PaypalCertificateCache::new(fetcher.clone(), anchors));
-    let err = PaypalVerifier::new(str_field(&v, "webhook_id"), cache)
+    let err = sandbox_verifier(str_field(&v, "webhook_id"), cache)
         .verify(
             &headers_of(&v),
             str_field(&v, "body").as_bytes(),
@@ -450,7 +612,7 @@ async fn paypal_unconfigured_webhook_id_fails_closed() {
     let (bundle, anchors) = paypal_bundle_and_anchors(&dir, &v);
     let fetcher = CountingFetcher::new(Ok(bundle));
     let cache = Arc::new(PaypalCertificateCache::new(fetcher.clone(), anchors));
-    let result = PaypalVerifier::new("", cache)
+    let result = sandbox_verifier("", cache)
         .verify(
             &headers_of(&v),
             str_field(&v, "body").as_bytes(),
@@ -471,7 +633,7 @@ async fn paypal_sdk_era_certificates_chain_only_with_the_digicert_ev_root_added(
             Arc::new(StaticCertificateFetcher::new(bundle.clone())),
             anchors,
         );
-        let verifier = PaypalVerifier::new(str_field(&v, "webhook_id"), Arc::new(cache));
+        let verifier = sandbox_verifier(str_field(&v, "webhook_id"), Arc::new(cache));
         let headers = headers_of(&v);
         let body = str_field(&v, "body").as_bytes().to_vec();
         let now = v["now"].as_i64().expect("now");
@@ -492,41 +654,77 @@ async fn paypal_sdk_era_certificates_chain_only_with_the_digicert_ev_root_added(
 
 #[test]
 fn cert_url_policy_cases() {
-    let allowed = [
+    let live = [
         "https://api.paypal.com/v1/notifications/certs/CERT-360caa42-fca2a594-a5cafa77",
-        "https://api.sandbox.paypal.com/v1/notifications/certs/CERT-1",
-        "https://api-m.sandbox.paypal.com/v1/notifications/certs/CERT-1",
-        "https://paypal.com/cert.pem",
-        "https://API.SANDBOX.PAYPAL.COM/v1/notifications/certs/CERT-1",
+        "https://api-m.paypal.com/v1/notifications/certs/CERT-1",
+        "https://API.PAYPAL.COM/v1/notifications/certs/CERT-1",
         "https://api.paypal.com:443/v1/notifications/certs/CERT-1",
     ];
-    for url in allowed {
-        assert!(check_cert_url(url).is_ok(), "{url} is allowed");
+    let sandbox_only = [
+        "https://api.sandbox.paypal.com/v1/notifications/certs/CERT-1",
+        "https://api-m.sandbox.paypal.com/v1/notifications/certs/CERT-1",
+        "https://API.SANDBOX.PAYPAL.COM/v1/notifications/certs/CERT-1",
+    ];
+    for url in live {
+        assert!(
+            check_cert_url(url, PaypalEnvironment::Live).is_ok(),
+            "{url} is allowed"
+        );
+        assert!(
+            check_cert_url(url, PaypalEnvironment::Sandbox).is_ok(),
+            "{url} is allowed"
+        );
+    }
+    for url in sandbox_only {
+        assert!(
+            check_cert_url(url, PaypalEnvironment::Sandbox).is_ok(),
+            "{url} (sandbox)"
+        );
+        assert_eq!(
+            check_cert_url(url, PaypalEnvironment::Live).map_err(|e| e.code()),
+            Err("cert_url_not_allowed"),
+            "{url} is refused on a live stage"
+        );
     }
     let rejected = [
         "http://api.sandbox.paypal.com/v1/notifications/certs/CERT-1",
         "https://evil.example.com/v1/notifications/certs/CERT-1",
         "https://api.sandbox.paypal.com.evil.example/v1/notifications/certs/CERT-1",
         "https://evilpaypal.com/cert.pem",
+        "https://paypal.com/v1/notifications/certs/CERT-1",
+        "https://www.paypal.com/v1/notifications/certs/CERT-1",
+        "https://uploads.paypal.com/v1/notifications/certs/CERT-1",
         "https://paypal.com@evil.example/cert.pem",
+        "https://user@api.paypal.com/v1/notifications/certs/CERT-1",
+        "https://user:pw@api.paypal.com/v1/notifications/certs/CERT-1",
+        "https://api.paypal.com:8443/v1/notifications/certs/CERT-1",
+        "https://api.paypal.com:80/v1/notifications/certs/CERT-1",
+        "https://api.paypal.com/v1/notifications/certs/CERT-1?x=1",
+        "https://api.paypal.com/v1/notifications/certs/CERT-1?",
+        "https://api.paypal.com/v1/notifications/certs/CERT-1#frag",
+        "https://api.paypal.com/v1/oauth2/token",
+        "https://api.paypal.com/v1/notifications/",
+        "https://api.paypal.com/v1/notifications/certs/../../oauth2/token",
+        "https://api.paypal.com/cert.pem",
         "https://evil.example/api.paypal.com/cert.pem",
         "https://evil.example/?host=api.paypal.com",
-        "https://paypal.com.evil.example/",
         "https://.paypal.com/cert.pem",
-        "https://api.paypal.com./cert.pem",
-        "https://192.0.2.1/cert.pem",
-        "ftp://api.paypal.com/cert.pem",
+        "https://api.paypal.com./v1/notifications/certs/CERT-1",
+        "https://192.0.2.1/v1/notifications/certs/CERT-1",
+        "ftp://api.paypal.com/v1/notifications/certs/CERT-1",
         "file:///etc/paypal.com",
         "api.paypal.com/v1/notifications/certs/CERT-1",
         "",
         "not a url",
     ];
     for url in rejected {
-        assert_eq!(
-            check_cert_url(url).map_err(|e| e.code()),
-            Err("cert_url_not_allowed"),
-            "{url} is rejected"
-        );
+        for environment in [PaypalEnvironment::Live, PaypalEnvironment::Sandbox] {
+            assert_eq!(
+                check_cert_url(url, environment).map_err(|e| e.code()),
+                Err("cert_url_not_allowed"),
+                "{url} is rejected ({environment})"
+            );
+        }
     }
 }
 
@@ -563,6 +761,18 @@ fn error_codes_are_stable_and_only_fetch_failures_retry() {
             SignatureError::CertFetchFailed("f".into()),
             "cert_fetch_failed",
         ),
+        (
+            SignatureError::CertNotAvailable("n".into()),
+            "cert_not_available",
+        ),
+        (
+            SignatureError::TimestampOutOfTolerance {
+                timestamp: 0,
+                now: 1,
+                tolerance_secs: 0,
+            },
+            "timestamp_out_of_tolerance",
+        ),
         (SignatureError::CertExpired, "cert_expired"),
         (SignatureError::CertUntrusted("t".into()), "cert_untrusted"),
         (
@@ -589,7 +799,7 @@ fn paypal_verification_future_is_send() {
         Arc::new(StaticCertificateFetcher::new(Vec::new())),
         TrustAnchors::mozilla(),
     ));
-    let verifier = PaypalVerifier::new("WH-1", cache);
+    let verifier = sandbox_verifier("WH-1", cache);
     let headers = Headers::new();
     let future = verifier.verify(&headers, b"{}", 0);
     assert_send(&future);

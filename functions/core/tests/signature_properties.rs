@@ -8,15 +8,17 @@ use std::sync::Arc;
 
 use payhook_core::conformance::{conformance_dir, read_jsonl};
 use payhook_core::signature::{
-    PaypalCertificateCache, PaypalVerifier, SignatureError, SquareVerifier,
+    PaypalCertificateCache, PaypalEnvironment, PaypalVerifier, SignatureError, SquareVerifier,
     StaticCertificateFetcher, StripeVerifier, TrustAnchors,
 };
 use payhook_core::{Headers, Secret};
 use proptest::prelude::*;
 use serde_json::Value;
 
-const KNOWN_CODES: [&str; 13] = [
+const KNOWN_CODES: [&str; 15] = [
     "missing_header",
+    "timestamp_out_of_tolerance",
+    "cert_not_available",
     "malformed_header",
     "no_v1_signature",
     "no_matching_signature",
@@ -194,7 +196,8 @@ fn paypal_fixture() -> Option<PaypalFixture> {
         verifier: PaypalVerifier::new(
             v["webhook_id"].as_str().expect("webhook_id"),
             Arc::new(cache),
-        ),
+        )
+        .with_environment(PaypalEnvironment::Sandbox),
         headers,
         body: field_bytes(&v, "body"),
         now: v["now"].as_i64().expect("now"),

@@ -9,15 +9,16 @@ use payhook_core::conformance::workspace_root;
 use payhook_core::ports::{
     FixedClock, MemoryQueue, MemorySecretStore, ProviderSecrets, Queue, QueueError, QueueMessage,
 };
+use payhook_core::ports::{SecretError, SecretStore};
 use payhook_core::signature::{
     PaypalCertificateCache, SquareVerifier, StaticCertificateFetcher, StripeVerifier, TrustAnchors,
 };
 use payhook_core::status::{
-    MemoryStatusStore, PutOutcome, Status, StatusItem, StatusStore, StoreError, Transition,
-    TransitionOutcome,
+    EVENT_AGE_MARGIN_SECS, MemoryStatusStore, PutOutcome, Status, StatusItem, StatusStore,
+    StoreError, Transition, TransitionOutcome, TransmissionOutcome, TransmissionRecord,
 };
 use payhook_core::validator::{
-    Accepted, Validator, ValidatorConfig, ValidatorError, WebhookRequest,
+    Accepted, IgnoredReason, Validator, ValidatorConfig, ValidatorError, WebhookRequest,
 };
 use payhook_core::{Headers, Provider, Secret};
 
@@ -25,6 +26,10 @@ const NOW_MS: i64 = 1_767_225_600_000;
 const STRIPE_SECRET: &str = "whsec_validator_test";
 const SQUARE_KEY: &str = "square-key";
 const SQUARE_URL: &str = "https://hooks.example.com/prod/webhooks/square";
+
+/// The recorded provider samples in `tests/fixtures` date from 2018 to 2025; the tests of other
+/// behaviour keep them inside the accepted event age with a retention this long.
+const FIXTURE_RETENTION_SECS: i64 = 20 * 365 * 24 * 3600;
 
 fn fixture(path: &str) -> Vec<u8> {
     std::fs::read(workspace_root().join("tests/fixtures").join(path)).unwrap()
@@ -57,17 +62,37 @@ fn validator(store: Arc<dyn StatusStore>, queue: Arc<dyn Queue>) -> Validator {
 
 /// A validator whose clock stands at `now_ms`.
 fn validator_at(store: Arc<dyn StatusStore>, queue: Arc<dyn Queue>, now_ms: i64) -> Validator {
+    validator_with(
+        store,
+        queue,
+        secrets(),
+        now_ms,
+        ValidatorConfig {
+            idempotency_retention_secs: FIXTURE_RETENTION_SECS,
+            ..ValidatorConfig::default()
+        },
+    )
+}
+
+fn validator_with(
+    store: Arc<dyn StatusStore>,
+    queue: Arc<dyn Queue>,
+    secrets: Arc<dyn SecretStore>,
+    now_ms: i64,
+    config: ValidatorConfig,
+) -> Validator {
+    config.validate().expect("a valid configuration");
     let certs = Arc::new(PaypalCertificateCache::new(
         Arc::new(StaticCertificateFetcher::new(Vec::new())),
         TrustAnchors::mozilla(),
     ));
     Validator::new(
-        secrets(),
+        secrets,
         store,
         queue,
         certs,
         Arc::new(FixedClock(now_ms)),
-        ValidatorConfig::default(),
+        config,
     )
 }
 
@@ -189,8 +214,8 @@ async fn bad_signature_is_401_with_its_code() {
         StripeVerifier::sign(&Secret::new("whsec_wrong"), NOW_MS / 1000, &body),
     );
     let err = send(&v, "stripe", &h, &body).await.unwrap_err();
-    assert_eq!(err.response().0, 401);
-    assert_eq!(err.response().1["error"], "no_matching_signature");
+    assert_eq!(err.response(None).0, 401);
+    assert_eq!(err.response(None).1["error"], "no_matching_signature");
     let err = send(&v, "stripe", &Headers::new(), &body)
         .await
         .unwrap_err();
@@ -213,7 +238,9 @@ async fn signed_but_malformed_supported_event_is_400() {
     .await
     .unwrap_err();
     assert_eq!(err.http_status(), 400);
-    assert!(err.response().1["message"].as_str().unwrap().len() > 10);
+    let (_, body) = err.response(Some("req-1"));
+    assert!(body["message"].as_str().unwrap().len() > 10);
+    assert_eq!(body["request_id"], "req-1");
 }
 
 #[tokio::test]
@@ -236,21 +263,114 @@ async fn unknown_provider_is_404() {
     );
     let err = send(&v, "adyen", &Headers::new(), b"{}").await.unwrap_err();
     assert_eq!((err.http_status(), err.code()), (404, "unknown_provider"));
+    // What is echoed into the log line is cut short.
+    let long = "x".repeat(10_000);
+    let err = send(&v, &long, &Headers::new(), b"{}").await.unwrap_err();
+    assert!(err.to_string().len() < 200, "{}", err.to_string().len());
+}
+
+/// Counts secret lookups, and has PayPal unconfigured.
+#[derive(Default)]
+struct CountingSecrets {
+    lookups: AtomicUsize,
+}
+
+#[async_trait]
+impl SecretStore for CountingSecrets {
+    async fn provider_secrets(&self, provider: Provider) -> Result<ProviderSecrets, SecretError> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        secrets().provider_secrets(provider).await
+    }
+}
+
+fn paypal_headers() -> Headers {
+    [
+        (
+            "PAYPAL-TRANSMISSION-ID",
+            "8d0bd1a0-c7a5-11f0-9b1c-0242ac120002",
+        ),
+        ("PAYPAL-TRANSMISSION-TIME", "2026-01-01T00:00:00Z"),
+        (
+            "PAYPAL-CERT-URL",
+            "https://api.paypal.com/v1/notifications/certs/CERT-1",
+        ),
+        ("PAYPAL-AUTH-ALGO", "SHA256withRSA"),
+        ("PAYPAL-TRANSMISSION-SIG", "c2ln"),
+    ]
+    .into_iter()
+    .collect()
 }
 
 #[tokio::test]
-async fn unconfigured_provider_fails_closed_with_503() {
-    let v = validator(
+async fn provider_not_configured_on_this_stage_is_404_not_503() {
+    let lookups = Arc::new(CountingSecrets::default());
+    let v = validator_with(
         Arc::new(MemoryStatusStore::new()),
         Arc::new(MemoryQueue::new()),
+        lookups.clone(),
+        NOW_MS,
+        ValidatorConfig::default(),
     );
-    let err = send(&v, "paypal", &Headers::new(), b"{}")
+    let err = send(&v, "paypal", &paypal_headers(), b"{}")
         .await
         .unwrap_err();
     assert_eq!(
         (err.http_status(), err.code()),
-        (503, "provider_not_configured")
+        (404, "provider_not_configured")
     );
+    assert_eq!(lookups.lookups.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn secrets_are_read_only_once_the_request_has_the_providers_signature_headers() {
+    let lookups = Arc::new(CountingSecrets::default());
+    let v = validator_with(
+        Arc::new(MemoryStatusStore::new()),
+        Arc::new(MemoryQueue::new()),
+        lookups.clone(),
+        NOW_MS,
+        ValidatorConfig::default(),
+    );
+    let body = fixture("stripe/payment_intent.succeeded.jpy.json");
+    // A Square signature sent to the Stripe endpoint, a PayPal request missing one header, and
+    // an unconfigured provider without its headers: none of them reads a secret.
+    let square_signed: Headers = [("x-square-hmacsha256-signature", "c2ln")]
+        .into_iter()
+        .collect();
+    let err = send(&v, "stripe", &square_signed, &body).await.unwrap_err();
+    assert_eq!((err.http_status(), err.code()), (401, "missing_header"));
+    let partial: Headers = paypal_headers()
+        .iter()
+        .filter(|(name, _)| *name != "PAYPAL-AUTH-ALGO")
+        .collect();
+    let err = send(&v, "paypal", &partial, &body).await.unwrap_err();
+    assert_eq!((err.http_status(), err.code()), (401, "missing_header"));
+    let err = send(&v, "square", &Headers::new(), &body)
+        .await
+        .unwrap_err();
+    assert_eq!((err.http_status(), err.code()), (401, "missing_header"));
+    assert_eq!(lookups.lookups.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn body_over_the_limit_is_413_before_any_secret_or_signature_work() {
+    let lookups = Arc::new(CountingSecrets::default());
+    let store = Arc::new(MemoryStatusStore::new());
+    let v = validator_with(
+        store.clone(),
+        Arc::new(MemoryQueue::new()),
+        lookups.clone(),
+        NOW_MS,
+        ValidatorConfig {
+            max_body_bytes: 1024,
+            ..ValidatorConfig::default()
+        },
+    );
+    let body = vec![b'x'; 1025];
+    let err = send_signed_stripe(&v, &body).await.unwrap_err();
+    assert_eq!((err.http_status(), err.code()), (413, "payload_too_large"));
+    assert_eq!(lookups.lookups.load(Ordering::SeqCst), 0);
+    assert!(store.snapshot().await.is_empty());
 }
 
 /// A queue with a tiny size limit.
@@ -354,6 +474,64 @@ impl StatusStore for DownStore {
     async fn transition(&self, _: &str, _: &Transition) -> Result<TransitionOutcome, StoreError> {
         Err(StoreError::Unavailable("timeout".into()))
     }
+    async fn record_transmission(
+        &self,
+        _: &TransmissionRecord,
+        _: i64,
+    ) -> Result<TransmissionOutcome, StoreError> {
+        Err(StoreError::Unavailable("timeout".into()))
+    }
+}
+
+/// A status store failing as DynamoDB does, with the details an AWS error carries.
+struct LeakyStore;
+
+const AWS_DETAIL: &str = "ResourceNotFoundException: Requested resource not found: \
+    arn:aws:dynamodb:us-east-1:123456789012:table/webhook-processing (service error)";
+
+#[async_trait]
+impl StatusStore for LeakyStore {
+    async fn get(&self, _: &str) -> Result<Option<StatusItem>, StoreError> {
+        Err(StoreError::Unavailable(AWS_DETAIL.into()))
+    }
+    async fn put_new(&self, _: &StatusItem) -> Result<PutOutcome, StoreError> {
+        Err(StoreError::Unavailable(AWS_DETAIL.into()))
+    }
+    async fn transition(&self, _: &str, _: &Transition) -> Result<TransitionOutcome, StoreError> {
+        Err(StoreError::Unavailable(AWS_DETAIL.into()))
+    }
+    async fn record_transmission(
+        &self,
+        _: &TransmissionRecord,
+        _: i64,
+    ) -> Result<TransmissionOutcome, StoreError> {
+        Err(StoreError::Unavailable(AWS_DETAIL.into()))
+    }
+}
+
+#[tokio::test]
+async fn error_bodies_carry_the_code_a_fixed_message_and_the_request_id_never_aws_detail() {
+    let v = validator(Arc::new(LeakyStore), Arc::new(MemoryQueue::new()));
+    let body = fixture("stripe/payment_intent.succeeded.jpy.json");
+    let err = send_signed_stripe(&v, &body).await.unwrap_err();
+    assert!(
+        err.to_string().contains("arn:aws"),
+        "the log line keeps the detail"
+    );
+    let (status, json) = err.response(Some("c0ffee-request"));
+    assert_eq!(status, 503);
+    assert_eq!(json["error"], "state_store_unavailable");
+    assert_eq!(json["request_id"], "c0ffee-request");
+    let text = json.to_string();
+    for leak in [
+        "arn:",
+        "123456789012",
+        "ResourceNotFound",
+        "dynamodb",
+        "service error",
+    ] {
+        assert!(!text.contains(leak), "{leak} leaked: {text}");
+    }
 }
 
 #[tokio::test]
@@ -382,4 +560,146 @@ async fn square_webhook_signed_over_url_and_body_is_queued() {
     let r = send(&v, "square", &h, &body).await.unwrap();
     assert_eq!(r.response().0, 202);
     assert_eq!(queue.messages()[0].provider, Provider::Square);
+}
+
+#[tokio::test]
+async fn square_event_older_than_the_idempotency_retention_is_refused_one_just_inside_passes() {
+    let body = fixture("square/dispute.created.json");
+    // The event's own time: `created_at` 2020-02-19T21:24:53.258Z.
+    let occurred_ms = 1_582_147_493_258;
+    let config = ValidatorConfig::default();
+    let max_age_ms = (config.idempotency_retention_secs - EVENT_AGE_MARGIN_SECS) * 1000;
+    let mut h = Headers::new();
+    h.insert(
+        "x-square-hmacsha256-signature",
+        SquareVerifier::sign(&Secret::new(SQUARE_KEY), SQUARE_URL, &body),
+    );
+    let at = |now_ms: i64| {
+        validator_with(
+            Arc::new(MemoryStatusStore::new()),
+            Arc::new(MemoryQueue::new()),
+            secrets(),
+            now_ms,
+            config.clone(),
+        )
+    };
+    let inside = send(&at(occurred_ms + max_age_ms), "square", &h, &body)
+        .await
+        .unwrap();
+    assert_eq!(inside.response().0, 202);
+    let err = send(&at(occurred_ms + max_age_ms + 1), "square", &h, &body)
+        .await
+        .unwrap_err();
+    assert_eq!((err.http_status(), err.code()), (401, "event_too_old"));
+    assert!(err.is_signature_failure());
+}
+
+#[tokio::test]
+async fn the_status_item_lives_exactly_the_retention_that_bounds_the_event_age() {
+    let store = Arc::new(MemoryStatusStore::new());
+    let config = ValidatorConfig {
+        idempotency_retention_secs: 10 * 24 * 3600,
+        ..ValidatorConfig::default()
+    };
+    let body = stripe_event_created_at(NOW_MS / 1000 - 3600, true);
+    let v = validator_with(
+        store.clone(),
+        Arc::new(MemoryQueue::new()),
+        secrets(),
+        NOW_MS,
+        config.clone(),
+    );
+    send_signed_stripe(&v, &body).await.unwrap();
+    let item = &store.snapshot().await[0];
+    assert_eq!(
+        item.expires_at,
+        NOW_MS / 1000 + config.idempotency_retention_secs
+    );
+    // A later transition does not move it: the record's life is counted from first receipt.
+    let t = Transition::new(Status::Processing, &[Status::Queued], NOW_MS + 86_400_000);
+    store.transition(&item.webhook_id, &t).await.unwrap();
+    assert_eq!(store.snapshot().await[0].expires_at, item.expires_at);
+}
+
+/// A Stripe `payment_intent.succeeded` created at `created` (Unix seconds).
+fn stripe_event_created_at(created: i64, livemode: bool) -> Vec<u8> {
+    let mut event: serde_json::Value =
+        serde_json::from_slice(&fixture("stripe/payment_intent.succeeded.jpy.json")).unwrap();
+    event["created"] = created.into();
+    event["livemode"] = livemode.into();
+    serde_json::to_vec(&event).unwrap()
+}
+
+#[tokio::test]
+async fn stage_requiring_live_mode_answers_test_mode_events_200_ignored_with_the_reason() {
+    let store = Arc::new(MemoryStatusStore::new());
+    let queue = Arc::new(MemoryQueue::new());
+    let v = validator_with(
+        store.clone(),
+        queue.clone(),
+        secrets(),
+        NOW_MS,
+        ValidatorConfig {
+            stripe_require_livemode: true,
+            ..ValidatorConfig::default()
+        },
+    );
+    let test_mode = stripe_event_created_at(NOW_MS / 1000, false);
+    let accepted = send_signed_stripe(&v, &test_mode).await.unwrap();
+    let (status, json) = accepted.response();
+    assert_eq!(status, 200);
+    assert_eq!(json["status"], "ignored");
+    assert_eq!(json["reason"], "test_mode");
+    assert!(matches!(
+        accepted,
+        Accepted::Ignored {
+            reason: IgnoredReason::TestMode,
+            ..
+        }
+    ));
+    assert!(queue.messages().is_empty());
+    assert_eq!(store.snapshot().await[0].status, Status::Ignored);
+
+    let mut live: serde_json::Value =
+        serde_json::from_slice(&stripe_event_created_at(NOW_MS / 1000, true)).unwrap();
+    live["id"] = "evt_live_1".into();
+    let live = serde_json::to_vec(&live).unwrap();
+    assert_eq!(
+        send_signed_stripe(&v, &live).await.unwrap().response().0,
+        202
+    );
+}
+
+#[test]
+fn a_stripe_tolerance_of_zero_needs_its_explicit_switch() {
+    let off = ValidatorConfig {
+        stripe_tolerance_secs: 0,
+        ..ValidatorConfig::default()
+    };
+    assert!(off.validate().is_err());
+    let meant = ValidatorConfig {
+        stripe_allow_no_tolerance: true,
+        ..off
+    };
+    assert_eq!(meant.validate(), Ok(()));
+}
+
+#[test]
+fn a_retention_too_short_for_the_providers_retries_is_refused() {
+    let short = ValidatorConfig {
+        idempotency_retention_secs: 3 * 24 * 3600,
+        ..ValidatorConfig::default()
+    };
+    let err = short.validate().unwrap_err();
+    assert!(err.to_string().contains("retry"), "{err}");
+    let enough = ValidatorConfig {
+        idempotency_retention_secs: 4 * 24 * 3600,
+        ..ValidatorConfig::default()
+    };
+    assert_eq!(enough.validate(), Ok(()));
+    // The record outlives the PayPal window in which a transmission verifies.
+    assert!(
+        enough.transmission_record_secs()
+            > 2 * i64::try_from(enough.paypal_tolerance_secs).unwrap()
+    );
 }

@@ -10,10 +10,91 @@ use base64::Engine as _;
 use http::HeaderValue;
 use http::header::CONTENT_TYPE;
 use payhook_core::Headers;
-use payhook_core::validator::{Accepted, Validator, ValidatorError, WebhookRequest};
+use payhook_core::validator::{
+    Accepted, IgnoredReason, Validator, ValidatorError, WebhookRequest, error_body,
+};
 use payhook_telemetry::{Annotation, Dimension, Invocation, Metric};
-use serde_json::json;
 use tracing::Instrument as _;
+
+/// The validator Lambda's settings, read once at cold start from its environment.
+///
+/// | variable | default | meaning |
+/// |---|---|---|
+/// | `PAYHOOK_STAGE` | `prod` | SSM parameters under `/payhook/{stage}/…` |
+/// | `STATUS_TABLE` | `webhook-processing` | the status table |
+/// | `QUEUE_URL_STRIPE`, `QUEUE_URL_PAYPAL`, `QUEUE_URL_SQUARE` | required | the provider FIFO queues |
+/// | `SECRETS_TTL_SECONDS` | 300 | how long secrets are cached |
+/// | `STRIPE_TOLERANCE_SECONDS` | 300 | age tolerance of Stripe's `t` (0 needs the next switch) |
+/// | `STRIPE_ALLOW_NO_TOLERANCE` | `false` | lets the tolerance be 0 |
+/// | `STRIPE_REQUIRE_LIVEMODE` | `false` | answer Stripe test-mode events 200 `ignored` |
+/// | `PAYPAL_TOLERANCE_SECONDS` | 300 | distance allowed between the transmission time and now |
+/// | `PAYPAL_ENVIRONMENT` | `live` | `live` or `sandbox`: the certificate hosts accepted |
+/// | `IDEMPOTENCY_RETENTION_SECONDS` | 2592000 (30 days) | status item lifetime; events older than it less one day are refused |
+/// | `MAX_BODY_BYTES` | 1048576 | largest body accepted |
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The stage (SSM path segment).
+    pub stage: String,
+    /// The status table, when not the default name.
+    pub status_table: Option<String>,
+    /// Each provider's queue URL.
+    pub queue_urls: Vec<(payhook_core::Provider, String)>,
+    /// Secrets cache lifetime, seconds.
+    pub secrets_ttl_secs: u64,
+    /// The handler's settings (validated).
+    pub validator: payhook_core::validator::ValidatorConfig,
+}
+
+/// The queue URL variable of each provider.
+pub const QUEUE_URL_VARIABLES: [(payhook_core::Provider, &str); 3] = [
+    (payhook_core::Provider::Stripe, "QUEUE_URL_STRIPE"),
+    (payhook_core::Provider::Paypal, "QUEUE_URL_PAYPAL"),
+    (payhook_core::Provider::Square, "QUEUE_URL_SQUARE"),
+];
+
+impl Config {
+    /// Reads the settings through `lookup` (`std::env::var` in the binary), trimmed, empty
+    /// meaning unset; refuses settings that would weaken a guarantee (a Stripe tolerance of 0
+    /// without its switch, a retention shorter than the providers' retries).
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, Box<dyn std::error::Error + Send + Sync>> {
+        use payhook_core::validator::ValidatorConfig;
+        let env = payhook_aws::env::Env::new(lookup);
+        let defaults = ValidatorConfig::default();
+        let validator = ValidatorConfig {
+            stripe_tolerance_secs: env
+                .parse_or("STRIPE_TOLERANCE_SECONDS", defaults.stripe_tolerance_secs)?,
+            stripe_allow_no_tolerance: env.parse_or("STRIPE_ALLOW_NO_TOLERANCE", false)?,
+            stripe_require_livemode: env.parse_or("STRIPE_REQUIRE_LIVEMODE", false)?,
+            paypal_tolerance_secs: env
+                .parse_or("PAYPAL_TOLERANCE_SECONDS", defaults.paypal_tolerance_secs)?,
+            paypal_environment: env.parse_or("PAYPAL_ENVIRONMENT", defaults.paypal_environment)?,
+            idempotency_retention_secs: env.parse_or(
+                "IDEMPOTENCY_RETENTION_SECONDS",
+                defaults.idempotency_retention_secs,
+            )?,
+            max_body_bytes: env.parse_or("MAX_BODY_BYTES", defaults.max_body_bytes)?,
+        };
+        validator.validate()?;
+        let mut queue_urls = Vec::new();
+        for (provider, name) in QUEUE_URL_VARIABLES {
+            queue_urls.push((
+                provider,
+                env.required(name, "the provider's SQS FIFO queue URL")?,
+            ));
+        }
+        Ok(Config {
+            stage: env
+                .get("PAYHOOK_STAGE")
+                .unwrap_or_else(|| "prod".to_owned()),
+            status_table: env.get("STATUS_TABLE"),
+            queue_urls,
+            secrets_ttl_secs: env.parse_or("SECRETS_TTL_SECONDS", 300)?,
+            validator,
+        })
+    }
+}
 
 /// Why a proxy event was not acknowledged.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -43,12 +124,10 @@ impl ProxyError {
         }
     }
 
-    /// HTTP status and the JSON error body `{"error": code, "message": …}`.
-    pub fn response(&self) -> (u16, serde_json::Value) {
-        (
-            self.http_status(),
-            json!({"error": self.code(), "message": self.to_string()}),
-        )
+    /// HTTP status and the JSON error body: the stable code, its fixed message and the
+    /// request id (the details are logged under the same request id, never answered).
+    pub fn response(&self, request_id: Option<&str>) -> (u16, serde_json::Value) {
+        (self.http_status(), error_body(self.code(), request_id))
     }
 }
 
@@ -113,7 +192,7 @@ pub async fn handle_proxy_event(
     };
     let (status, body) = match &result {
         Ok(accepted) => accepted.response(),
-        Err(err) => err.response(),
+        Err(err) => err.response(event.request_context.request_id.as_deref()),
     };
     ProxyOutcome {
         provider,
@@ -188,31 +267,41 @@ fn record_outcome(
             let webhook_id = accepted.webhook_id();
             inv.annotate(Annotation::WebhookId, webhook_id);
             inv.append_key("webhook_id", webhook_id);
-            let (metric, what, event_type) = match accepted {
+            let (metric, what, event_type, reason) = match accepted {
                 Accepted::Queued { event, .. } => (
                     Metric::WebhooksAccepted,
                     "queued",
                     event.event_type.as_str(),
+                    None,
                 ),
-                Accepted::Duplicate { .. } => (Metric::WebhooksDuplicate, "duplicate", ""),
+                Accepted::Duplicate { .. } => (Metric::WebhooksDuplicate, "duplicate", "", None),
                 Accepted::Ignored {
                     provider_event_type,
+                    reason,
                     ..
                 } => (
                     Metric::WebhooksIgnored,
                     "ignored",
                     provider_event_type.as_str(),
+                    Some(*reason),
                 ),
             };
             if !event_type.is_empty() {
                 inv.annotate(Annotation::EventType, event_type);
             }
             inv.count(metric, &[(Dimension::Provider, provider)]);
+            if reason == Some(IgnoredReason::TestMode) {
+                inv.count(
+                    Metric::TestModeWebhooksIgnored,
+                    &[(Dimension::Provider, provider)],
+                );
+            }
             tracing::info!(
                 provider,
                 webhook_id,
                 status,
                 outcome = what,
+                reason = reason.map(IgnoredReason::as_str),
                 "webhook {what}"
             );
         }

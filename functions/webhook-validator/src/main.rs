@@ -1,8 +1,8 @@
 //! The webhook-validator Lambda: API Gateway REST proxy events in, 202/200/4xx/503 out.
 //!
-//! Environment: `PAYHOOK_STAGE` (SSM parameters under `/payhook/{stage}/…`), `STATUS_TABLE`,
-//! `QUEUE_URL_STRIPE`, `QUEUE_URL_PAYPAL`, `QUEUE_URL_SQUARE`, `SECRETS_TTL_SECONDS` (300),
-//! `STRIPE_TOLERANCE_SECONDS` (300), and the Powertools variables the telemetry crate reads.
+//! Environment: see [`payhook_webhook_validator::Config`] (stage, table, queue URLs, secrets
+//! cache, signature tolerances, PayPal environment, idempotency retention, body limit), and the
+//! Powertools variables the telemetry crate reads.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,44 +12,30 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use payhook_aws::{
     DynamoStatusStore, HttpsCertificateFetcher, SqsFifoQueue, SsmSecretStore, Traced,
 };
-use payhook_core::Provider;
 use payhook_core::ports::SystemClock;
 use payhook_core::signature::{PaypalCertificateCache, TrustAnchors};
-use payhook_core::validator::{Validator, ValidatorConfig};
+use payhook_core::validator::Validator;
 use payhook_telemetry::lambda::invocation_context;
 use payhook_telemetry::{FunctionConfig, FunctionKind, Telemetry};
+use payhook_webhook_validator::Config;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-fn env(key: &str) -> Option<String> {
-    std::env::var(key).ok().filter(|v| !v.trim().is_empty())
-}
-
-fn env_u64(key: &str, default: u64) -> Result<u64, BoxError> {
-    env(key).map_or(Ok(default), |v| {
-        v.trim()
-            .parse()
-            .map_err(|_| format!("{key}=`{v}` is not a whole number").into())
-    })
-}
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let telemetry = Telemetry::init_lambda()?;
     let function = telemetry.function(FunctionConfig::from_env(FunctionKind::WebhookValidator)?);
+    let config = Config::from_lookup(|name| std::env::var(name).ok())?;
 
     let sdk = payhook_aws::sdk_config(None).await;
-    let stage = env("PAYHOOK_STAGE").unwrap_or_else(|| "prod".to_owned());
-    let secrets = SsmSecretStore::new(payhook_aws::aws_sdk_ssm::Client::new(&sdk), stage)
-        .with_cache_ttl(Duration::from_secs(env_u64("SECRETS_TTL_SECONDS", 300)?));
+    let secrets = SsmSecretStore::new(payhook_aws::aws_sdk_ssm::Client::new(&sdk), config.stage)
+        .with_cache_ttl(Duration::from_secs(config.secrets_ttl_secs));
     let mut store = DynamoStatusStore::new(payhook_aws::aws_sdk_dynamodb::Client::new(&sdk));
-    if let Some(table) = env("STATUS_TABLE") {
+    if let Some(table) = config.status_table {
         store = store.with_table_name(table);
     }
     let mut queue = SqsFifoQueue::new(payhook_aws::aws_sdk_sqs::Client::new(&sdk));
-    for provider in Provider::ALL {
-        let key = format!("QUEUE_URL_{}", provider.as_str().to_uppercase());
-        let url = env(&key).ok_or_else(|| format!("{key} is not set"))?;
+    for (provider, url) in config.queue_urls {
         queue = queue.with_queue_url(provider, url);
     }
     let certificates = PaypalCertificateCache::new(
@@ -62,9 +48,7 @@ async fn main() -> Result<(), BoxError> {
         Arc::new(Traced(queue)),
         Arc::new(certificates),
         Arc::new(SystemClock),
-        ValidatorConfig {
-            stripe_tolerance_secs: env_u64("STRIPE_TOLERANCE_SECONDS", 300)?,
-        },
+        config.validator,
     ));
 
     lambda_runtime::run(service_fn(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use payhook_aws::HttpsCertificateFetcher;
 use payhook_aws::certificate_fetcher::MAX_CERTIFICATE_BYTES;
-use payhook_core::signature::paypal::CertificateFetcher;
+use payhook_core::signature::paypal::{CertificateFetcher, FetchError};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -137,7 +137,10 @@ async fn plain_http_is_refused_without_connecting() {
     let server = serve(ok(BUNDLE)).await;
     let http = Url::parse(&server.base.replacen("https://", "http://", 1)).unwrap();
     let err = fetcher().fetch(&http).await.unwrap_err();
-    assert!(err.contains("http"), "{err}");
+    assert!(
+        matches!(&err, FetchError::Rejected(why) if why.contains("http")),
+        "{err:?}"
+    );
     assert_eq!(server.requests.load(Ordering::SeqCst), 0);
 }
 
@@ -149,12 +152,15 @@ async fn redirect_is_not_followed() {
     ))
     .await;
     let err = fetcher().fetch(&server.url("/cert.pem")).await.unwrap_err();
-    assert!(err.contains("redirect"), "{err}");
+    assert!(
+        matches!(&err, FetchError::Rejected(why) if why.contains("redirect")),
+        "{err:?}"
+    );
     assert_eq!(server.requests.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
-async fn error_status_is_an_error() {
+async fn client_error_is_a_rejection_and_server_error_is_unavailable() {
     let server = serve(Reply::Raw(
         b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
     ))
@@ -163,7 +169,21 @@ async fn error_status_is_an_error() {
         .fetch(&server.url("/missing.pem"))
         .await
         .unwrap_err();
-    assert!(err.contains("404"), "{err}");
+    assert!(
+        matches!(&err, FetchError::Rejected(why) if why.contains("404")),
+        "{err:?}"
+    );
+
+    let server = serve(Reply::Raw(
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+    ))
+    .await;
+    let err = fetcher().fetch(&server.url("/busy.pem")).await.unwrap_err();
+    assert!(
+        matches!(&err, FetchError::Unavailable(why) if why.contains("503")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -174,7 +194,10 @@ async fn body_over_the_limit_is_refused() {
         .fetch(&declared.url("/big.pem"))
         .await
         .unwrap_err();
-    assert!(err.contains("limit"), "{err}");
+    assert!(
+        matches!(&err, FetchError::Rejected(why) if why.contains("limit")),
+        "{err:?}"
+    );
 
     // No Content-Length: the body ends when the connection closes, and is cut off at the cap.
     let mut undeclared = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_vec();
@@ -184,7 +207,10 @@ async fn body_over_the_limit_is_refused() {
         .fetch(&streamed.url("/big.pem"))
         .await
         .unwrap_err();
-    assert!(err.contains("limit"), "{err}");
+    assert!(
+        matches!(&err, FetchError::Rejected(why) if why.contains("limit")),
+        "{err:?}"
+    );
 
     let exactly = serve(ok(&big[..MAX_CERTIFICATE_BYTES])).await;
     assert_eq!(
@@ -207,7 +233,10 @@ async fn silent_server_times_out() {
     )
     .await
     .unwrap_err();
-    assert!(err.contains("timed out"), "{err}");
+    assert!(
+        matches!(&err, FetchError::Unavailable(why) if why.contains("timed out")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -218,7 +247,7 @@ async fn certificate_outside_the_web_pki_is_refused() {
         .fetch(&server.url("/cert.pem"))
         .await
         .unwrap_err();
-    assert!(!err.is_empty());
+    assert!(matches!(err, FetchError::Unavailable(_)), "{err:?}");
     assert_eq!(
         server.requests.load(Ordering::SeqCst),
         0,

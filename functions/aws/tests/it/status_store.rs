@@ -10,7 +10,7 @@ use payhook_aws::{DynamoStatusStore, create_table};
 use payhook_core::Provider;
 use payhook_core::status::{
     MemoryStatusStore, PutOutcome, Status, StatusItem, StatusStore, StoreError, Transition,
-    TransitionOutcome,
+    TransitionOutcome, TransmissionOutcome, TransmissionRecord,
 };
 
 use crate::support::{config_for, moto_config, refused_endpoint};
@@ -387,4 +387,46 @@ async fn processed_before_published_records_the_bus_time_like_the_reference_stor
         item.published_at.as_deref(),
         Some(payhook_core::status::rfc3339_ms(T0 + 20).as_str())
     );
+}
+
+#[tokio::test]
+async fn a_transmission_id_keeps_its_first_body_in_dynamodb_as_in_memory() {
+    let Some(dynamo) = store().await else { return };
+    let memory = MemoryStatusStore::new();
+    let now = T0 / 1000;
+    let first = TransmissionRecord::new("8d0bd1a0-c7a5-11f0", b"{\"id\":\"WH-1\"}", now + 600);
+    let same = TransmissionRecord::new("8d0bd1a0-c7a5-11f0", b"{\"id\":\"WH-1\"}", now + 900);
+    let forged = TransmissionRecord::new("8d0bd1a0-c7a5-11f0", b"{\"id\":\"WH-X\"}", now + 900);
+    let stores: [&dyn StatusStore; 2] = [&dynamo, &memory];
+    for store in stores {
+        assert_eq!(
+            store.record_transmission(&first, now).await.unwrap(),
+            TransmissionOutcome::Recorded
+        );
+        assert_eq!(
+            store.record_transmission(&same, now + 10).await.unwrap(),
+            TransmissionOutcome::SameBody
+        );
+        assert_eq!(
+            store.record_transmission(&forged, now + 20).await.unwrap(),
+            TransmissionOutcome::DifferentBody
+        );
+        // Past its expiry the record no longer counts, whether or not TTL has deleted it.
+        assert_eq!(
+            store.record_transmission(&forged, now + 601).await.unwrap(),
+            TransmissionOutcome::Recorded
+        );
+        assert_eq!(
+            store.record_transmission(&first, now + 602).await.unwrap(),
+            TransmissionOutcome::DifferentBody
+        );
+    }
+    // The record shares the table without being mistaken for a webhook.
+    dynamo
+        .put_new(&received("stripe:evt_beside_a_transmission"))
+        .await
+        .unwrap();
+    let items = dynamo.scan().await.unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].webhook_id, "stripe:evt_beside_a_transmission");
 }

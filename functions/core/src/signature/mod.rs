@@ -8,13 +8,17 @@
 //! - an empty body is rejected for every provider ([`SignatureError::EmptyBody`]);
 //! - [`StripeVerifier`]: `Stripe-Signature`, HMAC-SHA256 over `"{t}.{body}"`, any `v1` may
 //!   match any configured secret (rotation), only the age of `t` is checked
-//!   ([`STRIPE_DEFAULT_TOLERANCE_SECS`]);
+//!   ([`STRIPE_DEFAULT_TOLERANCE_SECS`]); one HMAC per secret whatever the header holds, and at
+//!   most [`MAX_V1_SIGNATURES`] `v1` values compared;
 //! - [`SquareVerifier`]: `x-square-hmacsha256-signature`, base64 HMAC-SHA256 over the
 //!   notification URL followed by the body; the legacy SHA-1 header is not accepted;
 //! - [`PaypalVerifier`]: RSASSA-PKCS1-v1_5 over
 //!   `transmission_id|transmission_time|webhook_id|crc32(body)`, with the certificate behind
 //!   `PAYPAL-CERT-URL` (checked by [`check_cert_url`] before any fetch, chained to
-//!   [`TrustAnchors`], cached by URL in a [`PaypalCertificateCache`]).
+//!   [`TrustAnchors`], cached by its normalised URL in a [`PaypalCertificateCache`]), and the
+//!   transmission time within [`DEFAULT_PAYPAL_TOLERANCE_SECS`] of now either way. CRC32 is not
+//!   a MAC: anyone holding one genuine delivery can write another body with the same CRC, so
+//!   the validator also refuses a transmission id seen before with a different body.
 //!
 //! Missing configuration (no secret, no notification URL, no webhook id) fails closed with
 //! [`SignatureError::NotConfigured`]. MACs are compared in constant time by `ring`.
@@ -37,11 +41,11 @@ pub mod square;
 pub mod stripe;
 
 pub use paypal::{
-    CertificateFetcher, PaypalCertificateCache, PaypalVerifier, StaticCertificateFetcher,
-    TrustAnchors, check_cert_url,
+    CertificateFetcher, DEFAULT_PAYPAL_TOLERANCE_SECS, FetchError, PaypalCertificateCache,
+    PaypalEnvironment, PaypalVerifier, StaticCertificateFetcher, TrustAnchors, check_cert_url,
 };
 pub use square::SquareVerifier;
-pub use stripe::StripeVerifier;
+pub use stripe::{MAX_V1_SIGNATURES, StripeVerifier, VerifyStats};
 
 /// Stripe's default tolerance on the age of `t`, in seconds (the SDKs' `DEFAULT_TOLERANCE`).
 pub const STRIPE_DEFAULT_TOLERANCE_SECS: u64 = 300;
@@ -78,12 +82,28 @@ pub enum SignatureError {
         /// The tolerance that was exceeded, seconds.
         tolerance_secs: u64,
     },
-    /// `PAYPAL-CERT-URL` is not an `https` URL on `paypal.com` or one of its subdomains.
+    /// `PAYPAL-TRANSMISSION-TIME` is further from now than the tolerance, either way.
+    #[error("transmission time {timestamp} is more than {tolerance_secs} s away from now ({now})")]
+    TimestampOutOfTolerance {
+        /// The transmission time, Unix seconds.
+        timestamp: i64,
+        /// The verifier's "now", Unix seconds.
+        now: i64,
+        /// The tolerance that was exceeded, seconds.
+        tolerance_secs: u64,
+    },
+    /// `PAYPAL-CERT-URL` is not `https://<PayPal API host>/v1/notifications/…` (see
+    /// [`check_cert_url`]).
     #[error("certificate URL not allowed: {0}")]
     CertUrlNotAllowed(String),
-    /// The certificate could not be downloaded; the provider should retry later.
+    /// The certificate could not be downloaded (network failure, or PayPal answered 5xx); the
+    /// provider should retry later.
     #[error("certificate could not be fetched: {0}")]
     CertFetchFailed(String),
+    /// The certificate URL answered with a client error (4xx) or something that is not a
+    /// certificate: no retry will make it verify.
+    #[error("certificate not available: {0}")]
+    CertNotAvailable(String),
     /// The certificate (or an intermediate) is outside its validity period at "now".
     #[error("certificate is outside its validity period")]
     CertExpired,
@@ -113,8 +133,10 @@ impl SignatureError {
             SignatureError::NoV1Signature => "no_v1_signature",
             SignatureError::NoMatchingSignature => "no_matching_signature",
             SignatureError::TimestampTooOld { .. } => "timestamp_too_old",
+            SignatureError::TimestampOutOfTolerance { .. } => "timestamp_out_of_tolerance",
             SignatureError::CertUrlNotAllowed(_) => "cert_url_not_allowed",
             SignatureError::CertFetchFailed(_) => "cert_fetch_failed",
+            SignatureError::CertNotAvailable(_) => "cert_not_available",
             SignatureError::CertExpired => "cert_expired",
             SignatureError::CertUntrusted(_) => "cert_untrusted",
             SignatureError::CertNameMismatch(_) => "cert_name_mismatch",
@@ -133,6 +155,22 @@ impl SignatureError {
     /// The HTTP status for this failure on its own: 503 when retryable, otherwise 401.
     pub fn http_status(&self) -> u16 {
         if self.is_retryable() { 503 } else { 401 }
+    }
+}
+
+/// The signature headers `provider` puts on every delivery: a request without one of them is
+/// not that provider's, whatever else it holds.
+pub fn required_headers(provider: crate::Provider) -> &'static [&'static str] {
+    match provider {
+        crate::Provider::Stripe => &[stripe::STRIPE_SIGNATURE_HEADER],
+        crate::Provider::Square => &[square::SQUARE_SIGNATURE_HEADER],
+        crate::Provider::Paypal => &[
+            paypal::PAYPAL_TRANSMISSION_ID_HEADER,
+            paypal::PAYPAL_TRANSMISSION_TIME_HEADER,
+            paypal::PAYPAL_CERT_URL_HEADER,
+            paypal::PAYPAL_AUTH_ALGO_HEADER,
+            paypal::PAYPAL_TRANSMISSION_SIG_HEADER,
+        ],
     }
 }
 

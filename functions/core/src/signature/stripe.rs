@@ -6,6 +6,7 @@
 //! configured while one is rolled: any secret matching any `v1` passes.
 
 use ring::hmac;
+use subtle::ConstantTimeEq as _;
 
 use super::{STRIPE_DEFAULT_TOLERANCE_SECS, SignatureError, required_header};
 use crate::{Headers, Secret};
@@ -15,6 +16,11 @@ pub const STRIPE_SIGNATURE_HEADER: &str = "Stripe-Signature";
 
 /// Length of an HMAC-SHA256 tag; `v1` values of any other length cannot match.
 const TAG_LEN: usize = 32;
+
+/// Most distinct `v1` values compared per request; later ones are ignored. Stripe sends one
+/// `v1` per active endpoint secret (two while a secret is rolled), so a genuine header never
+/// comes near this, and a header stuffed with hundreds costs no more than one with eight.
+pub const MAX_V1_SIGNATURES: usize = 8;
 
 /// Verifies Stripe webhooks against one or more endpoint secrets.
 #[derive(Debug, Clone)]
@@ -59,14 +65,37 @@ impl StripeVerifier {
         body: &[u8],
         now_unix: i64,
     ) -> Result<(), SignatureError> {
+        self.verify_with_stats(headers, body, now_unix).0
+    }
+
+    /// [`verify`](Self::verify), also saying how much work it did: one HMAC-SHA256 over the
+    /// body per configured secret, whatever the header holds, and at most
+    /// [`MAX_V1_SIGNATURES`] `v1` values compared with each.
+    pub fn verify_with_stats(
+        &self,
+        headers: &Headers,
+        body: &[u8],
+        now_unix: i64,
+    ) -> (Result<(), SignatureError>, VerifyStats) {
+        let mut stats = VerifyStats::default();
+        let result = self.verify_counting(headers, body, now_unix, &mut stats);
+        (result, stats)
+    }
+
+    fn verify_counting(
+        &self,
+        headers: &Headers,
+        body: &[u8],
+        now_unix: i64,
+        stats: &mut VerifyStats,
+    ) -> Result<(), SignatureError> {
         // An empty secret would make an HMAC anyone can compute: it is no secret at all.
-        let keys: Vec<hmac::Key> = self
+        let mut keys = self
             .secrets
             .iter()
             .filter(|secret| !secret.is_empty())
-            .map(|secret| hmac::Key::new(hmac::HMAC_SHA256, secret.expose().as_bytes()))
-            .collect();
-        if keys.is_empty() {
+            .peekable();
+        if keys.peek().is_none() {
             return Err(SignatureError::NotConfigured("no Stripe endpoint secret"));
         }
         if body.is_empty() {
@@ -74,14 +103,20 @@ impl StripeVerifier {
         }
         let header = ParsedHeader::parse(required_header(headers, STRIPE_SIGNATURE_HEADER)?)?;
 
-        let payload = signed_payload(header.timestamp, body);
-        // One HMAC per (secret, distinct v1): the header's size bounds the work.
-        let matched = keys.iter().any(|key| {
-            header
-                .v1_signatures
-                .iter()
-                .any(|candidate| hmac::verify(key, &payload, candidate).is_ok())
-        });
+        // One HMAC per secret, then constant-time comparisons with the (bounded) candidates:
+        // the header's size cannot multiply the work over the body.
+        let mut matched = false;
+        for secret in keys {
+            let key = hmac::Key::new(hmac::HMAC_SHA256, secret.expose().as_bytes());
+            let tag = sign_payload(&key, header.timestamp, body);
+            stats.hmacs += 1;
+            for candidate in &header.v1_signatures {
+                stats.comparisons += 1;
+                // `|=`, not `||`: every candidate is compared, so timing says nothing about which
+                // one matched.
+                matched |= bool::from(tag.as_ref().ct_eq(candidate));
+            }
+        }
         if !matched {
             return Err(SignatureError::NoMatchingSignature);
         }
@@ -104,18 +139,28 @@ impl StripeVerifier {
     /// `t={timestamp},v1={hex}` (for `payhook send` and tests).
     pub fn sign(secret: &Secret, timestamp: i64, body: &[u8]) -> String {
         let key = hmac::Key::new(hmac::HMAC_SHA256, secret.expose().as_bytes());
-        let tag = hmac::sign(&key, &signed_payload(timestamp, body));
+        let tag = sign_payload(&key, timestamp, body);
         format!("t={timestamp},v1={}", hex::encode(tag.as_ref()))
     }
 }
 
-/// `"{t}.{body}"`, with `t` printed as the SDKs print the parsed integer.
-fn signed_payload(timestamp: i64, body: &[u8]) -> Vec<u8> {
-    let prefix = format!("{timestamp}.");
-    let mut payload = Vec::with_capacity(prefix.len() + body.len());
-    payload.extend_from_slice(prefix.as_bytes());
-    payload.extend_from_slice(body);
-    payload
+/// How much work one verification did (for tests and benches of the cost bound).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VerifyStats {
+    /// HMAC-SHA256 computations over the body.
+    pub hmacs: usize,
+    /// Tag comparisons (32 bytes each).
+    pub comparisons: usize,
+}
+
+/// HMAC-SHA256 of `"{t}.{body}"`, with `t` printed as the SDKs print the parsed integer; the
+/// body is fed as it is, not copied.
+fn sign_payload(key: &hmac::Key, timestamp: i64, body: &[u8]) -> hmac::Tag {
+    let mut context = hmac::Context::with_key(key);
+    context.update(timestamp.to_string().as_bytes());
+    context.update(b".");
+    context.update(body);
+    context.sign()
 }
 
 /// The parts of `Stripe-Signature` that matter.
@@ -155,8 +200,9 @@ impl ParsedHeader {
                     saw_v1 = true;
                     // Values that are not hex of the right length cannot match (stripe-go
                     // skips them too); one valid v1 among junk still passes.
-                    if let Ok(bytes) = hex::decode(val)
-                        && bytes.len() == TAG_LEN
+                    if v1_signatures.len() < MAX_V1_SIGNATURES
+                        && val.len() == 2 * TAG_LEN
+                        && let Ok(bytes) = hex::decode(val)
                         && !v1_signatures.contains(&bytes)
                     {
                         v1_signatures.push(bytes);
@@ -209,6 +255,46 @@ mod tests {
             verifier.verify(&headers(&header), b"{}", 100),
             Err(SignatureError::NotConfigured(_))
         ));
+    }
+
+    #[test]
+    fn hundreds_of_v1_entries_cost_one_hmac_per_secret_and_a_bounded_compare() {
+        let secrets = vec![Secret::new("whsec_old"), Secret::new("whsec_new")];
+        let body = vec![b'x'; 2048];
+        let genuine = StripeVerifier::sign(&secrets[1], 100, &body);
+        let junk: String = (0..500u32)
+            .map(|i| format!(",v1={}", hex::encode([i.to_le_bytes(); 8].concat())))
+            .collect();
+        let verifier = StripeVerifier::new(secrets);
+
+        let (result, stats) = verifier.verify_with_stats(&headers(&genuine), &body, 100);
+        assert_eq!(result, Ok(()));
+        assert_eq!(
+            stats,
+            VerifyStats {
+                hmacs: 2,
+                comparisons: 2
+            }
+        );
+
+        // The genuine signature after 500 junk entries is past the bound: ignored, so refused,
+        // at the same cost as a header with eight entries.
+        let stuffed = format!("t=100{junk},{}", &genuine["t=100,".len()..]);
+        let (result, stats) = verifier.verify_with_stats(&headers(&stuffed), &body, 100);
+        assert_eq!(result, Err(SignatureError::NoMatchingSignature));
+        assert_eq!(
+            stats,
+            VerifyStats {
+                hmacs: 2,
+                comparisons: 2 * MAX_V1_SIGNATURES
+            }
+        );
+
+        // Within the bound, any position still matches (a rotation sends one per secret).
+        let rotated = format!("{genuine}{}", &junk[..junk.len() / 100]);
+        let (result, stats) = verifier.verify_with_stats(&headers(&rotated), &body, 100);
+        assert_eq!(result, Ok(()));
+        assert_eq!(stats.hmacs, 2);
     }
 
     #[test]
