@@ -28,7 +28,8 @@ step "the shared conformance fixtures"
 conformance="${PAYHOOK_CONFORMANCE_DIR:-../shared/conformance}"
 if [ -d "$conformance" ]; then
   # Absolute, so every test (each runs in its own crate's directory) reads the same folder.
-  export PAYHOOK_CONFORMANCE_DIR="$(cd "$conformance" && pwd)"
+  PAYHOOK_CONFORMANCE_DIR="$(cd "$conformance" && pwd)"
+  export PAYHOOK_CONFORMANCE_DIR
   echo "$PAYHOOK_CONFORMANCE_DIR"
 else
   need "conformance fixtures: $conformance is not a directory" \
@@ -67,7 +68,8 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "rust tests"
 # Every skip is appended here (payhook_core::skip) and listed after the tests.
-export PAYHOOK_SKIP_LOG="$(mktemp)"
+PAYHOOK_SKIP_LOG="$(mktemp)"
+export PAYHOOK_SKIP_LOG
 trap 'rm -f "$PAYHOOK_SKIP_LOG"' EXIT
 tests_status=0
 if cargo nextest --version >/dev/null 2>&1; then
