@@ -161,6 +161,8 @@ fn body(provider: Provider, provider_event_id: &str, payment_id: &str) -> String
         occurred_at: "2026-01-01T00:00:00Z".into(),
         received_at: Some("2026-01-01T00:00:00.100Z".into()),
         livemode: Some(false),
+        account: None,
+        merchant_id: None,
     };
     String::from_utf8(event.to_bytes()).unwrap()
 }

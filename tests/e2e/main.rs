@@ -1,6 +1,7 @@
 //! End-to-end tests over HTTP on loopback: the whole pipeline (API Gateway stand-in, validator,
 //! FIFO queues, processors, bus, event processor, status store) as `payhook serve` runs it.
 
+mod authenticity;
 mod aws;
 mod books;
 mod delivery;

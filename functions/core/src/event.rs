@@ -120,6 +120,12 @@ pub struct PaymentEvent {
     /// Whether the provider marked it live (Stripe `livemode`), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub livemode: Option<bool>,
+    /// The connected account the event happened on (Stripe Connect `account`), when any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// The seller the event belongs to (Square `merchant_id`), when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merchant_id: Option<String>,
 }
 
 impl PaymentEvent {

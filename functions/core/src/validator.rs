@@ -558,10 +558,7 @@ impl Validator {
                 tracing::warn!(webhook_id = %event.webhook_id, error = %err, error_code = err.code(), "queued, but marking QUEUED failed");
             }
         }
-        Ok(Accepted::Queued {
-            event: Box::new(event),
-            message_id,
-        })
+        Ok(Accepted::Queued { event, message_id })
     }
 
     async fn verify(

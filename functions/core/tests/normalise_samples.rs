@@ -415,7 +415,7 @@ fn remove(value: &mut Value, pointer: &str) {
 
 fn event(provider: Provider, body: &[u8]) -> PaymentEvent {
     match normalise(provider, body) {
-        Ok(Normalised::Event(event)) => event,
+        Ok(Normalised::Event(event)) => *event,
         other => panic!("expected an event, got {other:?}"),
     }
 }
@@ -747,6 +747,37 @@ fn stripe_livemode_is_carried_when_present() {
         remove(v, "/livemode")
     });
     assert_eq!(event(Provider::Stripe, &absent).livemode, None);
+}
+
+#[test]
+fn stripe_connect_account_and_square_merchant_are_carried() {
+    let connected = mutated(&fixture("stripe/payment_intent.succeeded.kwd.json"), |v| {
+        v["account"] = json!("acct_1Nv0FGQ9RKHgCVdK");
+    });
+    let event_of = |body: &[u8], provider| event(provider, body);
+    let stripe = event_of(&connected, Provider::Stripe);
+    assert_eq!(stripe.account.as_deref(), Some("acct_1Nv0FGQ9RKHgCVdK"));
+    assert_eq!(stripe.merchant_id, None);
+    let platform = event_of(
+        &fixture("stripe/payment_intent.succeeded.kwd.json"),
+        Provider::Stripe,
+    );
+    assert_eq!(platform.account, None);
+
+    let square = event_of(&fixture("square/dispute.created.json"), Provider::Square);
+    assert_eq!(square.merchant_id.as_deref(), Some("0HPGX5JYE6EE1"));
+    assert_eq!(square.account, None);
+    let bytes = String::from_utf8(square.to_bytes()).unwrap();
+    assert!(
+        bytes.contains(r#""merchant_id":"0HPGX5JYE6EE1""#),
+        "{bytes}"
+    );
+
+    let bad = mutated(&fixture("square/dispute.created.json"), |v| {
+        v["merchant_id"] = json!(42);
+    });
+    let err = payhook_core::normalise::normalise(Provider::Square, &bad).unwrap_err();
+    assert_eq!(err.code(), "invalid_field");
 }
 
 // ---------------------------------------------------------------------------------------------

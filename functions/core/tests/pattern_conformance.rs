@@ -190,6 +190,8 @@ fn published(provider: Provider, event_type: EventType, amount: f64) -> Value {
         occurred_at: "2026-01-01T00:00:00Z".to_owned(),
         received_at: Some("2026-01-01T00:00:01.000Z".to_owned()),
         livemode: Some(false),
+        account: None,
+        merchant_id: None,
     };
     let mut detail = serde_json::to_value(&event).expect("PaymentEvent serialises");
     let tier = TierThresholds::default().tier(amount);

@@ -33,6 +33,8 @@ fn event(id: &str, payment: &str, event_type: EventType, amount_minor: i64) -> P
         occurred_at: "2026-01-01T00:00:00Z".into(),
         received_at: Some("2026-01-01T00:00:00.000Z".into()),
         livemode: Some(false),
+        account: None,
+        merchant_id: None,
     }
 }
 

@@ -54,6 +54,8 @@ fn event(provider: Provider, n: usize, event_type: EventType, amount: f64) -> Pa
         occurred_at: "2026-01-01T00:00:00Z".into(),
         received_at: Some("2026-01-01T00:00:00.123Z".into()),
         livemode: Some(false),
+        account: None,
+        merchant_id: None,
     }
 }
 

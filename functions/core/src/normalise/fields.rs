@@ -353,6 +353,9 @@ pub(crate) struct Head {
     pub(crate) event_type: String,
     pub(crate) occurred_at: String,
     pub(crate) livemode: Option<bool>,
+    /// Stripe Connect `account` / Square `merchant_id`.
+    pub(crate) account: Option<String>,
+    pub(crate) merchant_id: Option<String>,
 }
 
 /// What the payload says about the payment.
@@ -367,7 +370,7 @@ pub(crate) struct Body {
 
 /// Assembles the canonical event (`received_at` is left for the validator).
 pub(crate) fn build(head: Head, body: Body) -> Normalised {
-    Normalised::Event(PaymentEvent {
+    Normalised::Event(Box::new(PaymentEvent {
         webhook_id: PaymentEvent::make_webhook_id(head.provider, &head.event_id),
         provider: head.provider,
         provider_event_id: head.event_id,
@@ -383,7 +386,25 @@ pub(crate) fn build(head: Head, body: Body) -> Normalised {
         occurred_at: head.occurred_at,
         received_at: None,
         livemode: head.livemode,
-    })
+        account: head.account,
+        merchant_id: head.merchant_id,
+    }))
+}
+
+/// An optional string field of the envelope: absent or null is `None`, anything but a
+/// non-empty string is refused.
+pub(crate) fn optional_text(
+    value: Option<&Value>,
+    field: &'static str,
+) -> Result<Option<String>, NormaliseError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) if !text.is_empty() => Ok(Some(text.clone())),
+        Some(_) => Err(NormaliseError::InvalidField {
+            field,
+            reason: "expected a non-empty string".into(),
+        }),
+    }
 }
 
 /// The [`Normalised::Ignored`] answer for an unsupported event type.

@@ -41,7 +41,8 @@
 //! Other fields: `webhook_id` is `"{provider}:{event id}"`; `occurred_at` is the provider's
 //! event time (Stripe `created`, PayPal `create_time`, Square `created_at`) in UTC with
 //! millisecond precision (`2025-01-01T00:00:00.000Z`); `provider_status` is the status of the
-//! object the event carries; `livemode` comes from Stripe only; `received_at` is left `None`
+//! object the event carries; `livemode` and `account` (Connect) come from Stripe only,
+//! `merchant_id` from Square only; `received_at` is left `None`
 //! for the validator to fix at first receipt.
 //!
 //! Unsupported event types come back as [`Normalised::Ignored`], never as an error, so the
@@ -60,7 +61,7 @@ use crate::provider::Provider;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Normalised {
     /// A supported event, normalised.
-    Event(PaymentEvent),
+    Event(Box<PaymentEvent>),
     /// A well-formed envelope of an event type payhook does not process: acknowledge it
     /// (status `IGNORED`) so the provider stops retrying.
     Ignored {

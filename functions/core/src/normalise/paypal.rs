@@ -79,6 +79,8 @@ pub(super) fn normalise(body: &[u8]) -> Result<Normalised, NormaliseError> {
         event_type,
         occurred_at,
         livemode: None,
+        account: None,
+        merchant_id: None,
     };
     Ok(fields::build(head, body))
 }

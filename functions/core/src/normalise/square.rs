@@ -19,6 +19,7 @@ struct Envelope<T> {
     #[serde(rename = "type")]
     event_type: Option<Value>,
     created_at: Option<T>,
+    merchant_id: Option<T>,
     data: Option<T>,
 }
 
@@ -77,6 +78,8 @@ pub(super) fn normalise(body: &[u8]) -> Result<Normalised, NormaliseError> {
         event_type,
         occurred_at,
         livemode: None,
+        account: None,
+        merchant_id: fields::optional_text(env.merchant_id.as_ref(), "merchant_id")?,
     };
     Ok(fields::build(head, body))
 }

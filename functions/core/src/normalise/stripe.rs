@@ -20,6 +20,7 @@ struct Envelope<T> {
     event_type: Option<Value>,
     created: Option<T>,
     livemode: Option<T>,
+    account: Option<T>,
     data: Option<T>,
 }
 
@@ -89,6 +90,8 @@ pub(super) fn normalise(body: &[u8]) -> Result<Normalised, NormaliseError> {
         event_type,
         occurred_at,
         livemode,
+        account: fields::optional_text(env.account.as_ref(), "account")?,
+        merchant_id: None,
     };
     Ok(fields::build(head, body))
 }

@@ -22,6 +22,10 @@ const TAG_LEN: usize = 32;
 /// comes near this, and a header stuffed with hundreds costs no more than one with eight.
 pub const MAX_V1_SIGNATURES: usize = 8;
 
+/// Longest `Stripe-Signature` value parsed (API Gateway itself caps all headers at 10 KiB); a
+/// genuine one is a few hundred bytes.
+pub const MAX_SIGNATURE_HEADER_BYTES: usize = 8 * 1024;
+
 /// Verifies Stripe webhooks against one or more endpoint secrets.
 #[derive(Debug, Clone)]
 pub struct StripeVerifier {
@@ -176,6 +180,9 @@ impl ParsedHeader {
         let malformed = |why: &str| {
             SignatureError::MalformedHeader(format!("{STRIPE_SIGNATURE_HEADER}: {why}"))
         };
+        if value.len() > MAX_SIGNATURE_HEADER_BYTES {
+            return Err(malformed("longer than 8 KiB"));
+        }
         let mut timestamp = None;
         let mut saw_v1 = false;
         let mut v1_signatures: Vec<Vec<u8>> = Vec::new();
@@ -262,7 +269,7 @@ mod tests {
         let secrets = vec![Secret::new("whsec_old"), Secret::new("whsec_new")];
         let body = vec![b'x'; 2048];
         let genuine = StripeVerifier::sign(&secrets[1], 100, &body);
-        let junk: String = (0..500u32)
+        let junk: String = (0..110u32)
             .map(|i| format!(",v1={}", hex::encode([i.to_le_bytes(); 8].concat())))
             .collect();
         let verifier = StripeVerifier::new(secrets);
@@ -277,7 +284,7 @@ mod tests {
             }
         );
 
-        // The genuine signature after 500 junk entries is past the bound: ignored, so refused,
+        // The genuine signature after 110 junk entries is past the bound: ignored, so refused,
         // at the same cost as a header with eight entries.
         let stuffed = format!("t=100{junk},{}", &genuine["t=100,".len()..]);
         let (result, stats) = verifier.verify_with_stats(&headers(&stuffed), &body, 100);
@@ -291,10 +298,16 @@ mod tests {
         );
 
         // Within the bound, any position still matches (a rotation sends one per secret).
-        let rotated = format!("{genuine}{}", &junk[..junk.len() / 100]);
+        let rotated = format!("{genuine}{}", &junk[..junk.len() / 20]);
         let (result, stats) = verifier.verify_with_stats(&headers(&rotated), &body, 100);
         assert_eq!(result, Ok(()));
         assert_eq!(stats.hmacs, 2);
+
+        // Past 8 KiB the header is not parsed at all.
+        let oversized = format!("{genuine},v0={}", "0".repeat(MAX_SIGNATURE_HEADER_BYTES));
+        let (result, stats) = verifier.verify_with_stats(&headers(&oversized), &body, 100);
+        assert!(matches!(result, Err(SignatureError::MalformedHeader(_))));
+        assert_eq!(stats.hmacs, 0);
     }
 
     #[test]
