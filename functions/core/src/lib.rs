@@ -22,6 +22,7 @@ pub mod secret;
 pub mod signature;
 pub mod skip;
 pub mod status;
+pub mod tier;
 pub mod validator;
 
 pub use event::{EventType, PaymentEvent};

@@ -1,6 +1,6 @@
 //! The provider processors' handler (one binary, deployed per provider): for each SQS FIFO
 //! record, claim the webhook in the status store, compute its amount tier, publish it to the
-//! `payment-events` bus and mark it `PUBLISHED` (DESIGN §5–§6).
+//! `payment-events` bus and mark it `PUBLISHED`.
 //!
 //! Exactly-once in effect comes from the status machine, not from SQS: a record whose
 //! webhook is already `PUBLISHED`/`PROCESSED` is acknowledged and skipped; a claim is a
@@ -21,64 +21,10 @@ use crate::event::{EventType, PaymentEvent};
 use crate::ports::Clock;
 use crate::provider::Provider;
 use crate::status::{Status, StatusItem, StatusStore, StoreError, Transition, TransitionOutcome};
+pub use crate::tier::{Tier, TierThresholds};
 
 /// Default receives before SQS moves a message to the DLQ.
 pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 5;
-
-/// The amount tier of a payment, for routing and dashboards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Tier {
-    /// At or above the high threshold.
-    High,
-    /// At or above the medium threshold.
-    Medium,
-    /// Below the medium threshold.
-    Low,
-}
-
-impl Tier {
-    /// `high`, `medium` or `low`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Tier::High => "high",
-            Tier::Medium => "medium",
-            Tier::Low => "low",
-        }
-    }
-}
-
-/// Tier thresholds in major units of the event's currency (the same numbers the amount rules
-/// in `rules/` use on `detail.amount`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TierThresholds {
-    /// `amount >= high_min` is `high`.
-    pub high_min: f64,
-    /// `amount >= medium_min` is `medium`.
-    pub medium_min: f64,
-}
-
-impl Default for TierThresholds {
-    fn default() -> Self {
-        TierThresholds {
-            high_min: 1000.0,
-            medium_min: 100.0,
-        }
-    }
-}
-
-impl TierThresholds {
-    /// The tier of `amount` (major units).
-    pub fn tier(&self, amount: f64) -> Tier {
-        if amount >= self.high_min {
-            Tier::High
-        } else if amount >= self.medium_min {
-            Tier::Medium
-        } else {
-            Tier::Low
-        }
-    }
-}
 
 /// The EventBridge `detail` a processor publishes: the canonical event plus its tier.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -329,7 +275,7 @@ impl ProviderProcessor {
                 status,
             });
         }
-        let tier = self.config.tiers.tier(event.amount);
+        let tier = self.config.tiers.tier_of(event);
         let detail = PublishedDetail {
             event: event.clone(),
             tier,
