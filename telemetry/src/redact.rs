@@ -2,15 +2,30 @@
 //! line. Every string the logger writes (messages, event fields, span fields, appended keys,
 //! error texts, the logged Lambda event) passes through here.
 //!
-//! Two rules, both conservative (a false positive costs a `[redacted]`, a false negative a leak):
+//! Three rules, all conservative (a false positive costs a `[redacted]`, a false negative a leak):
 //! - **by key**: a field whose name says it holds a secret, a signature, a credential, a card, an
-//!   e-mail address or a raw body is replaced whole ([`is_sensitive_key`]);
-//! - **by value**: inside any string, e-mail addresses, card numbers (13–19 digits, Luhn-valid,
-//!   starting 2–6), provider secrets (`whsec_…`, `sk_live_…`, …), `Bearer` tokens, long hex
-//!   strings (HMAC digests, ≥ 40 chars) and long base64 strings (signatures, ≥ 40 chars with
-//!   upper case, lower case and digits) are masked ([`redact_text`]).
+//!   e-mail address or a raw body is replaced whole, however long the name
+//!   ([`is_sensitive_key`]);
+//! - **by key inside text**: the value of such a key written into a string is masked too:
+//!   `key=value` (query strings, form bodies), `"key": value` (embedded JSON, escaped or not),
+//!   `key: "value"` (`Debug` output) and `Header-Name: value` (header lines);
+//! - **by value**: inside any string, e-mail addresses (`@` written plain, as `%40`, `%2540` or
+//!   `\u0040`), card numbers, provider secrets (`whsec_…`, `sk_live_…`, …), `Bearer` tokens,
+//!   long hex strings (HMAC digests, ≥ 40 chars) and long base64 strings (signatures, ≥ 40 chars
+//!   with upper case, lower case and digits) are masked ([`redact_text`]), and so are JSON
+//!   numbers that are card numbers ([`redact_json`]).
+//!
+//! A card number is 13–19 digits, Luhn-valid, starting 2–6, written plain or in groups of 3–6
+//! digits joined by one space, `-`, `+`, `%20` or `.`. It may start at any
+//! group of a longer run of digits (`qty 1 4242 …`), be followed by more groups or by its
+//! expiry (`MMYY`, then maybe the CVC) glued on, and be glued to a label (`card4242…`,
+//! `…4242exp`).
+//! Digits glued to a short or all-hex run of letters are part of an identifier (an X-Ray trace
+//! id, a UUID, a PayPal `WH-…` id) and are left alone: 13 digits in a row inside random
+//! characters are chance, not a card.
 
 use std::borrow::Cow;
+use std::ops::RangeInclusive;
 
 use serde_json::Value;
 
@@ -23,8 +38,8 @@ pub const REDACTED_CARD: &str = "[redacted-card]";
 /// What a secret, token, signature or digest inside a string becomes.
 pub const REDACTED_SECRET: &str = "[redacted-secret]";
 
-/// Substrings of a normalised key (lower case, `-`, `_`, `.` and spaces removed) that mark it
-/// as sensitive.
+/// Substrings of a normalised key (lower case, punctuation and spaces removed) that mark it as
+/// sensitive.
 const SENSITIVE_KEY_PARTS: &[&str] = &[
     "secret",
     "signature",
@@ -53,25 +68,59 @@ const SECRET_PREFIXES: &[&str] = &["whsec_", "sk_live_", "sk_test_", "rk_live_",
 /// Minimum length of a hex or base64 run treated as a digest or signature.
 const LONG_TOKEN_MIN: usize = 40;
 
-/// Whether a field with this name must never have its value logged.
+/// The spellings of `@` in an e-mail address: plain, URL-encoded (once and twice) and
+/// JSON-escaped.
+const AT_SIGNS: &[&[u8]] = &[b"@", b"%40", b"%2540", b"\\u0040"];
+
+/// How many digits a card number has (ISO/IEC 7812).
+const CARD_DIGITS: RangeInclusive<usize> = 13..=19;
+/// The first digit of the card numbers masked (Mastercard's 2-series to Discover's 6).
+const CARD_FIRST_DIGITS: RangeInclusive<u8> = 2..=6;
+/// Digits in each group of a card number printed in groups (4-4-4-4, Amex's 4-6-5, 4-4-4-4-3);
+/// other groupings (a UUID's 8-4-4, a date's 4-2-2) are not card numbers.
+const CARD_GROUP: RangeInclusive<usize> = 3..=6;
+/// The shortest run of letters glued to digits that reads as a label (`card4242…`,
+/// `…4242exp`) rather than as part of an identifier (`…9EX3636…` in a PayPal id); see
+/// [`is_card_edge`].
+const LABEL_MIN: usize = 3;
+
+/// Byte ranges to mask, each with its placeholder.
+type Found = Vec<(usize, usize, &'static str)>;
+
+/// Whether a field with this name must never have its value logged. The name is compared
+/// without its punctuation, spaces and case, whatever its length.
 pub fn is_sensitive_key(key: &str) -> bool {
-    let mut norm = [0u8; 64];
-    let mut n = 0;
-    for b in key.bytes() {
-        if matches!(b, b'-' | b'_' | b'.' | b' ') {
-            continue;
+    is_sensitive_key_bytes(key.as_bytes())
+}
+
+fn is_sensitive_key_bytes(key: &[u8]) -> bool {
+    const INLINE: usize = 64;
+    let normalised = key
+        .iter()
+        .filter(|b| b.is_ascii_alphanumeric() || !b.is_ascii())
+        .map(u8::to_ascii_lowercase);
+    let mut inline = [0u8; INLINE];
+    let spilled: Vec<u8>;
+    let norm: &[u8] = if key.len() <= INLINE {
+        let mut n = 0;
+        for (slot, b) in inline.iter_mut().zip(normalised) {
+            *slot = b;
+            n += 1;
         }
-        if n == norm.len() {
-            break;
-        }
-        norm[n] = b.to_ascii_lowercase();
-        n += 1;
-    }
-    let norm = &norm[..n];
+        &inline[..n]
+    } else {
+        // A long name (a flattened path, a generated key) is compared whole, never cut short.
+        spilled = normalised.collect();
+        &spilled
+    };
+    // Keys inside text are checked for every `=` and `:`: compare a part only where its first
+    // byte is.
     SENSITIVE_KEYS.iter().any(|k| k.as_bytes() == norm)
-        || SENSITIVE_KEY_PARTS
-            .iter()
-            .any(|p| norm.windows(p.len()).any(|w| w == p.as_bytes()))
+        || (0..norm.len()).any(|i| {
+            SENSITIVE_KEY_PARTS
+                .iter()
+                .any(|p| p.as_bytes()[0] == norm[i] && norm[i..].starts_with(p.as_bytes()))
+        })
 }
 
 /// [`is_sensitive_key`] for the `'static` field names of `tracing` call sites, remembered per
@@ -99,9 +148,9 @@ pub(crate) fn is_sensitive_field(name: &'static str) -> bool {
 }
 
 /// Whether `s` may contain something [`redact_text`] masks; one cheap pass that lets most
-/// strings through untouched. It looks for what every masked pattern needs: an `@`, 13 digits,
-/// or a run of token characters that is long (a digest or signature), contains `_` (a
-/// provider secret) or is the word `Bearer`.
+/// strings through untouched. It looks for what every masked pattern needs: an `@` in any
+/// spelling, a sensitive key before a `=` or `:`, 13 digits, or a run of token characters that
+/// is long (a digest or signature), contains `_` (a provider secret) or is the word `Bearer`.
 fn may_need_redaction(b: &[u8]) -> bool {
     let mut digits = 0usize;
     let mut run_start = 0usize;
@@ -111,9 +160,13 @@ fn may_need_redaction(b: &[u8]) -> bool {
             || (underscore && run.len() > 6)
             || run.eq_ignore_ascii_case(b"bearer")
     };
+    let mut separators = false;
     for (i, &c) in b.iter().enumerate() {
-        if c == b'@' {
-            return true;
+        match c {
+            b'@' => return true,
+            b'%' | b'\\' if at_sign_len(b, i) > 0 => return true,
+            b'=' | b':' => separators = true,
+            _ => {}
         }
         if c.is_ascii_digit() {
             digits += 1;
@@ -128,11 +181,15 @@ fn may_need_redaction(b: &[u8]) -> bool {
             underscore = false;
         }
     }
-    digits >= 13 || suspicious_run(&b[run_start.min(b.len())..], underscore)
+    // Keys are judged last, and only when nothing else calls for the full scan, which judges
+    // them anyway.
+    digits >= *CARD_DIGITS.start()
+        || suspicious_run(&b[run_start.min(b.len())..], underscore)
+        || (separators && has_sensitive_value(b))
 }
 
-/// Masks e-mail addresses, card numbers, secrets, tokens, digests and signatures inside `s`.
-/// Returns `s` unchanged (borrowed) when there is nothing to mask.
+/// Masks e-mail addresses, card numbers, secrets, tokens, digests, signatures and the values of
+/// sensitive keys inside `s`. Returns `s` unchanged (borrowed) when there is nothing to mask.
 pub fn redact_text(s: &str) -> Cow<'_, str> {
     if !may_need_redaction(s.as_bytes()) {
         return Cow::Borrowed(s);
@@ -143,7 +200,8 @@ pub fn redact_text(s: &str) -> Cow<'_, str> {
 /// The full scan behind [`redact_text`].
 fn redact_scan(s: &str) -> Cow<'_, str> {
     let b = s.as_bytes();
-    let mut ranges: Vec<(usize, usize, &'static str)> = Vec::new();
+    let mut ranges: Found = Vec::new();
+    find_key_values(b, &mut ranges);
     find_emails(b, &mut ranges);
     find_cards(b, &mut ranges);
     find_tokens(b, &mut ranges);
@@ -171,8 +229,9 @@ fn redact_scan(s: &str) -> Cow<'_, str> {
 }
 
 /// Redacts a JSON value in place: values under sensitive keys are replaced whole, every other
-/// string is passed through [`redact_text`]. Object keys that themselves look like an e-mail
-/// address or secret are replaced too.
+/// string is passed through [`redact_text`] and integers that are card numbers are replaced.
+/// Object keys that themselves hold an e-mail address, a card number or a secret are replaced
+/// too.
 pub fn redact_json(value: &mut Value) {
     match value {
         Value::String(s) => {
@@ -180,27 +239,182 @@ pub fn redact_json(value: &mut Value) {
                 *s = r;
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(redact_json),
-        Value::Object(map) => {
-            let needs_key_rewrite = map.keys().any(|k| matches!(redact_text(k), Cow::Owned(_)));
-            if needs_key_rewrite {
-                let old = std::mem::take(map);
-                for (k, v) in old {
-                    map.insert(redact_text(&k).into_owned(), v);
-                }
-            }
-            for (k, v) in map.iter_mut() {
-                if is_sensitive_key(k) {
-                    if !v.is_null() {
-                        *v = Value::String(REDACTED.to_owned());
-                    }
-                } else {
-                    redact_json(v);
-                }
+        Value::Number(n) => {
+            if n.as_u64().is_some_and(is_card_number) {
+                *value = Value::String(REDACTED_CARD.to_owned());
             }
         }
-        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        Value::Array(items) => items.iter_mut().for_each(redact_json),
+        Value::Object(map) => {
+            if map.keys().any(|k| matches!(redact_text(k), Cow::Owned(_))) {
+                let old = std::mem::take(map);
+                for (k, mut v) in old {
+                    redact_entry(&k, &mut v);
+                    map.insert(redact_text(&k).into_owned(), v);
+                }
+            } else {
+                map.iter_mut().for_each(|(k, v)| redact_entry(k, v));
+            }
+        }
+        Value::Null | Value::Bool(_) => {}
     }
+}
+
+/// Redacts the value of one object entry, by its key as written (a key that was itself masked is
+/// judged by what it was, not by its placeholder).
+fn redact_entry(key: &str, value: &mut Value) {
+    if is_sensitive_key(key) {
+        if !value.is_null() {
+            *value = Value::String(REDACTED.to_owned());
+        }
+    } else {
+        redact_json(value);
+    }
+}
+
+fn is_key_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'[' | b']')
+}
+
+fn has_sensitive_value(b: &[u8]) -> bool {
+    b.iter()
+        .enumerate()
+        .any(|(i, c)| matches!(c, b'=' | b':') && sensitive_value_at(b, i).is_some())
+}
+
+fn find_key_values(b: &[u8], out: &mut Found) {
+    for (i, &c) in b.iter().enumerate() {
+        if matches!(c, b'=' | b':')
+            && let Some((start, end)) = sensitive_value_at(b, i)
+        {
+            out.push((start, end, REDACTED));
+        }
+    }
+}
+
+/// The value of a sensitive key written into text with the separator at `sep`, as a byte
+/// range: `key=value`, `"key": value`, `key: "value"` or a header line `Header-Name: value`.
+/// A bare `key: text` is prose (`invalid_signature: no v1 signature matched`), not a value.
+fn sensitive_value_at(b: &[u8], sep: usize) -> Option<(usize, usize)> {
+    let (key, key_quoted) = key_before(b, sep)?;
+    let colon = b[sep] == b':';
+    let mut start = sep + 1;
+    if colon {
+        while b.get(start) == Some(&b' ') {
+            start += 1;
+        }
+    }
+    let value_quoted = opening_quote(&b[start..]).is_some();
+    let header_line = colon && !key_quoted && !value_quoted && key.contains(&b'-');
+    if colon && !key_quoted && !value_quoted && !header_line {
+        return None;
+    }
+    if !is_sensitive_key_bytes(key) {
+        return None;
+    }
+    let (start, end) = value_span(b, start, header_line);
+    (end > start).then_some((start, end))
+}
+
+/// The key just before the separator at `sep` (without its quotes) and whether it was quoted:
+/// `key`, `"key"`, `'key'`, or `\"key\"` inside escaped JSON.
+fn key_before(b: &[u8], sep: usize) -> Option<(&[u8], bool)> {
+    let mut end = sep;
+    let quoted = end > 0 && matches!(b[end - 1], b'"' | b'\'');
+    if quoted {
+        end -= 1;
+        while end > 0 && b[end - 1] == b'\\' {
+            end -= 1;
+        }
+    }
+    let mut start = end;
+    while start > 0 && is_key_byte(b[start - 1]) {
+        start -= 1;
+    }
+    (start < end).then(|| (&b[start..end], quoted))
+}
+
+/// The quote a value opens with: `"`, `'`, or `\"` inside escaped JSON.
+fn opening_quote(rest: &[u8]) -> Option<&'static [u8]> {
+    [b"\\\"".as_slice(), b"\"", b"'"]
+        .into_iter()
+        .find(|q| rest.starts_with(q))
+}
+
+/// The bytes of a value that starts at `start`: the inside of its quotes, the whole of a JSON
+/// object or array, the rest of a header line, or a bare word up to the next delimiter.
+fn value_span(b: &[u8], start: usize, header_line: bool) -> (usize, usize) {
+    let rest = &b[start..];
+    if let Some(quote) = opening_quote(rest) {
+        let inner = start + quote.len();
+        return (inner, inner + closing_quote(&b[inner..], quote));
+    }
+    if matches!(rest.first(), Some(b'{' | b'[')) {
+        return (start, start + matching_bracket(rest));
+    }
+    let ends_value = |c: &u8| {
+        if header_line {
+            matches!(c, b'\r' | b'\n')
+        } else {
+            c.is_ascii_whitespace()
+                || matches!(
+                    c,
+                    b'&' | b',' | b';' | b'"' | b'\'' | b'}' | b']' | b')' | b'\\'
+                )
+        }
+    };
+    (
+        start,
+        start + rest.iter().position(ends_value).unwrap_or(rest.len()),
+    )
+}
+
+/// Where the string opened by `quote` ends inside `s` (all of `s` when it never closes).
+fn closing_quote(s: &[u8], quote: &[u8]) -> usize {
+    if quote.len() > 1 {
+        // `\"…\"`: the next escaped quote closes it.
+        return s.windows(2).position(|w| w == quote).unwrap_or(s.len());
+    }
+    let mut escaped = false;
+    for (i, &c) in s.iter().enumerate() {
+        match c {
+            b'\\' => escaped = !escaped,
+            _ if c == quote[0] && !escaped => return i,
+            _ => escaped = false,
+        }
+    }
+    s.len()
+}
+
+/// The length of the JSON object or array `s` opens with, its nested strings skipped (all of
+/// `s` when it never closes).
+fn matching_bracket(s: &[u8]) -> usize {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+            b'"' => i += closing_quote(&s[i + 1..], b"\"") + 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    s.len()
+}
+
+/// The length of the `@` spelled at `i` (see [`AT_SIGNS`]), or 0.
+fn at_sign_len(b: &[u8], i: usize) -> usize {
+    let rest = &b[i..];
+    AT_SIGNS
+        .iter()
+        .find(|at| rest.starts_with(at))
+        .map_or(0, |at| at.len())
 }
 
 fn is_email_local(b: u8) -> bool {
@@ -211,41 +425,58 @@ fn is_email_domain(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-')
 }
 
-fn find_emails(b: &[u8], out: &mut Vec<(usize, usize, &'static str)>) {
+fn find_emails(b: &[u8], out: &mut Found) {
     let mut i = 0;
     while i < b.len() {
-        if b[i] != b'@' {
+        let at = if matches!(b[i], b'@' | b'%' | b'\\') {
+            at_sign_len(b, i)
+        } else {
+            0
+        };
+        if at == 0 {
             i += 1;
             continue;
         }
-        let mut start = i;
+        // `\\u0040` escaped twice: the extra backslashes belong to the `@`.
+        let mut local_end = i;
+        while local_end > 0 && b[local_end - 1] == b'\\' {
+            local_end -= 1;
+        }
+        let mut start = local_end;
         while start > 0 && is_email_local(b[start - 1]) {
             start -= 1;
         }
-        let mut end = i + 1;
+        let domain_start = i + at;
+        let mut end = domain_start;
         while end < b.len() && is_email_domain(b[end]) {
             end += 1;
         }
         // Trailing dots belong to the sentence, not the domain.
-        while end > i + 1 && b[end - 1] == b'.' {
+        while end > domain_start && b[end - 1] == b'.' {
             end -= 1;
         }
-        let domain = &b[i + 1..end];
-        let tld_ok = domain
-            .iter()
-            .rposition(|&c| c == b'.')
-            .map(|dot| {
-                let tld = &domain[dot + 1..];
-                dot > 0 && tld.len() >= 2 && tld.iter().all(u8::is_ascii_alphabetic)
-            })
-            .unwrap_or(false);
-        if start < i && tld_ok {
+        if start < local_end && has_tld(&b[domain_start..end]) {
             out.push((start, end, REDACTED_EMAIL));
             i = end;
         } else {
             i += 1;
         }
     }
+}
+
+/// Whether a domain ends in a top-level domain of two letters or more after a named host.
+fn has_tld(domain: &[u8]) -> bool {
+    domain.iter().rposition(|&c| c == b'.').is_some_and(|dot| {
+        let tld = &domain[dot + 1..];
+        dot > 0 && tld.len() >= 2 && tld.iter().all(u8::is_ascii_alphabetic)
+    })
+}
+
+/// Whether digits glued after a card number read as its expiry (`MMYY`), alone or followed by
+/// its CVC. A glued CVC alone is not recognised: it cannot be told from the card's own digits.
+fn is_card_trailer(d: &[u8]) -> bool {
+    matches!(d.len(), 4 | 7 | 8)
+        && matches!((d[0], d[1]), (b'0', b'1'..=b'9') | (b'1', b'0'..=b'2'))
 }
 
 fn luhn_valid(digits: &[u8]) -> bool {
@@ -263,50 +494,184 @@ fn luhn_valid(digits: &[u8]) -> bool {
     sum.is_multiple_of(10)
 }
 
-fn find_cards(b: &[u8], out: &mut Vec<(usize, usize, &'static str)>) {
+/// Whether a JSON integer is a card number.
+fn is_card_number(n: u64) -> bool {
+    let mut digits = [0u8; 20];
+    let mut len = 0;
+    let mut rest = n;
+    while rest > 0 {
+        digits[len] = (rest % 10) as u8;
+        rest /= 10;
+        len += 1;
+    }
+    let digits = &mut digits[..len];
+    digits.reverse();
+    CARD_DIGITS.contains(&len) && CARD_FIRST_DIGITS.contains(&digits[0]) && luhn_valid(digits)
+}
+
+fn find_cards(b: &[u8], out: &mut Found) {
     let mut i = 0;
     while i < b.len() {
-        let boundary = i == 0 || !b[i - 1].is_ascii_alphanumeric();
-        if !(b[i].is_ascii_digit() && boundary) {
-            i += 1;
-            continue;
+        if b[i].is_ascii_digit() {
+            let (end, digits) = digit_run_end(b, i);
+            if digits >= *CARD_DIGITS.start() {
+                cards_in_run(b, i, end, out);
+            }
+            i = end;
+        } else {
+            // The digits of a `%XX` escape start no number.
+            i += url_escape_len(&b[i..]).max(1);
         }
-        let start = i;
-        let mut digits = [0u8; 19];
-        let mut count = 0usize;
-        let mut j = i;
-        let mut end = i;
-        while j < b.len() {
-            if b[j].is_ascii_digit() {
-                if count < digits.len() {
-                    digits[count] = b[j] - b'0';
-                }
-                count += 1;
-                j += 1;
-                end = j;
-            } else if matches!(b[j], b' ' | b'-') && j + 1 < b.len() && b[j + 1].is_ascii_digit() {
-                j += 1;
-            } else {
+    }
+}
+
+/// The length of the URL escape (`%XX`) `s` starts with, or 0.
+fn url_escape_len(s: &[u8]) -> usize {
+    match s {
+        [b'%', h, l, ..] if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => 3,
+        _ => 0,
+    }
+}
+
+/// The end of the run of digit groups that starts at `start`, and how many digits it holds.
+fn digit_run_end(b: &[u8], start: usize) -> (usize, usize) {
+    let (mut j, mut digits) = (start, 0);
+    loop {
+        let group = j;
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        digits += j - group;
+        match separator_len(b, j, j - group) {
+            0 => return (j, digits),
+            len => j += len,
+        }
+    }
+}
+
+/// The length of the separator at `i` that joins a group of `group_len` digits to the next
+/// group as card numbers are printed (one space, `-`, `+`, `%20`, or a `.` between groups of
+/// [`CARD_GROUP`] digits), or 0 when the run of digits ends at `i`.
+fn separator_len(b: &[u8], i: usize, group_len: usize) -> usize {
+    let len = match b.get(i) {
+        Some(b' ' | b'-' | b'+') => 1,
+        Some(b'%') if b[i..].starts_with(b"%20") => 3,
+        Some(b'.')
+            if CARD_GROUP.contains(&group_len)
+                && CARD_GROUP.contains(&leading_digits(&b[i + 1..], *CARD_GROUP.end() + 1)) =>
+        {
+            1
+        }
+        _ => return 0,
+    };
+    if b.get(i + len).is_some_and(u8::is_ascii_digit) {
+        len
+    } else {
+        0
+    }
+}
+
+/// How many digits `s` starts with, counted up to `max`.
+fn leading_digits(s: &[u8], max: usize) -> usize {
+    s.iter()
+        .take(max)
+        .take_while(|c| c.is_ascii_digit())
+        .count()
+}
+
+/// Masks the card numbers in the run of digit groups `b[start..end]`.
+fn cards_in_run(b: &[u8], start: usize, end: usize, out: &mut Found) {
+    // A label glued in front must be a word of its own (`card4242…`), not the tail of an
+    // identifier (`…9EXY3636…`).
+    let letters = b[..start]
+        .iter()
+        .rev()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .count();
+    let word_starts = letters == start || !b[start - letters - 1].is_ascii_alphanumeric();
+    let after_escape = start >= 3 && url_escape_len(&b[start - 3..]) == 3;
+    let may_start = after_escape || (word_starts && is_card_edge(b[..start].iter().rev()));
+    let may_end = is_card_edge(b[end..].iter());
+    let mut g = start;
+    while g < end {
+        let card = if g > start || may_start {
+            card_at(b, g, end, may_end)
+        } else {
+            None
+        };
+        g = match card {
+            Some(card_end) => {
+                out.push((g, card_end, REDACTED_CARD));
+                card_end
+            }
+            None => g + leading_digits(&b[g..end], end),
+        };
+        while g < end && !b[g].is_ascii_digit() {
+            g += url_escape_len(&b[g..]).max(1);
+        }
+    }
+}
+
+/// Whether a run of digits may begin or end a card on the side whose bytes are `beside`
+/// (nearest first): at punctuation or the string's edge, or glued to a label of [`LABEL_MIN`]
+/// letters or more that are not all hex digits, and more than that when all upper case (the
+/// letter runs of base-36 identifiers such as PayPal's `WH-COC1105…`).
+fn is_card_edge<'a>(beside: impl Iterator<Item = &'a u8>) -> bool {
+    let (mut letters, mut hex, mut upper) = (0, true, true);
+    for c in beside.take_while(|c| c.is_ascii_alphabetic()) {
+        letters += 1;
+        hex &= c.is_ascii_hexdigit();
+        upper &= c.is_ascii_uppercase();
+    }
+    letters == 0 || (letters >= LABEL_MIN && !hex && (!upper || letters > LABEL_MIN))
+}
+
+/// The end of the card number that starts at the group `g` of a run ending at `run_end`, if
+/// there is one: the longest Luhn-valid prefix of [`CARD_DIGITS`] digits that is one group, or
+/// groups of [`CARD_GROUP`] digits, or the start of its first group with the rest of the group
+/// its expiry and CVC (masked with it). It may end with the run only when `may_end`.
+fn card_at(b: &[u8], g: usize, run_end: usize, may_end: bool) -> Option<usize> {
+    if !CARD_FIRST_DIGITS.contains(&(b[g] - b'0')) {
+        return None;
+    }
+    let first_group_end = g + leading_digits(&b[g..run_end], run_end);
+    let mut digits = [0u8; *CARD_DIGITS.end()];
+    let (mut n, mut group_len, mut groups) = (0, 0, 1);
+    let mut card = None;
+    let mut j = g;
+    while j < run_end && n < digits.len() {
+        if !b[j].is_ascii_digit() {
+            if !CARD_GROUP.contains(&group_len) {
                 break;
             }
+            j += url_escape_len(&b[j..]).max(1);
+            (group_len, groups) = (0, groups + 1);
+            continue;
         }
-        let followed_by_word = end < b.len() && b[end].is_ascii_alphanumeric();
-        if (13..=19).contains(&count)
-            && !followed_by_word
-            && (2..=6).contains(&digits[0])
-            && luhn_valid(&digits[..count])
-        {
-            out.push((start, end, REDACTED_CARD));
+        digits[n] = b[j] - b'0';
+        (n, group_len, j) = (n + 1, group_len + 1, j + 1);
+        let end = if j == run_end || !b[j].is_ascii_digit() {
+            if groups > 1 && !CARD_GROUP.contains(&group_len) {
+                continue;
+            }
+            j
+        } else if groups == 1 && is_card_trailer(&b[j..first_group_end]) {
+            first_group_end
+        } else {
+            continue;
+        };
+        if CARD_DIGITS.contains(&n) && (end < run_end || may_end) && luhn_valid(&digits[..n]) {
+            card = Some(end);
         }
-        i = end.max(i + 1);
     }
+    card
 }
 
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'/')
 }
 
-fn find_tokens(b: &[u8], out: &mut Vec<(usize, usize, &'static str)>) {
+fn find_tokens(b: &[u8], out: &mut Found) {
     let mut i = 0;
     while i < b.len() {
         if !is_token_byte(b[i]) {
@@ -411,6 +776,13 @@ mod tests {
             "arn:aws:lambda:us-east-1:123456789012:function:payhook-webhook-validator",
             "received at 1767225600000 ms",
             "amount 1999 USD",
+            "paypal:WH-4M0448861G563140B-9EX36365822141321",
+            "paypal:WH-COC11055RA711503B-4YM959094A144403T",
+            "Root=1-65432101-234567890123abcdef012345;Parent=53995c3f42cd8ad8;Sampled=1",
+            "processed at 2025-03-14T09:26:53.589Z, published 2025-03-14T09:26:54.001Z",
+            "client 192.168.100.200 on 10.0.0.1, version 1.2.3",
+            "invalid_signature: no v1 signature matched",
+            "error: signature_mismatch (signature: invalid)",
         ] {
             assert_eq!(redact_text(s), s);
         }
@@ -459,6 +831,22 @@ mod tests {
             "0123456789abcdef0123456789abcdef",
             "Zz9+/",
             "payment_intent",
+            "%40",
+            "%2540",
+            "\\u0040",
+            "%20",
+            "example.com",
+            "4242.4242.4242.4242",
+            "card",
+            "1229",
+            "12/29",
+            "signing_secret",
+            "x-api-key",
+            "=",
+            ": ",
+            "\"",
+            "{",
+            "}",
         ];
         let mut seed = 0x2545_f491_4f6c_dd1d_u64;
         let mut next = || {
@@ -498,5 +886,136 @@ mod tests {
             v["headers"]["x-amzn-trace-id"],
             "Root=1-5759e988-bd862e3fe1be46a994272793"
         );
+    }
+    #[test]
+    fn sensitive_keys_longer_than_64_bytes_are_recognised() {
+        let prefix = "metadata_field_generated_from_a_flattened_provider_payload_path_";
+        assert!(prefix.len() >= 64);
+        for suffix in [
+            "signature",
+            "password",
+            "customer_email",
+            "card_number",
+            "api_key",
+        ] {
+            let key = format!("{prefix}{suffix}");
+            assert!(is_sensitive_key(&key), "{key}");
+        }
+        assert!(is_sensitive_key("card[number]"));
+        assert!(!is_sensitive_key(&format!("{prefix}{prefix}")));
+    }
+
+    #[test]
+    fn cards_followed_by_their_expiry_or_cvc_are_masked() {
+        for s in [
+            "4242424242424242 12/29",
+            "4242 4242 4242 4242 12/29 123",
+            "4242-4242-4242-4242 1229",
+            "4242424242424242 123",
+            "42424242424242421229",
+            "42424242424242421229345",
+            "378282246310005 1229 1234",
+        ] {
+            let r = redact_text(s);
+            assert!(r.starts_with(REDACTED_CARD), "{s:?} became {r:?}");
+        }
+    }
+
+    #[test]
+    fn dotted_cards_and_cards_glued_to_labels_are_masked() {
+        for (s, rest) in [
+            ("4242.4242.4242.4242", ""),
+            ("3782.822463.10005", ""),
+            ("4242+4242+4242+4242", ""),
+            ("4242%204242%204242%204242", ""),
+            ("card4242424242424242", "card"),
+            ("Card4242424242424242exp1229", "Card"),
+            ("4242424242424242visa", ""),
+            ("qty 1 4242 4242 4242 4242", "qty 1 "),
+        ] {
+            let r = redact_text(s);
+            assert!(
+                r.starts_with(&format!("{rest}{REDACTED_CARD}")),
+                "{s:?} became {r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn digits_glued_to_identifier_letters_are_not_cards() {
+        for s in [
+            "WH-COC41055123456789-6RW800890C634293G",
+            "1-5759e988-4242424242424242abcdef012345",
+            "x4242424242424242",
+            "ab4242424242424242",
+        ] {
+            assert_eq!(redact_text(s), s);
+        }
+    }
+
+    #[test]
+    fn encoded_and_upper_case_emails_are_masked() {
+        for s in [
+            "jane.doe%40example.com",
+            "jane.doe%2Bshop%40example.co.uk",
+            "jane.doe%2540example.com",
+            "jane.doe\\u0040example.com",
+            "jane.doe\\\\u0040example.com",
+            "JANE.DOE@EXAMPLE.COM",
+        ] {
+            let r = redact_text(s);
+            assert_eq!(r, REDACTED_EMAIL, "{s:?}");
+        }
+        assert_eq!(
+            redact_text("https://example.test/cb?email=jane%40example.com&ok=1"),
+            format!("https://example.test/cb?email={REDACTED}&ok=1")
+        );
+    }
+
+    #[test]
+    fn values_of_sensitive_keys_written_inside_text_are_masked() {
+        for (s, expected) in [
+            (
+                "signing_secret=sq0wbk-plain&next=1",
+                "signing_secret=[redacted]&next=1",
+            ),
+            (
+                r#"{"password":"hunter2","user":"u1"}"#,
+                r#"{"password":"[redacted]","user":"u1"}"#,
+            ),
+            (
+                r#"{\"password\": \"hunter2\"}"#,
+                r#"{\"password\": \"[redacted]\"}"#,
+            ),
+            (
+                r#"{"card": {"cvc": "123"}, "id": "pi_1"}"#,
+                r#"{"card": [redacted], "id": "pi_1"}"#,
+            ),
+            (
+                r#"Config { signing_secret: "sq0wbk-plain" }"#,
+                r#"Config { signing_secret: "[redacted]" }"#,
+            ),
+            (
+                "x-api-key: k3y-value\r\nhost: a",
+                "x-api-key: [redacted]\r\nhost: a",
+            ),
+        ] {
+            assert_eq!(redact_text(s), expected);
+        }
+    }
+
+    #[test]
+    fn card_numbers_written_as_json_numbers_are_masked() {
+        let mut v = serde_json::json!({
+            "number": 4242424242424242_u64,
+            "amount": 1999,
+            "created": 1767225600000_u64,
+            "sequence": 1884949646046769612_u64,
+        });
+        redact_json(&mut v);
+        assert_eq!(v["number"], REDACTED_CARD);
+        assert_eq!(v["amount"], 1999);
+        assert_eq!(v["created"], 1767225600000_u64);
+        assert_eq!(v["sequence"], 1884949646046769612_u64);
     }
 }

@@ -8,5 +8,6 @@ mod lambda;
 mod logs;
 mod metrics;
 mod redaction;
+mod redaction_properties;
 mod support;
 mod traces;

@@ -37,9 +37,11 @@ fn forbidden() -> Vec<String> {
     ]
 }
 
-fn strings(v: &Value, out: &mut Vec<String>) {
+/// Every string a log line holds: its keys, its string values and its numbers as written.
+pub(crate) fn strings(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::String(s) => out.push(s.clone()),
+        Value::Number(n) => out.push(n.to_string()),
         Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
         Value::Object(m) => {
             for (k, x) in m {
@@ -47,7 +49,7 @@ fn strings(v: &Value, out: &mut Vec<String>) {
                 strings(x, out);
             }
         }
-        _ => {}
+        Value::Null | Value::Bool(_) => {}
     }
 }
 
@@ -140,4 +142,75 @@ async fn secrets_fed_through_the_pipeline_appear_in_no_log_line() {
             "{secret:?} leaked in the diagnostic"
         );
     }
+}
+
+/// What the logs carry more of once every record's lines carry its correlation: a card followed
+/// by its expiry and CVC, dotted or glued to a label, as a JSON number, e-mails URL-encoded or
+/// JSON-escaped, secrets under field names longer than 64 bytes and inside embedded JSON. None
+/// reaches a line; the ids on-call searches by (webhook id, trace id, request id) all do.
+#[tokio::test]
+async fn cards_with_expiry_encoded_emails_and_long_secret_keys_appear_in_no_log_line() {
+    const TRACE_ID: &str = "1-67d3f2a1-234567890123456789abcdef";
+    const REQUEST_ID: &str = "22345678-2234-4123-8234-123456789012";
+    const WEBHOOK_ID: &str = "paypal:WH-4M0448861G563140B-9EX36365822141321";
+    let long_key = format!("{}_signature", "provider_payload_field_".repeat(3));
+    assert!(long_key.len() > 64);
+    let h = Harness::with(|b| b.logger(LoggerConfig::default().with_log_event(true)));
+    let f = h.function(FunctionKind::ProviderProcessor);
+    let header = format!("Root={TRACE_ID};Parent=53995c3f42cd8ad8;Sampled=0");
+    let event = json!({
+        "Records": [{
+            "messageId": REQUEST_ID,
+            "messageAttributes": { long_key.as_str(): { "stringValue": SIGNING_KEY } },
+            "note": format!("card {CARD} 12/29 cvc 123, payer jane.doe%40example.com"),
+            "number": 4242424242424242_u64,
+            "preview": format!("{{\"payer\":\"jane.doe\\u0040example.com\",\"signing_secret\":\"{SIGNING_KEY}\"}}"),
+        }]
+    });
+
+    let inv = f.start(REQUEST_ID, Some(&header));
+    inv.log_event(&event);
+    inv.handle().set_correlation_id(WEBHOOK_ID);
+    inv.run(async {
+        tracing::info!(
+            webhook_id = WEBHOOK_ID,
+            note = "dotted 4242.4242.4242.4242, glued card4242424242424242exp1229",
+            "payer JANE.DOE@EXAMPLE.COM paid with {CARD_SPACED} 1229 123; {long_key}={SIGNING_KEY}"
+        );
+        Ok::<_, TestError>(())
+    })
+    .await
+    .expect("handler succeeds");
+
+    let lines = h.log_lines();
+    assert_eq!(
+        lines.len(),
+        2,
+        "the event and the handler's line: {lines:?}"
+    );
+    let mut all = Vec::new();
+    for line in &lines {
+        strings(line, &mut all);
+    }
+    let text = all.join("\n");
+    for secret in forbidden().iter().map(String::as_str).chain([
+        "4242.4242.4242.4242",
+        "card4242",
+        "jane.doe%40example.com",
+        "jane.doe\\u0040example.com",
+        "JANE.DOE",
+    ]) {
+        assert!(!text.contains(secret), "{secret:?} leaked in {text}");
+    }
+    assert!(!lines[0].to_string().contains("4242424242424242"));
+    let handler = &lines[1];
+    assert_eq!(handler["webhook_id"], WEBHOOK_ID);
+    assert_eq!(handler["correlation_id"], WEBHOOK_ID);
+    assert_eq!(handler["xray_trace_id"], TRACE_ID);
+    assert_eq!(handler["function_request_id"], REQUEST_ID);
+    assert_eq!(lines[0]["message"]["Records"][0]["messageId"], REQUEST_ID);
+    assert!(
+        text.contains("[redacted-card] 12/29 cvc 123"),
+        "the line still reads: {text}"
+    );
 }
