@@ -124,6 +124,8 @@ pub(crate) struct AwsPipeline {
     pub(crate) events_dlq: SqsConsumer,
     /// The provider queues' `maxReceiveCount` (read from their redrive policy).
     pub(crate) max_receive_count: u32,
+    /// The provider queues' visibility timeout (the shortest of them), seconds.
+    pub(crate) visibility_timeout_secs: u32,
     rule_stats: Mutex<BTreeMap<String, RuleStats>>,
 }
 
@@ -140,6 +142,7 @@ impl AwsPipeline {
         let mut queue = SqsFifoQueue::new(sqs.clone());
         let mut providers = BTreeMap::new();
         let mut max_receive_count = None;
+        let mut visibility_timeout_secs: Option<u32> = None;
         for provider in Provider::ALL {
             let url = crate::oncall::queue_url(&sqs, &names.queue(provider), &names.stage).await?;
             let dlq_url =
@@ -153,6 +156,9 @@ impl AwsPipeline {
                     ))
                 })?;
             max_receive_count = Some(max_receive_count.map_or(count, |c: u32| c.min(count)));
+            let visibility = queue_visibility_timeout_secs(&sqs, &url).await?;
+            visibility_timeout_secs =
+                Some(visibility_timeout_secs.map_or(visibility, |v| v.min(visibility)));
             queue = queue.with_queue_url(provider, &url);
             providers.insert(
                 provider,
@@ -204,6 +210,7 @@ impl AwsPipeline {
             rules: rule_queues,
             events_dlq,
             max_receive_count: max_receive_count.unwrap_or(1),
+            visibility_timeout_secs: visibility_timeout_secs.unwrap_or(0),
             rule_stats: Mutex::new(rule_stats),
             sqs,
         })
@@ -268,12 +275,16 @@ impl AwsPipeline {
     }
 }
 
-/// `maxReceiveCount` of the queue's redrive policy, if it has one.
-async fn redrive_max_receive_count(sqs: &SqsClient, url: &str) -> Result<Option<u32>, CliError> {
+/// One attribute of a queue (`GetQueueAttributes`), if it has it.
+async fn queue_attribute(
+    sqs: &SqsClient,
+    url: &str,
+    name: QueueAttributeName,
+) -> Result<Option<String>, CliError> {
     let output = sqs
         .get_queue_attributes()
         .queue_url(url)
-        .attribute_names(QueueAttributeName::RedrivePolicy)
+        .attribute_names(name.clone())
         .send()
         .await
         .map_err(|e| {
@@ -282,10 +293,22 @@ async fn redrive_max_receive_count(sqs: &SqsClient, url: &str) -> Result<Option<
                 payhook_aws::aws_sdk_sqs::error::DisplayErrorContext(e)
             ))
         })?;
-    let policy = output
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
-        .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok());
+    Ok(output.attributes().and_then(|a| a.get(&name)).cloned())
+}
+
+/// The queue's `VisibilityTimeout`, seconds.
+async fn queue_visibility_timeout_secs(sqs: &SqsClient, url: &str) -> Result<u32, CliError> {
+    queue_attribute(sqs, url, QueueAttributeName::VisibilityTimeout)
+        .await?
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| CliError::Failed(format!("queue {url} has no VisibilityTimeout")))
+}
+
+/// `maxReceiveCount` of the queue's redrive policy, if it has one.
+async fn redrive_max_receive_count(sqs: &SqsClient, url: &str) -> Result<Option<u32>, CliError> {
+    let policy = queue_attribute(sqs, url, QueueAttributeName::RedrivePolicy)
+        .await?
+        .and_then(|p| serde_json::from_str::<serde_json::Value>(&p).ok());
     Ok(policy.and_then(|p| match &p["maxReceiveCount"] {
         serde_json::Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
         serde_json::Value::String(s) => s.parse().ok(),

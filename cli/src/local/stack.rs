@@ -23,9 +23,10 @@ use payhook_core::bus::{EventBus, PAYMENT_EVENTS_BUS};
 use payhook_core::event_processor::{EventProcessor, RoutedEvent};
 use payhook_core::memory_sqs::{FifoQueue, MemorySqs, QueueStats, ReceivedMessage};
 use payhook_core::pattern::load_rules;
-use payhook_core::ports::{Clock, Queue, SecretStore, SystemClock};
+use payhook_core::ports::{Clock, MessageVisibility, Queue, SecretStore, SystemClock};
 use payhook_core::processor::{
-    ProcessError, ProcessorConfig, ProviderProcessor, QueueRecord, RecordOutcome,
+    ProcessError, ProcessorConfig, ProviderProcessor, QueueRecord, RecordOutcome, check_timeouts,
+    delay_retries,
 };
 use payhook_core::status::{MemoryStatusStore, Status, StatusItem, StatusStore};
 use payhook_core::validator::Validator;
@@ -48,8 +49,15 @@ pub const POLLERS_PER_QUEUE: usize = 4;
 pub const BUS_WORKERS: usize = 8;
 /// Pollers per rule queue when the stack runs on an AWS endpoint.
 pub const POLLERS_PER_RULE_QUEUE: usize = 2;
-/// A processor invocation's time budget: the Lambda timeout (the claims' lease).
-pub const PROCESSOR_TIMEOUT_MS: i64 = 300_000;
+/// A processor invocation's time budget as deployed (the Lambda timeout). Locally an
+/// invocation gets the queue's visibility timeout if that is shorter, as the lease and retry
+/// rules require ([`payhook_core::processor::check_timeouts`]).
+pub const PROCESSOR_TIMEOUT_SECS: u32 = payhook_core::processor::DEFAULT_FUNCTION_TIMEOUT_SECS;
+
+/// The local stack's processor timeout on a queue with `visibility_timeout_secs`.
+pub fn local_processor_timeout_secs(visibility_timeout_secs: u32) -> u32 {
+    PROCESSOR_TIMEOUT_SECS.min(visibility_timeout_secs)
+}
 
 /// How often buffered logs and metrics reach the run directory.
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
@@ -300,10 +308,11 @@ impl Stack {
             telemetry: function(FunctionKind::EventProcessor, "event-processor"),
         });
         let dispatch = telemetry.dispatch().clone();
-        let (backend, read_store, bus, max_receive_count, event_bus): (
+        let (backend, read_store, bus, max_receive_count, visibility_timeout_secs, event_bus): (
             Backend,
             Arc<dyn StatusStore>,
             Arc<dyn EventBus>,
+            u32,
             u32,
             String,
         ) = match (pipeline, memory) {
@@ -315,6 +324,7 @@ impl Stack {
                 pipeline.store.clone(),
                 pipeline.bus.clone(),
                 pipeline.max_receive_count,
+                pipeline.visibility_timeout_secs,
                 pipeline.names.event_bus.clone(),
             ),
             (None, Some((store, sqs))) => {
@@ -338,12 +348,18 @@ impl Stack {
                     store,
                     bus,
                     config.queues.max_receive_count,
+                    config.queues.visibility_timeout_seconds,
                     PAYMENT_EVENTS_BUS.to_owned(),
                 )
             }
             (None, None) => unreachable!("one backend is always built"),
         };
 
+        check_timeouts(
+            local_processor_timeout_secs(visibility_timeout_secs),
+            visibility_timeout_secs,
+        )
+        .map_err(|e| CliError::Usage(format!("queues.visibility_timeout_seconds: {e}")))?;
         let (shutdown, _) = tokio::sync::watch::channel(false);
         let stack = Arc::new(Stack {
             validator_telemetry: function(FunctionKind::WebhookValidator, "webhook-validator"),
@@ -365,6 +381,7 @@ impl Stack {
         for provider in Provider::ALL {
             let mut pconfig = ProcessorConfig::new(provider);
             pconfig.max_receive_count = max_receive_count;
+            pconfig.visibility_timeout_secs = visibility_timeout_secs;
             pconfig.tiers = config.tier_thresholds();
             pconfig.event_bus = event_bus.clone();
             let name = format!("{}-processor", provider.as_str());
@@ -721,6 +738,8 @@ trait BatchSource: Send + Sync {
     async fn receive(&self) -> Result<Vec<(QueueRecord, String)>, String>;
     /// Acknowledges these deliveries.
     async fn delete(&self, receipt_handles: &[&str]) -> Result<(), String>;
+    /// Changes one delivery's visibility (a failed record's retry delay).
+    fn visibility(&self) -> &dyn MessageVisibility;
 }
 
 struct MemorySource(Arc<FifoQueue>);
@@ -755,6 +774,10 @@ impl BatchSource for MemorySource {
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
+
+    fn visibility(&self) -> &dyn MessageVisibility {
+        self.0.as_ref()
+    }
 }
 
 struct AwsSource(SqsConsumer);
@@ -780,6 +803,10 @@ impl BatchSource for AwsSource {
             Err(e) => Err(e.to_string()),
         }
     }
+
+    fn visibility(&self) -> &dyn MessageVisibility {
+        &self.0
+    }
 }
 
 /// One poller: receives batches from its provider's queue, runs the processor handler on each
@@ -791,10 +818,14 @@ async fn poll(
     source: Arc<dyn BatchSource>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    let visibility_ms = i64::from(processor.handler.config().visibility_timeout_secs) * 1000;
     loop {
         if *shutdown.borrow() {
             break;
         }
+        // Before the receive: the batch's messages are visible again no sooner than this plus
+        // the visibility timeout, so no lease reckoned from it outlives them.
+        let receiving_at = SystemClock.now_ms();
         let received = tokio::select! {
             _ = shutdown.changed() => break,
             r = source.receive() => r,
@@ -815,7 +846,7 @@ async fn poll(
             &request_id,
             records.first().and_then(|r| r.trace_header.as_deref()),
         );
-        let deadline = SystemClock.now_ms() + PROCESSOR_TIMEOUT_MS;
+        let deadline = receiving_at + visibility_ms.min(i64::from(PROCESSOR_TIMEOUT_SECS) * 1000);
         let outcome =
             payhook_provider_processor::invoke(&processor.handler, invocation, &records, deadline)
                 .await;
@@ -840,6 +871,12 @@ async fn poll(
             {
                 tracing::error!(error = %e, "delete failed");
             }
+            let deliveries: Vec<(String, String)> = records
+                .iter()
+                .map(|r| r.message_id.clone())
+                .zip(handles.iter().cloned())
+                .collect();
+            delay_retries(&outcome, &deliveries, source.visibility()).await;
         }
         stack.busy_batches.fetch_sub(1, Ordering::AcqRel);
     }

@@ -8,7 +8,7 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
 };
-use payhook_core::ports::QueueError;
+use payhook_core::ports::{MessageVisibility, QueueError};
 use payhook_core::processor::QueueRecord;
 
 use crate::error::describe;
@@ -119,6 +119,26 @@ impl SqsConsumer {
         Ok(failed)
     }
 
+    /// Makes the delivery `receipt_handle` visible again `timeout_secs` from now
+    /// (`ChangeMessageVisibility`).
+    pub async fn change_visibility(
+        &self,
+        receipt_handle: &str,
+        timeout_secs: u32,
+    ) -> Result<(), QueueError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(i32::try_from(timeout_secs).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|err| {
+                QueueError::Unavailable(describe("SQS ChangeMessageVisibility", &err))
+            })?;
+        Ok(())
+    }
+
     /// Sends `body` to this queue (a standard queue: no group, no deduplication id).
     pub async fn send_standard(&self, body: &str) -> Result<String, QueueError> {
         let output = self
@@ -159,6 +179,39 @@ impl SqsConsumer {
     }
 }
 
+#[async_trait::async_trait]
+impl MessageVisibility for SqsConsumer {
+    async fn change_visibility(
+        &self,
+        receipt_handle: &str,
+        timeout_secs: u32,
+    ) -> Result<(), QueueError> {
+        SqsConsumer::change_visibility(self, receipt_handle, timeout_secs).await
+    }
+}
+
+/// The URL of the queue with `arn` (`arn:aws:sqs:{region}:{account}:{name}`), as an SQS event
+/// record's `eventSourceARN` names it.
+pub fn queue_url_of_arn(arn: &str) -> Option<String> {
+    let mut parts = arn.split(':');
+    let (Some("arn"), Some(partition), Some("sqs"), Some(region), Some(account), Some(name)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    let domain = if partition == "aws-cn" {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    Some(format!("https://sqs.{region}.{domain}/{account}/{name}"))
+}
+
 /// Looks up a queue's URL by name (`GetQueueUrl`); `Ok(None)` when it does not exist.
 pub async fn queue_url(client: &Client, name: &str) -> Result<Option<String>, QueueError> {
     match client.get_queue_url().queue_name(name).send().await {
@@ -197,4 +250,21 @@ fn received(message: &Message) -> Option<Received> {
         sent_timestamp_ms: attribute(MessageSystemAttributeName::SentTimestamp)
             .and_then(|v| v.parse().ok()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_arn_gives_its_url() {
+        assert_eq!(
+            queue_url_of_arn("arn:aws:sqs:eu-west-1:123456789012:stripe.fifo").as_deref(),
+            Some("https://sqs.eu-west-1.amazonaws.com/123456789012/stripe.fifo")
+        );
+        assert_eq!(
+            queue_url_of_arn("arn:aws:sns:eu-west-1:123456789012:topic"),
+            None
+        );
+    }
 }

@@ -337,6 +337,13 @@ impl UpdateSpec {
             spec.name("#id", PARTITION_KEY),
             alternatives.join(" OR ")
         );
+        if let Some(attempt) = t.if_attempt {
+            // Only the claim that counted this attempt may change what it holds.
+            let attempts = spec.name("#attempts", ATTEMPTS);
+            let attempt = spec.value(":attempt", number(i64::from(attempt)));
+            spec.condition_expression
+                .push_str(&format!(" AND {attempts} = {attempt}"));
+        }
 
         // Update: `Transition::apply`.
         let at = payhook_core::status::rfc3339_ms(t.now_ms);

@@ -98,7 +98,9 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::ports::{Clock, Queue, QueueError, QueueMessage, SQS_MAX_MESSAGE_BYTES};
+use crate::ports::{
+    Clock, MessageVisibility, Queue, QueueError, QueueMessage, SQS_MAX_MESSAGE_BYTES,
+};
 use crate::provider::Provider;
 
 /// How long a deduplication id is remembered, from the first send: 5 minutes (SQS FIFO).
@@ -1211,6 +1213,17 @@ impl MemorySqs {
                 .fold(Readiness::default(), Readiness::merge)
         })
         .await
+    }
+}
+
+#[async_trait]
+impl MessageVisibility for FifoQueue {
+    async fn change_visibility(
+        &self,
+        receipt_handle: &str,
+        timeout_secs: u32,
+    ) -> Result<(), QueueError> {
+        FifoQueue::change_visibility(self, receipt_handle, timeout_secs).map_err(QueueError::from)
     }
 }
 

@@ -140,6 +140,19 @@ pub trait Queue: Send + Sync {
     async fn send(&self, message: QueueMessage) -> Result<String, QueueError>;
 }
 
+/// The receiving side of a provider queue as a processor's caller sees it: the visibility of
+/// one delivery can be changed (`ChangeMessageVisibility`), so a failed record comes back after
+/// its retry delay instead of the queue's whole visibility timeout.
+#[async_trait]
+pub trait MessageVisibility: Send + Sync {
+    /// Makes the delivery with `receipt_handle` visible again `timeout_secs` from now.
+    async fn change_visibility(
+        &self,
+        receipt_handle: &str,
+        timeout_secs: u32,
+    ) -> Result<(), QueueError>;
+}
+
 /// A queue that keeps every sent message in memory, deduplicating on the deduplication id as
 /// SQS FIFO does (used by tests and benches; the local stack has the full FIFO emulation).
 #[derive(Debug, Default)]

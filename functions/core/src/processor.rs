@@ -4,8 +4,28 @@
 //!
 //! Exactly-once in effect comes from the status machine, not from SQS: a record whose
 //! webhook is already `PUBLISHED`/`PROCESSED` is acknowledged and skipped; a claim is a
-//! conditional write holding a lease that ends with the invocation, so two processors racing
-//! on one webhook publish once, and a crashed attempt can be taken over once its lease ends.
+//! conditional write holding a lease, so two processors racing on one webhook publish once,
+//! and a crashed attempt can be taken over once its lease ends.
+//!
+//! # Leases and retries
+//!
+//! - A claim's lease ends with the invocation or when the message becomes visible again,
+//!   whichever is first ([`ProcessorConfig::visibility_timeout_secs`]): the next receive of a
+//!   crashed attempt's message always finds the lease over and takes the claim over.
+//! - A claim is attempt number `attempts`; what an attempt writes afterwards (`PUBLISHED`, or
+//!   releasing the claim after a failure) applies only while the item still counts that
+//!   attempt, so an attempt overtaken after its lease ended changes nothing of the next one's.
+//! - A failed record (held back behind its group's failure too) gets a short retry delay that
+//!   grows with its receive count ([`retry_delay_secs`]), applied with
+//!   `ChangeMessageVisibility` ([`delay_retries`]): a transient failure costs seconds, while the
+//!   queue's visibility timeout stays what the event source mapping needs. A record whose
+//!   claim is held by another attempt comes back when that lease ends.
+//! - The last receive (`maxReceiveCount`) always leaves the item `FAILED` with the reason,
+//!   whatever the failure, and the message goes to the DLQ; a redrive makes it processable
+//!   again (a claim is taken from `FAILED`).
+//! - The one duplicate this allows: an attempt that dies between `PutEvents` and the
+//!   `PUBLISHED` write is published again by the retry, and the event processor absorbs the
+//!   copy (the webhook is `PROCESSED` once).
 //!
 //! Provider-specific meaning (PayPal's capture id from `links[rel=up]`, Stripe's cumulative
 //! refund amounts, Square's status mapping) is applied by the normalisers before the message
@@ -18,13 +38,75 @@ use serde::{Deserialize, Serialize};
 
 use crate::bus::{BusEntry, BusError, EntryResult, EventBus, PAYMENT_EVENTS_BUS};
 use crate::event::{EventType, PaymentEvent};
-use crate::ports::Clock;
+use crate::ports::{Clock, MessageVisibility};
 use crate::provider::Provider;
 use crate::status::{Status, StatusItem, StatusStore, StoreError, Transition, TransitionOutcome};
 pub use crate::tier::{Tier, TierThresholds};
 
 /// Default receives before SQS moves a message to the DLQ.
 pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 5;
+
+/// The processor function's timeout as deployed, in seconds.
+pub const DEFAULT_FUNCTION_TIMEOUT_SECS: u32 = 300;
+
+/// The provider queue's visibility timeout as deployed: six times the function timeout, as AWS
+/// recommends for an SQS event source mapping.
+pub const DEFAULT_VISIBILITY_TIMEOUT_SECS: u32 = 6 * DEFAULT_FUNCTION_TIMEOUT_SECS;
+
+/// A failed record's first retry delay, in seconds; each later receive doubles it.
+pub const RETRY_BASE_SECS: u32 = 2;
+
+/// The longest retry delay, in seconds (never longer than the visibility timeout either).
+pub const RETRY_MAX_SECS: u32 = 60;
+
+/// Why a processor's timeouts contradict the lease and retry rules.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeoutError {
+    /// A visibility timeout of 0 makes every message visible again at once.
+    #[error(
+        "a visibility timeout of 0 s lets every poller receive a message at once; use at least 1 s"
+    )]
+    NoVisibility,
+    /// An invocation longer than the visibility timeout: the message comes back while the
+    /// invocation still works on it (AWS refuses such an event source mapping).
+    #[error(
+        "the function timeout ({function_timeout_secs} s) is longer than the queue's visibility timeout ({visibility_timeout_secs} s)"
+    )]
+    FunctionOutlivesVisibility {
+        /// The function timeout.
+        function_timeout_secs: u32,
+        /// The visibility timeout.
+        visibility_timeout_secs: u32,
+    },
+}
+
+/// Checks a processor's timeouts against the lease and retry rules: at least 1 s of
+/// visibility, and no invocation longer than the visibility timeout.
+pub fn check_timeouts(
+    function_timeout_secs: u32,
+    visibility_timeout_secs: u32,
+) -> Result<(), TimeoutError> {
+    if visibility_timeout_secs == 0 {
+        return Err(TimeoutError::NoVisibility);
+    }
+    if function_timeout_secs > visibility_timeout_secs {
+        return Err(TimeoutError::FunctionOutlivesVisibility {
+            function_timeout_secs,
+            visibility_timeout_secs,
+        });
+    }
+    Ok(())
+}
+
+/// The retry delay of a record failed on its `receive_count`th receive: [`RETRY_BASE_SECS`]
+/// doubled for each earlier receive, at most [`RETRY_MAX_SECS`] and at most the visibility
+/// timeout (a delay only ever shortens the wait).
+pub fn retry_delay_secs(receive_count: u32, visibility_timeout_secs: u32) -> u32 {
+    let doublings = receive_count.saturating_sub(1).min(16);
+    (RETRY_BASE_SECS << doublings)
+        .min(RETRY_MAX_SECS)
+        .min(visibility_timeout_secs)
+}
 
 /// The EventBridge `detail` a processor publishes: the canonical event plus its tier.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +125,8 @@ pub struct ProcessorConfig {
     pub provider: Provider,
     /// The queue's `maxReceiveCount`: the receive on which a failure is final.
     pub max_receive_count: u32,
+    /// The queue's visibility timeout: no claim's lease outlives it.
+    pub visibility_timeout_secs: u32,
     /// Tier thresholds.
     pub tiers: TierThresholds,
     /// The bus to publish to.
@@ -55,6 +139,7 @@ impl ProcessorConfig {
         ProcessorConfig {
             provider,
             max_receive_count: DEFAULT_MAX_RECEIVE_COUNT,
+            visibility_timeout_secs: DEFAULT_VISIBILITY_TIMEOUT_SECS,
             tiers: TierThresholds::default(),
             event_bus: PAYMENT_EVENTS_BUS.to_owned(),
         }
@@ -91,8 +176,13 @@ pub enum ProcessError {
         found: Provider,
     },
     /// Another attempt holds an unexpired lease on this webhook.
-    #[error("another attempt holds the lease on {0}")]
-    LeaseHeld(String),
+    #[error("another attempt holds the lease on {webhook_id}")]
+    LeaseHeld {
+        /// Which webhook.
+        webhook_id: String,
+        /// When the lease ends (Unix ms), if the item said.
+        until_ms: Option<i64>,
+    },
     /// An earlier record of the same message group failed in this batch (FIFO order).
     #[error("an earlier record of message group {0} failed in this batch")]
     GroupBlocked(String),
@@ -118,7 +208,7 @@ impl ProcessError {
         match self {
             ProcessError::Malformed(_) => "malformed_record",
             ProcessError::WrongProvider { .. } => "wrong_provider",
-            ProcessError::LeaseHeld(_) => "lease_held",
+            ProcessError::LeaseHeld { .. } => "lease_held",
             ProcessError::GroupBlocked(_) => "group_blocked",
             ProcessError::Store(e) => e.code(),
             ProcessError::Bus(e) => e.code(),
@@ -156,6 +246,8 @@ pub enum RecordOutcome {
         error: ProcessError,
         /// This was the last receive: the item is now `FAILED` and SQS moves the message to the DLQ.
         final_attempt: bool,
+        /// When the record should be received again, in seconds (see [`delay_retries`]).
+        retry_after_secs: u32,
     },
 }
 
@@ -174,6 +266,41 @@ impl BatchOutcome {
             .filter(|(_, o)| matches!(o, RecordOutcome::Failed { .. }))
             .map(|(id, _)| id.clone())
             .collect()
+    }
+
+    /// `(message_id, seconds)` for every failed record that SQS will deliver again: when it
+    /// should come back.
+    pub fn retry_delays(&self) -> Vec<(&str, u32)> {
+        self.records
+            .iter()
+            .filter_map(|(id, outcome)| match outcome {
+                RecordOutcome::Failed {
+                    final_attempt: false,
+                    retry_after_secs,
+                    ..
+                } => Some((id.as_str(), *retry_after_secs)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Gives each failed record of `outcome` its retry delay with `ChangeMessageVisibility`, as
+/// the processor's caller does after an invocation; `deliveries` are the batch's
+/// `(message_id, receipt_handle)`. A change that fails is logged: the record then comes back
+/// after the queue's visibility timeout, later but not lost.
+pub async fn delay_retries(
+    outcome: &BatchOutcome,
+    deliveries: &[(String, String)],
+    queue: &dyn MessageVisibility,
+) {
+    for (message_id, secs) in outcome.retry_delays() {
+        let Some((_, handle)) = deliveries.iter().find(|(id, _)| id == message_id) else {
+            continue;
+        };
+        if let Err(e) = queue.change_visibility(handle, secs).await {
+            tracing::warn!(message_id, error = %e, error_code = e.code(), "could not shorten the retry delay");
+        }
     }
 }
 
@@ -214,21 +341,21 @@ impl ProviderProcessor {
         &self.config
     }
 
-    /// Processes one batch in order. `deadline_ms` (Unix ms) is when the invocation ends: the
-    /// lease of every claim ends then too. After a record fails, later records of the same
-    /// message group fail without being tried (FIFO order); other groups go on.
+    /// Processes one batch in order. `deadline_ms` (Unix ms) is when the invocation ends; the
+    /// lease of every claim ends then, or when the batch's messages become visible again if
+    /// that is sooner. After a record fails, later records of the same message group fail
+    /// without being tried (FIFO order); other groups go on.
     pub async fn handle_batch(&self, records: &[QueueRecord], deadline_ms: i64) -> BatchOutcome {
+        let lease_until_ms = self.lease_until_ms(deadline_ms);
         let mut outcome = BatchOutcome::default();
         let mut blocked_groups: Vec<&str> = Vec::new();
         for record in records {
             let result = if blocked_groups.contains(&record.group_id.as_str()) {
-                RecordOutcome::Failed {
-                    webhook_id: None,
-                    error: ProcessError::GroupBlocked(record.group_id.clone()),
-                    final_attempt: false,
-                }
+                let error = ProcessError::GroupBlocked(record.group_id.clone());
+                self.fail(record, webhook_id_of(&record.body), error, None)
+                    .await
             } else {
-                self.handle_record(record, deadline_ms).await
+                self.handle_record(record, lease_until_ms).await
             };
             if matches!(result, RecordOutcome::Failed { .. }) {
                 blocked_groups.push(&record.group_id);
@@ -238,16 +365,21 @@ impl ProviderProcessor {
         outcome
     }
 
-    async fn handle_record(&self, record: &QueueRecord, deadline_ms: i64) -> RecordOutcome {
+    /// When the claims of a batch starting now end: with the invocation, or when the batch's
+    /// messages become visible again, whichever is first.
+    fn lease_until_ms(&self, deadline_ms: i64) -> i64 {
+        let now = self.clock.now_ms();
+        let visible_again = now + i64::from(self.config.visibility_timeout_secs) * 1000;
+        deadline_ms.min(visible_again)
+    }
+
+    async fn handle_record(&self, record: &QueueRecord, lease_until_ms: i64) -> RecordOutcome {
         let event: PaymentEvent = match serde_json::from_str(&record.body) {
             Ok(event) => event,
             Err(e) => {
-                let webhook_id = serde_json::from_str::<serde_json::Value>(&record.body)
-                    .ok()
-                    .and_then(|v| v.get("webhook_id")?.as_str().map(str::to_owned));
-                return self
-                    .fail(record, webhook_id, ProcessError::Malformed(e.to_string()))
-                    .await;
+                let webhook_id = webhook_id_of(&record.body);
+                let error = ProcessError::Malformed(e.to_string());
+                return self.fail(record, webhook_id, error, None).await;
             }
         };
         if event.provider != self.config.provider {
@@ -255,26 +387,34 @@ impl ProviderProcessor {
                 expected: self.config.provider,
                 found: event.provider,
             };
-            return self.fail(record, Some(event.webhook_id), err).await;
+            return self.fail(record, Some(event.webhook_id), err, None).await;
         }
-        match self.process(&event, record, deadline_ms).await {
+        let attempt = match self.claim(&event, lease_until_ms).await {
+            Ok(Claim::Taken(attempt)) => attempt,
+            Ok(Claim::Done(status)) => {
+                return RecordOutcome::Skipped {
+                    webhook_id: event.webhook_id.clone(),
+                    status,
+                };
+            }
+            Err(err) => return self.fail(record, Some(event.webhook_id), err, None).await,
+        };
+        match self.publish(&event, record, attempt).await {
             Ok(outcome) => outcome,
-            Err(err) => self.fail(record, Some(event.webhook_id), err).await,
+            Err(err) => {
+                self.fail(record, Some(event.webhook_id), err, Some(attempt))
+                    .await
+            }
         }
     }
 
-    async fn process(
+    /// Publishes the claimed event and records `PUBLISHED` for this attempt.
+    async fn publish(
         &self,
         event: &PaymentEvent,
         record: &QueueRecord,
-        deadline_ms: i64,
+        attempt: u32,
     ) -> Result<RecordOutcome, ProcessError> {
-        if let Some(status) = self.claim(event, deadline_ms).await? {
-            return Ok(RecordOutcome::Skipped {
-                webhook_id: event.webhook_id.clone(),
-                status,
-            });
-        }
         let tier = self.config.tiers.tier_of(event);
         let detail = PublishedDetail {
             event: event.clone(),
@@ -307,6 +447,7 @@ impl ProviderProcessor {
             self.clock.now_ms(),
         );
         published.tier = Some(tier.as_str().to_owned());
+        published.if_attempt = Some(attempt);
         // Rejected means the event processor already recorded it (or a take-over did): the
         // event is on the bus either way.
         self.store.transition(&event.webhook_id, &published).await?;
@@ -318,12 +459,12 @@ impl ProviderProcessor {
         })
     }
 
-    /// Claims the webhook; `Ok(Some(status))` when it is already done and must be skipped.
+    /// Claims the webhook until `lease_until_ms`.
     async fn claim(
         &self,
         event: &PaymentEvent,
-        deadline_ms: i64,
-    ) -> Result<Option<Status>, ProcessError> {
+        lease_until_ms: i64,
+    ) -> Result<Claim, ProcessError> {
         let now = self.clock.now_ms();
         let mut claim = Transition::new(
             Status::Processing,
@@ -331,17 +472,20 @@ impl ProviderProcessor {
             now,
         );
         claim.or_lease_expired_at_ms = Some(now);
-        claim.lease_until_ms = Some(deadline_ms.max(now + 1));
+        claim.lease_until_ms = Some(lease_until_ms.max(now + 1));
         claim.increment_attempts = true;
         for _ in 0..2 {
             match self.store.transition(&event.webhook_id, &claim).await? {
-                TransitionOutcome::Applied(_) => return Ok(None),
+                TransitionOutcome::Applied(item) => return Ok(Claim::Taken(item.attempts)),
                 TransitionOutcome::Rejected(Some(item)) => {
                     return match item.status {
                         Status::Published | Status::Processed | Status::Ignored => {
-                            Ok(Some(item.status))
+                            Ok(Claim::Done(item.status))
                         }
-                        _ => Err(ProcessError::LeaseHeld(event.webhook_id.clone())),
+                        _ => Err(ProcessError::LeaseHeld {
+                            webhook_id: event.webhook_id.clone(),
+                            until_ms: item.lease_until_ms,
+                        }),
                     };
                 }
                 TransitionOutcome::Rejected(None) => {
@@ -364,41 +508,91 @@ impl ProviderProcessor {
                 }
             }
         }
-        Err(ProcessError::LeaseHeld(event.webhook_id.clone()))
+        Err(ProcessError::LeaseHeld {
+            webhook_id: event.webhook_id.clone(),
+            until_ms: None,
+        })
     }
 
-    /// Records a failure: on the last receive the item becomes `FAILED` (the message goes to
-    /// the DLQ); before that the claim is released so the next receive can take it at once.
+    /// Records a failure. On the last receive the item becomes `FAILED` with the reason,
+    /// whatever the failure (a held lease or a held-back record too), and the message goes to
+    /// the DLQ. Before that, `claimed` (this attempt's claim, if it took one) is released so
+    /// the retry can take it at once, and the record gets its retry delay.
     async fn fail(
         &self,
         record: &QueueRecord,
         webhook_id: Option<String>,
         error: ProcessError,
+        claimed: Option<u32>,
     ) -> RecordOutcome {
         let final_attempt = record.receive_count >= self.config.max_receive_count;
-        if let Some(id) = &webhook_id {
-            let now = self.clock.now_ms();
-            let mut t = if final_attempt {
-                Transition::new(
+        let now = self.clock.now_ms();
+        let change = match (final_attempt, claimed) {
+            (true, _) => Some(Transition::new(
+                Status::Failed,
+                &[
+                    Status::Received,
+                    Status::Queued,
+                    Status::Processing,
                     Status::Failed,
-                    &[Status::Received, Status::Queued, Status::Processing],
-                    now,
-                )
-            } else {
-                Transition::new(Status::Queued, &[Status::Processing], now)
-            };
+                ],
+                now,
+            )),
+            (false, Some(attempt)) => {
+                let mut release = Transition::new(Status::Queued, &[Status::Processing], now);
+                // A claim taken over after this attempt's lease ended is not ours to release.
+                release.if_attempt = Some(attempt);
+                Some(release)
+            }
+            (false, None) => None,
+        };
+        if let (Some(id), Some(mut t)) = (&webhook_id, change) {
             t.last_error = Some(format!("{}: {error}", error.code()));
-            // A held lease belongs to another attempt: its record is not ours to change.
-            if !matches!(error, ProcessError::LeaseHeld(_))
-                && let Err(store_err) = self.store.transition(id, &t).await
-            {
+            if let Err(store_err) = self.store.transition(id, &t).await {
                 tracing::warn!(webhook_id = %id, error = %store_err, error_code = store_err.code(), "could not record the failure");
             }
         }
+        let retry_after_secs = self.retry_after_secs(record, &error, now);
         RecordOutcome::Failed {
             webhook_id,
             error,
             final_attempt,
+            retry_after_secs,
         }
     }
+
+    /// The record's retry delay; a record whose claim another attempt holds comes back when
+    /// that lease ends.
+    fn retry_after_secs(&self, record: &QueueRecord, error: &ProcessError, now: i64) -> u32 {
+        let visibility = self.config.visibility_timeout_secs;
+        let backoff = retry_delay_secs(record.receive_count, visibility);
+        match error {
+            ProcessError::LeaseHeld {
+                until_ms: Some(until),
+                ..
+            } => {
+                let lease_left_secs = (until - now + 999).div_euclid(1000) + 1;
+                u32::try_from(lease_left_secs.max(0))
+                    .unwrap_or(u32::MAX)
+                    .max(backoff)
+                    .min(visibility)
+            }
+            _ => backoff,
+        }
+    }
+}
+
+/// What a claim found.
+enum Claim {
+    /// Claimed: this is attempt number `n`.
+    Taken(u32),
+    /// Already done (or ignored): skip it.
+    Done(Status),
+}
+
+/// The `webhook_id` of a record's body, if it has one (a malformed body may still).
+fn webhook_id_of(body: &str) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("webhook_id")?.as_str().map(str::to_owned))
 }

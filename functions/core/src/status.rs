@@ -252,6 +252,10 @@ pub struct Transition {
     /// Also apply when the item is `PROCESSING` with a lease that ended before this instant
     /// (Unix ms): a crashed attempt's claim can be taken over.
     pub or_lease_expired_at_ms: Option<i64>,
+    /// Apply only while the item's `attempts` is this: the claim that counted this attempt
+    /// still holds the item, so an attempt whose lease ended and was taken over cannot change
+    /// what the attempt after it holds.
+    pub if_attempt: Option<u32>,
     /// When the change happens (Unix ms).
     pub now_ms: i64,
     /// The lease to hold (only for `PROCESSING`).
@@ -278,6 +282,7 @@ impl Transition {
             to,
             from: from.to_vec(),
             or_lease_expired_at_ms: None,
+            if_attempt: None,
             now_ms,
             lease_until_ms: None,
             increment_attempts: false,
@@ -290,6 +295,12 @@ impl Transition {
 
     /// Whether `item` satisfies the condition.
     pub fn allows(&self, item: &StatusItem) -> bool {
+        self.if_attempt
+            .is_none_or(|attempt| item.attempts == attempt)
+            && self.allows_state(item)
+    }
+
+    fn allows_state(&self, item: &StatusItem) -> bool {
         self.from.contains(&item.status)
             || matches!(
                 (self.or_lease_expired_at_ms, item.status, item.lease_until_ms),
@@ -579,5 +590,19 @@ mod tests {
         assert!(!t.allows(&it), "a lease still held is not taken");
         t.or_lease_expired_at_ms = Some(1_001);
         assert!(t.allows(&it));
+    }
+
+    #[test]
+    fn a_transition_for_one_attempt_leaves_another_attempts_claim_alone() {
+        let mut it = item(Status::Processing);
+        it.attempts = 2;
+        let mut release = Transition::new(Status::Queued, &[Status::Processing], 2_000);
+        release.if_attempt = Some(1);
+        assert!(
+            !release.allows(&it),
+            "attempt 1 cannot release attempt 2's claim"
+        );
+        release.if_attempt = Some(2);
+        assert!(release.allows(&it));
     }
 }

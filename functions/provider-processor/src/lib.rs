@@ -125,6 +125,24 @@ pub fn queue_record(message: &SqsMessage) -> QueueRecord {
     }
 }
 
+/// `(message_id, receipt_handle)` of every record of a batch, for [`delay_retries`], and the
+/// URL of the queue they came from (from the first record's `eventSourceARN`).
+///
+/// [`delay_retries`]: payhook_core::processor::delay_retries
+pub fn deliveries(event: &SqsEvent) -> (Option<String>, Vec<(String, String)>) {
+    let queue_url = event
+        .records
+        .first()
+        .and_then(|m| m.event_source_arn.as_deref())
+        .and_then(payhook_aws::consumer::queue_url_of_arn);
+    let handles = event
+        .records
+        .iter()
+        .filter_map(|m| Some((m.message_id.clone()?, m.receipt_handle.clone()?)))
+        .collect();
+    (queue_url, handles)
+}
+
 /// Every record of a batch, in order.
 pub fn queue_records(event: &SqsEvent) -> Vec<QueueRecord> {
     event.records.iter().map(queue_record).collect()
@@ -222,6 +240,7 @@ pub async fn invoke(
                 webhook_id,
                 error,
                 final_attempt,
+                retry_after_secs,
             } => {
                 inv.count(Metric::RecordsFailed, &p);
                 if matches!(
@@ -235,7 +254,7 @@ pub async fn invoke(
                     inv.count(Metric::MessagesToDlq, &p);
                     tracing::error!(message_id, webhook_id, provider, error_code = error.code(), error = %error, receive_count = record.receive_count, "last attempt failed; the message goes to the DLQ");
                 } else {
-                    tracing::warn!(message_id, webhook_id, provider, error_code = error.code(), error = %error, receive_count = record.receive_count, "record failed; SQS will deliver it again");
+                    tracing::warn!(message_id, webhook_id, provider, error_code = error.code(), error = %error, receive_count = record.receive_count, retry_after_secs, "record failed; SQS will deliver it again after the retry delay");
                 }
             }
         }

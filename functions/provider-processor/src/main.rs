@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
-use payhook_aws::{DynamoStatusStore, EventBridgeBus, Traced};
+use payhook_aws::{DynamoStatusStore, EventBridgeBus, SqsConsumer, Traced};
 use payhook_core::ports::SystemClock;
-use payhook_core::processor::ProviderProcessor;
-use payhook_provider_processor::{Config, batch_response, invoke, queue_records};
+use payhook_core::processor::{ProviderProcessor, delay_retries};
+use payhook_provider_processor::{Config, batch_response, deliveries, invoke, queue_records};
 use payhook_telemetry::lambda::invocation_context;
 use payhook_telemetry::{FunctionConfig, FunctionKind, Telemetry};
 
@@ -28,6 +28,7 @@ async fn main() -> Result<(), BoxError> {
     let store = DynamoStatusStore::new(payhook_aws::aws_sdk_dynamodb::Client::new(&sdk))
         .with_table_name(config.status_table);
     let bus = EventBridgeBus::new(payhook_aws::aws_sdk_eventbridge::Client::new(&sdk));
+    let sqs = payhook_aws::aws_sdk_sqs::Client::new(&sdk);
     let processor = Arc::new(ProviderProcessor::new(
         Arc::new(Traced(store)),
         Arc::new(Traced(bus)),
@@ -37,12 +38,20 @@ async fn main() -> Result<(), BoxError> {
 
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let processor = Arc::clone(&processor);
+        let sqs = sqs.clone();
         let invocation = function.start_with(invocation_context(&event.context));
-        // The claims' lease ends when this invocation does.
+        // The claims' lease ends when this invocation does (or when the messages become
+        // visible again, if sooner).
         let deadline_ms = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);
         async move {
             let records = queue_records(&event.payload);
             let outcome = invoke(&processor, invocation, &records, deadline_ms).await;
+            // Failed records come back after their short retry delay, not the queue's
+            // visibility timeout.
+            if let (Some(url), deliveries) = deliveries(&event.payload) {
+                let queue = SqsConsumer::new(sqs.clone(), url);
+                delay_retries(&outcome, &deliveries, &queue).await;
+            }
             Ok::<_, BoxError>(batch_response(&outcome))
         }
     }))

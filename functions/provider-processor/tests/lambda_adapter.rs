@@ -200,6 +200,7 @@ fn batch_response_lists_exactly_the_failed_records_in_the_lambda_shape() {
         webhook_id: None,
         error: ProcessError::Malformed("not JSON".into()),
         final_attempt,
+        retry_after_secs: 2,
     };
     let outcome = BatchOutcome {
         records: vec![

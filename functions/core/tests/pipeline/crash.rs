@@ -1,0 +1,126 @@
+//! Crashes that crash: the validator or the processor is killed after each of its steps (each
+//! store write, each send, PutEvents) — dropped where it stands, nothing cleaned up — and the
+//! pipeline is restarted with fresh handlers on the same store, queue and bus, time moving on
+//! past visibility timeouts and leases. The books must balance every time.
+
+use std::sync::Arc;
+
+use crate::support::{AWS, Delivery, Deployment, Kill, LOCAL, T0, World};
+
+/// Three webhooks, two of one payment (one FIFO group) and one of another, so the processor's
+/// batch holds several records and several groups.
+fn deliveries() -> Vec<Delivery> {
+    vec![
+        Delivery::stripe("a1", "a", T0),
+        Delivery::stripe("a2", "a", T0),
+        Delivery::stripe("b1", "b", T0),
+    ]
+}
+
+fn ids(deliveries: &[Delivery]) -> Vec<String> {
+    deliveries.iter().map(|d| d.webhook_id.clone()).collect()
+}
+
+/// Every webhook `PROCESSED` once or `FAILED` in the DLQ, and a webhook put on the bus twice
+/// only when the kill fell between its `PutEvents` and the `PUBLISHED` write (the retry
+/// publishes again and the event processor absorbs the copy: recorded once).
+async fn check(world: &World, webhooks: &[String], kill: &Kill, what: &str) -> Vec<String> {
+    let last = kill.log().last().cloned().unwrap_or_default();
+    let mut broken: Vec<String> = world
+        .violations(webhooks)
+        .await
+        .into_iter()
+        .map(|v| {
+            format!(
+                "{what}, killed after {} steps (last: {last:?}): {v}",
+                kill.steps()
+            )
+        })
+        .collect();
+    for (webhook, n) in world.publications() {
+        if n > 1 && !(n == 2 && last == format!("put_events {webhook}")) {
+            broken.push(format!(
+                "{what}, killed after {last:?}: {webhook} published {n} times"
+            ));
+        }
+    }
+    broken
+}
+
+async fn post_all(world: &mut World, deliveries: &[Delivery], kill: &Arc<Kill>) {
+    for d in deliveries {
+        world.post(d, kill).await;
+    }
+}
+
+async fn validator_killed_at_every_step(deployment: Deployment) {
+    let deliveries = deliveries();
+    let webhooks = ids(&deliveries);
+    let counted = Kill::never();
+    post_all(&mut World::new(deployment), &deliveries, &counted).await;
+    let steps = counted.steps();
+    assert_eq!(
+        steps,
+        9,
+        "record, send, mark queued per webhook: {:?}",
+        counted.log()
+    );
+    let mut broken = Vec::new();
+    for n in 0..=steps {
+        let mut world = World::new(deployment);
+        let kill = Kill::after(n);
+        post_all(&mut world, &deliveries, &kill).await;
+        assert!(kill.killed(), "kill point {n} was reached");
+        world.drain().await;
+        broken.extend(check(&world, &webhooks, &kill, deployment.name).await);
+    }
+    assert!(broken.is_empty(), "{broken:#?}");
+}
+
+async fn processor_killed_at_every_step(deployment: Deployment) {
+    let deliveries = deliveries();
+    let webhooks = ids(&deliveries);
+    let counted = Kill::never();
+    let mut world = World::new(deployment);
+    post_all(&mut world, &deliveries, &Kill::never()).await;
+    assert!(world.invoke(Some(&counted)).await);
+    let steps = counted.steps();
+    assert_eq!(
+        steps,
+        9,
+        "claim, PutEvents, mark published for each of the batch's records: {:?}",
+        counted.log()
+    );
+    let mut broken = Vec::new();
+    for n in 0..=steps {
+        let mut world = World::new(deployment);
+        post_all(&mut world, &deliveries, &Kill::never()).await;
+        let kill = Kill::after(n);
+        assert!(world.invoke(Some(&kill)).await);
+        assert!(kill.killed(), "kill point {n} was reached");
+        world.drain().await;
+        broken.extend(check(&world, &webhooks, &kill, deployment.name).await);
+    }
+    assert!(broken.is_empty(), "{broken:#?}");
+}
+
+#[tokio::test]
+async fn a_validator_killed_after_any_step_loses_nothing_as_deployed() {
+    validator_killed_at_every_step(AWS).await;
+}
+
+#[tokio::test]
+async fn a_validator_killed_after_any_step_loses_nothing_on_the_local_stack() {
+    validator_killed_at_every_step(LOCAL).await;
+}
+
+#[tokio::test]
+async fn a_processor_killed_after_any_step_leaves_every_webhook_processed_once_as_deployed() {
+    processor_killed_at_every_step(AWS).await;
+}
+
+#[tokio::test]
+async fn a_processor_killed_after_any_step_leaves_every_webhook_processed_once_on_the_local_stack()
+{
+    processor_killed_at_every_step(LOCAL).await;
+}
