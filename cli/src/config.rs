@@ -12,12 +12,15 @@
 //! | `api.daily_quota` | `PAYHOOK_API_DAILY_QUOTA` | 10000 |
 //! | `api.max_body_bytes` | `PAYHOOK_API_MAX_BODY_BYTES` | 1048576 |
 //! | `api.idempotency_retention_seconds` | `PAYHOOK_API_IDEMPOTENCY_RETENTION_SECONDS` | 2592000 (30 days) |
+//! | `api.stripe_key` | `PAYHOOK_API_STRIPE_KEY` | unset: `api.key` |
+//! | `api.paypal_key` | `PAYHOOK_API_PAYPAL_KEY` | unset: `api.key` |
+//! | `api.square_key` | `PAYHOOK_API_SQUARE_KEY` | unset: `api.key` |
 //! | `stripe.signing_secrets` | `PAYHOOK_STRIPE_SIGNING_SECRETS` (comma-separated) | – (required) |
 //! | `stripe.tolerance_seconds` | `PAYHOOK_STRIPE_TOLERANCE_SECONDS` | 300 |
 //! | `stripe.allow_no_tolerance` | `PAYHOOK_STRIPE_ALLOW_NO_TOLERANCE` | false |
 //! | `stripe.require_livemode` | `PAYHOOK_STRIPE_REQUIRE_LIVEMODE` | false |
 //! | `square.signature_key` | `PAYHOOK_SQUARE_SIGNATURE_KEY` | – (required) |
-//! | `square.notification_url` | `PAYHOOK_SQUARE_NOTIFICATION_URL` | `http://127.0.0.1:8787/webhooks/square` |
+//! | `square.notification_url` | `PAYHOOK_SQUARE_NOTIFICATION_URL` | `http://127.0.0.1:8787/webhooks/square` (`config init` adds `?key=`) |
 //! | `paypal.webhook_id` | `PAYHOOK_PAYPAL_WEBHOOK_ID` | – (required) |
 //! | `paypal.environment` | `PAYHOOK_PAYPAL_ENVIRONMENT` | `live` |
 //! | `paypal.tolerance_seconds` | `PAYHOOK_PAYPAL_TOLERANCE_SECONDS` | 300 |
@@ -212,18 +215,20 @@ pub const CONFIG_SECTIONS: [(&str, &str); 7] = [
 
 /// Every key, in file order: the source of the environment overrides and of the generated
 /// file's comments.
-pub const CONFIG_KEYS: [ConfigKey; 24] = [
+pub const CONFIG_KEYS: [ConfigKey; 27] = [
     secret(
         "api",
         "key",
         KeyKind::Text,
-        "The API key callers must send in `x-api-key` (403 without it).",
+        "The shared API key, sent as `?key=` in the URL or in `x-api-key` (401 without a key,\n\
+         403 with an unknown one): valid on every route, and the key of every provider that has\n\
+         none of its own below. Each key has its own daily quota.",
     ),
     key(
         "api",
         "daily_quota",
         KeyKind::Integer,
-        "Requests per day accepted with that key (the usage plan); 429 past it.",
+        "Requests per day accepted with each key (the usage plan); 429 past it.",
     ),
     key(
         "api",
@@ -238,6 +243,25 @@ pub const CONFIG_KEYS: [ConfigKey; 24] = [
         "How long a webhook's status item (its idempotency record) is kept after first receipt.\n\
          Events older than this less one day are refused (event_too_old), so a replay can never\n\
          outlive its record; at least 4 days (the providers retry for up to 3).",
+    ),
+    secret(
+        "api",
+        "stripe_key",
+        KeyKind::Text,
+        "Stripe's own API key, with its own daily quota (one usage plan key per provider, as\n\
+         deployed); unset: api.key.",
+    ),
+    secret(
+        "api",
+        "paypal_key",
+        KeyKind::Text,
+        "PayPal's own API key; unset: api.key.",
+    ),
+    secret(
+        "api",
+        "square_key",
+        KeyKind::Text,
+        "Square's own API key; unset: api.key.",
     ),
     secret(
         "stripe",
@@ -271,12 +295,12 @@ pub const CONFIG_KEYS: [ConfigKey; 24] = [
         KeyKind::Text,
         "The subscription's signature key.",
     ),
-    key(
+    secret(
         "square",
         "notification_url",
         KeyKind::Text,
-        "The notification URL exactly as configured on the Square subscription: it is signed\n\
-         with the body, so it must be the URL Square (or `payhook send`) posts to.",
+        "The notification URL exactly as configured on the Square subscription, `?key=` included:\n\
+         it is signed with the body, so it must be the URL Square (or `payhook send`) posts to.",
     ),
     key(
         "paypal",
@@ -397,9 +421,18 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
-    /// The `x-api-key` value.
+    /// The API key of every provider without its own (`?key=` or `x-api-key`).
     #[serde(deserialize_with = "de_secret")]
     pub key: Secret,
+    /// Stripe's own key; empty: `key`.
+    #[serde(deserialize_with = "de_secret")]
+    pub stripe_key: Secret,
+    /// PayPal's own key; empty: `key`.
+    #[serde(deserialize_with = "de_secret")]
+    pub paypal_key: Secret,
+    /// Square's own key; empty: `key`.
+    #[serde(deserialize_with = "de_secret")]
+    pub square_key: Secret,
     /// Requests per day.
     pub daily_quota: u64,
     /// Largest body accepted, bytes.
@@ -412,6 +445,9 @@ impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             key: Secret::new(""),
+            stripe_key: Secret::new(""),
+            paypal_key: Secret::new(""),
+            square_key: Secret::new(""),
             daily_quota: DEFAULT_DAILY_QUOTA,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES as u64,
             idempotency_retention_seconds: DEFAULT_IDEMPOTENCY_RETENTION_SECS.unsigned_abs(),
@@ -582,6 +618,20 @@ fn de_secrets<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Secret>,
 /// `http://127.0.0.1:{port}/webhooks/{provider}`: the local stack's webhook URL.
 pub fn local_webhook_url(port: u16, provider: Provider) -> String {
     format!("http://127.0.0.1:{port}/webhooks/{provider}")
+}
+
+/// `url` with the API key as its `key` query parameter (form-encoded), the form providers are
+/// given: `…/webhooks/stripe?key=…`. A URL that already has a `key` parameter is returned as is.
+pub fn with_key(url: &str, key: &str) -> String {
+    let query = url.split_once('?').map(|(_, q)| q);
+    let has_key = query
+        .is_some_and(|q| url::form_urlencoded::parse(q.as_bytes()).any(|(name, _)| name == "key"));
+    if has_key || key.is_empty() {
+        return url.to_owned();
+    }
+    let encoded: String = url::form_urlencoded::byte_serialize(key.as_bytes()).collect();
+    let separator = if query.is_some() { '&' } else { '?' };
+    format!("{url}{separator}key={encoded}")
 }
 
 impl Config {
@@ -852,18 +902,31 @@ impl Config {
         read_configured(&self.paypal.signing_key_file, "paypal.signing_key_file")
     }
 
-    /// The local stack's URL for `provider`'s webhooks, derived from `square.notification_url`
-    /// when it has the local shape `…/webhooks/square` (so `config init --port` carries over),
-    /// else `http://127.0.0.1:8787/webhooks/{provider}`.
+    /// The local stack's URL for `provider`'s webhooks, without the key: derived from
+    /// `square.notification_url` when it has the local shape `…/webhooks/square[?…]` (so
+    /// `config init --port` carries over), else `http://127.0.0.1:8787/webhooks/{provider}`.
     pub fn webhook_url(&self, provider: Provider) -> String {
-        match self
-            .square
-            .notification_url
-            .strip_suffix("/webhooks/square")
-        {
+        let url = &self.square.notification_url;
+        let path = url.split_once('?').map_or(url.as_str(), |(path, _)| path);
+        match path.strip_suffix("/webhooks/square") {
             Some(base) if !base.is_empty() => format!("{base}/webhooks/{provider}"),
             _ => local_webhook_url(DEFAULT_PORT, provider),
         }
+    }
+
+    /// The API key `provider` sends: its own (`api.<provider>_key`) or the shared `api.key`.
+    pub fn api_key(&self, provider: Provider) -> &Secret {
+        let own = match provider {
+            Provider::Stripe => &self.api.stripe_key,
+            Provider::Paypal => &self.api.paypal_key,
+            Provider::Square => &self.api.square_key,
+        };
+        if own.is_empty() { &self.api.key } else { own }
+    }
+
+    /// The URL to register with `provider`: [`Config::webhook_url`] with its key as `?key=`.
+    pub fn registered_url(&self, provider: Provider) -> String {
+        with_key(&self.webhook_url(provider), self.api_key(provider).expose())
     }
 
     /// The value of one key as TOML (`None` when an optional key is unset); paths are shown
@@ -881,6 +944,15 @@ impl Config {
         };
         match (key.section, key.key) {
             ("api", "key") => text(self.api.key.expose()),
+            ("api", "stripe_key") => Some(self.api.stripe_key.expose())
+                .filter(|k| !k.is_empty())
+                .and_then(text),
+            ("api", "paypal_key") => Some(self.api.paypal_key.expose())
+                .filter(|k| !k.is_empty())
+                .and_then(text),
+            ("api", "square_key") => Some(self.api.square_key.expose())
+                .filter(|k| !k.is_empty())
+                .and_then(text),
             ("api", "daily_quota") => int(self.api.daily_quota),
             ("api", "max_body_bytes") => int(self.api.max_body_bytes),
             ("api", "idempotency_retention_seconds") => int(self.api.idempotency_retention_seconds),
@@ -947,9 +1019,15 @@ impl Config {
     /// A demo configuration for the local stack in `dir` on `port`, with freshly generated
     /// random secrets and the demo PayPal files' default names (not written; see [`init`]).
     pub fn generate(dir: &Path, port: u16) -> Result<Config, CliError> {
+        let square_key = format!("phk_square_{}", random_string(ALPHANUMERIC, 40)?);
         Ok(Config {
+            // One key per provider, each with its own quota, as deployed; api.key is the
+            // fallback for a provider whose own key is removed.
             api: ApiConfig {
                 key: Secret::new(format!("phk_{}", random_string(ALPHANUMERIC, 40)?)),
+                stripe_key: Secret::new(format!("phk_stripe_{}", random_string(ALPHANUMERIC, 40)?)),
+                paypal_key: Secret::new(format!("phk_paypal_{}", random_string(ALPHANUMERIC, 40)?)),
+                square_key: Secret::new(square_key.clone()),
                 ..ApiConfig::default()
             },
             stripe: StripeConfig {
@@ -966,7 +1044,8 @@ impl Config {
                     base64::engine::general_purpose::URL_SAFE_NO_PAD
                         .encode(crate::payloads::random_bytes::<16>()?),
                 ),
-                notification_url: local_webhook_url(port, Provider::Square),
+                // Square signs the URL as registered, its `?key=` included.
+                notification_url: with_key(&local_webhook_url(port, Provider::Square), &square_key),
             },
             paypal: PaypalConfig {
                 webhook_id: random_string(UPPER_ALPHANUMERIC, 17)?,

@@ -1,6 +1,7 @@
 //! `payhook demo`: starts the local stack on a free port, sends a realistic mix of webhooks
 //! from all three providers (successes, failures, refunds, disputes, concurrent duplicates,
-//! bad signatures, an unsupported type, a request without the API key, one poison message and
+//! bad signatures, an unsupported type, a request with an API key the usage plan does not hold
+//! (sent, like every request, as `?key=` in the URL), one poison message and
 //! one processor crash right after publishing),
 //! waits until the pipeline is idle, prints a summary and checks the books: every accepted
 //! webhook ends `PROCESSED` exactly once, or `FAILED` with its message in the DLQ.
@@ -45,6 +46,9 @@ pub struct DemoArgs {
     pub aws_endpoint: Option<String>,
 }
 
+/// The key of the demo's request that API Gateway answers `403 Forbidden`.
+const UNKNOWN_API_KEY: &str = "phk_not_in_the_usage_plan";
+
 /// One request of the demo and what it is meant to show.
 #[derive(Debug, Clone)]
 struct Planned {
@@ -53,7 +57,7 @@ struct Planned {
     body: Vec<u8>,
     webhook_id: Option<String>,
     tamper_signature: bool,
-    without_api_key: bool,
+    unknown_api_key: bool,
     copies: usize,
 }
 
@@ -130,7 +134,7 @@ fn plan(now: i64) -> Result<(Vec<Planned>, String, String), CliError> {
             webhook_id: Some(payload.webhook_id()),
             body: payload.body,
             tamper_signature: false,
-            without_api_key: false,
+            unknown_api_key: false,
             copies: 1,
         });
         Ok(())
@@ -186,7 +190,7 @@ fn plan(now: i64) -> Result<(Vec<Planned>, String, String), CliError> {
             webhook_id: Some(payload.webhook_id()),
             body: payload.body,
             tamper_signature: false,
-            without_api_key: false,
+            unknown_api_key: false,
             copies: 3,
         });
     }
@@ -199,18 +203,18 @@ fn plan(now: i64) -> Result<(Vec<Planned>, String, String), CliError> {
             webhook_id: None,
             body: payload.body,
             tamper_signature: true,
-            without_api_key: false,
+            unknown_api_key: false,
             copies: 1,
         });
     }
     let payload = payloads::build(&PayloadSpec::new(Provider::Stripe).at(now))?;
     planned.push(Planned {
-        label: "no API key",
+        label: "unknown API key",
         provider: Provider::Stripe,
         webhook_id: None,
         body: payload.body,
         tamper_signature: false,
-        without_api_key: true,
+        unknown_api_key: true,
         copies: 1,
     });
     // The poison message: its events are rejected by the bus on every attempt.
@@ -227,7 +231,7 @@ fn plan(now: i64) -> Result<(Vec<Planned>, String, String), CliError> {
         webhook_id: Some(payload.webhook_id()),
         body: payload.body,
         tamper_signature: false,
-        without_api_key: false,
+        unknown_api_key: false,
         copies: 1,
     });
     // A processor that crashes right after PutEvents: the retry publishes again and the event
@@ -245,7 +249,7 @@ fn plan(now: i64) -> Result<(Vec<Planned>, String, String), CliError> {
         webhook_id: Some(payload.webhook_id()),
         body: payload.body,
         tamper_signature: false,
-        without_api_key: false,
+        unknown_api_key: false,
         copies: 1,
     });
     Ok((planned, poison_payment, crash_payment))
@@ -310,8 +314,10 @@ pub async fn run_demo(args: &DemoArgs) -> Result<DemoReport, CliError> {
         if p.tamper_signature {
             body.push(b' ');
         }
-        let sender = if p.without_api_key {
-            sender.clone().with_api_key(None)
+        let sender = if p.unknown_api_key {
+            sender
+                .clone()
+                .with_api_key(Some(UNKNOWN_API_KEY.to_owned()))
         } else {
             sender.clone()
         };

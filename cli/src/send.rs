@@ -8,6 +8,11 @@
 //! [`Sender`] is the reusable part for `payhook demo` and the load bench: one keep-alive HTTP
 //! client (hyper-util's pooled client, plain HTTP or HTTPS with rustls, *ring* and Mozilla's
 //! roots) plus a [`Signer`]; [`post_webhook`] is one request over any such client.
+//!
+//! The API key goes where providers put it: in the URL, `…/webhooks/stripe?key=…` (each
+//! provider's own key from the configuration, see [`Config::api_key`]); `--key-in-header`
+//! sends it as `x-api-key` instead. A URL that already carries `key=` (one copied from
+//! `pulumi stack output`) is posted as it is.
 
 use std::error::Error as StdError;
 use std::io::Write;
@@ -30,7 +35,7 @@ use crate::payloads::{self, PayloadSpec, Signer};
 use crate::{CliError, unix_now};
 
 /// The header carrying the API key (API Gateway's).
-pub const API_KEY_HEADER: &str = "x-api-key";
+pub const API_KEY_HEADER: &str = payhook_api_key_authorizer::HEADER;
 /// Longest wait for one request, connection included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest wait for a TCP connection.
@@ -198,28 +203,76 @@ fn error_chain(error: &(dyn StdError + 'static)) -> String {
     text
 }
 
+/// Which API key a [`Sender`] sends.
+#[derive(Debug, Clone)]
+enum Keys {
+    /// Each provider's key from the configuration; `shared` for a URL naming no provider.
+    Configured {
+        by_provider: Vec<(Provider, Secret)>,
+        shared: Secret,
+    },
+    /// One key for every request, or none at all.
+    Fixed(Option<Secret>),
+}
+
 /// Signs and posts webhooks over one keep-alive client; `Clone` shares the connection pool.
 #[derive(Debug, Clone)]
 pub struct Sender {
     client: HttpClient,
     signer: Signer,
-    api_key: Option<Secret>,
+    keys: Keys,
+    key_in_header: bool,
 }
 
 impl Sender {
-    /// A sender with `config`'s secrets and API key.
+    /// A sender with `config`'s secrets and each provider's API key, sent as `?key=`.
     pub fn new(config: &Config) -> Result<Sender, CliError> {
         Ok(Sender {
             client: http_client()?,
             signer: Signer::from_config(config)?,
-            api_key: Some(config.api.key.clone()).filter(|key| !key.is_empty()),
+            keys: Keys::Configured {
+                by_provider: Provider::ALL
+                    .iter()
+                    .map(|&p| (p, config.api_key(p).clone()))
+                    .collect(),
+                shared: config.api.key.clone(),
+            },
+            key_in_header: false,
         })
     }
 
-    /// Uses `api_key` for `x-api-key` instead (`None`: send none, to see the 403).
+    /// Sends `api_key` on every request instead (`None`: send none, to see the 401).
     pub fn with_api_key(mut self, api_key: Option<String>) -> Self {
-        self.api_key = api_key.map(Secret::new);
+        self.keys = Keys::Fixed(api_key.map(Secret::new).filter(|k| !k.is_empty()));
         self
+    }
+
+    /// Sends the key as `x-api-key` instead of `?key=` (for callers that can set headers).
+    pub fn with_key_in_header(mut self, in_header: bool) -> Self {
+        self.key_in_header = in_header;
+        self
+    }
+
+    /// The key for a request to `url`: the key of the provider its last path segment names.
+    fn key_for(&self, url: &str) -> Option<&Secret> {
+        match &self.keys {
+            Keys::Fixed(key) => key.as_ref(),
+            Keys::Configured {
+                by_provider,
+                shared,
+            } => {
+                let path = url.split(['?', '#']).next().unwrap_or_default();
+                let named = path
+                    .rsplit('/')
+                    .next()
+                    .and_then(|s| s.parse::<Provider>().ok());
+                let key = by_provider
+                    .iter()
+                    .find(|(p, _)| Some(*p) == named)
+                    .map_or(shared, |(_, key)| key);
+                Some(key).filter(|k| !k.is_empty())
+            }
+        }
     }
 
     /// The HTTP client, for [`post_webhook`].
@@ -244,16 +297,24 @@ impl Sender {
         self.post(url, &headers, body).await
     }
 
-    /// Posts `body` with exactly `headers` (plus the API key): for replays, duplicates and
-    /// deliberately bad signatures.
+    /// Posts `body` with exactly `headers` (plus the API key of the provider `url` names):
+    /// for replays, duplicates and deliberately bad signatures.
     pub async fn post(
         &self,
         url: &str,
         headers: &[(String, String)],
         body: impl Into<Bytes>,
     ) -> Result<(u16, String), CliError> {
-        let api_key = self.api_key.as_ref().map(Secret::expose);
-        post_webhook(&self.client, url, api_key, headers, body).await
+        match self.key_for(url).map(Secret::expose) {
+            Some(key) if self.key_in_header => {
+                post_webhook(&self.client, url, Some(key), headers, body).await
+            }
+            Some(key) => {
+                let url = crate::config::with_key(url, key);
+                post_webhook(&self.client, &url, None, headers, body).await
+            }
+            None => post_webhook(&self.client, url, None, headers, body).await,
+        }
     }
 }
 
@@ -288,9 +349,29 @@ pub struct SendArgs {
     /// The configuration file (default: $PAYHOOK_CONFIG, else ./payhook.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// The x-api-key to send instead of api.key from the configuration.
+    /// The API key to send instead of the provider's from the configuration.
     #[arg(long)]
     pub api_key: Option<String>,
+    /// Send the key as `x-api-key` instead of `?key=` in the URL.
+    #[arg(long)]
+    pub key_in_header: bool,
+}
+
+/// `url` with the value of its `key` parameter hidden, for output (the key is a credential).
+fn without_key(url: &str) -> String {
+    match url.split_once('?') {
+        Some((path, query)) => {
+            let shown: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some(("key", _)) => "key=[redacted]".to_owned(),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", shown.join("&"))
+        }
+        None => url.to_owned(),
+    }
 }
 
 /// Runs `payhook send`, printing one JSON line per response on stdout; returns the exit code.
@@ -311,17 +392,21 @@ pub async fn run_with_output(
         .clone()
         .unwrap_or_else(|| config.webhook_url(provider));
     parse_url(&url)?;
-    if provider == Provider::Square && url != config.square.notification_url {
-        eprintln!(
-            "payhook send: note: Square signs the notification URL; requests go to {url} but \
-             are signed for square.notification_url = {} (set PAYHOOK_SQUARE_NOTIFICATION_URL \
-             if the receiver expects another)",
-            config.square.notification_url
-        );
-    }
-    let mut sender = Sender::new(&config)?;
+    let mut sender = Sender::new(&config)?.with_key_in_header(args.key_in_header);
     if let Some(key) = args.api_key.clone() {
         sender = sender.with_api_key(Some(key));
+    }
+    let posted = match sender.key_for(&url) {
+        Some(key) if !args.key_in_header => crate::config::with_key(&url, key.expose()),
+        _ => url.clone(),
+    };
+    if provider == Provider::Square && posted != config.square.notification_url {
+        eprintln!(
+            "payhook send: note: Square signs the notification URL; requests go to {} but \
+             are signed for square.notification_url (set PAYHOOK_SQUARE_NOTIFICATION_URL if the \
+             receiver expects another)",
+            without_key(&posted)
+        );
     }
 
     let mut all_ok = true;
@@ -342,7 +427,7 @@ pub async fn run_with_output(
             "payment_id": payload.payment_id,
             "amount_minor": payload.amount_minor,
             "currency": payload.currency,
-            "url": url,
+            "url": without_key(&url),
             "status": status,
             "response": response,
         });

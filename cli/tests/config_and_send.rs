@@ -75,7 +75,24 @@ fn init_writes_a_config_that_loads_back_identically() {
     assert_eq!(loaded, written);
     assert_eq!(
         loaded.square.notification_url,
-        "http://127.0.0.1:9001/webhooks/square"
+        format!(
+            "http://127.0.0.1:9001/webhooks/square?key={}",
+            loaded.api.square_key.expose()
+        ),
+        "Square signs the URL it was given, key included"
+    );
+    assert_eq!(
+        loaded.registered_url(Provider::Square),
+        loaded.square.notification_url
+    );
+    let keys: std::collections::HashSet<&str> = Provider::ALL
+        .iter()
+        .map(|&p| loaded.api_key(p).expose())
+        .collect();
+    assert_eq!(
+        keys.len(),
+        3,
+        "one key per provider, each with its own quota"
     );
     assert!(
         loaded.stripe.signing_secrets[0]
@@ -837,6 +854,7 @@ fn paypal_signing_without_a_key_is_a_usage_error() {
 #[derive(Debug, Clone)]
 struct Recorded {
     path: String,
+    query: Option<String>,
     headers: http::HeaderMap,
     body: Vec<u8>,
 }
@@ -862,6 +880,7 @@ async fn start_server(status: u16) -> (SocketAddr, Arc<Mutex<Vec<Recorded>>>, Ar
                         let body = body.collect().await?.to_bytes();
                         log.lock().unwrap().push(Recorded {
                             path: parts.uri.path().to_owned(),
+                            query: parts.uri.query().map(str::to_owned),
                             headers: parts.headers,
                             body: body.to_vec(),
                         });
@@ -949,7 +968,13 @@ async fn send_posts_signed_payloads_to_the_local_stack_url() {
         assert_eq!(recorded.len(), 3);
         for request in recorded {
             assert_eq!(request.path, format!("/webhooks/{provider}"));
-            assert_eq!(request.headers["x-api-key"], config.api.key.expose());
+            let key = config.api_key(provider).expose();
+            assert_eq!(
+                request.query,
+                Some(format!("key={key}")),
+                "the key rides in the URL"
+            );
+            assert!(!request.headers.contains_key("x-api-key"));
             assert_eq!(request.headers["content-type"], "application/json");
             let headers = to_headers(&request.headers);
             verify(
@@ -980,6 +1005,7 @@ async fn send_reports_non_2xx_with_exit_1_and_honours_to_and_api_key() {
         &to,
         "--api-key",
         "phk_override",
+        "--key-in-header",
         "--event-type",
         "charge.dispute.created",
     ]);
@@ -990,6 +1016,10 @@ async fn send_reports_non_2xx_with_exit_1_and_honours_to_and_api_key() {
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0].path, "/prod/webhooks/stripe");
     assert_eq!(recorded[0].headers["x-api-key"], "phk_override");
+    assert_eq!(
+        recorded[0].query, None,
+        "with --key-in-header the URL carries no key"
+    );
 }
 
 #[tokio::test]

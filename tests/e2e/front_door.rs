@@ -1,11 +1,12 @@
-//! The API Gateway stand-in: API key, daily quota, routes, and the admin API.
+//! The API Gateway stand-in: API key (`?key=` or `x-api-key`), per-key daily quota, routes,
+//! and the admin API.
 
 use crate::support::Harness;
 use payhook::payloads::PayloadSpec;
 use payhook_core::Provider;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn missing_or_wrong_api_key_is_403_and_reaches_nothing() {
+async fn missing_key_is_401_and_unknown_key_is_403_as_api_gateway_answers_and_reach_nothing() {
     let h = Harness::start("api-key", |_| {}).await;
     let p = h.payload(PayloadSpec::new(Provider::Stripe));
     let headers = h
@@ -13,19 +14,84 @@ async fn missing_or_wrong_api_key_is_403_and_reaches_nothing() {
         .signer()
         .sign(Provider::Stripe, &p.body, payhook::unix_now())
         .unwrap();
-    for sender in [
-        h.sender.clone().with_api_key(None),
-        h.sender.clone().with_api_key(Some("phk_wrong".into())),
-    ] {
+    let refused = [
+        (h.sender.clone().with_api_key(None), 401, "Unauthorized"),
+        (
+            h.sender.clone().with_api_key(Some("phk_wrong".into())),
+            403,
+            "Forbidden",
+        ),
+        (
+            h.sender
+                .clone()
+                .with_api_key(Some("phk_wrong".into()))
+                .with_key_in_header(true),
+            403,
+            "Forbidden",
+        ),
+    ];
+    for (sender, expected, message) in refused {
         let (status, body) = sender
             .post(&h.url(Provider::Stripe), &headers, p.body.clone())
             .await
             .unwrap();
-        assert_eq!(status, 403, "{body}");
+        assert_eq!(status, expected, "{body}");
+        assert_eq!(body, format!("{{\"message\":\"{message}\"}}"));
     }
     assert!(
         h.stack.items().await.unwrap().is_empty(),
         "nothing reached the validator"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_only_in_the_url_or_only_in_the_header_reaches_the_validator() {
+    let h = Harness::start("key-forms", |_| {}).await;
+    let config = h.stack.config();
+    for in_header in [false, true] {
+        let p = h.payload(PayloadSpec::new(Provider::Paypal));
+        let sender = h.sender.clone().with_key_in_header(in_header);
+        let (status, body) = sender
+            .send(&h.url(Provider::Paypal), Provider::Paypal, p.body.clone())
+            .await
+            .unwrap();
+        assert_eq!(status, 202, "key in header: {in_header}: {body}");
+    }
+    // The URL a provider is given, used as it is.
+    let p = h.payload(PayloadSpec::new(Provider::Square));
+    let registered = config.registered_url(Provider::Square);
+    assert!(registered.contains("?key="));
+    let (status, body) = h
+        .sender
+        .clone()
+        .with_api_key(None)
+        .send(&registered, Provider::Square, p.body.clone())
+        .await
+        .unwrap();
+    assert_eq!(status, 202, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_provider_key_has_its_own_quota() {
+    let h = Harness::start("quota-per-key", |c| c.api.daily_quota = 2).await;
+    let mut square = Vec::new();
+    for _ in 0..3 {
+        let p = h.payload(PayloadSpec::new(Provider::Square));
+        square.push(h.post(&p).await);
+    }
+    assert_eq!(
+        square.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        [202, 202, 429]
+    );
+    assert_eq!(
+        square[2].1,
+        serde_json::json!({"message": "Limit Exceeded"})
+    );
+    let p = h.payload(PayloadSpec::new(Provider::Stripe));
+    assert_eq!(
+        h.post(&p).await.0,
+        202,
+        "Square's flood leaves Stripe's quota"
     );
 }
 

@@ -1,7 +1,13 @@
-//! The local front door: an API Gateway REST stand-in (`POST /webhooks/{provider}` with
-//! `x-api-key` and the usage plan's daily quota) that hands the validator the exact proxy
-//! event API Gateway would, and the admin API (`/_payhook/…`): read-only views of a webhook,
-//! the stats and the DLQs, plus the one on-call action, a DLQ redrive.
+//! The local front door: an API Gateway REST stand-in for `POST /webhooks/{provider}` that
+//! hands the validator the exact proxy event API Gateway would, and the admin API
+//! (`/_payhook/…`): read-only views of a webhook, the stats and the DLQs, plus the one on-call
+//! action, a DLQ redrive.
+//!
+//! The API key is found as the deployed authorizer finds it (`?key=` in the URL, else
+//! `x-api-key`; [`payhook_api_key_authorizer::api_key`] decides for both) and checked as the
+//! usage plan checks it: each configured key (one per provider, or one shared) has its own
+//! daily quota. The refusals are API Gateway's, status and body: `401 Unauthorized` without a
+//! key, `403 Forbidden` with a key the plan does not know, `429 Limit Exceeded` past the quota.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,19 +29,55 @@ use super::stack::Stack;
 use crate::CliError;
 use crate::oncall::LocalDlqList;
 
-/// The daily quota and its counter (resets at UTC midnight, as usage plans do).
+/// One key of the usage plan with its daily counter (reset at UTC midnight, as usage plans do).
 #[derive(Debug)]
-struct Quota {
+struct PlanKey {
+    value: payhook_core::Secret,
     limit: u64,
-    day: i64,
-    used: u64,
+    counter: Mutex<(i64, u64)>,
+}
+
+impl PlanKey {
+    /// Counts one request against the quota; `false` once it is used up for the day.
+    fn take(&self, today: i64) -> bool {
+        let Ok(mut counter) = self.counter.lock() else {
+            return false;
+        };
+        let (day, used) = &mut *counter;
+        if *day != today {
+            *day = today;
+            *used = 0;
+        }
+        if *used >= self.limit {
+            return false;
+        }
+        *used += 1;
+        true
+    }
+}
+
+/// The usage plan's keys: the shared `api.key` and each provider's own (`api.<provider>_key`),
+/// once each, so every key has its own quota and providers without a key share `api.key`'s.
+fn plan_keys(config: &crate::config::Config) -> Vec<PlanKey> {
+    let mut keys: Vec<PlanKey> = Vec::new();
+    let shared = std::iter::once(&config.api.key);
+    let own = payhook_core::Provider::ALL.map(|p| config.api_key(p));
+    for value in shared.chain(own) {
+        if !keys.iter().any(|k| k.value == *value) {
+            keys.push(PlanKey {
+                value: value.clone(),
+                limit: config.api.daily_quota,
+                counter: Mutex::new((utc_day(), 0)),
+            });
+        }
+    }
+    keys
 }
 
 #[derive(Clone)]
 struct AppState {
     stack: Arc<Stack>,
-    api_key: String,
-    quota: Arc<Mutex<Quota>>,
+    keys: Arc<Vec<PlanKey>>,
 }
 
 /// A running HTTP front door.
@@ -56,12 +98,7 @@ impl FrontDoor {
             .local_addr()
             .map_err(|e| CliError::Failed(format!("listener: {e}")))?;
         let state = AppState {
-            api_key: stack.config().api.key.expose().to_owned(),
-            quota: Arc::new(Mutex::new(Quota {
-                limit: stack.config().api.daily_quota,
-                day: utc_day(),
-                used: 0,
-            })),
+            keys: Arc::new(plan_keys(stack.config())),
             stack,
         };
         let app = Router::new()
@@ -91,21 +128,67 @@ fn utc_day() -> i64 {
     payhook_core::ports::Clock::now_ms(&payhook_core::ports::SystemClock).div_euclid(86_400_000)
 }
 
-fn gateway_error(status: StatusCode, message: &str) -> Response {
-    (
-        status,
-        [
-            ("content-type", "application/json"),
-            ("x-amzn-errortype", "ForbiddenException"),
-        ],
-        json!({"message": message}).to_string(),
-    )
-        .into_response()
+/// API Gateway's own refusals: status, `x-amzn-ErrorType` and `{"message": …}` body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayError {
+    /// No route or method here.
+    MissingAuthenticationToken,
+    /// No API key (the authorizer refused, or its identity source is absent).
+    Unauthorized,
+    /// A key the usage plan does not hold.
+    Forbidden,
+    /// The key's daily quota is used up.
+    LimitExceeded,
+    /// The stand-in itself failed.
+    Internal,
+}
+
+impl GatewayError {
+    /// Status, error type and message, as API Gateway sends them.
+    pub fn parts(self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            GatewayError::MissingAuthenticationToken => (
+                StatusCode::FORBIDDEN,
+                "MissingAuthenticationTokenException",
+                "Missing Authentication Token",
+            ),
+            GatewayError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "UnauthorizedException",
+                "Unauthorized",
+            ),
+            GatewayError::Forbidden => (StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden"),
+            GatewayError::LimitExceeded => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "LimitExceededException",
+                "Limit Exceeded",
+            ),
+            GatewayError::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerErrorException",
+                "Internal server error",
+            ),
+        }
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let (status, error_type, message) = self.parts();
+        (
+            status,
+            [
+                ("content-type", "application/json"),
+                ("x-amzn-errortype", error_type),
+            ],
+            json!({ "message": message }).to_string(),
+        )
+            .into_response()
+    }
 }
 
 async fn missing_route() -> Response {
-    // What API Gateway answers for a route or method it does not have.
-    gateway_error(StatusCode::FORBIDDEN, "Missing Authentication Token")
+    GatewayError::MissingAuthenticationToken.into_response()
 }
 
 /// The proxy event API Gateway builds for this request.
@@ -132,6 +215,14 @@ pub fn proxy_event(
         Ok(text) => (text.to_owned(), false),
         Err(_) => (base64::engine::general_purpose::STANDARD.encode(body), true),
     };
+    let query = query_parameters(uri);
+    let mut multi_query: HashMap<String, Vec<String>> = HashMap::new();
+    for (name, value) in url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
+        multi_query
+            .entry(name.into_owned())
+            .or_default()
+            .push(value.into_owned());
+    }
     let request_id = uuid::Uuid::new_v4().to_string();
     let event = json!({
         "resource": "/webhooks/{provider}",
@@ -139,8 +230,8 @@ pub fn proxy_event(
         "httpMethod": method.as_str(),
         "headers": single,
         "multiValueHeaders": multi,
-        "queryStringParameters": null,
-        "multiValueQueryStringParameters": null,
+        "queryStringParameters": if query.is_empty() { json!(null) } else { json!(query) },
+        "multiValueQueryStringParameters": if multi_query.is_empty() { json!(null) } else { json!(multi_query) },
         "pathParameters": {"provider": provider},
         "stageVariables": null,
         "requestContext": {
@@ -189,34 +280,52 @@ async fn webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let key_ok = headers
-        .get("x-api-key")
-        .map(|k| ring_eq(k.as_bytes(), state.api_key.as_bytes()))
-        .unwrap_or(false);
-    if !key_ok {
-        return gateway_error(StatusCode::FORBIDDEN, "Forbidden");
-    }
-    {
-        let Ok(mut quota) = state.quota.lock() else {
-            return gateway_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
-        };
-        let today = utc_day();
-        if quota.day != today {
-            quota.day = today;
-            quota.used = 0;
-        }
-        if quota.used >= quota.limit {
-            return gateway_error(StatusCode::TOO_MANY_REQUESTS, "Limit Exceeded");
-        }
-        quota.used += 1;
+    if let Err(refused) = admit(&state.keys, &uri, &headers) {
+        return refused.into_response();
     }
     let event = proxy_event(&provider, &method, &uri, &headers, &body, "127.0.0.1");
     into_response(state.stack.handle_webhook(&event).await)
 }
 
-/// Constant-time equality for the API key.
-fn ring_eq(a: &[u8], b: &[u8]) -> bool {
+/// What API Gateway decides before the validator runs: the authorizer's key, then the usage
+/// plan's key check and quota.
+fn admit(keys: &[PlanKey], uri: &Uri, headers: &HeaderMap) -> Result<(), GatewayError> {
+    let query = query_parameters(uri);
+    let from_query = query.get(payhook_api_key_authorizer::QUERY_PARAMETER);
+    let from_header = headers
+        .get(payhook_api_key_authorizer::HEADER)
+        .and_then(|v| v.to_str().ok());
+    let (key, _) = payhook_api_key_authorizer::api_key(from_query.map(String::as_str), from_header)
+        .map_err(|_| GatewayError::Unauthorized)?;
+    // Every key is compared, each in constant time.
+    let plan_key = keys
+        .iter()
+        .fold(None, |found, k| {
+            if constant_time_eq(k.value.expose().as_bytes(), key.as_bytes()) {
+                Some(k)
+            } else {
+                found
+            }
+        })
+        .ok_or(GatewayError::Forbidden)?;
+    if plan_key.take(utc_day()) {
+        Ok(())
+    } else {
+        Err(GatewayError::LimitExceeded)
+    }
+}
+
+/// Constant-time equality for API keys of the same length.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The query string as API Gateway's `queryStringParameters`: decoded, the last value of a
+/// repeated name.
+fn query_parameters(uri: &Uri) -> HashMap<String, String> {
+    url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect()
 }
 
 async fn webhook_status(State(state): State<AppState>, Path(webhook_id): Path<String>) -> Response {
