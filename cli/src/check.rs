@@ -133,6 +133,8 @@ pub mod codes {
     pub const DUPLICATE_KEY: &str = "duplicate_key";
     /// A file or folder the deploy would ignore, or could not be read.
     pub const UNEXPECTED_FILE: &str = "unexpected_file";
+    /// The currency rates file does not load (codes, exponents, rates).
+    pub const INVALID_RATES: &str = "invalid_rates";
     /// A required folder or file is missing.
     pub const MISSING_FILE: &str = "missing_file";
     /// A value has the wrong JSON type.

@@ -32,6 +32,7 @@
 //! | `queues.visibility_timeout_seconds` | `PAYHOOK_QUEUES_VISIBILITY_TIMEOUT_SECONDS` | 5 |
 //! | `processing.tier_high_min` | `PAYHOOK_PROCESSING_TIER_HIGH_MIN` | 1000 |
 //! | `processing.tier_medium_min` | `PAYHOOK_PROCESSING_TIER_MEDIUM_MIN` | 100 |
+//! | `processing.currency_rates_file` | `PAYHOOK_PROCESSING_CURRENCY_RATES_FILE` | unset: the built-in `rules/currencies/rates.json` |
 //! | `aws.stage` | `PAYHOOK_AWS_STAGE` | `local` |
 //! | `aws.region` | `PAYHOOK_AWS_REGION` | `us-east-1` |
 //! | `aws.endpoint_url` | `PAYHOOK_AWS_ENDPOINT_URL` | unset |
@@ -215,7 +216,7 @@ pub const CONFIG_SECTIONS: [(&str, &str); 7] = [
 
 /// Every key, in file order: the source of the environment overrides and of the generated
 /// file's comments.
-pub const CONFIG_KEYS: [ConfigKey; 27] = [
+pub const CONFIG_KEYS: [ConfigKey; 28] = [
     secret(
         "api",
         "key",
@@ -370,6 +371,13 @@ pub const CONFIG_KEYS: [ConfigKey; 27] = [
         "tier_medium_min",
         KeyKind::Number,
         "Amounts at or above this (and below tier_high_min) are tier `medium`; below, `low`.",
+    ),
+    optional(
+        "processing",
+        "currency_rates_file",
+        "The rates file (as `rules/currencies/rates.json`): each currency's exponent and its rate in the\n\
+         reporting currency, which tiers compare; unset: the copy built into payhook.",
+        "../rules/currencies/rates.json",
     ),
     key(
         "aws",
@@ -563,6 +571,8 @@ pub struct ProcessingConfig {
     pub tier_high_min: f64,
     /// Lower bound of tier `medium`, major units.
     pub tier_medium_min: f64,
+    /// The rates file; `None`: the built-in copy.
+    pub currency_rates_file: Option<PathBuf>,
 }
 
 impl Default for ProcessingConfig {
@@ -571,6 +581,7 @@ impl Default for ProcessingConfig {
         ProcessingConfig {
             tier_high_min: tiers.high_min,
             tier_medium_min: tiers.medium_min,
+            currency_rates_file: None,
         }
     }
 }
@@ -695,6 +706,7 @@ impl Config {
             &mut config.paypal.cert_file,
             &mut config.paypal.trust_anchor_file,
             &mut config.paypal.signing_key_file,
+            &mut config.processing.currency_rates_file,
         ] {
             if let Some(relative) = file.as_ref().filter(|p| p.is_relative()) {
                 *file = Some(base.join(relative));
@@ -754,6 +766,9 @@ impl Config {
         }
         if let Err(e) = self.validator_config().validate() {
             problems.push(e.0);
+        }
+        if let Err(e) = self.currency_rates() {
+            problems.push(e.to_string());
         }
         for (name, file) in [
             ("paypal.cert_file", &self.paypal.cert_file),
@@ -848,6 +863,32 @@ impl Config {
             idempotency_retention_secs: i64::try_from(self.api.idempotency_retention_seconds)
                 .unwrap_or(i64::MAX),
             max_body_bytes: usize::try_from(self.api.max_body_bytes).unwrap_or(usize::MAX),
+            // `validate` has refused a file that does not load, so the fallback is not reached.
+            rates: Arc::new(
+                self.currency_rates()
+                    .unwrap_or_else(|_| payhook_core::currency::Rates::usd_only()),
+            ),
+        }
+    }
+
+    /// The rates file: `processing.currency_rates_file`, else the built-in copy of
+    /// `rules/currencies/rates.json`.
+    pub fn currency_rates(&self) -> Result<payhook_core::currency::Rates, CliError> {
+        let invalid = |e: payhook_core::currency::RatesError| {
+            CliError::Usage(format!("processing.currency_rates_file: {e}"))
+        };
+        match &self.processing.currency_rates_file {
+            None => payhook_core::currency::Rates::bundled().map_err(invalid),
+            Some(_) => {
+                let bytes = read_configured(
+                    &self.processing.currency_rates_file,
+                    "processing.currency_rates_file",
+                )?;
+                let text = String::from_utf8(bytes).map_err(|_| {
+                    CliError::Usage("processing.currency_rates_file: not UTF-8".into())
+                })?;
+                payhook_core::currency::Rates::from_json(&text).map_err(invalid)
+            }
         }
     }
 
@@ -983,6 +1024,7 @@ impl Config {
             }
             ("processing", "tier_high_min") => Some(number(self.processing.tier_high_min)),
             ("processing", "tier_medium_min") => Some(number(self.processing.tier_medium_min)),
+            ("processing", "currency_rates_file") => path(&self.processing.currency_rates_file),
             ("aws", "stage") => text(&self.aws.stage),
             ("aws", "region") => text(&self.aws.region),
             ("aws", "endpoint_url") => self.aws.endpoint_url.as_deref().and_then(text),
@@ -1364,6 +1406,7 @@ mod tests {
         let mut config = Config::generate(dir, 9000).unwrap();
         config.aws.endpoint_url = Some("http://127.0.0.1:5000".into());
         config.processing.tier_medium_min = 99.5;
+        config.processing.currency_rates_file = Some(dir.join("rates.json"));
         let text = config.render(false);
         for key in &CONFIG_KEYS {
             assert!(text.contains(&key.env_var()), "{}", key.env_var());
@@ -1376,6 +1419,7 @@ mod tests {
             &mut parsed.paypal.cert_file,
             &mut parsed.paypal.trust_anchor_file,
             &mut parsed.paypal.signing_key_file,
+            &mut parsed.processing.currency_rates_file,
         ] {
             *file = file.as_ref().map(|f| dir.join(f));
         }

@@ -70,7 +70,7 @@ fn without_a_pattern_the_matching_rules_in_rules_dir_are_printed() {
     let event = r#"{"version":"0","id":"1","detail-type":"payment.succeeded","source":"payhook.stripe",
         "account":"123456789012","time":"2026-01-01T00:00:00Z","region":"us-east-1","resources":[],
         "detail":{"webhook_id":"stripe:evt_1","provider":"stripe","event_type":"payment.succeeded",
-        "payment_id":"pi_1","amount_minor":500000,"amount":5000.0,"currency":"USD","tier":"high"}}"#;
+        "payment_id":"pi_1","amount_minor":500000,"amount":5000.0,"amount_reporting":5000.0,"currency":"USD","tier":"high"}}"#;
     let out = payhook()
         .args(["rules", "test", "--event", event, "--rules-dir"])
         .arg(workspace_root().join("rules"))

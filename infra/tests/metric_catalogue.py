@@ -15,6 +15,7 @@ CATALOGUE: dict[str, list[frozenset[str]]] = {
     "WebhooksDuplicate": [frozenset({"service", "provider"})],
     "WebhooksIgnored": [frozenset({"service", "provider"})],
     "TestModeWebhooksIgnored": [frozenset({"service", "provider"})],
+    "UnratedPayments": [frozenset({"service", "provider"})],
     "WebhooksRejected": [frozenset({"service", "provider", "reason"})],
     "SignatureFailures": [frozenset({"service", "provider"})],
     "ValidationLatency": [frozenset({"service", "provider"})],

@@ -75,6 +75,7 @@ def test_alarm_counts_per_resource(deployment) -> None:
         "lambda-throttles": 5,
         "emf-errors": 5,
         "signature-failures": 3,  # one per provider
+        "unrated-payments": 3,
         "api-5xx-rate": 1,
         "eventbridge-failed-invocations": len(RULES),  # one per rule
     }

@@ -341,6 +341,13 @@ catalogue! {
         functions: [F::WebhookValidator],
         description: "Verified test-mode events answered 200 ignored because the stage requires live mode (stripe.require_livemode).",
     }
+    /// A queued event whose currency has no rate in the rates file (tier `unrated`).
+    UnratedPayments {
+        unit: Unit::Count, resolution: Resolution::Standard,
+        dimensions: [[D::Service, D::Provider]],
+        functions: [F::WebhookValidator],
+        description: "Queued events whose currency has no rate in the rates file: no amount_reporting, tier unrated, no amount rule matches them.",
+    }
     /// A webhook answered with 4xx or 5xx; `reason` is the error's stable code.
     WebhooksRejected {
         unit: Unit::Count, resolution: Resolution::Standard,

@@ -61,6 +61,8 @@ pub(crate) fn folder_files(
             files.push(rel);
         } else if name == "README.md" || name.starts_with('.') {
             // Documentation and hidden files (editor state, .gitkeep) are not deployed.
+        } else if folder == "rules" && name == super::rules::RATES_FOLDER && !is_file {
+            // The currency rates file, checked on its own (`rules::check_rates`).
         } else {
             report.add(
                 &rel,

@@ -3,7 +3,8 @@
 //! semantics, portable numbers), plus what the deploy requires on top (`definitions.parse_rule`:
 //! the bus, the functions targets may name, the one target dead-letter queue). Each file is also
 //! checked on its own, so every broken file is reported, not only the first one the loader
-//! stops at.
+//! stops at. The currency rates file `rules/currencies/rates.json` is checked with the loader
+//! the validator uses ([`payhook_core::currency::Rates::from_json`]).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -37,8 +38,29 @@ const RULE_FIELDS: [&str; 6] = [
 const TARGET_FIELDS: [&str; 4] = ["id", "function", "retry_policy", "dead_letter_queue"];
 const RETRY_FIELDS: [&str; 2] = ["maximum_retry_attempts", "maximum_event_age_seconds"];
 
+/// The folder of `rules/` holding the currency rates file (not a rule).
+pub(crate) const RATES_FOLDER: &str = "currencies";
+/// The currency rates file, relative to the root.
+const RATES_FILE: &str = "rules/currencies/rates.json";
+
+/// Checks the currency rates file as the validator loads it (its absence fails the build,
+/// which embeds it).
+fn check_rates(root: &Path, report: &mut Report) {
+    let rel = Path::new(RATES_FILE);
+    if !root.join(rel).is_file() {
+        return;
+    }
+    let Some(value) = json::read(root, rel, report) else {
+        return;
+    };
+    if let Err(e) = payhook_core::currency::Rates::from_json(&value.to_string()) {
+        report.add(rel, "$", codes::INVALID_RATES, e.to_string());
+    }
+}
+
 /// Checks every rule file.
 pub(crate) fn check(root: &Path, report: &mut Report) -> Rules {
+    check_rates(root, report);
     let files = json::folder_files(root, "rules", "json", report);
     let mut rules = Rules {
         complete: true,

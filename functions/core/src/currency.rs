@@ -1,4 +1,5 @@
-//! Currency exponents and exact decimal arithmetic for normalisation (DESIGN §3).
+//! Currency exponents, exact decimal arithmetic for normalisation, and the reporting rates that
+//! make amounts of different currencies comparable.
 //!
 //! Every amount in a [`crate::PaymentEvent`] is an integer number of minor units of its
 //! currency. How many minor units make a major unit (the *exponent*) depends on the provider:
@@ -14,10 +15,29 @@
 //! - **PayPal** sends decimal strings, read with the ISO 4217 exponent by
 //!   [`parse_decimal_minor`], exactly and without floats.
 //!
-//! Unknown codes fail closed with `unsupported_currency`.
+//! Unknown codes fail closed with `unsupported_currency` — unless the rates file names them.
+//!
+//! **Reporting amounts.** Tiers and the amount rules compare [`Rates::reporting`] amounts: the
+//! major-unit amount times the currency's rate in the reporting currency (USD by default), from
+//! the rates file `rules/currencies/rates.json` (per currency: its ISO 4217 exponent and its rate, with
+//! the date of the rates). So ¥1,000 is about 7 USD, not "1000", and KWD 999 about 3,250 USD. A
+//! currency without a rate is never guessed: its events carry no reporting amount and are
+//! `unrated`. The file can also add a currency this module does not know yet (a new ISO code),
+//! with its exponent, so its events normalise instead of being refused.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
 
 use crate::normalise::NormaliseError;
 use crate::provider::Provider;
+
+/// The repository's rates file (`rules/currencies/rates.json`), built in as the default.
+pub const BUNDLED_RATES_JSON: &str = include_str!("../../../rules/currencies/rates.json");
+
+/// EventBridge compares numbers only between −5.0e9 and 5.0e9 (with at most six decimals):
+/// reporting amounts are kept inside that range so the amount rules always see them.
+pub const EVENTBRIDGE_NUMERIC_LIMIT: f64 = 5.0e9;
 
 /// Stripe's zero-decimal currencies: the amount is already in whole units (¥500 is `500`).
 pub const STRIPE_ZERO_DECIMAL: [&str; 16] = [
@@ -186,6 +206,175 @@ fn iso_exponent(code: &str) -> Option<u32> {
     }
 }
 
+/// One currency of the rates file.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateEntry {
+    /// Its ISO 4217 exponent.
+    pub exponent: u32,
+    /// Units of the reporting currency per major unit; `None`: no rate, events are unrated.
+    pub rate: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RatesFile {
+    reporting_currency: String,
+    as_of: String,
+    #[serde(default)]
+    note: Option<String>,
+    currencies: BTreeMap<String, RateEntry>,
+}
+
+/// The rates file is not usable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("currency rates: {0}")]
+pub struct RatesError(pub String);
+
+/// Reporting rates and extra currencies, from a rates file such as `rules/currencies/rates.json`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rates {
+    reporting_currency: String,
+    as_of: String,
+    entries: BTreeMap<String, RateEntry>,
+}
+
+impl Rates {
+    /// Parses and checks a rates file: upper-case ISO-shaped codes, each exponent the one ISO
+    /// gives (for codes this module knows) and at most 4, rates finite and positive or null,
+    /// and the reporting currency listed at rate 1.
+    pub fn from_json(text: &str) -> Result<Rates, RatesError> {
+        let file: RatesFile =
+            serde_json::from_str(text).map_err(|e| RatesError(format!("not a rates file: {e}")))?;
+        let _ = file.note;
+        for (code, entry) in &file.currencies {
+            if canonical_code(code).ok().as_deref() != Some(code.as_str()) {
+                return Err(RatesError(format!(
+                    "`{}` is not an upper-case currency code",
+                    shown(code)
+                )));
+            }
+            if let Some(iso) = iso_exponent(code)
+                && iso != entry.exponent
+            {
+                return Err(RatesError(format!(
+                    "{code} has exponent {} in the file, ISO 4217 gives {iso}",
+                    entry.exponent
+                )));
+            }
+            if entry.exponent > 4 {
+                return Err(RatesError(format!(
+                    "{code}: exponent {} is over 4",
+                    entry.exponent
+                )));
+            }
+            if entry
+                .rate
+                .is_some_and(|rate| !(rate.is_finite() && rate > 0.0))
+            {
+                return Err(RatesError(format!(
+                    "{code}: a rate must be positive (or null)"
+                )));
+            }
+        }
+        match file.currencies.get(&file.reporting_currency) {
+            Some(entry) if entry.rate == Some(1.0) => {}
+            _ => {
+                return Err(RatesError(format!(
+                    "the reporting currency {} must be listed with rate 1",
+                    shown(&file.reporting_currency)
+                )));
+            }
+        }
+        Ok(Rates {
+            reporting_currency: file.reporting_currency,
+            as_of: file.as_of,
+            entries: file.currencies,
+        })
+    }
+
+    /// The repository's `rules/currencies/rates.json`, as built in.
+    pub fn bundled() -> Result<Rates, RatesError> {
+        Rates::from_json(BUNDLED_RATES_JSON)
+    }
+
+    /// No rates file: only USD amounts are rated (at 1), every other currency is unrated.
+    pub fn usd_only() -> Rates {
+        Rates {
+            reporting_currency: "USD".to_owned(),
+            as_of: String::new(),
+            entries: BTreeMap::from([(
+                "USD".to_owned(),
+                RateEntry {
+                    exponent: 2,
+                    rate: Some(1.0),
+                },
+            )]),
+        }
+    }
+
+    /// The currency reporting amounts are in.
+    pub fn reporting_currency(&self) -> &str {
+        &self.reporting_currency
+    }
+
+    /// The date the rates are from.
+    pub fn as_of(&self) -> &str {
+        &self.as_of
+    }
+
+    /// Every currency the file lists, with its entry.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &RateEntry)> {
+        self.entries
+            .iter()
+            .map(|(code, entry)| (code.as_str(), entry))
+    }
+
+    /// `currency`'s exponent in `provider`'s amounts: the built-in tables first, then the file
+    /// for a currency they do not know.
+    pub fn exponent(&self, provider: Provider, currency: &str) -> Result<u32, NormaliseError> {
+        exponent(provider, currency).or_else(|err| {
+            canonical_code(currency)
+                .ok()
+                .and_then(|code| self.entries.get(&code))
+                .map(|entry| entry.exponent)
+                .ok_or(err)
+        })
+    }
+
+    /// `amount_minor` of `currency` (with `exponent` decimals) in the reporting currency,
+    /// rounded to its cents and kept inside EventBridge's numeric range; `None` when the
+    /// currency has no rate.
+    pub fn reporting(&self, currency: &str, amount_minor: i64, exponent: u32) -> Option<f64> {
+        let rate = self.entries.get(currency)?.rate?;
+        let reporting_exponent = self
+            .entries
+            .get(&self.reporting_currency)
+            .map_or(2, |entry| entry.exponent);
+        // Straight to the reporting currency's minor units, then rounded once: going through
+        // the major amount first would round 40.105 down to 40.10 in binary floating point.
+        let scale = 10f64.powi(i32::try_from(reporting_exponent).unwrap_or(2))
+            / 10f64.powi(i32::try_from(exponent).unwrap_or(0));
+        let minor = (amount_minor as f64 * rate * scale).round();
+        let value = minor / 10f64.powi(i32::try_from(reporting_exponent).unwrap_or(2));
+        Some(value.clamp(-EVENTBRIDGE_NUMERIC_LIMIT, EVENTBRIDGE_NUMERIC_LIMIT))
+    }
+}
+
+/// `amount_minor` with `exponent` decimals as an exact decimal string (`150000`, 3 →
+/// `"150.000"`; `-5`, 2 → `"-0.05"`).
+pub fn minor_to_decimal_string(amount_minor: i64, exponent: u32) -> String {
+    let sign = if amount_minor < 0 { "-" } else { "" };
+    let digits = amount_minor.unsigned_abs().to_string();
+    let exponent = exponent as usize;
+    if exponent == 0 {
+        return format!("{sign}{digits}");
+    }
+    let padded = format!("{digits:0>width$}", width = exponent + 1);
+    let (whole, fraction) = padded.split_at(padded.len() - exponent);
+    format!("{sign}{whole}.{fraction}")
+}
+
 /// `text` cut to a bounded length for error messages (bodies are not logged whole).
 fn shown(text: &str) -> String {
     match text.char_indices().nth(MAX_SHOWN_CHARS) {
@@ -214,6 +403,64 @@ mod tests {
         {
             assert!(iso_exponent(code).is_some(), "{code}");
         }
+    }
+
+    #[test]
+    fn the_bundled_rates_file_is_valid_and_rates_its_reporting_currency_at_one() {
+        let rates = Rates::bundled().unwrap();
+        assert_eq!(rates.reporting_currency(), "USD");
+        assert_eq!(rates.reporting("USD", 150_000, 2), Some(1500.0));
+        assert!(!rates.as_of().is_empty());
+    }
+
+    #[test]
+    fn reporting_amounts_make_currencies_comparable() {
+        let rates = Rates::from_json(
+            r#"{"reporting_currency":"USD","as_of":"2026-12-01","currencies":{
+                "USD":{"exponent":2,"rate":1},"JPY":{"exponent":0,"rate":0.0067},
+                "KWD":{"exponent":3,"rate":3.25},"EUR":{"exponent":2,"rate":null}}}"#,
+        )
+        .unwrap();
+        assert_eq!(rates.reporting("JPY", 1000, 0), Some(6.7));
+        assert_eq!(rates.reporting("KWD", 999_000, 3), Some(3246.75));
+        assert_eq!(rates.reporting("EUR", 100, 2), None, "null rate: unrated");
+        assert_eq!(rates.reporting("GBP", 100, 2), None, "not listed: unrated");
+        assert_eq!(
+            rates.reporting("USD", i64::MAX, 0),
+            Some(EVENTBRIDGE_NUMERIC_LIMIT),
+            "kept inside EventBridge's numeric range"
+        );
+    }
+
+    #[test]
+    fn the_file_can_add_a_currency_and_cannot_contradict_iso() {
+        let with = |entry: &str| {
+            Rates::from_json(&format!(
+                r#"{{"reporting_currency":"USD","as_of":"x","currencies":{{"USD":{{"exponent":2,"rate":1}},{entry}}}}}"#
+            ))
+        };
+        let added = with(r#""XTS":{"exponent":2,"rate":null}"#).unwrap();
+        assert!(exponent(Provider::Square, "XTS").is_err());
+        assert_eq!(added.exponent(Provider::Square, "xts"), Ok(2));
+        assert!(with(r#""JPY":{"exponent":2,"rate":0.0067}"#).is_err());
+        assert!(with(r#""usd":{"exponent":2,"rate":1}"#).is_err());
+        assert!(with(r#""EUR":{"exponent":2,"rate":-1}"#).is_err());
+        assert!(with(r#""EUR":{"exponent":2,"rate":1,"extra":true}"#).is_err());
+        assert!(
+            Rates::from_json(r#"{"reporting_currency":"EUR","as_of":"x","currencies":{}}"#)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn decimal_strings_are_exact() {
+        assert_eq!(minor_to_decimal_string(150_000, 3), "150.000");
+        assert_eq!(minor_to_decimal_string(1500, 0), "1500");
+        assert_eq!(minor_to_decimal_string(-5, 2), "-0.05");
+        assert_eq!(
+            minor_to_decimal_string(i64::MIN, 2),
+            "-92233720368547758.08"
+        );
     }
 
     #[test]

@@ -101,8 +101,19 @@ pub struct PaymentEvent {
     pub object_id: Option<String>,
     /// Amount in minor units of `currency` (per the provider's exponent table).
     pub amount_minor: i64,
-    /// Amount in major units, for EventBridge numeric rules only; never used for arithmetic.
+    /// Amount in major units as a number (the nearest `f64`); never used for arithmetic.
     pub amount: f64,
+    /// Amount in major units, exactly, as a decimal string with the currency's decimals
+    /// (`"1500.000"` for KWD).
+    pub amount_decimal: String,
+    /// The amount in the reporting currency (`reporting_currency`, from the rates file), rounded
+    /// to cents and inside EventBridge's numeric range: what tiers and the amount rules compare.
+    /// Absent when the currency has no rate (the event is `unrated`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_reporting: Option<f64>,
+    /// The currency of `amount_reporting` (USD by default), when it is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reporting_currency: Option<String>,
     /// ISO 4217 code, upper case.
     pub currency: String,
     /// The provider's status of the object (`succeeded`, `COMPLETED`, …), when it has one.

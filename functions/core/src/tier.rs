@@ -1,5 +1,9 @@
 //! Amount tiers: how large a payment is, for routing (the amount rules in `rules/`) and the
 //! dashboards. The provider processors stamp each published event with its tier.
+//!
+//! Tiers compare the event's `amount_reporting` (the amount in the reporting currency, USD by
+//! default, from the rates file `rules/currencies/rates.json`), so ¥1,000 is low and KWD 999 high. An
+//! event whose currency has no rate is `unrated`, never guessed from its own-currency amount.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +19,8 @@ pub enum Tier {
     Medium,
     /// Below the medium threshold.
     Low,
+    /// The currency has no reporting rate: the amount cannot be compared.
+    Unrated,
 }
 
 impl Tier {
@@ -24,12 +30,13 @@ impl Tier {
             Tier::High => "high",
             Tier::Medium => "medium",
             Tier::Low => "low",
+            Tier::Unrated => "unrated",
         }
     }
 }
 
-/// Tier thresholds in major units of the event's currency (the same numbers the amount rules
-/// in `rules/` use on `detail.amount`).
+/// Tier thresholds in the reporting currency (the same numbers the amount rules in `rules/` use
+/// on `detail.amount_reporting`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TierThresholds {
     /// `amount >= high_min` is `high`.
@@ -48,12 +55,14 @@ impl Default for TierThresholds {
 }
 
 impl TierThresholds {
-    /// The tier of `event`.
+    /// The tier of `event`: by its reporting amount, `unrated` without one.
     pub fn tier_of(&self, event: &PaymentEvent) -> Tier {
-        self.tier(event.amount)
+        event
+            .amount_reporting
+            .map_or(Tier::Unrated, |amount| self.tier(amount))
     }
 
-    /// The tier of `amount` (major units).
+    /// The tier of `amount` (in the reporting currency).
     pub fn tier(&self, amount: f64) -> Tier {
         if amount >= self.high_min {
             Tier::High

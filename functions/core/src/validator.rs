@@ -36,6 +36,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use crate::currency::Rates;
 use crate::event::PaymentEvent;
 use crate::event_processor::parse_rfc3339_ms;
 use crate::headers::Headers;
@@ -69,7 +70,7 @@ pub const TRANSMISSION_RECORD_MARGIN_SECS: i64 = 60 * 60;
 
 /// Settings of the validator. [`ValidatorConfig::validate`] is called before a validator is
 /// built, in the Lambda and in the local stack alike.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ValidatorConfig {
     /// Stripe timestamp tolerance in seconds (0 turns the age check off, and is refused unless
     /// [`stripe_allow_no_tolerance`](Self::stripe_allow_no_tolerance) is set).
@@ -87,6 +88,8 @@ pub struct ValidatorConfig {
     pub idempotency_retention_secs: i64,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Reporting rates (and currencies added) from the rates file: `amount_reporting`.
+    pub rates: Arc<Rates>,
 }
 
 impl Default for ValidatorConfig {
@@ -99,6 +102,7 @@ impl Default for ValidatorConfig {
             paypal_environment: PaypalEnvironment::Live,
             idempotency_retention_secs: DEFAULT_IDEMPOTENCY_RETENTION_SECS,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            rates: Arc::new(Rates::bundled().unwrap_or_else(|_| Rates::usd_only())),
         }
     }
 }
@@ -464,7 +468,8 @@ impl Validator {
                 .await?;
         }
 
-        let mut event = match normalise::normalise(provider, request.body)? {
+        let mut event = match normalise::normalise_with(provider, request.body, &self.config.rates)?
+        {
             Normalised::Event(event) => event,
             Normalised::Ignored {
                 webhook_id,

@@ -9,10 +9,12 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use payhook_core::conformance::{conformance_dir, read_jsonl, workspace_root};
+use payhook_core::currency::Rates;
+use payhook_core::normalise::{Normalised, normalise_with};
 use payhook_core::pattern::{
     MAX_PATTERN_CHARS, Pattern, RuleSet, RuleState, RulesError, load_rules,
 };
-use payhook_core::processor::TierThresholds;
+use payhook_core::processor::{Tier, TierThresholds};
 use payhook_core::{EventType, PaymentEvent, Provider};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -150,7 +152,7 @@ fn pattern_size_limit_is_the_default_quota() {
 // ---------------------------------------------------------------------------------------------
 // The routing rules in rules/.
 
-const RULE_NAMES: [&str; 7] = [
+const RULE_NAMES: [&str; 8] = [
     "disputes",
     "failed-payments",
     "high-value-payments",
@@ -158,6 +160,7 @@ const RULE_NAMES: [&str; 7] = [
     "medium-value-payments",
     "payment-updates",
     "refunds",
+    "unrated-payments",
 ];
 
 fn rules_dir() -> PathBuf {
@@ -185,6 +188,9 @@ fn published(provider: Provider, event_type: EventType, amount: f64) -> Value {
         amount_minor,
         amount,
         currency: "USD".to_owned(),
+        amount_decimal: payhook_core::currency::minor_to_decimal_string(amount_minor, 2),
+        amount_reporting: Some(amount),
+        reporting_currency: Some("USD".to_owned()),
         provider_status: None,
         failure_code: None,
         occurred_at: "2026-01-01T00:00:00Z".to_owned(),
@@ -224,6 +230,63 @@ fn routed(set: &RuleSet, event: &Value) -> Vec<String> {
         "value and text routing disagree for {text}"
     );
     by_value
+}
+
+/// A Stripe `payment_intent.succeeded` fixture with its amount set, normalised with `rates`,
+/// published with its tier as a processor does, and routed.
+fn route_stripe_payment(fixture: &str, amount_minor: i64, rates: &Rates) -> (Tier, Vec<String>) {
+    let path = workspace_root().join("tests/fixtures/stripe").join(fixture);
+    let mut body: Value = serde_json::from_slice(&std::fs::read(path).expect("fixture")).unwrap();
+    body["data"]["object"]["amount"] = amount_minor.into();
+    body["data"]["object"]["amount_received"] = amount_minor.into();
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let Ok(Normalised::Event(event)) = normalise_with(Provider::Stripe, &bytes, rates) else {
+        panic!("{fixture} normalises")
+    };
+    let tier = TierThresholds::default().tier_of(&event);
+    let mut detail = serde_json::to_value(&*event).unwrap();
+    detail["tier"] = serde_json::to_value(tier).unwrap();
+    let envelope = json!({
+        "version": "0", "id": "1", "detail-type": "payment.succeeded",
+        "source": "payhook.stripe", "account": "123456789012", "time": "2026-01-01T00:00:02Z",
+        "region": "us-east-1", "resources": [], "detail": detail,
+    });
+    (tier, routed(rule_set(), &envelope))
+}
+
+#[test]
+fn tiers_and_amount_rules_compare_the_reporting_amount_not_the_currencys_own() {
+    let rates = Rates::bundled().expect("the rates file loads");
+    // ¥1,000 is about 7 USD; ¥200,000 about 1,340 USD.
+    assert_eq!(
+        route_stripe_payment("payment_intent.succeeded.jpy.json", 1_000, &rates),
+        (Tier::Low, vec!["low-value-payments".to_owned()])
+    );
+    assert_eq!(
+        route_stripe_payment("payment_intent.succeeded.jpy.json", 200_000, &rates),
+        (Tier::High, vec!["high-value-payments".to_owned()])
+    );
+    // KWD 999.000 is about 3,250 USD; KWD 50.000 about 160 USD.
+    assert_eq!(
+        route_stripe_payment("payment_intent.succeeded.kwd.json", 999_000, &rates),
+        (Tier::High, vec!["high-value-payments".to_owned()])
+    );
+    assert_eq!(
+        route_stripe_payment("payment_intent.succeeded.kwd.json", 50_000, &rates),
+        (Tier::Medium, vec!["medium-value-payments".to_owned()])
+    );
+}
+
+#[test]
+fn a_currency_without_a_rate_is_unrated_and_routed_only_to_the_unrated_rule() {
+    // Without a rates file only USD is rated.
+    let (tier, rules) = route_stripe_payment(
+        "payment_intent.succeeded.kwd.json",
+        999_000,
+        &Rates::usd_only(),
+    );
+    assert_eq!(tier, Tier::Unrated);
+    assert_eq!(rules, ["unrated-payments"]);
 }
 
 #[test]

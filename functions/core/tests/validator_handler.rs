@@ -703,3 +703,37 @@ fn a_retention_too_short_for_the_providers_retries_is_refused() {
             > 2 * i64::try_from(enough.paypal_tolerance_secs).unwrap()
     );
 }
+
+#[tokio::test]
+async fn queued_event_carries_the_exact_amount_and_the_reporting_amount_or_none_without_a_rate() {
+    let body = fixture("stripe/payment_intent.succeeded.kwd.json");
+    let queued = |rates: payhook_core::currency::Rates| {
+        let queue = Arc::new(MemoryQueue::new());
+        let v = validator_with(
+            Arc::new(MemoryStatusStore::new()),
+            queue.clone(),
+            secrets(),
+            NOW_MS,
+            ValidatorConfig {
+                idempotency_retention_secs: FIXTURE_RETENTION_SECS,
+                rates: Arc::new(rates),
+                ..ValidatorConfig::default()
+            },
+        );
+        let body = body.clone();
+        async move {
+            send_signed_stripe(&v, &body).await.unwrap();
+            let message = &queue.messages()[0];
+            serde_json::from_str::<serde_json::Value>(&message.body).unwrap()
+        }
+    };
+    // KWD 12.340 (three decimals) at the rates file's 3.25 USD per dinar.
+    let rated = queued(payhook_core::currency::Rates::bundled().unwrap()).await;
+    assert_eq!(rated["amount_decimal"], "12.340");
+    assert_eq!(rated["amount_reporting"], 40.11);
+    assert_eq!(rated["reporting_currency"], "USD");
+    let unrated = queued(payhook_core::currency::Rates::usd_only()).await;
+    assert_eq!(unrated["amount_decimal"], "12.340");
+    assert!(unrated.get("amount_reporting").is_none(), "{unrated}");
+    assert!(unrated.get("reporting_currency").is_none());
+}

@@ -31,7 +31,8 @@ use tracing::Instrument as _;
 /// | `PAYPAL_ENVIRONMENT` | `live` | `live` or `sandbox`: the certificate hosts accepted |
 /// | `IDEMPOTENCY_RETENTION_SECONDS` | 2592000 (30 days) | status item lifetime; events older than it less one day are refused |
 /// | `MAX_BODY_BYTES` | 1048576 | largest body accepted |
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// | `CURRENCY_RATES` | the built-in `rules/currencies/rates.json` | the rates file's JSON (the Pulumi program sets it from `rules/currencies/rates.json`) |
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The stage (SSM path segment).
     pub stage: String,
@@ -75,6 +76,13 @@ impl Config {
                 defaults.idempotency_retention_secs,
             )?,
             max_body_bytes: env.parse_or("MAX_BODY_BYTES", defaults.max_body_bytes)?,
+            rates: match env.get("CURRENCY_RATES") {
+                Some(json) => std::sync::Arc::new(
+                    payhook_core::currency::Rates::from_json(&json)
+                        .map_err(|e| format!("CURRENCY_RATES: {e}"))?,
+                ),
+                None => defaults.rates,
+            },
         };
         validator.validate()?;
         let mut queue_urls = Vec::new();
@@ -290,6 +298,17 @@ fn record_outcome(
                 inv.annotate(Annotation::EventType, event_type);
             }
             inv.count(metric, &[(Dimension::Provider, provider)]);
+            if let Accepted::Queued { event, .. } = accepted
+                && event.amount_reporting.is_none()
+            {
+                inv.count(Metric::UnratedPayments, &[(Dimension::Provider, provider)]);
+                tracing::warn!(
+                    provider,
+                    webhook_id,
+                    currency = event.currency.as_str(),
+                    "no reporting rate for the currency: the event is unrated"
+                );
+            }
             if reason == Some(IgnoredReason::TestMode) {
                 inv.count(
                     Metric::TestModeWebhooksIgnored,

@@ -49,6 +49,12 @@ fn event(provider: Provider, n: usize, event_type: EventType, amount: f64) -> Pa
         amount_minor: (amount * 100.0).round() as i64,
         amount,
         currency: "USD".into(),
+        amount_decimal: payhook_core::currency::minor_to_decimal_string(
+            (amount * 100.0).round() as i64,
+            2,
+        ),
+        amount_reporting: Some(amount),
+        reporting_currency: Some("USD".to_owned()),
         provider_status: None,
         failure_code: (event_type == EventType::PaymentFailed).then(|| "card_declined".into()),
         occurred_at: "2026-01-01T00:00:00Z".into(),

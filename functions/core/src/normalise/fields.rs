@@ -9,7 +9,7 @@ use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 
 use super::{NormaliseError, Normalised};
-use crate::currency;
+use crate::currency::{self, Rates};
 use crate::event::{EventType, PaymentEvent};
 use crate::provider::Provider;
 
@@ -57,15 +57,35 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> NormaliseError {
 #[derive(Clone, Copy)]
 pub(crate) struct Obj<'a> {
     map: &'a Map<String, Value>,
+    /// The currencies amounts are resolved against (the built-in tables and the rates file).
+    rates: &'a Rates,
 }
 
 impl<'a> Obj<'a> {
-    /// `value` as an object, or `invalid_field` at `path`.
-    pub(crate) fn new(value: &'a Value, path: &'static str) -> Result<Self, NormaliseError> {
+    /// `value` as an object, or `invalid_field` at `path`; its amounts resolve against `rates`.
+    pub(crate) fn new(
+        value: &'a Value,
+        path: &'static str,
+        rates: &'a Rates,
+    ) -> Result<Self, NormaliseError> {
         value
             .as_object()
-            .map(|map| Obj { map })
+            .map(|map| Obj { map, rates })
             .ok_or_else(|| invalid(path, "expected a JSON object"))
+    }
+
+    /// `value` (an element of one of this object's arrays) as an object of the same event.
+    pub(crate) fn child(
+        &self,
+        value: &'a Value,
+        path: &'static str,
+    ) -> Result<Obj<'a>, NormaliseError> {
+        Obj::new(value, path, self.rates)
+    }
+
+    /// The currencies this event's amounts resolve against.
+    pub(crate) fn rates(&self) -> &'a Rates {
+        self.rates
     }
 
     /// The value at `path`; absent and `null` are the same.
@@ -80,12 +100,12 @@ impl<'a> Obj<'a> {
 
     /// The object at `path`, required.
     pub(crate) fn obj(&self, path: &'static str) -> Result<Obj<'a>, NormaliseError> {
-        Obj::new(self.req(path)?, path)
+        self.child(self.req(path)?, path)
     }
 
     /// The object at `path`, if present.
     pub(crate) fn opt_obj(&self, path: &'static str) -> Result<Option<Obj<'a>>, NormaliseError> {
-        self.get(path).map(|v| Obj::new(v, path)).transpose()
+        self.get(path).map(|v| self.child(v, path)).transpose()
     }
 
     /// The array at `path`, required.
@@ -279,11 +299,12 @@ pub(crate) struct Money {
 impl Money {
     /// An integer amount already in the provider's minor units (Stripe, Square).
     pub(crate) fn from_minor(
+        rates: &Rates,
         provider: Provider,
         amount_minor: i64,
         currency: &str,
     ) -> Result<Self, NormaliseError> {
-        let exponent = currency::exponent(provider, currency)?;
+        let exponent = rates.exponent(provider, currency)?;
         Ok(Money {
             amount_minor,
             currency: currency::canonical_code(currency)?,
@@ -293,12 +314,13 @@ impl Money {
 
     /// A decimal string (PayPal `value`), converted exactly with the currency's exponent.
     pub(crate) fn from_decimal(
+        rates: &Rates,
         provider: Provider,
         value: &str,
         currency: &str,
         path: &'static str,
     ) -> Result<Self, NormaliseError> {
-        let exponent = currency::exponent(provider, currency)?;
+        let exponent = rates.exponent(provider, currency)?;
         let amount_minor = currency::parse_decimal_minor(value, exponent).map_err(|e| match e {
             NormaliseError::InvalidAmount(why) => {
                 NormaliseError::InvalidAmount(format!("`{path}`: {why}"))
@@ -322,7 +344,7 @@ impl Money {
         let money = parent.obj(path)?;
         let amount = money.minor_units(amount_path)?;
         let currency = money.str(currency_path)?;
-        Money::from_minor(Provider::Square, amount, currency)
+        Money::from_minor(parent.rates(), Provider::Square, amount, currency)
     }
 
     /// PayPal's `Money {currency_code, value}` object at `path`.
@@ -342,7 +364,13 @@ impl Money {
                 )));
             }
         };
-        Money::from_decimal(Provider::Paypal, value, currency, value_path)
+        Money::from_decimal(
+            parent.rates(),
+            Provider::Paypal,
+            value,
+            currency,
+            value_path,
+        )
     }
 }
 
@@ -368,8 +396,14 @@ pub(crate) struct Body {
     pub(crate) failure_code: Option<String>,
 }
 
-/// Assembles the canonical event (`received_at` is left for the validator).
-pub(crate) fn build(head: Head, body: Body) -> Normalised {
+/// Assembles the canonical event (`received_at` is left for the validator), with its amount
+/// as an exact decimal and in the reporting currency when `rates` has a rate for it.
+pub(crate) fn build(head: Head, body: Body, rates: &Rates) -> Normalised {
+    let amount_reporting = rates.reporting(
+        &body.money.currency,
+        body.money.amount_minor,
+        body.money.exponent,
+    );
     Normalised::Event(Box::new(PaymentEvent {
         webhook_id: PaymentEvent::make_webhook_id(head.provider, &head.event_id),
         provider: head.provider,
@@ -380,6 +414,12 @@ pub(crate) fn build(head: Head, body: Body) -> Normalised {
         object_id: body.object_id,
         amount_minor: body.money.amount_minor,
         amount: currency::minor_to_major_f64(body.money.amount_minor, body.money.exponent),
+        amount_decimal: currency::minor_to_decimal_string(
+            body.money.amount_minor,
+            body.money.exponent,
+        ),
+        amount_reporting,
+        reporting_currency: amount_reporting.map(|_| rates.reporting_currency().to_owned()),
         currency: body.money.currency,
         provider_status: body.provider_status,
         failure_code: body.failure_code,

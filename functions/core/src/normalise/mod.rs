@@ -54,6 +54,7 @@ mod paypal;
 mod square;
 mod stripe;
 
+use crate::currency::Rates;
 use crate::event::PaymentEvent;
 use crate::provider::Provider;
 
@@ -170,11 +171,23 @@ impl NormaliseError {
 /// Returns [`Normalised::Ignored`] for well-formed envelopes of unsupported event types and a
 /// [`NormaliseError`] for malformed bodies or malformed payloads of supported types. The same
 /// body always gives an event with the same [`PaymentEvent::to_bytes`].
+///
+/// Without a rates file only USD amounts get a reporting amount; see [`normalise_with`].
 pub fn normalise(provider: Provider, body: &[u8]) -> Result<Normalised, NormaliseError> {
+    normalise_with(provider, body, &Rates::usd_only())
+}
+
+/// [`normalise`] with a rates file: its rates give `amount_reporting`, and the currencies it
+/// adds are known.
+pub fn normalise_with(
+    provider: Provider,
+    body: &[u8],
+    rates: &Rates,
+) -> Result<Normalised, NormaliseError> {
     match provider {
-        Provider::Stripe => stripe::normalise(body),
-        Provider::Paypal => paypal::normalise(body),
-        Provider::Square => square::normalise(body),
+        Provider::Stripe => stripe::normalise(body, rates),
+        Provider::Paypal => paypal::normalise(body, rates),
+        Provider::Square => square::normalise(body, rates),
     }
 }
 

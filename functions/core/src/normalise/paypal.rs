@@ -10,6 +10,7 @@ use url::Url;
 
 use super::fields::{self, Body, Head, Money, Obj};
 use super::{NormaliseError, Normalised};
+use crate::currency::Rates;
 use crate::event::EventType;
 use crate::provider::Provider;
 
@@ -51,7 +52,7 @@ fn kind(event_type: &str) -> Option<Kind> {
     })
 }
 
-pub(super) fn normalise(body: &[u8]) -> Result<Normalised, NormaliseError> {
+pub(super) fn normalise(body: &[u8], rates: &Rates) -> Result<Normalised, NormaliseError> {
     let env: Envelope<Value> = fields::parse_envelope(body)?;
     let event_id = fields::event_id(env.id.as_ref(), "id")?;
     let event_type = fields::event_type(env.event_type.as_ref(), "event_type")?;
@@ -66,6 +67,7 @@ pub(super) fn normalise(body: &[u8]) -> Result<Normalised, NormaliseError> {
     let resource = Obj::new(
         fields::required(env.resource.as_ref(), "resource")?,
         "resource",
+        rates,
     )?;
 
     let body = match kind {
@@ -82,7 +84,7 @@ pub(super) fn normalise(body: &[u8]) -> Result<Normalised, NormaliseError> {
         account: None,
         merchant_id: None,
     };
-    Ok(fields::build(head, body))
+    Ok(fields::build(head, body, rates))
 }
 
 fn resource_amount(resource: &Obj<'_>) -> Result<Money, NormaliseError> {
@@ -170,7 +172,7 @@ fn dispute(event_type: EventType, dispute: &Obj<'_>) -> Result<Body, NormaliseEr
     let first = transactions
         .first()
         .ok_or(NormaliseError::MissingField(SELLER_TRANSACTION_ID))?;
-    let first = Obj::new(first, "resource.disputed_transactions[0]")?;
+    let first = dispute.child(first, "resource.disputed_transactions[0]")?;
     Ok(Body {
         event_type,
         payment_id: first.id(SELLER_TRANSACTION_ID)?,

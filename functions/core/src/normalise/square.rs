@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::fields::{self, Body, Head, Money, Obj};
 use super::{NormaliseError, Normalised};
+use crate::currency::Rates;
 use crate::event::EventType;
 use crate::provider::Provider;
 
@@ -51,7 +52,7 @@ fn kind(event_type: &str) -> Option<Kind> {
     })
 }
 
-pub(super) fn normalise(body: &[u8]) -> Result<Normalised, NormaliseError> {
+pub(super) fn normalise(body: &[u8], rates: &Rates) -> Result<Normalised, NormaliseError> {
     let env: Envelope<Value> = fields::parse_envelope(body)?;
     let event_id = fields::event_id(env.event_id.as_ref(), "event_id")?;
     let event_type = fields::event_type(env.event_type.as_ref(), "type")?;
@@ -63,7 +64,7 @@ pub(super) fn normalise(body: &[u8]) -> Result<Normalised, NormaliseError> {
         fields::required(env.created_at.as_ref(), "created_at")?,
         "created_at",
     )?;
-    let data = Obj::new(fields::required(env.data.as_ref(), "data")?, "data")?;
+    let data = Obj::new(fields::required(env.data.as_ref(), "data")?, "data", rates)?;
     let object = data.obj("data.object")?;
 
     let body = match kind {
@@ -81,7 +82,7 @@ pub(super) fn normalise(body: &[u8]) -> Result<Normalised, NormaliseError> {
         account: None,
         merchant_id: fields::optional_text(env.merchant_id.as_ref(), "merchant_id")?,
     };
-    Ok(fields::build(head, body))
+    Ok(fields::build(head, body, rates))
 }
 
 fn unknown_status(field: &'static str, status: &str) -> NormaliseError {
@@ -139,7 +140,8 @@ fn card_error_code(payment: &Obj<'_>) -> Result<Option<String>, NormaliseError> 
         .array("data.object.payment.card_details.errors")?
         .first()
     {
-        Some(first) => Obj::new(first, "data.object.payment.card_details.errors[0]")?
+        Some(first) => card
+            .child(first, "data.object.payment.card_details.errors[0]")?
             .opt_string("data.object.payment.card_details.errors[0].code"),
         None => Ok(None),
     }

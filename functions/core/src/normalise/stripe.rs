@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::fields::{self, Body, Head, Money, Obj};
 use super::{NormaliseError, Normalised};
+use crate::currency::Rates;
 use crate::event::EventType;
 use crate::provider::Provider;
 
@@ -54,7 +55,7 @@ fn kind(event_type: &str) -> Option<Kind> {
     })
 }
 
-pub(super) fn normalise(body: &[u8]) -> Result<Normalised, NormaliseError> {
+pub(super) fn normalise(body: &[u8], rates: &Rates) -> Result<Normalised, NormaliseError> {
     let env: Envelope<Value> = fields::parse_envelope(body)?;
     let event_id = fields::event_id(env.id.as_ref(), "id")?;
     let event_type = fields::event_type(env.event_type.as_ref(), "type")?;
@@ -76,7 +77,7 @@ pub(super) fn normalise(body: &[u8]) -> Result<Normalised, NormaliseError> {
             });
         }
     };
-    let data = Obj::new(fields::required(env.data.as_ref(), "data")?, "data")?;
+    let data = Obj::new(fields::required(env.data.as_ref(), "data")?, "data", rates)?;
     let object = data.obj("data.object")?;
 
     let body = match kind {
@@ -93,11 +94,12 @@ pub(super) fn normalise(body: &[u8]) -> Result<Normalised, NormaliseError> {
         account: fields::optional_text(env.account.as_ref(), "account")?,
         merchant_id: None,
     };
-    Ok(fields::build(head, body))
+    Ok(fields::build(head, body, rates))
 }
 
 fn money(object: &Obj<'_>, amount: i64) -> Result<Money, NormaliseError> {
     Money::from_minor(
+        object.rates(),
         Provider::Stripe,
         amount,
         object.str("data.object.currency")?,
