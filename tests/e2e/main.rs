@@ -4,6 +4,7 @@
 mod authenticity;
 mod aws;
 mod books;
+mod currencies;
 mod delivery;
 mod front_door;
 mod recovery;
