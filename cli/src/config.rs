@@ -73,7 +73,7 @@ pub const CONFIG_PATH_ENV: &str = "PAYHOOK_CONFIG";
 pub const ENV_PREFIX: &str = "PAYHOOK_";
 /// The local stack's default port (`payhook serve`, the Square notification URL).
 pub const DEFAULT_PORT: u16 = 8787;
-/// API Gateway usage plan quota, requests per day (DESIGN §1).
+/// API Gateway usage plan quota, requests per day.
 pub const DEFAULT_DAILY_QUOTA: u64 = 10_000;
 /// `maxReceiveCount` of the local queues before a message goes to the DLQ.
 pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 5;

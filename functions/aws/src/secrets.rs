@@ -1,6 +1,6 @@
 //! [`SsmSecretStore`]: provider secrets from SSM Parameter Store, cached in the function.
 //!
-//! Each provider's parameters live under `/payhook/{stage}/{provider}/` (DESIGN §4):
+//! Each provider's parameters live under `/payhook/{stage}/{provider}/`:
 //!
 //! | parameter          | type           | holds                                                  |
 //! |--------------------|----------------|--------------------------------------------------------|

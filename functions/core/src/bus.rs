@@ -1,5 +1,5 @@
 //! The `payment-events` EventBridge bus as a port, and the entry the provider processors put
-//! on it (DESIGN §6–§7).
+//! on it.
 
 use std::sync::Mutex;
 

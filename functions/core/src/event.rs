@@ -1,5 +1,5 @@
 //! The canonical `PaymentEvent`: what every provider payload is normalised into. It is the SQS
-//! message body and the EventBridge `detail` (DESIGN §3).
+//! message body and the EventBridge `detail`.
 
 use serde::{Deserialize, Serialize};
 

@@ -2,7 +2,7 @@
 //!
 //! The webhook validator calls [`normalise`] on the raw body once its signature is verified;
 //! the resulting event is the SQS message body and, later, the EventBridge `detail`
-//! (DESIGN §3). [`envelope`] reads only the provider's event id and type, for logging and the
+//! ([`crate::event`]). [`envelope`] reads only the provider's event id and type, for logging and the
 //! idempotency record, even when the type is not supported or the rest of the body is broken.
 //!
 //! | provider event | `event_type` | `payment_id` | `object_id` | amount |
