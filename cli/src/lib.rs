@@ -15,6 +15,7 @@ pub mod payloads;
 pub mod rules_cmd;
 pub mod send;
 pub mod serve;
+pub mod trace;
 pub mod verify;
 
 /// A failure of the command itself (exit 2), as opposed to a negative answer (exit 1).

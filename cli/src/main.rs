@@ -9,7 +9,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
 use payhook::{
-    bench, bootstrap, check, config, dashboard, demo, oncall, rules_cmd, send, serve, verify,
+    bench, bootstrap, check, config, dashboard, demo, oncall, rules_cmd, send, serve, trace, verify,
 };
 
 /// payhook: receive payment webhooks from Stripe, PayPal and Square and never lose one.
@@ -33,6 +33,9 @@ enum Command {
     Bootstrap(bootstrap::BootstrapArgs),
     /// Show one webhook's status item (exit 0 found, 1 not found).
     Status(oncall::StatusArgs),
+    /// Draw one webhook's trace from a local run's X-Ray segments as a waterfall (exit 0
+    /// drawn, 1 no segment names it).
+    Trace(trace::TraceArgs),
     /// List or redrive the providers' dead-letter queues.
     #[command(subcommand)]
     Dlq(oncall::DlqCommand),
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
             Command::Bench(args) => bench::run(args).await,
             Command::Bootstrap(args) => bootstrap::run(args).await,
             Command::Status(args) => oncall::run_status(args).await,
+            Command::Trace(args) => trace::run(args),
             Command::Dlq(command) => oncall::run_dlq(command).await,
             Command::Check(args) => check::run(args),
             Command::Dashboard(args) => dashboard::run(args).await,
