@@ -96,8 +96,9 @@ step "infrastructure tests (pytest, Pulumi mocks)"
 
 step "Lambda packages: cargo lambda build --release --arm64 --output-format zip"
 cargo lambda build --release --arm64 --output-format zip \
-  -p payhook-webhook-validator -p payhook-provider-processor -p payhook-event-processor
-for bin in webhook-validator provider-processor event-processor; do
+  -p payhook-webhook-validator -p payhook-provider-processor -p payhook-event-processor \
+  -p payhook-api-key-authorizer
+for bin in webhook-validator provider-processor event-processor api-key-authorizer; do
   test -s "target/lambda/$bin/bootstrap.zip" || { echo "missing target/lambda/$bin/bootstrap.zip"; exit 1; }
 done
 

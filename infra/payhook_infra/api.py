@@ -1,11 +1,19 @@
-"""API Gateway (REST): `POST /webhooks/{provider}` → webhook-validator, with an API key,
-a usage plan (daily quota, rate and burst), X-Ray tracing and JSON access logs."""
+"""API Gateway (REST): `POST /webhooks/{provider}` → webhook-validator, behind the
+api-key-authorizer (key source `AUTHORIZER`: the key rides in the URL as `?key=`, where the
+providers can put it), a usage plan with one key per provider (daily quota, rate and burst),
+X-Ray tracing and JSON access logs.
+
+The access log never records the query string (it holds the key): `$context.path` is the path
+alone, and the key appears only as API Gateway's key id. Execution logging stays at `ERROR`
+without data tracing, since `INFO` would log the request's query string.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import urllib.parse
 from typing import Optional
 
 import pulumi
@@ -13,7 +21,13 @@ import pulumi_aws as aws
 
 from . import policies
 from .functions import AccountContext, DeployedFunction
-from .settings import LOG_RETENTION_DAYS, Settings
+from .settings import (
+    API_KEY_QUERY_PARAMETER,
+    AUTHORIZER_CACHE_SECONDS,
+    LOG_RETENTION_DAYS,
+    PROVIDERS,
+    Settings,
+)
 
 #: One JSON object per request. `$context.error.messageString` is already quoted.
 ACCESS_LOG_FORMAT = json.dumps(
@@ -43,12 +57,34 @@ ACCESS_LOG_FORMAT = json.dumps(
 
 APIGATEWAY_LOGS_POLICY = "iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
 
+#: Metrics the access log's metric filters publish (API Gateway publishes none per key).
+USAGE_NAMESPACE = "Payhook/Api"
+#: Requests counted against a key's quota, by `ApiKeyId` (the dashboard's usage per key).
+KEY_REQUESTS_METRIC = "ApiKeyRequests"
+#: Requests refused because a key's daily quota is used up (the `api-quota-exceeded` alarm).
+QUOTA_EXCEEDED_METRIC = "ApiQuotaExceeded"
+
+
+#: The usage plan key's name when one key is shared by every provider.
+SHARED_KEY = "shared"
+
+
+def with_key(url: str, key: str) -> str:
+    """`url` with `?key=<key>` (form-encoded), unless it already has a `key` parameter."""
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    if any(name == API_KEY_QUERY_PARAMETER for name, _ in query):
+        return url
+    query.append((API_KEY_QUERY_PARAMETER, key))
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
 
 @dataclasses.dataclass(frozen=True)
 class Api:
     rest_api: aws.apigateway.RestApi
     stage: aws.apigateway.Stage
-    api_key: aws.apigateway.ApiKey
+    #: Each provider's key; with `apiKeyPerProvider=false` the same shared key for all.
+    api_keys: dict[str, aws.apigateway.ApiKey]
     usage_plan: aws.apigateway.UsagePlan
     access_log_group: aws.cloudwatch.LogGroup
     #: `https://{id}.execute-api.{region}.amazonaws.com/{stage}/webhooks/{provider}`
@@ -56,6 +92,21 @@ class Api:
 
     def provider_endpoint(self, provider: str) -> pulumi.Output[str]:
         return self.endpoint.apply(lambda url: url.replace("{provider}", provider))
+
+    def key_ids(self) -> dict[str, pulumi.Output[str]]:
+        """The key ids by provider, or `{"shared": id}` when one key is shared."""
+        distinct = {id(k) for k in self.api_keys.values()}
+        if len(distinct) == 1 and len(self.api_keys) > 1:
+            return {SHARED_KEY: next(iter(self.api_keys.values())).id}
+        return {p: k.id for p, k in self.api_keys.items()}
+
+    def registered_url(self, provider: str) -> pulumi.Output[str]:
+        """The URL to give `provider`: its endpoint with its key as `?key=` (a secret)."""
+        return pulumi.Output.secret(
+            pulumi.Output.all(self.provider_endpoint(provider), self.api_keys[provider].value).apply(
+                lambda parts: with_key(parts[0], parts[1])
+            )
+        )
 
 
 def endpoint_url(rest_api_id: pulumi.Input[str], region: str, stage: str) -> pulumi.Output[str]:
@@ -87,7 +138,89 @@ def _cloudwatch_account_role(settings: Settings, account: AccountContext) -> aws
     )
 
 
-def create(settings: Settings, account: AccountContext, validator: DeployedFunction) -> Api:
+def _usage_metric_filters(access_log_group: aws.cloudwatch.LogGroup) -> None:
+    """Per-key usage and quota refusals from the access log (`apiKeyId`, `status`,
+    `errorType` = `$context.error.responseType`), each request counted as 1."""
+    filters = {
+        # What the usage plan counts: requests with a valid key, neither refused nor throttled.
+        "api-key-requests": (
+            '{ ($.apiKeyId != "-") && ($.status != "429") && ($.status != "403") }',
+            {"name": KEY_REQUESTS_METRIC, "dimensions": {"ApiKeyId": "$.apiKeyId"}},
+        ),
+        "api-quota-exceeded": (
+            '{ $.errorType = "QUOTA_EXCEEDED" }',
+            {"name": QUOTA_EXCEEDED_METRIC, "default_value": "0"},
+        ),
+    }
+    for name, (pattern, metric) in filters.items():
+        aws.cloudwatch.LogMetricFilter(
+            name,
+            log_group_name=access_log_group.name,
+            pattern=pattern,
+            metric_transformation={
+                "namespace": USAGE_NAMESPACE,
+                "value": "1",
+                "unit": "Count",
+                **metric,
+            },
+        )
+
+
+def _authorizer(
+    settings: Settings, rest_api: aws.apigateway.RestApi, authorizer: DeployedFunction
+) -> aws.apigateway.Authorizer:
+    """The REQUEST authorizer. With identity source `query` its answers are cached per
+    `?key=` value; with `either` there is no identity source, so no cache."""
+    cached = settings.api_key_identity_source == "query"
+    wired = aws.apigateway.Authorizer(
+        "api-key-authorizer",
+        name=f"{settings.prefix}-api-key",
+        rest_api=rest_api.id,
+        type="REQUEST",
+        authorizer_uri=authorizer.function.invoke_arn,
+        identity_source=f"method.request.querystring.{API_KEY_QUERY_PARAMETER}" if cached else "",
+        authorizer_result_ttl_in_seconds=AUTHORIZER_CACHE_SECONDS if cached else 0,
+    )
+    aws.lambda_.Permission(
+        "authorizer-invoke-from-api",
+        action="lambda:InvokeFunction",
+        function=authorizer.function.name,
+        principal="apigateway.amazonaws.com",
+        source_arn=pulumi.Output.concat(rest_api.execution_arn, "/authorizers/", wired.id),
+    )
+    return wired
+
+
+def _api_keys(settings: Settings) -> dict[str, aws.apigateway.ApiKey]:
+    """One key per provider (so a flood on one cannot use up another's quota, and usage shows
+    per provider), or one shared key. API Gateway generates the values."""
+    if not settings.api_key_per_provider:
+        shared = aws.apigateway.ApiKey(
+            "webhooks-api-key",
+            name=f"{settings.prefix}-webhooks",
+            description="payhook webhook senders (one key shared by every provider)",
+            enabled=True,
+            tags=settings.tags,
+        )
+        return {p: shared for p in PROVIDERS}
+    return {
+        p: aws.apigateway.ApiKey(
+            f"{p}-api-key",
+            name=f"{settings.prefix}-{p}",
+            description=f"payhook: {p}'s webhook deliveries (?key= in the registered URL)",
+            enabled=True,
+            tags=settings.tags,
+        )
+        for p in PROVIDERS
+    }
+
+
+def create(
+    settings: Settings,
+    account: AccountContext,
+    validator: DeployedFunction,
+    authorizer: DeployedFunction,
+) -> Api:
     account_settings: Optional[aws.apigateway.Account] = None
     if settings.manage_apigateway_account:
         account_settings = _cloudwatch_account_role(settings, account)
@@ -97,7 +230,8 @@ def create(settings: Settings, account: AccountContext, validator: DeployedFunct
         name=settings.api_name,
         description="payhook: payment provider webhooks",
         endpoint_configuration={"types": "REGIONAL"},
-        api_key_source="HEADER",
+        # The authorizer says which key a request carries (`usageIdentifierKey`).
+        api_key_source="AUTHORIZER",
         tags=settings.tags,
     )
     webhooks = aws.apigateway.Resource(
@@ -112,12 +246,16 @@ def create(settings: Settings, account: AccountContext, validator: DeployedFunct
         parent_id=webhooks.id,
         path_part="{provider}",
     )
+    key_authorizer = (
+        _authorizer(settings, rest_api, authorizer) if settings.api_key_required else None
+    )
     method = aws.apigateway.Method(
         "webhook-post",
         rest_api=rest_api.id,
         resource_id=provider.id,
         http_method="POST",
-        authorization="NONE",
+        authorization="CUSTOM" if key_authorizer else "NONE",
+        authorizer_id=key_authorizer.id if key_authorizer else None,
         api_key_required=settings.api_key_required,
         request_parameters={"method.request.path.provider": True},
     )
@@ -150,6 +288,9 @@ def create(settings: Settings, account: AccountContext, validator: DeployedFunct
                 provider.id,
                 method.id,
                 method.api_key_required,
+                method.authorization,
+                key_authorizer.id if key_authorizer else "",
+                settings.api_key_identity_source,
                 integration.id,
                 integration.uri,
             ).apply(lambda parts: hashlib.sha256(json.dumps(parts).encode()).hexdigest())
@@ -162,6 +303,7 @@ def create(settings: Settings, account: AccountContext, validator: DeployedFunct
         retention_in_days=LOG_RETENTION_DAYS,
         tags=settings.tags,
     )
+    _usage_metric_filters(access_log_group)
     stage = aws.apigateway.Stage(
         "webhooks-stage",
         rest_api=rest_api.id,
@@ -191,17 +333,11 @@ def create(settings: Settings, account: AccountContext, validator: DeployedFunct
             "throttling_burst_limit": settings.api_burst_limit,
         },
     )
-    api_key = aws.apigateway.ApiKey(
-        "webhooks-api-key",
-        name=f"{settings.prefix}-webhooks",
-        description="payhook webhook senders",
-        enabled=True,
-        tags=settings.tags,
-    )
+    api_keys = _api_keys(settings)
     usage_plan = aws.apigateway.UsagePlan(
         "webhooks-usage-plan",
         name=f"{settings.prefix}-webhooks",
-        description="payhook: daily quota and throttling for webhook senders",
+        description="payhook: daily quota and throttling per key (one key per provider)",
         api_stages=[{"api_id": rest_api.id, "stage": stage.stage_name}],
         quota_settings={"limit": settings.api_quota_per_day, "period": "DAY"},
         throttle_settings={
@@ -210,16 +346,19 @@ def create(settings: Settings, account: AccountContext, validator: DeployedFunct
         },
         tags=settings.tags,
     )
-    aws.apigateway.UsagePlanKey(
-        "webhooks-usage-plan-key",
-        key_id=api_key.id,
-        key_type="API_KEY",
-        usage_plan_id=usage_plan.id,
-    )
+    for name, key in {
+        (SHARED_KEY if not settings.api_key_per_provider else p): k for p, k in api_keys.items()
+    }.items():
+        aws.apigateway.UsagePlanKey(
+            f"{name}-usage-plan-key",
+            key_id=key.id,
+            key_type="API_KEY",
+            usage_plan_id=usage_plan.id,
+        )
     return Api(
         rest_api=rest_api,
         stage=stage,
-        api_key=api_key,
+        api_keys=api_keys,
         usage_plan=usage_plan,
         access_log_group=access_log_group,
         endpoint=endpoint_url(rest_api.id, settings.region, settings.stage),

@@ -1,4 +1,5 @@
-"""The five Lambda functions: log group, least-privilege role, function, event sources.
+"""The five pipeline Lambda functions and the API key authorizer: log group, least-privilege
+role, function, event sources.
 
 Packages are the zips `cargo lambda build --release --arm64 --output-format zip` writes
 (`target/lambda/<binary>/bootstrap.zip`). One processor binary is deployed three times with
@@ -17,6 +18,7 @@ import pulumi_aws as aws
 from . import policies
 from .queues import Queues
 from .settings import (
+    AUTHORIZER,
     EVENT_PROCESSOR_ASYNC_MAX_AGE_SECONDS,
     EVENT_PROCESSOR_ASYNC_RETRIES,
     FUNCTIONS,
@@ -63,6 +65,11 @@ def common_environment(settings: Settings, spec: FunctionSpec, table_name: str) 
         "POWERTOOLS_LOG_LEVEL": LOG_LEVEL,
         "STATUS_TABLE": table_name,
     }
+
+
+def authorizer_environment() -> dict[str, Any]:
+    """The authorizer reads only the logger's settings (it emits no metrics, has no table)."""
+    return {"POWERTOOLS_SERVICE_NAME": AUTHORIZER.name, "POWERTOOLS_LOG_LEVEL": LOG_LEVEL}
 
 
 def environment(
@@ -150,15 +157,88 @@ def _policy_document(
     )
 
 
+class MissingPackageError(FileNotFoundError):
+    """A function's zip is not there at `pulumi up`; the message names the build command."""
+
+
+def build_command(binary: str) -> str:
+    """The command that writes `binary`'s package (run from the repository root); each
+    binary's crate is `payhook-<binary>`."""
+    return f"cargo lambda build --release --arm64 --output-format zip -p payhook-{binary}"
+
+
 def _code(settings: Settings, spec: FunctionSpec) -> pulumi.Archive:
     path = settings.package_paths[spec.binary]
     if not path.is_file():
-        # Referenced anyway: a preview works before the build; `pulumi up` needs the zip.
-        pulumi.log.warn(
-            f"{spec.name}: package {path} does not exist yet; build it with "
-            "`cargo lambda build --release --arm64 --output-format zip` before `pulumi up`"
+        message = (
+            f"{spec.name}: package {path} does not exist; build it from the repository root "
+            f"with `{build_command(spec.binary)}`"
         )
+        # A preview can run before the build; `pulumi up` would upload nothing.
+        if not pulumi.runtime.is_dry_run():
+            raise MissingPackageError(message)
+        pulumi.log.warn(f"{message} before `pulumi up`")
     return pulumi.FileArchive(str(path))
+
+
+def _deploy(
+    settings: Settings,
+    spec: FunctionSpec,
+    policy_document: Any,
+    env: Mapping[str, Any],
+) -> DeployedFunction:
+    """One function with its own log group (7 days) and its own role holding only `policy`."""
+    name = settings.function_name(spec.name)
+    log_group = aws.cloudwatch.LogGroup(
+        f"{spec.name}-logs",
+        name=settings.log_group_name(spec.name),
+        retention_in_days=LOG_RETENTION_DAYS,
+        tags=settings.tags,
+    )
+    role = aws.iam.Role(
+        f"{spec.name}-role",
+        name=f"{name}-role",
+        assume_role_policy=json.dumps(policies.LAMBDA_ASSUME_ROLE),
+        description=f"Execution role of {name}: least privilege, see infra/payhook_infra/policies.py",
+        tags=settings.tags,
+    )
+    policy = aws.iam.RolePolicy(
+        f"{spec.name}-policy",
+        name=f"{name}-policy",
+        role=role.id,
+        policy=policy_document(log_group),
+    )
+    function = aws.lambda_.Function(
+        spec.name,
+        name=name,
+        description=f"payhook {spec.name} ({spec.binary})",
+        role=role.arn,
+        runtime=LAMBDA_RUNTIME,
+        handler=LAMBDA_HANDLER,
+        architectures=[LAMBDA_ARCHITECTURE],
+        memory_size=LAMBDA_MEMORY_MB,
+        timeout=LAMBDA_TIMEOUT_SECONDS,
+        code=_code(settings, spec),
+        tracing_config={"mode": "Active"},
+        logging_config={"log_format": "JSON", "log_group": log_group.name},
+        environment={"variables": dict(env)},
+        tags=settings.tags,
+        # Lambda checks the role can write traces and logs when the function is created.
+        opts=pulumi.ResourceOptions(depends_on=[policy, log_group]),
+    )
+    return DeployedFunction(spec, name, log_group, role, policy, function)
+
+
+def create_authorizer(settings: Settings) -> DeployedFunction:
+    """The API key authorizer: its role may write its logs and traces, nothing else."""
+    return _deploy(
+        settings,
+        AUTHORIZER,
+        lambda log_group: log_group.arn.apply(
+            lambda arn: json.dumps(policies.authorizer(log_group_arn=arn))
+        ),
+        authorizer_environment(),
+    )
 
 
 def create(
@@ -171,53 +251,20 @@ def create(
     deployed: dict[str, DeployedFunction] = {}
     queue_urls = {p: queues.by_provider[p].queue.url for p in PROVIDERS}
     for spec in FUNCTIONS:
-        name = settings.function_name(spec.name)
-        log_group = aws.cloudwatch.LogGroup(
-            f"{spec.name}-logs",
-            name=settings.log_group_name(spec.name),
-            retention_in_days=LOG_RETENTION_DAYS,
-            tags=settings.tags,
+        deployed[spec.name] = _deploy(
+            settings,
+            spec,
+            lambda log_group, spec=spec: _policy_document(
+                settings, spec, account, queues, table, event_bus, log_group
+            ),
+            environment(
+                settings,
+                spec,
+                table_name=settings.table_name,
+                queue_urls=queue_urls,
+                event_bus_name=event_bus.name,
+            ),
         )
-        role = aws.iam.Role(
-            f"{spec.name}-role",
-            name=f"{name}-role",
-            assume_role_policy=json.dumps(policies.LAMBDA_ASSUME_ROLE),
-            description=f"Execution role of {name}: least privilege, see infra/payhook_infra/policies.py",
-            tags=settings.tags,
-        )
-        policy = aws.iam.RolePolicy(
-            f"{spec.name}-policy",
-            name=f"{name}-policy",
-            role=role.id,
-            policy=_policy_document(settings, spec, account, queues, table, event_bus, log_group),
-        )
-        function = aws.lambda_.Function(
-            spec.name,
-            name=name,
-            description=f"payhook {spec.name} ({spec.binary})",
-            role=role.arn,
-            runtime=LAMBDA_RUNTIME,
-            handler=LAMBDA_HANDLER,
-            architectures=[LAMBDA_ARCHITECTURE],
-            memory_size=LAMBDA_MEMORY_MB,
-            timeout=LAMBDA_TIMEOUT_SECONDS,
-            code=_code(settings, spec),
-            tracing_config={"mode": "Active"},
-            logging_config={"log_format": "JSON", "log_group": log_group.name},
-            environment={
-                "variables": environment(
-                    settings,
-                    spec,
-                    table_name=settings.table_name,
-                    queue_urls=queue_urls,
-                    event_bus_name=event_bus.name,
-                )
-            },
-            tags=settings.tags,
-            # Lambda checks the role can write traces and logs when the function is created.
-            opts=pulumi.ResourceOptions(depends_on=[policy, log_group]),
-        )
-        deployed[spec.name] = DeployedFunction(spec, name, log_group, role, policy, function)
 
     for provider in PROVIDERS:
         processor = deployed[f"{provider}-processor"]

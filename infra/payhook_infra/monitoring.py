@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Sequence
+from typing import Any, Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -182,6 +182,20 @@ def dashboard_values(settings: Settings, dashboard_name: str) -> dict[str, str]:
     return values
 
 
+#: The label of the horizontal annotation that draws the daily quota per key; its value in the
+#: file is the default quota, replaced by the stack's `apiQuotaPerDay`.
+QUOTA_ANNOTATION_LABEL = "daily quota per key"
+
+
+def _draw_quota(body: Any, quota: int) -> None:
+    """Sets every quota annotation of a dashboard body to the configured quota."""
+    for widget in body.get("widgets", []):
+        annotations = widget.get("properties", {}).get("annotations", {})
+        for line in annotations.get("horizontal", []):
+            if line.get("label") == QUOTA_ANNOTATION_LABEL:
+                line["value"] = quota
+
+
 def dashboard_body(
     settings: Settings,
     definition: DashboardDefinition,
@@ -199,6 +213,7 @@ def dashboard_body(
         {"alarm_arns": sorted(alarm_arns)},
         source=definition.source_file,
     )
+    _draw_quota(filled, settings.api_quota_per_day)
     return json.dumps(filled, separators=(",", ":"))
 
 

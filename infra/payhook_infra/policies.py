@@ -152,6 +152,11 @@ def event_processor(
     )
 
 
+def authorizer(*, log_group_arn: str) -> dict[str, Any]:
+    """api-key-authorizer: it calls no AWS API, so only its logs and its traces."""
+    return _document(own_logs(log_group_arn), xray())
+
+
 def events_dlq_queue_policy(queue_arn: str, rule_arns: Sequence[str]) -> dict[str, Any]:
     """Lets EventBridge deliver failed events of this stack's rules (and only those)."""
     return {

@@ -48,8 +48,15 @@ def build(repo_root: Optional[Path] = None) -> Stack:
     provider_queues = queues.create(cfg)
     bus = events.create_bus(cfg)
     deployed = functions.create(cfg, account, provider_queues, table, bus)
-    webhook_api = api_module.create(cfg, account, deployed["webhook-validator"])
-    parameters = secrets.create(cfg, webhook_api.provider_endpoint("square"))
+    authorizer = functions.create_authorizer(cfg)
+    webhook_api = api_module.create(cfg, account, deployed["webhook-validator"], authorizer)
+    square_url = secrets.square_notification_url(
+        cfg,
+        webhook_api.registered_url("square") if cfg.api_key_required
+        else webhook_api.provider_endpoint("square"),
+        webhook_api.api_keys["square"].value if cfg.api_key_required else None,
+    )
+    parameters = secrets.create(cfg, square_url)
     routed = events.create_routing(cfg, bus, rules, deployed, provider_queues)
 
     topic = monitoring.create_topic(cfg)
@@ -59,7 +66,18 @@ def build(repo_root: Optional[Path] = None) -> Stack:
 
     outputs: dict[str, Any] = {
         "webhook_endpoint": webhook_api.endpoint,
-        "api_key_id": webhook_api.api_key.id,
+        "api_key_ids": webhook_api.key_ids(),
+        # Secret: each URL holds its provider's key. `pulumi stack output --show-secrets`.
+        "webhook_urls": pulumi.Output.secret(
+            {
+                p: (
+                    webhook_api.registered_url(p)
+                    if cfg.api_key_required
+                    else webhook_api.provider_endpoint(p)
+                )
+                for p in settings.PROVIDERS
+            }
+        ),
         "rest_api_id": webhook_api.rest_api.id,
         "region": cfg.region,
         "stage": cfg.stage,
@@ -76,7 +94,10 @@ def build(repo_root: Optional[Path] = None) -> Stack:
         },
         "table_name": table.name,
         "event_bus_name": bus.name,
-        "function_names": {name: d.function.name for name, d in deployed.items()},
+        "function_names": {
+            **{name: d.function.name for name, d in deployed.items()},
+            authorizer.spec.name: authorizer.function.name,
+        },
         "rule_names": [r.definition.name for r in routed],
         "ssm_parameters": sorted(parameters),
     }

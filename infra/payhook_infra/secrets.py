@@ -15,6 +15,7 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
+from .api import with_key
 from .settings import Settings
 
 
@@ -40,7 +41,8 @@ PARAMETERS: tuple[SecretParameter, ...] = (
     SecretParameter(
         "square/notification-url",
         "squareNotificationUrl",
-        "The notification URL exactly as registered with Square (part of the signed bytes)",
+        "The notification URL exactly as registered with Square, ?key= included (part of the "
+        "signed bytes)",
     ),
     SecretParameter(
         "paypal/webhook-id",
@@ -60,17 +62,36 @@ def _value(settings: Settings, parameter: SecretParameter) -> Optional[pulumi.Ou
     }[parameter.config_key]
 
 
+def square_notification_url(
+    settings: Settings,
+    registered_url: pulumi.Input[str],
+    square_key: Optional[pulumi.Input[str]],
+) -> pulumi.Output[str]:
+    """What Square signs: the URL registered with it, `?key=` included. By default the stack's
+    own (`registered_url`); a configured `squareNotificationUrl` (a custom domain, say) gets
+    Square's key appended when it has no `key` parameter, since Square must be given the key."""
+    configured = settings.secrets.square_notification_url
+    if configured is None:
+        return pulumi.Output.secret(registered_url)
+    if square_key is None:
+        return configured
+    return pulumi.Output.secret(
+        pulumi.Output.all(configured, square_key).apply(lambda a: with_key(a[0], a[1]))
+    )
+
+
 def create(
-    settings: Settings, square_endpoint_url: pulumi.Input[str]
+    settings: Settings,
+    square_url: pulumi.Input[str],
 ) -> dict[str, aws.ssm.Parameter]:
-    """The parameters, keyed by their full name. `square_endpoint_url` is the default
-    notification URL: this stack's own endpoint for Square."""
+    """The parameters, keyed by their full name. `square_url` is Square's notification URL
+    (see `square_notification_url`)."""
     created: dict[str, aws.ssm.Parameter] = {}
     missing: list[str] = []
     for parameter in PARAMETERS:
         value = _value(settings, parameter)
-        if value is None and parameter.config_key == "squareNotificationUrl":
-            value = pulumi.Output.secret(square_endpoint_url)
+        if parameter.config_key == "squareNotificationUrl":
+            value = pulumi.Output.from_input(square_url)
         if value is None:
             missing.append(parameter.config_key)
             continue

@@ -63,7 +63,17 @@ MIN_IDEMPOTENCY_RETENTION_DAYS = 4
 TIER_HIGH_MIN = 1000
 TIER_MEDIUM_MIN = 100
 
+#: Requests a day per API key (each provider's key, or the one shared key).
 DEFAULT_API_QUOTA_PER_DAY = 10_000
+#: Where API Gateway caches the authorizer's answer from: `query` caches per `?key=` (what the
+#: providers send; a request without it is 401 before the authorizer runs), `either` accepts
+#: `?key=` or `x-api-key` and calls the authorizer on every request (no identity source, no
+#: cache: API Gateway requires every identity source to be present to cache).
+API_KEY_IDENTITY_SOURCES = ("query", "either")
+DEFAULT_API_KEY_IDENTITY_SOURCE = "query"
+#: The authorizer's query parameter (`payhook_api_key_authorizer::QUERY_PARAMETER`).
+API_KEY_QUERY_PARAMETER = "key"
+AUTHORIZER_CACHE_SECONDS = 300
 DEFAULT_API_RATE_LIMIT = 50
 DEFAULT_API_BURST_LIMIT = 100
 DEFAULT_ARCHIVE_RETENTION_DAYS = 30
@@ -108,7 +118,13 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec("event-processor", "event-processor"),
 )
 FUNCTION_NAMES: tuple[str, ...] = tuple(f.name for f in FUNCTIONS)
-BINARIES: tuple[str, ...] = tuple(dict.fromkeys(f.binary for f in FUNCTIONS))
+#: The API Gateway authorizer. Not one of `FUNCTIONS`, the pipeline's functions that the
+#: function-scope alarms, the dashboard placeholders and `payhook check` cover: it calls
+#: nothing and emits no metrics, and its failures are the API's 4XX and 5XX.
+AUTHORIZER = FunctionSpec("api-key-authorizer", "api-key-authorizer")
+BINARIES: tuple[str, ...] = tuple(
+    dict.fromkeys([*(f.binary for f in FUNCTIONS), AUTHORIZER.binary])
+)
 
 
 def processor_for(provider: str) -> FunctionSpec:
@@ -139,6 +155,8 @@ class Settings:
     runbook_base_url: str
     alarm_email: Optional[str]
     api_key_required: bool
+    api_key_per_provider: bool
+    api_key_identity_source: str
     api_quota_per_day: int
     api_rate_limit: int
     api_burst_limit: int
@@ -258,6 +276,14 @@ def load(repo_root: Path = REPO_ROOT) -> Settings:
             "the providers retry for up to 3 days and events older than the retention less one "
             "day are refused"
         )
+    identity_source = _or_default(
+        config.get("apiKeyIdentitySource"), DEFAULT_API_KEY_IDENTITY_SOURCE
+    )
+    if identity_source not in API_KEY_IDENTITY_SOURCES:
+        raise ConfigError(
+            f"payhook:apiKeyIdentitySource {identity_source!r} must be 'query' (cached per ?key=, "
+            "what providers send) or 'either' (?key= or x-api-key, no authorizer cache)"
+        )
     rate_limit = _or_default(config.get_int("apiRateLimit"), DEFAULT_API_RATE_LIMIT)
     burst_limit = _or_default(config.get_int("apiBurstLimit"), DEFAULT_API_BURST_LIMIT)
     if rate_limit < 1 or burst_limit < 1:
@@ -273,6 +299,8 @@ def load(repo_root: Path = REPO_ROOT) -> Settings:
         runbook_base_url=config.get("runbookBaseUrl") or DEFAULT_RUNBOOK_BASE_URL,
         alarm_email=config.get("alarmEmail") or None,
         api_key_required=_or_default(config.get_bool("apiKeyRequired"), True),
+        api_key_per_provider=_or_default(config.get_bool("apiKeyPerProvider"), True),
+        api_key_identity_source=identity_source,
         api_quota_per_day=quota,
         api_rate_limit=rate_limit,
         api_burst_limit=burst_limit,

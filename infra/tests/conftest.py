@@ -7,8 +7,10 @@ Pulumi's unit-testing guide requires. The configuration below is what a user wou
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -21,6 +23,13 @@ sys.path.insert(0, str(INFRA_DIR))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mocks import PayhookMocks, Registered  # noqa: E402
+from payhook_infra.settings import BINARIES  # noqa: E402  (plain constants, no resources)
+
+#: Stand-ins for cargo lambda's zips: `pulumi up` refuses to run without them.
+PACKAGE_DIR = Path(tempfile.mkdtemp(prefix="payhook-packages-"))
+for _binary in BINARIES:
+    (PACKAGE_DIR / _binary).mkdir()
+    (PACKAGE_DIR / _binary / "bootstrap.zip").write_bytes(b"PK\x05\x06" + bytes(18))
 
 CONFIG = {
     "aws:region": "us-east-1",
@@ -30,6 +39,7 @@ CONFIG = {
     "payhook:paypalWebhookId": "WH-12345",
     "payhook:alarmEmail": "oncall@example.com",
     "payhook:runbookBaseUrl": "https://git.example.com/acme/payhook/blob/main",
+    "payhook:packageDir": str(PACKAGE_DIR),
 }
 SECRET_KEYS = [
     "payhook:stripeSigningSecrets",
@@ -48,10 +58,18 @@ from payhook_infra import program  # noqa: E402  (imported after set_mocks on pu
 class Deployment:
     """What one run of the program registered, with lookup helpers for assertions."""
 
-    def __init__(self, resources: list[Registered], outputs: dict[str, Any], stack: Any):
+    def __init__(
+        self,
+        resources: list[Registered],
+        outputs: dict[str, Any],
+        stack: Any,
+        secret_outputs: set[str],
+    ):
         self.resources = resources
         self.outputs = outputs
         self.stack = stack
+        #: The stack outputs Pulumi stores encrypted.
+        self.secret_outputs = secret_outputs
 
     def of_type(self, typ: str) -> list[Registered]:
         return [r for r in self.resources if r.typ == typ]
@@ -86,10 +104,43 @@ def deployment() -> Deployment:
     def run() -> pulumi.Output[Any]:
         stack = program.build()
         holder["stack"] = stack
-        return _resolve(stack.outputs).apply(lambda values: resolved.update(values))
+
+        async def secret_outputs() -> set[str]:
+            return {
+                k for k, v in stack.outputs.items() if await pulumi.Output.from_input(v).is_secret()
+            }
+
+        secret = pulumi.Output.from_input(asyncio.ensure_future(secret_outputs()))
+        return pulumi.Output.all(_resolve(stack.outputs), secret).apply(
+            lambda values: (resolved.update(values[0]), holder.update(secret=values[1]))
+        )
 
     run()
-    return Deployment(list(MOCKS.resources), resolved, holder["stack"])
+    return Deployment(list(MOCKS.resources), resolved, holder["stack"], holder["secret"])
+
+
+def run_program(**overrides: str) -> Deployment:
+    """The program run once more under fresh mocks with extra `payhook:` config (the session's
+    `deployment` is left as it was)."""
+    mocks = PayhookMocks()
+    values = {**CONFIG, **{f"payhook:{k}": v for k, v in overrides.items()}}
+    pulumi.runtime.set_all_config(values, SECRET_KEYS)
+    pulumi.runtime.set_mocks(mocks, project="payhook", stack="test", preview=False)
+    resolved: dict[str, Any] = {}
+    holder: dict[str, Any] = {}
+    try:
+
+        @pulumi.runtime.test
+        def run() -> pulumi.Output[Any]:
+            stack = program.build()
+            holder["stack"] = stack
+            return _resolve(stack.outputs).apply(lambda values: resolved.update(values))
+
+        run()
+    finally:
+        pulumi.runtime.set_all_config(CONFIG, SECRET_KEYS)
+        pulumi.runtime.set_mocks(MOCKS, project="payhook", stack="test", preview=False)
+    return Deployment(list(mocks.resources), resolved, holder["stack"], set())
 
 
 def policy_statements(document: str | dict[str, Any]) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ CATALOGUE: dict[str, list[frozenset[str]]] = {
     "WebhooksIgnored": [frozenset({"service", "provider"})],
     "TestModeWebhooksIgnored": [frozenset({"service", "provider"})],
     "UnratedPayments": [frozenset({"service", "provider"})],
+    "WebhooksQuarantined": [frozenset({"service", "provider"})],
     "WebhooksRejected": [frozenset({"service", "provider", "reason"})],
     "SignatureFailures": [frozenset({"service", "provider"})],
     "ValidationLatency": [frozenset({"service", "provider"})],

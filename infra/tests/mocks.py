@@ -10,7 +10,16 @@ import pulumi
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 REST_API_ID = "a1b2c3d4e5"
-API_KEY_ID = "k1e2y3i4d5"
+
+
+def api_key_id(logical: str) -> str:
+    """The id the mocks give the API key registered as `logical` (`stripe-api-key`)."""
+    return f"{logical}-id"
+
+
+def api_key_value(logical: str) -> str:
+    """The value API Gateway would generate for that key."""
+    return f"phk-{logical}-value"
 
 
 @dataclasses.dataclass
@@ -86,8 +95,8 @@ class PayhookMocks(pulumi.runtime.Mocks):
                 arn=f"arn:aws:apigateway:{REGION}::/restapis/{REST_API_ID}",
             )
         elif typ == "aws:apigateway/apiKey:ApiKey":
-            resource_id = API_KEY_ID
-            outputs["value"] = "mock-api-key-value"
+            resource_id = api_key_id(args.name)
+            outputs["value"] = api_key_value(args.name)
         elif typ == "aws:sns/topic:Topic":
             outputs["arn"] = _arn("sns", name)
             resource_id = outputs["arn"]

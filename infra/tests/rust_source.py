@@ -24,6 +24,7 @@ CRATES = {
     "webhook-validator": "functions/webhook-validator",
     "provider-processor": "functions/provider-processor",
     "event-processor": "functions/event-processor",
+    "api-key-authorizer": "functions/api-key-authorizer",
 }
 HANDLER_MODULES = {
     "webhook-validator": "validator",

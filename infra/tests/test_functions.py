@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import PACKAGE_DIR, run_program
 from payhook_infra.settings import PROVIDERS
 from rust_source import env_read_by, env_read_by_telemetry
 
 FUNCTION = "aws:lambda/function:Function"
 QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/payhook-prod-{}.fifo"
 FUNCTIONS = {
+    "api-key-authorizer": "api-key-authorizer",
     "webhook-validator": "webhook-validator",
     "stripe-processor": "provider-processor",
     "paypal-processor": "provider-processor",
@@ -24,7 +25,7 @@ COMMON = {
 }
 
 
-def test_exactly_five_functions(deployment) -> None:
+def test_five_pipeline_functions_and_the_authorizer(deployment) -> None:
     assert sorted(f.name for f in deployment.of_type(FUNCTION)) == sorted(FUNCTIONS)
 
 
@@ -47,7 +48,7 @@ def test_function_runtime_settings(deployment, logical) -> None:
 @pytest.mark.parametrize(("logical", "binary"), FUNCTIONS.items())
 def test_function_code_is_the_cargo_lambda_zip(deployment, logical, binary) -> None:
     code = deployment.one(FUNCTION, logical).inputs["code"]
-    assert code.path == str(REPO_ROOT / "target" / "lambda" / binary / "bootstrap.zip")
+    assert code.path == str(PACKAGE_DIR / binary / "bootstrap.zip")
 
 
 @pytest.mark.parametrize("logical", FUNCTIONS)
@@ -91,6 +92,13 @@ def test_processor_environment(deployment, provider) -> None:
     }
 
 
+def test_authorizer_environment_is_the_loggers_only(deployment) -> None:
+    assert _env(deployment, "api-key-authorizer") == {
+        "POWERTOOLS_SERVICE_NAME": "api-key-authorizer",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+
+
 def test_event_processor_environment(deployment) -> None:
     assert _env(deployment, "event-processor") == {
         **COMMON,
@@ -131,3 +139,8 @@ def test_processor_max_receive_count_matches_the_redrive_policy(deployment) -> N
         assert _env(deployment, f"{provider}-processor")["MAX_RECEIVE_COUNT"] == str(
             redrive["maxReceiveCount"]
         )
+
+
+def test_up_without_a_package_fails_naming_its_build_command(tmp_path) -> None:
+    with pytest.raises(Exception, match=r"cargo lambda build --release --arm64 --output-format zip -p payhook-webhook-validator"):
+        run_program(packageDir=str(tmp_path))

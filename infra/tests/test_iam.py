@@ -144,9 +144,13 @@ def test_event_processor_policy(deployment) -> None:
     ]
 
 
+def test_authorizer_may_only_write_its_logs_and_traces(deployment) -> None:
+    assert _policy(deployment, "api-key-authorizer") == [_logs_statement("api-key-authorizer"), XRAY]
+
+
 def test_no_wildcard_action_and_star_resource_only_for_xray(deployment) -> None:
     policies = deployment.of_type("aws:iam/rolePolicy:RolePolicy")
-    assert len(policies) == 5
+    assert len(policies) == 6
     for policy in policies:
         for statement in policy_statements(policy.inputs["policy"]):
             assert statement["Effect"] == "Allow"

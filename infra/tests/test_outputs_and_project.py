@@ -7,7 +7,8 @@ import re
 import yaml
 
 from conftest import INFRA_DIR
-from mocks import API_KEY_ID, REST_API_ID
+from payhook_infra.settings import PROVIDERS
+from mocks import REST_API_ID, api_key_id, api_key_value
 
 
 def test_webhook_endpoint_keeps_the_provider_placeholder(deployment) -> None:
@@ -18,7 +19,7 @@ def test_webhook_endpoint_keeps_the_provider_placeholder(deployment) -> None:
 
 def test_outputs_for_registering_and_operating_the_stack(deployment) -> None:
     outputs = deployment.outputs
-    assert outputs["api_key_id"] == API_KEY_ID
+    assert outputs["api_key_ids"] == {p: api_key_id(f"{p}-api-key") for p in PROVIDERS}
     assert outputs["dashboard_name"] == "payhook-prod-payments"
     assert outputs["alarm_topic_arn"] == "arn:aws:sns:us-east-1:123456789012:payhook-prod-alarms"
     assert outputs["queue_urls"] == {
@@ -28,6 +29,14 @@ def test_outputs_for_registering_and_operating_the_stack(deployment) -> None:
     assert set(outputs["dlq_urls"]) == {"stripe", "paypal", "square", "events"}
     assert outputs["table_name"] == "webhook-processing"
     assert outputs["event_bus_name"] == "payment-events"
+
+
+def test_each_provider_registers_its_full_url_with_its_own_key(deployment) -> None:
+    endpoint = f"https://{REST_API_ID}.execute-api.us-east-1.amazonaws.com/prod/webhooks"
+    assert deployment.outputs["webhook_urls"] == {
+        p: f"{endpoint}/{p}?key={api_key_value(f'{p}-api-key')}" for p in PROVIDERS
+    }
+    assert "webhook_urls" in deployment.secret_outputs, "the URLs hold the keys: a Pulumi secret"
 
 
 def test_project_file_names_the_project_and_defaults_to_us_east_1() -> None:

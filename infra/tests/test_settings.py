@@ -34,6 +34,8 @@ def test_project_file_defaults_match_the_program_defaults() -> None:
     assert declared["maxReceiveCount"]["default"] == loaded.max_receive_count == 5
     assert declared["tableDeletionProtection"]["default"] is loaded.table_deletion_protection is True
     assert declared["apiKeyRequired"]["default"] is loaded.api_key_required is True
+    assert declared["apiKeyPerProvider"]["default"] is loaded.api_key_per_provider is True
+    assert declared["apiKeyIdentitySource"]["default"] == loaded.api_key_identity_source == "query"
     assert declared["apiQuotaPerDay"]["default"] == loaded.api_quota_per_day == 10000
     assert declared["apiRateLimit"]["default"] == loaded.api_rate_limit
     assert declared["apiBurstLimit"]["default"] == loaded.api_burst_limit
@@ -102,3 +104,8 @@ def test_unset_secrets_are_none_so_no_parameter_is_created() -> None:
         pulumi.runtime.set_all_config(CONFIG, SECRET_KEYS)
     assert loaded.secrets.stripe_signing_secrets is None
     assert loaded.secrets.paypal_webhook_id is None
+
+
+def test_an_unknown_key_identity_source_is_refused_naming_the_choices() -> None:
+    with config(apiKeyIdentitySource="header"), pytest.raises(ConfigError, match="'query'.*'either'"):
+        settings.load()

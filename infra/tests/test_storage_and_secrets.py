@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from mocks import api_key_value
+
 from rust_source import ssm_parameter_root
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
@@ -34,8 +36,9 @@ def test_provider_secrets_are_secure_strings_from_secret_config(deployment) -> N
     }
     assert _value(parameters["/payhook/prod/stripe/signing-secrets"]) == "whsec_current,whsec_previous"
     assert _value(parameters["/payhook/prod/square/signing-secrets"]) == "square-signature-key"
+    # The configured URL (a custom domain) gets Square's key: Square signs the URL with it.
     assert _value(parameters["/payhook/prod/square/notification-url"]) == (
-        "https://hooks.example.com/prod/webhooks/square"
+        f"https://hooks.example.com/prod/webhooks/square?key={api_key_value('square-api-key')}"
     )
     assert _value(parameters["/payhook/prod/paypal/webhook-id"]) == "WH-12345"
 
