@@ -37,6 +37,13 @@ async fn check(world: &World, webhooks: &[String], kill: &Kill, what: &str) -> V
             )
         })
         .collect();
+    // Nothing was wrong with any message: a crash is recovered, never dead-lettered.
+    let dead = world.dead_letters();
+    if dead > 0 {
+        broken.push(format!(
+            "{what}, killed after {last:?}: {dead} healthy message(s) dead-lettered"
+        ));
+    }
     for (webhook, n) in world.publications() {
         if n > 1 && !(n == 2 && last == format!("put_events {webhook}")) {
             broken.push(format!(

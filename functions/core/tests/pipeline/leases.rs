@@ -203,7 +203,12 @@ async fn a_redriven_dead_letter_is_processed_once() {
 
     assert_eq!(world.sqs.redrive(Provider::Stripe, |_| {}).unwrap(), 1);
     world.drain().await;
-    assert!(world.violations(std::slice::from_ref(&d.webhook_id)).await.is_empty());
+    assert!(
+        world
+            .violations(std::slice::from_ref(&d.webhook_id))
+            .await
+            .is_empty()
+    );
     assert_eq!(world.publications()[&d.webhook_id], 1);
     assert!(world.sqs.dlq_messages(Provider::Stripe).unwrap().is_empty());
 }

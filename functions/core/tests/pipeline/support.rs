@@ -558,6 +558,11 @@ impl World {
         out
     }
 
+    /// Messages in the DLQ.
+    pub(crate) fn dead_letters(&self) -> usize {
+        self.sqs.dlq_messages(Provider::Stripe).unwrap().len()
+    }
+
     /// How often each webhook was put on the bus.
     pub(crate) fn publications(&self) -> HashMap<String, usize> {
         let mut counts = HashMap::new();
