@@ -215,13 +215,7 @@ mod tests {
         assert!(lines[0].starts_with("trace 1-1"), "{picture}");
         let names: Vec<&str> = lines[1..]
             .iter()
-            .map(|l| {
-                l.split("  ")
-                    .filter(|p| !p.is_empty())
-                    .next()
-                    .unwrap()
-                    .trim()
-            })
+            .map(|l| l.split("  ").find(|p| !p.is_empty()).unwrap().trim())
             .collect();
         assert_eq!(
             names,

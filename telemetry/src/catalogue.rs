@@ -341,6 +341,13 @@ catalogue! {
         functions: [F::WebhookValidator],
         description: "Verified test-mode events answered 200 ignored because the stage requires live mode (stripe.require_livemode).",
     }
+    /// A verified webhook that could not be normalised, kept whole as QUARANTINED (202).
+    WebhooksQuarantined {
+        unit: Unit::Count, resolution: Resolution::Standard,
+        dimensions: [[D::Service, D::Provider]],
+        functions: [F::WebhookValidator],
+        description: "Verified webhooks that could not be normalised (unknown currency or status, a schema change): kept whole with the reason as QUARANTINED, answered 202, replayable with payhook quarantine replay.",
+    }
     /// A queued event whose currency has no rate in the rates file (tier `unrated`).
     UnratedPayments {
         unit: Unit::Count, resolution: Resolution::Standard,

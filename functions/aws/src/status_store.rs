@@ -67,6 +67,8 @@ const QUEUED_AT: &str = "queued_at";
 const PUBLISHED_AT: &str = "published_at";
 const PROCESSED_AT: &str = "processed_at";
 const BODY_SHA256: &str = "body_sha256";
+const QUARANTINE_REASON: &str = "quarantine_reason";
+const RAW_BODY: &str = "raw_body";
 
 /// Attempts at `put_new` when the existing item vanishes (TTL) between the failed condition and
 /// the read that should return it.
@@ -486,6 +488,8 @@ fn item_to_attributes(item: &StatusItem) -> HashMap<String, AttributeValue> {
         (QUEUED_AT, &item.queued_at),
         (PUBLISHED_AT, &item.published_at),
         (PROCESSED_AT, &item.processed_at),
+        (QUARANTINE_REASON, &item.quarantine_reason),
+        (RAW_BODY, &item.raw_body),
     ];
     for (name, value) in optional_strings {
         if let Some(value) = value {
@@ -549,6 +553,8 @@ fn item_from_attributes(
         processed_at: optional_string(attributes, PROCESSED_AT)?,
         expires_at: optional_number(attributes, TTL_ATTRIBUTE)?
             .ok_or_else(|| corrupt(format!("`{TTL_ATTRIBUTE}` is missing")))?,
+        quarantine_reason: optional_string(attributes, QUARANTINE_REASON)?,
+        raw_body: optional_string(attributes, RAW_BODY)?,
         webhook_id,
     })
 }

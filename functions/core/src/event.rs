@@ -104,7 +104,8 @@ pub struct PaymentEvent {
     /// Amount in major units as a number (the nearest `f64`); never used for arithmetic.
     pub amount: f64,
     /// Amount in major units, exactly, as a decimal string with the currency's decimals
-    /// (`"1500.000"` for KWD).
+    /// (`"1500.000"` for KWD). Empty in messages queued before this field existed.
+    #[serde(default)]
     pub amount_decimal: String,
     /// The amount in the reporting currency (`reporting_currency`, from the rates file), rounded
     /// to cents and inside EventBridge's numeric range: what tiers and the amount rules compare.

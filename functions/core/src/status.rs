@@ -65,11 +65,15 @@ pub enum Status {
     Ignored,
     /// The last attempt before the DLQ failed.
     Failed,
+    /// Verified, but the body could not be normalised: kept whole with the reason, answered
+    /// 202 so the provider stops retrying, alarmed, and replayable once the code or the rates
+    /// file can normalise it.
+    Quarantined,
 }
 
 impl Status {
     /// Every status.
-    pub const ALL: [Status; 7] = [
+    pub const ALL: [Status; 8] = [
         Status::Received,
         Status::Queued,
         Status::Processing,
@@ -77,6 +81,7 @@ impl Status {
         Status::Processed,
         Status::Ignored,
         Status::Failed,
+        Status::Quarantined,
     ];
 
     /// The stored spelling (`QUEUED`).
@@ -89,6 +94,7 @@ impl Status {
             Status::Processed => "PROCESSED",
             Status::Ignored => "IGNORED",
             Status::Failed => "FAILED",
+            Status::Quarantined => "QUARANTINED",
         }
     }
 }
@@ -163,6 +169,12 @@ pub struct StatusItem {
     pub processed_at: Option<String>,
     /// DynamoDB TTL attribute (Unix seconds).
     pub expires_at: i64,
+    /// Why a `QUARANTINED` body could not be normalised (the normaliser's code and message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine_reason: Option<String>,
+    /// A `QUARANTINED` webhook's raw body, base64, exactly as verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_body: Option<String>,
 }
 
 impl StatusItem {
@@ -195,6 +207,8 @@ impl StatusItem {
             published_at: None,
             processed_at: None,
             expires_at: now_ms.div_euclid(1000) + DEFAULT_IDEMPOTENCY_RETENTION_SECS,
+            quarantine_reason: None,
+            raw_body: None,
         }
     }
 

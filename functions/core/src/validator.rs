@@ -34,6 +34,8 @@
 
 use std::sync::Arc;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::json;
 
 use crate::currency::Rates;
@@ -64,6 +66,10 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The shortest window in which a genuine event must still be accepted: the longest automatic
 /// retry schedule of the three providers (Stripe and PayPal retry for up to 3 days).
 pub const LONGEST_PROVIDER_RETRY_SECS: i64 = 3 * 24 * 60 * 60;
+
+/// Largest raw body a quarantine record keeps inline (base64 in the status item, under
+/// DynamoDB's 400 KB item limit with room for the other attributes).
+pub const MAX_QUARANTINED_BODY_BYTES: usize = 280 * 1024;
 
 /// How much longer than the transmission-time window a PayPal transmission record is kept.
 pub const TRANSMISSION_RECORD_MARGIN_SECS: i64 = 60 * 60;
@@ -203,6 +209,17 @@ pub enum Accepted {
         /// Where it is now.
         status: Status,
     },
+    /// A verified body that could not be normalised, kept whole in the status table
+    /// (`QUARANTINED`) to be replayed once it can be.
+    Quarantined {
+        /// Which webhook (`{provider}:{event id}`, or `{provider}:unreadable-{digest}` when not
+        /// even the envelope can be read).
+        webhook_id: String,
+        /// Its provider.
+        provider: Provider,
+        /// The normaliser's code.
+        reason: &'static str,
+    },
     /// A verified event that is acknowledged but not processed.
     Ignored {
         /// Which webhook.
@@ -221,9 +238,9 @@ impl Accepted {
     pub fn webhook_id(&self) -> &str {
         match self {
             Accepted::Queued { event, .. } => &event.webhook_id,
-            Accepted::Duplicate { webhook_id, .. } | Accepted::Ignored { webhook_id, .. } => {
-                webhook_id
-            }
+            Accepted::Duplicate { webhook_id, .. }
+            | Accepted::Ignored { webhook_id, .. }
+            | Accepted::Quarantined { webhook_id, .. } => webhook_id,
         }
     }
 
@@ -233,6 +250,12 @@ impl Accepted {
             Accepted::Queued { event, .. } => (
                 202,
                 json!({"status": "queued", "webhook_id": event.webhook_id}),
+            ),
+            Accepted::Quarantined {
+                webhook_id, reason, ..
+            } => (
+                202,
+                json!({"status": "quarantined", "webhook_id": webhook_id, "reason": reason}),
             ),
             Accepted::Duplicate {
                 webhook_id, status, ..
@@ -288,6 +311,18 @@ pub enum ValidatorError {
         /// Limit.
         limit: usize,
     },
+    /// A verified body that cannot be normalised is larger than one status item can keep
+    /// (DynamoDB's 400 KB): answered 503 so the provider retries, and alarmed with the other
+    /// 5xx answers, rather than acknowledged and lost.
+    #[error(
+        "the body ({size} bytes) cannot be normalised and is over the {limit} bytes a quarantine record keeps"
+    )]
+    QuarantineUnavailable {
+        /// Body size.
+        size: usize,
+        /// What one quarantine record keeps.
+        limit: usize,
+    },
     /// Provider secrets could not be read (or none are configured).
     #[error(transparent)]
     Secrets(#[from] SecretError),
@@ -318,6 +353,7 @@ impl ValidatorError {
             ValidatorError::EventTooOld { .. } => "event_too_old",
             ValidatorError::Malformed(e) => e.code(),
             ValidatorError::PayloadTooLarge { .. } => "payload_too_large",
+            ValidatorError::QuarantineUnavailable { .. } => "quarantine_unavailable",
             ValidatorError::Secrets(e) => e.code(),
             ValidatorError::StateStore(e) => e.code(),
             ValidatorError::Queue(e) => e.code(),
@@ -338,7 +374,8 @@ impl ValidatorError {
             ValidatorError::PayloadTooLarge { .. } => 413,
             ValidatorError::Secrets(_)
             | ValidatorError::StateStore(_)
-            | ValidatorError::Queue(_) => 503,
+            | ValidatorError::Queue(_)
+            | ValidatorError::QuarantineUnavailable { .. } => 503,
         }
     }
 
@@ -404,7 +441,8 @@ pub fn public_message(code: &str) -> &'static str {
         "secret_store_unavailable"
         | "state_store_unavailable"
         | "state_store_corrupt"
-        | "queue_unavailable" => "The webhook could not be stored; retry later.",
+        | "queue_unavailable"
+        | "quarantine_unavailable" => "The webhook could not be stored; retry later.",
         _ => "The request was not accepted.",
     }
 }
@@ -468,8 +506,17 @@ impl Validator {
                 .await?;
         }
 
-        let mut event = match normalise::normalise_with(provider, request.body, &self.config.rates)?
+        let normalised = match normalise::normalise_with(provider, request.body, &self.config.rates)
         {
+            Ok(normalised) => normalised,
+            // Verified, so the provider's: kept, never answered 4xx and lost.
+            Err(reason) => {
+                return self
+                    .quarantine(provider, request.body, &reason, now_ms)
+                    .await;
+            }
+        };
+        let mut event = match normalised {
             Normalised::Event(event) => event,
             Normalised::Ignored {
                 webhook_id,
@@ -644,6 +691,117 @@ impl Validator {
         Ok(())
     }
 
+    /// Keeps a verified body that cannot be normalised, whole, with the reason.
+    async fn quarantine(
+        &self,
+        provider: Provider,
+        body: &[u8],
+        reason: &NormaliseError,
+        now_ms: i64,
+    ) -> Result<Accepted, ValidatorError> {
+        if body.len() > MAX_QUARANTINED_BODY_BYTES {
+            return Err(ValidatorError::QuarantineUnavailable {
+                size: body.len(),
+                limit: MAX_QUARANTINED_BODY_BYTES,
+            });
+        }
+        let (webhook_id, provider_event_type) = match normalise::envelope(provider, body) {
+            Ok((event_id, event_type)) => (
+                PaymentEvent::make_webhook_id(provider, &event_id),
+                event_type,
+            ),
+            Err(_) => {
+                let digest = ring::digest::digest(&ring::digest::SHA256, body);
+                let id = format!("unreadable-{}", &hex::encode(digest.as_ref())[..32]);
+                (
+                    PaymentEvent::make_webhook_id(provider, &id),
+                    "unknown".to_owned(),
+                )
+            }
+        };
+        let mut item = StatusItem::new(
+            webhook_id.clone(),
+            provider,
+            provider_event_type,
+            Status::Quarantined,
+            now_ms,
+        )
+        .with_retention_secs(now_ms, self.config.idempotency_retention_secs);
+        item.quarantine_reason = Some(format!("{}: {reason}", reason.code()));
+        item.raw_body = Some(BASE64.encode(body));
+        match self.store.put_new(&item).await? {
+            PutOutcome::Created => {
+                tracing::warn!(
+                    webhook_id = %webhook_id,
+                    error_code = reason.code(),
+                    error = %reason,
+                    "a verified webhook could not be normalised: quarantined"
+                );
+                Ok(Accepted::Quarantined {
+                    webhook_id,
+                    provider,
+                    reason: reason.code(),
+                })
+            }
+            PutOutcome::Exists(existing) => Ok(Accepted::Duplicate {
+                webhook_id: existing.webhook_id,
+                provider,
+                status: existing.status,
+            }),
+        }
+    }
+
+    /// Re-runs normalisation on a quarantined webhook with the current code and rates file and
+    /// queues it if it now succeeds. The item leaves `QUARANTINED` with a conditional write, so
+    /// a webhook is replayed once however often this is called; the queue message keeps the
+    /// first receipt time and the webhook id as deduplication id.
+    pub async fn replay_quarantined(
+        &self,
+        webhook_id: &str,
+    ) -> Result<ReplayOutcome, ValidatorError> {
+        let item = match self.store.get(webhook_id).await? {
+            Some(item) if item.status == Status::Quarantined => item,
+            other => return Ok(ReplayOutcome::NotQuarantined(other.map(|i| i.status))),
+        };
+        let body = item
+            .raw_body
+            .as_deref()
+            .and_then(|b| BASE64.decode(b).ok())
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("`{webhook_id}` is quarantined without its body"))
+            })?;
+        let now_ms = self.clock.now_ms();
+        let mut event = match normalise::normalise_with(item.provider, &body, &self.config.rates) {
+            Err(reason) => {
+                return Ok(ReplayOutcome::StillFailing {
+                    reason: reason.code(),
+                });
+            }
+            Ok(Normalised::Ignored { .. }) => {
+                let ignored = Transition::new(Status::Ignored, &[Status::Quarantined], now_ms);
+                self.store.transition(webhook_id, &ignored).await?;
+                return Ok(ReplayOutcome::Ignored);
+            }
+            Ok(Normalised::Event(event)) => event,
+        };
+        event.received_at = Some(item.received_at.clone());
+        let message = QueueMessage {
+            provider: item.provider,
+            group_id: event.payment_id.clone(),
+            deduplication_id: event.webhook_id.clone(),
+            body: event.to_json(),
+            trace_header: None,
+        };
+        // Sent before the item moves: a crash in between leaves it QUARANTINED, and the next
+        // replay sends the same bytes again, which the FIFO queue deduplicates.
+        self.queue.send(message).await?;
+        let queued = Transition::new(Status::Queued, &[Status::Quarantined], self.clock.now_ms());
+        self.store.transition(webhook_id, &queued).await?;
+        Ok(ReplayOutcome::Queued {
+            webhook_id: event.webhook_id.clone(),
+        })
+    }
+
     async fn record_ignored(
         &self,
         provider: Provider,
@@ -668,6 +826,25 @@ impl Validator {
             reason,
         })
     }
+}
+
+/// What replaying a quarantined webhook did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplayOutcome {
+    /// It normalises now: queued (once: the item left `QUARANTINED` with this replay).
+    Queued {
+        /// The event's webhook id (the item's, unless its envelope was unreadable before).
+        webhook_id: String,
+    },
+    /// It normalises to an event type payhook does not process: recorded `IGNORED`.
+    Ignored,
+    /// It still cannot be normalised; it stays quarantined.
+    StillFailing {
+        /// The normaliser's code now.
+        reason: &'static str,
+    },
+    /// No such item, or it is not (or no longer) quarantined.
+    NotQuarantined(Option<Status>),
 }
 
 /// The request looks like `provider`'s before any secret is read: a body, and every signature

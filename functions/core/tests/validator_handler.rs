@@ -223,24 +223,22 @@ async fn bad_signature_is_401_with_its_code() {
 }
 
 #[tokio::test]
-async fn signed_but_malformed_supported_event_is_400() {
-    let v = validator(
-        Arc::new(MemoryStatusStore::new()),
-        Arc::new(MemoryQueue::new()),
-    );
+async fn signed_but_malformed_supported_event_is_quarantined_not_refused() {
+    let store = Arc::new(MemoryStatusStore::new());
+    let v = validator(store.clone(), Arc::new(MemoryQueue::new()));
     let body = br#"{"id":"evt_bad","object":"event","type":"payment_intent.succeeded","created":1767225600,"data":{"object":{"id":"pi_1"}}}"#;
-    let err = send(
+    let accepted = send(
         &v,
         "stripe",
         &stripe_headers(body, "Stripe-Signature"),
         body,
     )
     .await
-    .unwrap_err();
-    assert_eq!(err.http_status(), 400);
-    let (_, body) = err.response(Some("req-1"));
-    assert!(body["message"].as_str().unwrap().len() > 10);
-    assert_eq!(body["request_id"], "req-1");
+    .unwrap();
+    assert_eq!(accepted.response().0, 202);
+    assert_eq!(accepted.response().1["reason"], "missing_field");
+    let item = store.get("stripe:evt_bad").await.unwrap().unwrap();
+    assert_eq!(item.status, Status::Quarantined);
 }
 
 #[tokio::test]
@@ -736,4 +734,152 @@ async fn queued_event_carries_the_exact_amount_and_the_reporting_amount_or_none_
     assert_eq!(unrated["amount_decimal"], "12.340");
     assert!(unrated.get("amount_reporting").is_none(), "{unrated}");
     assert!(unrated.get("reporting_currency").is_none());
+}
+
+/// The KWD fixture re-labelled in a currency payhook does not know (`XTS`, ISO's test code).
+fn unknown_currency_body(event_id: &str) -> Vec<u8> {
+    let mut event: serde_json::Value =
+        serde_json::from_slice(&fixture("stripe/payment_intent.succeeded.kwd.json")).unwrap();
+    event["id"] = event_id.into();
+    event["data"]["object"]["currency"] = "xts".into();
+    serde_json::to_vec(&event).unwrap()
+}
+
+fn validator_with_rates(
+    store: Arc<MemoryStatusStore>,
+    queue: Arc<MemoryQueue>,
+    rates: payhook_core::currency::Rates,
+) -> Validator {
+    validator_with(
+        store,
+        queue,
+        secrets(),
+        NOW_MS,
+        ValidatorConfig {
+            idempotency_retention_secs: FIXTURE_RETENTION_SECS,
+            rates: Arc::new(rates),
+            ..ValidatorConfig::default()
+        },
+    )
+}
+
+#[tokio::test]
+async fn verified_body_that_cannot_be_normalised_is_quarantined_whole_and_answered_202() {
+    let store = Arc::new(MemoryStatusStore::new());
+    let queue = Arc::new(MemoryQueue::new());
+    let v = validator(store.clone(), queue.clone());
+    let body = unknown_currency_body("evt_quarantine_1");
+    let accepted = send_signed_stripe(&v, &body).await.unwrap();
+    let (status, json) = accepted.response();
+    assert_eq!(status, 202);
+    assert_eq!(json["status"], "quarantined");
+    assert_eq!(json["reason"], "unsupported_currency");
+    assert!(queue.messages().is_empty(), "nothing queued");
+    let item = store.get("stripe:evt_quarantine_1").await.unwrap().unwrap();
+    assert_eq!(item.status, Status::Quarantined);
+    assert!(
+        item.quarantine_reason
+            .as_deref()
+            .unwrap()
+            .starts_with("unsupported_currency")
+    );
+    use base64::Engine as _;
+    let kept = base64::engine::general_purpose::STANDARD
+        .decode(item.raw_body.as_deref().unwrap())
+        .unwrap();
+    assert_eq!(kept, body, "the raw bytes, exactly");
+
+    // The provider's retry is a duplicate, not a second quarantine.
+    let again = send_signed_stripe(&v, &body).await.unwrap();
+    assert_eq!(again.response().0, 200);
+    assert_eq!(again.response().1["state"], "QUARANTINED");
+
+    // Not even JSON, but verified: kept under a digest of the body.
+    let garbage = b"{not json".to_vec();
+    let accepted = send_signed_stripe(&v, &garbage).await.unwrap();
+    let webhook_id = accepted.webhook_id().to_owned();
+    assert!(webhook_id.starts_with("stripe:unreadable-"), "{webhook_id}");
+    assert_eq!(accepted.response().1["reason"], "invalid_json");
+}
+
+#[tokio::test]
+async fn unauthenticated_or_oversized_bodies_are_never_quarantined() {
+    let store = Arc::new(MemoryStatusStore::new());
+    let v = validator(store.clone(), Arc::new(MemoryQueue::new()));
+    let body = unknown_currency_body("evt_forged");
+    let mut h = Headers::new();
+    h.insert(
+        "Stripe-Signature",
+        StripeVerifier::sign(&Secret::new("whsec_wrong"), NOW_MS / 1000, &body),
+    );
+    let err = send(&v, "stripe", &h, &body).await.unwrap_err();
+    assert_eq!(err.http_status(), 401);
+    let huge = format!(
+        "{{\"id\":\"evt_huge\",\"pad\":\"{}\"}}",
+        "x".repeat(payhook_core::validator::MAX_QUARANTINED_BODY_BYTES)
+    );
+    let err = send_signed_stripe(&v, huge.as_bytes()).await.unwrap_err();
+    assert_eq!(
+        (err.http_status(), err.code()),
+        (503, "quarantine_unavailable")
+    );
+    assert!(store.snapshot().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_quarantined_webhook_is_replayed_once_after_the_rates_file_gains_its_currency() {
+    use payhook_core::currency::Rates;
+    use payhook_core::validator::ReplayOutcome;
+    let store = Arc::new(MemoryStatusStore::new());
+    let queue = Arc::new(MemoryQueue::new());
+    let before = validator_with_rates(store.clone(), queue.clone(), Rates::bundled().unwrap());
+    send_signed_stripe(&before, &unknown_currency_body("evt_replay_1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        before
+            .replay_quarantined("stripe:evt_replay_1")
+            .await
+            .unwrap(),
+        ReplayOutcome::StillFailing {
+            reason: "unsupported_currency"
+        }
+    );
+    assert!(queue.messages().is_empty());
+
+    let rates = Rates::from_json(
+        r#"{"reporting_currency":"USD","as_of":"2026-12-02","currencies":{
+            "USD":{"exponent":2,"rate":1},"XTS":{"exponent":3,"rate":2.0}}}"#,
+    )
+    .unwrap();
+    let after = validator_with_rates(store.clone(), queue.clone(), rates);
+    assert_eq!(
+        after
+            .replay_quarantined("stripe:evt_replay_1")
+            .await
+            .unwrap(),
+        ReplayOutcome::Queued {
+            webhook_id: "stripe:evt_replay_1".into()
+        }
+    );
+    assert_eq!(
+        after
+            .replay_quarantined("stripe:evt_replay_1")
+            .await
+            .unwrap(),
+        ReplayOutcome::NotQuarantined(Some(Status::Queued)),
+        "a second replay does nothing"
+    );
+    let messages = queue.messages();
+    assert_eq!(messages.len(), 1);
+    let event: serde_json::Value = serde_json::from_str(&messages[0].body).unwrap();
+    assert_eq!(event["currency"], "XTS");
+    assert_eq!(event["amount_decimal"], "12.340");
+    assert_eq!(event["amount_reporting"], 24.68);
+    assert_eq!(
+        event["received_at"], "2026-01-01T00:00:00.000Z",
+        "first receipt kept"
+    );
+    let item = store.get("stripe:evt_replay_1").await.unwrap().unwrap();
+    assert_eq!(item.status, Status::Queued);
 }

@@ -283,6 +283,9 @@ fn record_outcome(
                     None,
                 ),
                 Accepted::Duplicate { .. } => (Metric::WebhooksDuplicate, "duplicate", "", None),
+                Accepted::Quarantined { .. } => {
+                    (Metric::WebhooksQuarantined, "quarantined", "", None)
+                }
                 Accepted::Ignored {
                     provider_event_type,
                     reason,

@@ -43,6 +43,12 @@ fn catalogue_declares_every_metric_the_kit_emits_with_unit_dimensions_and_functi
             WebhookValidator,
         ),
         (
+            "WebhooksQuarantined",
+            Unit::Count,
+            &[Service, Provider],
+            WebhookValidator,
+        ),
+        (
             "UnratedPayments",
             Unit::Count,
             &[Service, Provider],

@@ -88,6 +88,17 @@ fn samples() -> Vec<PaymentEvent> {
             samples.push(event(provider, samples.len(), event_type, amount));
         }
     }
+    // A currency without a reporting rate: no amount rule, only the unrated one.
+    let mut unrated = event(
+        Provider::Paypal,
+        samples.len(),
+        EventType::PaymentSucceeded,
+        5000.0,
+    );
+    unrated.currency = "EUR".into();
+    unrated.amount_reporting = None;
+    unrated.reporting_currency = None;
+    samples.push(unrated);
     samples
 }
 
@@ -95,7 +106,7 @@ fn samples() -> Vec<PaymentEvent> {
 fn entry(bus: &str, source: &str, event: &PaymentEvent) -> BusEntry {
     let detail = PublishedDetail {
         event: event.clone(),
-        tier: TierThresholds::default().tier(event.amount),
+        tier: TierThresholds::default().tier_of(event),
     };
     BusEntry {
         event_bus: bus.into(),
