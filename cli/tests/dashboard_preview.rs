@@ -32,12 +32,20 @@ const NOT_FED_BY_THE_DEMO: &[(&str, &str)] = &[
         "Queue lag p50 / p99 (ms, SentTimestamp to processing)",
         "the processors do not emit QueueLag yet",
     ),
+    (
+        "API requests per key per day (daily quota drawn)",
+        "a metric filter on API Gateway's access log: the local front door writes none",
+    ),
 ];
 
 /// Widgets whose alarm threshold must be drawn, and the alarm kind behind it.
 const THRESHOLDS: &[(&str, &str)] = &[
     ("Signature failures per provider", "signature-failures"),
     ("API Gateway 5XX rate (%)", "api-5xx-rate"),
+    (
+        "API Gateway 4XX rate (%) and quota refusals (429)",
+        "api-4xx-rate",
+    ),
     ("Queue depth (visible messages)", "queue-depth"),
     ("Age of oldest message (s)", "queue-age"),
     ("DLQ depth (visible messages)", "dlq-not-empty"),
