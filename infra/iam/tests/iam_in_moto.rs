@@ -334,6 +334,16 @@ fn create_users(
         .collect()
 }
 
+/// Every record of the batch was published.
+fn assert_all_published(outcomes: &[RecordOutcome], what: &str) {
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, RecordOutcome::Published { .. })),
+        "{what}: {outcomes:?}"
+    );
+}
+
 /// The failure is moto's AccessDenied for exactly `action`.
 fn assert_denied(failure: &str, action: &str) {
     assert!(
@@ -358,12 +368,7 @@ async fn every_function_runs_its_path_under_exactly_its_rendered_policy() {
     assert!(matches!(accepted, Accepted::Queued { .. }), "{accepted:?}");
 
     let outcomes = stage.process_stripe_queue("stripe-processor", false).await;
-    assert!(
-        outcomes
-            .iter()
-            .all(|o| matches!(o, RecordOutcome::Published { .. })),
-        "{outcomes:?}"
-    );
+    assert_all_published(&outcomes, "processed");
     stage
         .record_routed_event("event-processor")
         .await
@@ -372,12 +377,7 @@ async fn every_function_runs_its_path_under_exactly_its_rendered_policy() {
     // A late redrive after the status item expired: the processor records it again (PutItem).
     stage.deliver("webhook-validator").await.expect("validator");
     let outcomes = stage.process_stripe_queue("stripe-processor", true).await;
-    assert!(
-        outcomes
-            .iter()
-            .all(|o| matches!(o, RecordOutcome::Published { .. })),
-        "missing status item: {outcomes:?}"
-    );
+    assert_all_published(&outcomes, "missing status item");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -408,12 +408,7 @@ async fn each_function_fails_without_one_action_its_code_calls() {
     assert_denied(&format!("{outcomes:?}"), processor.1);
 
     let outcomes = stage.process_stripe_queue("stripe-processor", false).await;
-    assert!(
-        outcomes
-            .iter()
-            .all(|o| matches!(o, RecordOutcome::Published { .. })),
-        "{outcomes:?}"
-    );
+    assert_all_published(&outcomes, "processed");
     let refused = stage
         .record_routed_event(&without(event_processor.0, event_processor.1))
         .await;
