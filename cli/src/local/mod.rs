@@ -1,6 +1,6 @@
 //! The local stack: the same handlers as the Lambdas, wired to in-memory stand-ins for API
 //! Gateway, SQS FIFO, EventBridge and DynamoDB, with logs, EMF metrics and X-Ray segments
-//! written into a run directory (DESIGN §9).
+//! written into a run directory.
 
 pub mod aws;
 pub mod bus;

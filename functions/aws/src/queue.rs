@@ -1,4 +1,5 @@
-//! [`SqsFifoQueue`]: the providers' FIFO queues (DESIGN §6) in SQS.
+//! [`SqsFifoQueue`]: the providers' FIFO queues in SQS (one per provider, deduplicated by
+//! webhook id, grouped by payment).
 //!
 //! The validator sends each verified webhook to its provider's queue with
 //! `MessageGroupId` = payment id (one payment's events stay in order) and

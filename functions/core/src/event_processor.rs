@@ -1,6 +1,6 @@
 //! The event processor: the EventBridge target of every rule in `rules/`. It records the final
 //! `PROCESSED` status with the tier, the matched rule(s) and the times, and is idempotent under
-//! EventBridge's at-least-once delivery (DESIGN §5, §7).
+//! EventBridge's at-least-once delivery.
 //!
 //! Each rule's target hands it `{"rule": "<rule name>", "event": <the EventBridge event>}`
 //! (an input transformer in AWS, the local bus in `payhook serve`), so it knows which rule

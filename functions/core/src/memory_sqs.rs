@@ -1,6 +1,6 @@
 //! In-memory SQS FIFO queues with AWS's semantics: the queue stand-in of the local stack
-//! (`payhook serve`, DESIGN §9) between the webhook validator and the provider processors
-//! (DESIGN §6), and of the tests that check the pipeline's delivery guarantees.
+//! (`payhook serve`) between the webhook validator and the provider processors, and of the
+//! tests that check the pipeline's delivery guarantees.
 //!
 //! [`FifoQueue`] is one FIFO queue (optionally with its FIFO dead-letter queue);
 //! [`MemorySqs`] holds one per provider and implements the [`Queue`] port, so the validator
@@ -287,7 +287,7 @@ impl FifoQueueConfig {
         }
     }
 
-    /// A provider's queue as payhook deploys it (DESIGN §6): `{provider}.fifo`, content-based
+    /// A provider's queue as payhook deploys it: `{provider}.fifo`, content-based
     /// deduplication on, a DLQ after [`DEFAULT_MAX_RECEIVE_COUNT`] receives, 30 s visibility.
     pub fn for_provider(provider: Provider) -> Self {
         FifoQueueConfig::new(format!("{provider}{FIFO_SUFFIX}"))
