@@ -87,8 +87,11 @@ class Api:
     api_keys: dict[str, aws.apigateway.ApiKey]
     usage_plan: aws.apigateway.UsagePlan
     access_log_group: aws.cloudwatch.LogGroup
-    #: `https://{id}.execute-api.{region}.amazonaws.com/{stage}/webhooks/{provider}`
+    #: `https://{id}.execute-api.{region}.amazonaws.com/{stage}/webhooks/{provider}`, or
+    #: `https://{customDomain}/webhooks/{provider}` with a custom domain.
     endpoint: pulumi.Output[str]
+    #: The custom domain, when one is configured (point DNS at its `regional_domain_name`).
+    custom_domain: Optional[aws.apigateway.DomainName] = None
 
     def provider_endpoint(self, provider: str) -> pulumi.Output[str]:
         return self.endpoint.apply(lambda url: url.replace("{provider}", provider))
@@ -136,6 +139,29 @@ def _cloudwatch_account_role(settings: Settings, account: AccountContext) -> aws
         cloudwatch_role_arn=role.arn,
         opts=pulumi.ResourceOptions(depends_on=[attachment]),
     )
+
+
+def _custom_domain(
+    settings: Settings, rest_api: aws.apigateway.RestApi, stage: aws.apigateway.Stage
+) -> Optional[aws.apigateway.DomainName]:
+    """The optional custom domain: the URLs providers hold then survive re-creating the API."""
+    if settings.custom_domain is None:
+        return None
+    domain = aws.apigateway.DomainName(
+        "webhooks-domain",
+        domain_name=settings.custom_domain,
+        regional_certificate_arn=settings.custom_domain_certificate_arn,
+        endpoint_configuration={"types": "REGIONAL"},
+        security_policy="TLS_1_2",
+        tags=settings.tags,
+    )
+    aws.apigateway.BasePathMapping(
+        "webhooks-domain-mapping",
+        rest_api=rest_api.id,
+        stage_name=stage.stage_name,
+        domain_name=domain.domain_name,
+    )
+    return domain
 
 
 def _usage_metric_filters(access_log_group: aws.cloudwatch.LogGroup) -> None:
@@ -304,6 +330,14 @@ def create(
         tags=settings.tags,
     )
     _usage_metric_filters(access_log_group)
+    # API Gateway creates its execution log group on first use, kept forever; owning it keeps
+    # it 7 days like every other log group.
+    execution_log_group = aws.cloudwatch.LogGroup(
+        "api-execution-logs",
+        name=rest_api.id.apply(lambda i: f"API-Gateway-Execution-Logs_{i}/{settings.stage}"),
+        retention_in_days=LOG_RETENTION_DAYS,
+        tags=settings.tags,
+    )
     stage = aws.apigateway.Stage(
         "webhooks-stage",
         rest_api=rest_api.id,
@@ -316,7 +350,8 @@ def create(
         },
         tags=settings.tags,
         opts=pulumi.ResourceOptions(
-            depends_on=[account_settings] if account_settings is not None else []
+            depends_on=[execution_log_group]
+            + ([account_settings] if account_settings is not None else [])
         ),
     )
     aws.apigateway.MethodSettings(
@@ -355,11 +390,16 @@ def create(
             key_type="API_KEY",
             usage_plan_id=usage_plan.id,
         )
+    endpoint = endpoint_url(rest_api.id, settings.region, settings.stage)
+    custom = _custom_domain(settings, rest_api, stage)
+    if custom is not None:
+        endpoint = pulumi.Output.from_input(f"https://{settings.custom_domain}/webhooks/{{provider}}")
     return Api(
         rest_api=rest_api,
         stage=stage,
         api_keys=api_keys,
         usage_plan=usage_plan,
         access_log_group=access_log_group,
-        endpoint=endpoint_url(rest_api.id, settings.region, settings.stage),
+        endpoint=endpoint,
+        custom_domain=custom,
     )

@@ -186,6 +186,7 @@ def _deploy(
     spec: FunctionSpec,
     policy_document: Any,
     env: Mapping[str, Any],
+    reserved_concurrency: int = -1,
 ) -> DeployedFunction:
     """One function with its own log group (7 days) and its own role holding only `policy`."""
     name = settings.function_name(spec.name)
@@ -222,6 +223,7 @@ def _deploy(
         tracing_config={"mode": "Active"},
         logging_config={"log_format": "JSON", "log_group": log_group.name},
         environment={"variables": dict(env)},
+        reserved_concurrent_executions=reserved_concurrency,
         tags=settings.tags,
         # Lambda checks the role can write traces and logs when the function is created.
         opts=pulumi.ResourceOptions(depends_on=[policy, log_group]),
@@ -264,6 +266,9 @@ def create(
                 queue_urls=queue_urls,
                 event_bus_name=event_bus.name,
             ),
+            # The validator's own share of the account's concurrency: a backlog drain or
+            # another workload cannot starve ingestion.
+            settings.validator_reserved_concurrency if spec.is_validator else -1,
         )
 
     for provider in PROVIDERS:
@@ -275,6 +280,8 @@ def create(
             batch_size=SQS_BATCH_SIZE,
             function_response_types=["ReportBatchItemFailures"],
             enabled=True,
+            # A backlog is drained by at most this many invocations per queue.
+            scaling_config={"maximum_concurrency": settings.processor_max_concurrency},
             # Lambda checks the role can read the queue when the mapping is created.
             opts=pulumi.ResourceOptions(depends_on=[processor.policy]),
         )

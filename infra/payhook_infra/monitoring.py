@@ -12,6 +12,7 @@ import pulumi_aws as aws
 
 from . import placeholders
 from .definitions import AlarmKind, DashboardDefinition, DefinitionError, render_alarm
+from .functions import AccountContext
 from .settings import FUNCTIONS, PROVIDERS, Settings, processor_for
 
 #: An alarm status widget shows at most 100 alarms.
@@ -126,11 +127,49 @@ def planned_alarms(
     return planned
 
 
-def create_topic(settings: Settings) -> aws.sns.Topic:
+def _topic_key_policy(account_id: str, partition: str) -> str:
+    """The account administers the key; CloudWatch may use it to publish alarms (the AWS-managed
+    `aws/sns` key does not let CloudWatch in, so alarms to a topic under it are never sent)."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AccountAdministers",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "CloudWatchAlarmsPublish",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                    "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+                },
+            ],
+        }
+    )
+
+
+def create_topic(settings: Settings, account: AccountContext) -> aws.sns.Topic:
+    """The alarm topic, encrypted at rest with a key of its own."""
+    key = aws.kms.Key(
+        "alarms-topic-key",
+        description=f"payhook {settings.stage}: the alarm topic's encryption key",
+        enable_key_rotation=True,
+        policy=pulumi.Output.all(account.account_id, account.partition).apply(
+            lambda a: _topic_key_policy(a[0], a[1])
+        ),
+        tags=settings.tags,
+    )
     topic = aws.sns.Topic(
         "alarms-topic",
         name=f"{settings.prefix}-alarms",
         display_name=f"payhook {settings.stage} alarms",
+        kms_master_key_id=key.arn,
         tags=settings.tags,
     )
     if settings.alarm_email:

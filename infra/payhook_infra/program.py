@@ -19,6 +19,8 @@ class Stack:
 
     settings: settings.Settings
     outputs: dict[str, Any]
+    #: What `protectData` protects: the status table and the dead-letter queues.
+    protected: list[pulumi.CustomResource] = dataclasses.field(default_factory=list)
 
 
 def _account() -> functions.AccountContext:
@@ -59,7 +61,7 @@ def build(repo_root: Optional[Path] = None) -> Stack:
     parameters = secrets.create(cfg, square_url)
     routed = events.create_routing(cfg, bus, rules, deployed, provider_queues)
 
-    topic = monitoring.create_topic(cfg)
+    topic = monitoring.create_topic(cfg, account)
     alarms = monitoring.create_alarms(cfg, topic, alarm_kinds, rule_names)
     boards = monitoring.create_dashboards(cfg, dashboards, alarms)
     dashboard_names = sorted(boards)
@@ -79,6 +81,10 @@ def build(repo_root: Optional[Path] = None) -> Stack:
             }
         ),
         "rest_api_id": webhook_api.rest_api.id,
+        # With customDomain: the name to point the domain's DNS record (CNAME or alias) at.
+        "custom_domain_target": (
+            webhook_api.custom_domain.regional_domain_name if webhook_api.custom_domain else None
+        ),
         "region": cfg.region,
         "stage": cfg.stage,
         "dashboard_name": dashboard_names[0] if dashboard_names else None,
@@ -103,4 +109,4 @@ def build(repo_root: Optional[Path] = None) -> Stack:
     }
     for key, value in outputs.items():
         pulumi.export(key, value)
-    return Stack(cfg, outputs)
+    return Stack(cfg, outputs, protected=[table, *provider_queues.dlqs()])

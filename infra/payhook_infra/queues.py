@@ -30,6 +30,10 @@ class Queues:
     #: Standard queue: EventBridge target DLQ and event-processor async failures.
     events_dlq: aws.sqs.Queue
 
+    def dlqs(self) -> list[aws.sqs.Queue]:
+        """Every dead-letter queue: each provider's and the events DLQ."""
+        return [*(q.dlq for q in self.by_provider.values()), self.events_dlq]
+
 
 def _provider_queues(settings: Settings, provider: str) -> ProviderQueues:
     dlq = aws.sqs.Queue(
@@ -41,6 +45,8 @@ def _provider_queues(settings: Settings, provider: str) -> ProviderQueues:
         visibility_timeout_seconds=VISIBILITY_TIMEOUT_SECONDS,
         sqs_managed_sse_enabled=True,
         tags=settings.tags,
+        # Dead letters are payments nobody has processed yet (`protectData`).
+        opts=pulumi.ResourceOptions(protect=settings.protect_data),
     )
     queue = aws.sqs.Queue(
         f"{provider}-queue",
@@ -76,6 +82,7 @@ def create(settings: Settings) -> Queues:
         message_retention_seconds=DLQ_RETENTION_SECONDS,
         sqs_managed_sse_enabled=True,
         tags=settings.tags,
+        opts=pulumi.ResourceOptions(protect=settings.protect_data),
     )
     return Queues(
         by_provider={p: _provider_queues(settings, p) for p in PROVIDERS},

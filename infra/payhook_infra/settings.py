@@ -78,6 +78,14 @@ DEFAULT_API_RATE_LIMIT = 50
 DEFAULT_API_BURST_LIMIT = 100
 DEFAULT_ARCHIVE_RETENTION_DAYS = 30
 
+#: At most this many concurrent processor invocations per queue (the event source mapping's
+#: `maximum_concurrency`, 2–1000), so draining a backlog cannot take the concurrency ingestion
+#: needs.
+DEFAULT_PROCESSOR_MAX_CONCURRENCY = 5
+#: Concurrency reserved for the validator, so nothing else in the account can starve ingestion
+#: (-1: none, for accounts whose concurrency limit is too low to reserve any).
+DEFAULT_VALIDATOR_RESERVED_CONCURRENCY = 20
+
 #: Lambda retries a failed asynchronous (EventBridge) invocation at most twice.
 EVENT_PROCESSOR_ASYNC_RETRIES = 2
 EVENT_PROCESSOR_ASYNC_MAX_AGE_SECONDS = 6 * 3600
@@ -162,6 +170,11 @@ class Settings:
     api_burst_limit: int
     archive_retention_days: int
     manage_apigateway_account: bool
+    processor_max_concurrency: int
+    validator_reserved_concurrency: int
+    protect_data: bool
+    custom_domain: Optional[str]
+    custom_domain_certificate_arn: Optional[str]
     paypal_environment: str
     stripe_require_livemode: bool
     idempotency_retention_days: int
@@ -284,6 +297,34 @@ def load(repo_root: Path = REPO_ROOT) -> Settings:
             f"payhook:apiKeyIdentitySource {identity_source!r} must be 'query' (cached per ?key=, "
             "what providers send) or 'either' (?key= or x-api-key, no authorizer cache)"
         )
+    max_concurrency = _or_default(
+        config.get_int("processorMaxConcurrency"), DEFAULT_PROCESSOR_MAX_CONCURRENCY
+    )
+    if not 2 <= max_concurrency <= 1000:
+        raise ConfigError("payhook:processorMaxConcurrency must be 2 to 1000 (a Lambda limit)")
+    reserved = _or_default(
+        config.get_int("validatorReservedConcurrency"), DEFAULT_VALIDATOR_RESERVED_CONCURRENCY
+    )
+    if reserved < -1 or reserved == 0:
+        raise ConfigError(
+            "payhook:validatorReservedConcurrency must be at least 1, or -1 for none (0 would "
+            "stop the validator)"
+        )
+    custom_domain = config.get("customDomain") or None
+    certificate = config.get("customDomainCertificateArn") or None
+    if bool(custom_domain) != bool(certificate):
+        raise ConfigError(
+            "payhook:customDomain and payhook:customDomainCertificateArn go together: the "
+            "domain needs an ACM certificate in the stack's region"
+        )
+    runbook_base_url = config.get("runbookBaseUrl") or DEFAULT_RUNBOOK_BASE_URL
+    if runbook_base_url == DEFAULT_RUNBOOK_BASE_URL:
+        pulumi.log.warn(
+            "payhook:runbookBaseUrl is the placeholder "
+            f"{DEFAULT_RUNBOOK_BASE_URL}: every alarm's runbook link is dead. Set it to where the "
+            "repository is browsable, e.g. `pulumi config set runbookBaseUrl "
+            "https://github.com/<org>/<repo>/blob/main`"
+        )
     rate_limit = _or_default(config.get_int("apiRateLimit"), DEFAULT_API_RATE_LIMIT)
     burst_limit = _or_default(config.get_int("apiBurstLimit"), DEFAULT_API_BURST_LIMIT)
     if rate_limit < 1 or burst_limit < 1:
@@ -296,7 +337,7 @@ def load(repo_root: Path = REPO_ROOT) -> Settings:
         event_bus_name=config.get("eventBusName") or DEFAULT_EVENT_BUS_NAME,
         max_receive_count=max_receive_count,
         table_deletion_protection=_or_default(config.get_bool("tableDeletionProtection"), True),
-        runbook_base_url=config.get("runbookBaseUrl") or DEFAULT_RUNBOOK_BASE_URL,
+        runbook_base_url=runbook_base_url,
         alarm_email=config.get("alarmEmail") or None,
         api_key_required=_or_default(config.get_bool("apiKeyRequired"), True),
         api_key_per_provider=_or_default(config.get_bool("apiKeyPerProvider"), True),
@@ -305,7 +346,14 @@ def load(repo_root: Path = REPO_ROOT) -> Settings:
         api_rate_limit=rate_limit,
         api_burst_limit=burst_limit,
         archive_retention_days=archive_days,
-        manage_apigateway_account=_or_default(config.get_bool("manageApiGatewayAccount"), True),
+        # Off by default: the role is one setting per account and region, shared by every API
+        # there; a stack must not take it over (or break it on destroy) unless told to.
+        manage_apigateway_account=_or_default(config.get_bool("manageApiGatewayAccount"), False),
+        processor_max_concurrency=max_concurrency,
+        validator_reserved_concurrency=reserved,
+        protect_data=_or_default(config.get_bool("protectData"), True),
+        custom_domain=custom_domain,
+        custom_domain_certificate_arn=certificate,
         paypal_environment=paypal_environment,
         stripe_require_livemode=_or_default(config.get_bool("stripeRequireLivemode"), False),
         idempotency_retention_days=retention_days,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pulumi
 import pulumi_aws as aws
 
 from .settings import Settings
@@ -23,4 +24,6 @@ def create(settings: Settings) -> aws.dynamodb.Table:
         ttl={"attribute_name": TTL_ATTRIBUTE, "enabled": True},
         deletion_protection_enabled=settings.table_deletion_protection,
         tags=settings.tags,
+        # Pulumi refuses to delete it (`protectData`), on top of DynamoDB's own protection.
+        opts=pulumi.ResourceOptions(protect=settings.protect_data),
     )

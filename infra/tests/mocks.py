@@ -97,6 +97,9 @@ class PayhookMocks(pulumi.runtime.Mocks):
         elif typ == "aws:apigateway/apiKey:ApiKey":
             resource_id = api_key_id(args.name)
             outputs["value"] = api_key_value(args.name)
+        elif typ == "aws:kms/key:Key":
+            resource_id = f"{args.name}-key-id"
+            outputs.update(arn=_arn("kms", f"key/{resource_id}"), keyId=resource_id)
         elif typ == "aws:sns/topic:Topic":
             outputs["arn"] = _arn("sns", name)
             resource_id = outputs["arn"]

@@ -145,9 +145,14 @@ def test_deployment_is_redeployed_when_the_route_changes(deployment) -> None:
     assert len(api_deployment.inputs["triggers"]["redeployment"]) == 64
 
 
-def test_api_gateway_can_write_logs_in_this_account(deployment) -> None:
-    (account,) = deployment.of_type("aws:apigateway/account:Account")
-    role = deployment.one("aws:iam/role:Role", "apigateway-cloudwatch-role")
+def test_the_account_wide_api_gateway_log_role_is_left_alone_by_default(deployment) -> None:
+    assert not deployment.of_type("aws:apigateway/account:Account")
+
+
+def test_api_gateway_can_write_logs_in_this_account_when_told_to_manage_it() -> None:
+    managed = run_program(manageApiGatewayAccount="true")
+    (account,) = managed.of_type("aws:apigateway/account:Account")
+    role = managed.one("aws:iam/role:Role", "apigateway-cloudwatch-role")
     assert account.inputs["cloudwatchRoleArn"] == role.outputs["arn"]
     assert json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Principal"] == {
         "Service": "apigateway.amazonaws.com"
@@ -215,3 +220,9 @@ def test_dashboard_draws_the_configured_quota_per_key() -> None:
     assert drawn == [25000]
     (plan,) = raised.of_type("aws:apigateway/usagePlan:UsagePlan")
     assert plan.inputs["quotaSettings"]["limit"] == 25000
+
+
+def test_execution_logs_are_kept_seven_days_in_a_group_the_program_owns(deployment) -> None:
+    group = deployment.one("aws:cloudwatch/logGroup:LogGroup", "api-execution-logs")
+    assert group.inputs["name"] == f"API-Gateway-Execution-Logs_{REST_API_ID}/prod"
+    assert group.inputs["retentionInDays"] == 7

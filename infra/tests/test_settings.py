@@ -40,7 +40,10 @@ def test_project_file_defaults_match_the_program_defaults() -> None:
     assert declared["apiRateLimit"]["default"] == loaded.api_rate_limit
     assert declared["apiBurstLimit"]["default"] == loaded.api_burst_limit
     assert declared["archiveRetentionDays"]["default"] == loaded.archive_retention_days
-    assert declared["manageApiGatewayAccount"]["default"] is loaded.manage_apigateway_account
+    assert declared["manageApiGatewayAccount"]["default"] is loaded.manage_apigateway_account is False
+    assert declared["processorMaxConcurrency"]["default"] == loaded.processor_max_concurrency == 5
+    assert declared["validatorReservedConcurrency"]["default"] == loaded.validator_reserved_concurrency
+    assert declared["protectData"]["default"] is loaded.protect_data is True
     assert declared["runbookBaseUrl"]["default"] == settings.DEFAULT_RUNBOOK_BASE_URL
     assert declared["packageDir"]["default"] == settings.DEFAULT_PACKAGE_DIR
 
