@@ -596,3 +596,51 @@ fn webhook_id_of(body: &str) -> Option<String> {
         .ok()
         .and_then(|v| v.get("webhook_id")?.as_str().map(str::to_owned))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_double_from_two_seconds_up_to_a_minute() {
+        let delays: Vec<u32> = (1..=7).map(|n| retry_delay_secs(n, 1_800)).collect();
+        assert_eq!(delays, [2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(
+            retry_delay_secs(0, 1_800),
+            2,
+            "a missing count is the first receive"
+        );
+        assert_eq!(retry_delay_secs(u32::MAX, 1_800), 60);
+    }
+
+    #[test]
+    fn the_default_visibility_is_six_function_timeouts_as_aws_recommends() {
+        let config = ProcessorConfig::new(Provider::Stripe);
+        assert_eq!(config.visibility_timeout_secs, 1_800);
+        assert_eq!(check_timeouts(DEFAULT_FUNCTION_TIMEOUT_SECS, 1_800), Ok(()));
+    }
+
+    #[test]
+    fn a_retry_delay_never_exceeds_the_visibility_timeout() {
+        assert_eq!(retry_delay_secs(3, 5), 5);
+        assert_eq!(retry_delay_secs(1, 1), 1);
+    }
+
+    #[test]
+    fn timeouts_that_contradict_the_lease_rules_are_refused() {
+        assert_eq!(check_timeouts(300, 1_800), Ok(()));
+        assert_eq!(
+            check_timeouts(5, 5),
+            Ok(()),
+            "an invocation as long as the visibility"
+        );
+        assert_eq!(check_timeouts(0, 0), Err(TimeoutError::NoVisibility));
+        assert_eq!(
+            check_timeouts(6, 5),
+            Err(TimeoutError::FunctionOutlivesVisibility {
+                function_timeout_secs: 6,
+                visibility_timeout_secs: 5
+            })
+        );
+    }
+}

@@ -12,7 +12,7 @@ use payhook_core::bus::{BusEntry, BusError, EntryResult, EventBus};
 use payhook_core::processor::{ProcessError, QueueRecord, RecordOutcome};
 use payhook_core::status::{Status, StatusStore};
 
-use crate::support::{AWS, Delivery, Kill, LOCAL, T0, World, webhook_of};
+use crate::support::{AWS, Delivery, Faulty, Kill, LOCAL, T0, World, webhook_of};
 
 /// Rejects the entries of the given webhooks; fails the first `transient` calls outright.
 struct FaultyBus {
@@ -211,4 +211,34 @@ async fn a_redriven_dead_letter_is_processed_once() {
     );
     assert_eq!(world.publications()[&d.webhook_id], 1);
     assert!(world.sqs.dlq_messages(Provider::Stripe).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_record_whose_claim_is_held_comes_back_when_the_lease_ends() {
+    let mut world = World::new(AWS);
+    let d = Delivery::stripe("wait", "wait", T0);
+    world.post(&d, &Kill::never()).await;
+    let record = record(&world, &d, "m-wait", 1);
+    // Another invocation holds the claim until 3.5 s from now.
+    let dying = Kill::after(1);
+    let holder = world.processor(
+        Arc::new(Faulty::new(world.store.clone(), &dying)),
+        world.bus.clone(),
+    );
+    let held = holder.handle_batch(std::slice::from_ref(&record), world.now() + 3_500);
+    assert!(dying.run(held).await.is_none());
+    let processor = world.processor(world.store.clone(), world.bus.clone());
+    let outcome = processor
+        .handle_batch(&[record], world.now() + 300_000)
+        .await;
+    assert!(matches!(
+        outcome.records[0].1,
+        RecordOutcome::Failed {
+            error: ProcessError::LeaseHeld { .. },
+            final_attempt: false,
+            ..
+        }
+    ));
+    // Whole seconds past the lease's end (4 s), plus one; more than the 2 s backoff.
+    assert_eq!(outcome.retry_delays(), [("m-wait", 5)]);
 }
