@@ -514,7 +514,7 @@ fn find_cards(b: &[u8], out: &mut Found) {
     while i < b.len() {
         if b[i].is_ascii_digit() {
             let (end, digits) = digit_run_end(b, i);
-            if digits >= *CARD_DIGITS.start() {
+            if digits >= *CARD_DIGITS.start() && !is_xray_segment_id(b, i, end) {
                 cards_in_run(b, i, end, out);
             }
             i = end;
@@ -523,6 +523,14 @@ fn find_cards(b: &[u8], out: &mut Found) {
             i += url_escape_len(&b[i..]).max(1);
         }
     }
+}
+
+/// Whether `b[start..end]` is the 16-hex-digit segment id of an X-Ray trace header field
+/// (`Parent=…`, `Self=…`), which can happen to be all digits and Luhn-valid.
+fn is_xray_segment_id(b: &[u8], start: usize, end: usize) -> bool {
+    end - start == 16
+        && (b[..start].ends_with(b"Parent=") || b[..start].ends_with(b"Self="))
+        && b.get(end).is_none_or(|c| !c.is_ascii_alphanumeric())
 }
 
 /// The length of the URL escape (`%XX`) `s` starts with, or 0.
@@ -786,6 +794,14 @@ mod tests {
         ] {
             assert_eq!(redact_text(s), s);
         }
+    }
+
+    #[test]
+    fn an_all_digit_xray_parent_id_is_not_a_card() {
+        // 3195217954985353 is Luhn-valid; as a trace header's Parent id it is an identifier.
+        let header = "Root=1-00000000-000000000000000000000000;Parent=3195217954985353;Sampled=1";
+        assert_eq!(redact_text(header), header);
+        assert_eq!(redact_text("card 3195217954985353"), "card [redacted-card]");
     }
 
     #[test]
