@@ -12,7 +12,7 @@ use payhook_core::bus::{BusEntry, BusError, EntryResult, EventBus};
 use payhook_core::processor::{ProcessError, QueueRecord, RecordOutcome};
 use payhook_core::status::{Status, StatusStore};
 
-use crate::support::{AWS, Delivery, Faulty, Kill, LOCAL, T0, World, webhook_of};
+use crate::support::{AWS, Delivery, Deployment, Faulty, Kill, LOCAL, T0, World, webhook_of};
 
 /// Rejects the entries of the given webhooks; fails the first `transient` calls outright.
 struct FaultyBus {
@@ -78,21 +78,34 @@ fn record(world: &World, delivery: &Delivery, message_id: &str, receive_count: u
     }
 }
 
-#[tokio::test]
-async fn a_claim_lease_ends_no_later_than_the_message_becomes_visible_again() {
-    let mut world = World::new(LOCAL);
+/// The lease a claim took when its invocation was killed right after claiming.
+async fn lease_of_a_claim(deployment: Deployment) -> (i64, i64) {
+    let mut world = World::new(deployment);
     let d = Delivery::stripe("lease", "lease", T0);
     world.post(&d, &Kill::never()).await;
-    // Killed right after its claim: the item keeps whatever lease the claim took.
-    let kill = Kill::after(1);
-    assert!(world.invoke(Some(&kill)).await);
+    let claimed_at = world.now();
+    assert!(world.invoke(Some(&Kill::after(1))).await);
     let item = world.store.get(&d.webhook_id).await.unwrap().unwrap();
     assert_eq!(item.status, Status::Processing);
-    let visible_again = world.now() + i64::from(LOCAL.visibility_timeout_secs) * 1000;
-    assert!(
-        item.lease_until_ms.unwrap() <= visible_again,
-        "lease until {:?}, the message is visible again at {visible_again}",
-        item.lease_until_ms
+    (claimed_at, item.lease_until_ms.unwrap())
+}
+
+#[tokio::test]
+async fn a_claim_lease_ends_when_the_message_becomes_visible_again() {
+    let (claimed_at, lease) = lease_of_a_claim(LOCAL).await;
+    let visible_again = claimed_at + i64::from(LOCAL.visibility_timeout_secs) * 1000;
+    assert_eq!(
+        lease, visible_again,
+        "not later (stranded), not sooner (taken over early)"
+    );
+}
+
+#[tokio::test]
+async fn a_claim_lease_ends_with_the_invocation_as_deployed() {
+    let (claimed_at, lease) = lease_of_a_claim(AWS).await;
+    assert_eq!(
+        lease,
+        claimed_at + i64::from(AWS.function_timeout_secs) * 1000
     );
 }
 
