@@ -146,7 +146,11 @@ def _policy_document(
         ).apply(
             lambda a: json.dumps(
                 policies.processor(
-                    queue_arn=a[0], table_arn=a[1], event_bus_arn=a[2], log_group_arn=a[3]
+                    provider=spec.provider,
+                    queue_arn=a[0],
+                    table_arn=a[1],
+                    event_bus_arn=a[2],
+                    log_group_arn=a[3],
                 )
             )
         )

@@ -110,9 +110,11 @@ def validator(
 
 
 def processor(
-    *, queue_arn: str, table_arn: str, event_bus_arn: str, log_group_arn: str
+    *, provider: str, queue_arn: str, table_arn: str, event_bus_arn: str, log_group_arn: str
 ) -> dict[str, Any]:
-    """A provider processor: consume its own queue, claim and mark, publish to the bus."""
+    """A provider processor: consume its own queue, claim and mark, publish to the bus, only
+    events of its own source (`payhook.<provider>`, what the processor sets): no other role can
+    put a "verified" event of this provider on the bus, nor this one of another's."""
     return _document(
         statement(
             "ConsumeOwnQueue",
@@ -130,7 +132,12 @@ def processor(
             ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
             [table_arn],
         ),
-        statement("PublishPaymentEvents", ["events:PutEvents"], [event_bus_arn]),
+        statement(
+            "PublishPaymentEvents",
+            ["events:PutEvents"],
+            [event_bus_arn],
+            {"StringEquals": {"events:source": f"payhook.{provider}"}},
+        ),
         own_logs(log_group_arn),
         xray(),
     )

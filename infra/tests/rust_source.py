@@ -8,7 +8,8 @@ the Pulumi program with the code instead of with lists copied from it:
 - the DynamoDB actions each function's handler needs: the status-store methods its
   `payhook-core` module calls (`self.store.<method>(`), mapped to the SDK operations those
   methods make in `functions/aws/src/status_store.rs`, following calls between its own methods;
-- the SSM parameter root the validator's secret store reads under.
+- the SSM parameter root the validator's secret store reads under;
+- the `source` the provider processor publishes its events with.
 """
 
 from __future__ import annotations
@@ -128,4 +129,12 @@ def ssm_parameter_root() -> str:
     text = (REPO_ROOT / SECRET_STORE).read_text()
     match = re.search(r'PARAMETER_ROOT: &str = "([^"]+)";', text)
     assert match, f"no PARAMETER_ROOT in {SECRET_STORE}"
+    return match.group(1)
+
+
+def event_source_prefix() -> str:
+    """What the provider processor's events' `source` starts with (`payhook.` + provider)."""
+    text = (REPO_ROOT / "functions/core/src/processor.rs").read_text()
+    match = re.search(r'source: format!\("([a-z]+\.)\{\}"', text)
+    assert match, "no `source: format!(\"….{}\"` in functions/core/src/processor.rs"
     return match.group(1)

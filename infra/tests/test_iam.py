@@ -9,7 +9,7 @@ import json
 import pytest
 
 from conftest import as_list, policy_statements
-from rust_source import dynamodb_actions_needed_by
+from rust_source import dynamodb_actions_needed_by, event_source_prefix
 
 ACCOUNT = "123456789012"
 TABLE = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/webhook-processing"
@@ -119,7 +119,13 @@ def test_processor_policy_touches_only_its_own_queue(deployment, provider) -> No
             "Action": sorted(dynamodb_actions_needed_by("provider-processor")),
             "Resource": [TABLE],
         },
-        {"Sid": "PublishPaymentEvents", "Effect": "Allow", "Action": ["events:PutEvents"], "Resource": [BUS]},
+        {
+            "Sid": "PublishPaymentEvents",
+            "Effect": "Allow",
+            "Action": ["events:PutEvents"],
+            "Resource": [BUS],
+            "Condition": {"StringEquals": {"events:source": f"{event_source_prefix()}{provider}"}},
+        },
         _logs_statement(f"{provider}-processor"),
         XRAY,
     ]
