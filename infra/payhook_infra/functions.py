@@ -58,6 +58,12 @@ class DeployedFunction:
     function: aws.lambda_.Function
 
 
+def currency_rates_json(settings: Settings) -> str:
+    """`rules/currencies/rates.json`, compact, as the validator reads it from `CURRENCY_RATES`."""
+    path = settings.repo_root / "rules" / "currencies" / "rates.json"
+    return json.dumps(json.loads(path.read_text()), separators=(",", ":"), sort_keys=True)
+
+
 def common_environment(settings: Settings, spec: FunctionSpec, table_name: str) -> dict[str, Any]:
     return {
         "POWERTOOLS_SERVICE_NAME": spec.name,
@@ -95,6 +101,9 @@ def environment(
                 "PAYPAL_ENVIRONMENT": settings.paypal_environment,
                 "PAYPAL_TOLERANCE_SECONDS": str(PAYPAL_TOLERANCE_SECONDS),
                 "IDEMPOTENCY_RETENTION_SECONDS": str(settings.idempotency_retention_days * 86_400),
+                # The rates file, so an update ships with `pulumi up` (the binary's built-in
+                # copy is the fallback).
+                "CURRENCY_RATES": currency_rates_json(settings),
             }
         )
     elif spec.is_processor:

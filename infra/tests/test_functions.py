@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from conftest import PACKAGE_DIR, run_program
+from conftest import PACKAGE_DIR, REPO_ROOT, run_program
 from payhook_infra.settings import PROVIDERS
 from rust_source import env_read_by, env_read_by_telemetry
+
+#: The rates file as the validator gets it: the repository's file, compact.
+CURRENCY_RATES = json.dumps(
+    json.loads((REPO_ROOT / "rules" / "currencies" / "rates.json").read_text()),
+    separators=(",", ":"),
+    sort_keys=True,
+)
 
 FUNCTION = "aws:lambda/function:Function"
 QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/payhook-prod-{}.fifo"
@@ -76,6 +85,7 @@ def test_validator_environment(deployment) -> None:
         "PAYPAL_ENVIRONMENT": "live",
         "PAYPAL_TOLERANCE_SECONDS": "300",
         "IDEMPOTENCY_RETENTION_SECONDS": str(30 * 86_400),
+        "CURRENCY_RATES": CURRENCY_RATES,
     }
 
 
@@ -144,3 +154,9 @@ def test_processor_max_receive_count_matches_the_redrive_policy(deployment) -> N
 def test_up_without_a_package_fails_naming_its_build_command(tmp_path) -> None:
     with pytest.raises(Exception, match=r"cargo lambda build --release --arm64 --output-format zip -p payhook-webhook-validator"):
         run_program(packageDir=str(tmp_path))
+
+
+def test_the_validators_environment_fits_lambdas_4_kb_limit(deployment) -> None:
+    # Lambda refuses environments over 4 KB in all (keys and values): the rates file travels in it.
+    env = _env(deployment, "webhook-validator")
+    assert sum(len(k) + len(str(v)) for k, v in env.items()) < 4096
