@@ -99,7 +99,8 @@ cargo lambda build --release --arm64 --output-format zip \
   -p payhook-webhook-validator -p payhook-provider-processor -p payhook-event-processor \
   -p payhook-api-key-authorizer
 for bin in webhook-validator provider-processor event-processor api-key-authorizer; do
-  test -s "target/lambda/$bin/bootstrap.zip" || { echo "missing target/lambda/$bin/bootstrap.zip"; exit 1; }
+  zip="${CARGO_TARGET_DIR:-target}/lambda/$bin/bootstrap.zip"
+  test -s "$zip" || { echo "missing $zip"; exit 1; }
 done
 
 if [ "$skips" -gt 0 ]; then
