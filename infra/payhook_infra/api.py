@@ -10,7 +10,6 @@ without data tracing, since `INFO` would log the request's query string.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import urllib.parse
@@ -20,6 +19,7 @@ import pulumi
 import pulumi_aws as aws
 
 from . import policies
+from .components import Component
 from .functions import AccountContext, DeployedFunction
 from .settings import (
     API_KEY_QUERY_PARAMETER,
@@ -79,46 +79,15 @@ def with_key(url: str, key: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
 
-@dataclasses.dataclass(frozen=True)
-class Api:
-    rest_api: aws.apigateway.RestApi
-    stage: aws.apigateway.Stage
-    #: Each provider's key; with `apiKeyPerProvider=false` the same shared key for all.
-    api_keys: dict[str, aws.apigateway.ApiKey]
-    usage_plan: aws.apigateway.UsagePlan
-    access_log_group: aws.cloudwatch.LogGroup
-    #: `https://{id}.execute-api.{region}.amazonaws.com/{stage}/webhooks/{provider}`, or
-    #: `https://{customDomain}/webhooks/{provider}` with a custom domain.
-    endpoint: pulumi.Output[str]
-    #: The custom domain, when one is configured (point DNS at its `regional_domain_name`).
-    custom_domain: Optional[aws.apigateway.DomainName] = None
-
-    def provider_endpoint(self, provider: str) -> pulumi.Output[str]:
-        return self.endpoint.apply(lambda url: url.replace("{provider}", provider))
-
-    def key_ids(self) -> dict[str, pulumi.Output[str]]:
-        """The key ids by provider, or `{"shared": id}` when one key is shared."""
-        distinct = {id(k) for k in self.api_keys.values()}
-        if len(distinct) == 1 and len(self.api_keys) > 1:
-            return {SHARED_KEY: next(iter(self.api_keys.values())).id}
-        return {p: k.id for p, k in self.api_keys.items()}
-
-    def registered_url(self, provider: str) -> pulumi.Output[str]:
-        """The URL to give `provider`: its endpoint with its key as `?key=` (a secret)."""
-        return pulumi.Output.secret(
-            pulumi.Output.all(self.provider_endpoint(provider), self.api_keys[provider].value).apply(
-                lambda parts: with_key(parts[0], parts[1])
-            )
-        )
-
-
 def endpoint_url(rest_api_id: pulumi.Input[str], region: str, stage: str) -> pulumi.Output[str]:
     return pulumi.Output.concat(
         "https://", rest_api_id, f".execute-api.{region}.amazonaws.com/{stage}/webhooks/{{provider}}"
     )
 
 
-def _cloudwatch_account_role(settings: Settings, account: AccountContext) -> aws.apigateway.Account:
+def _cloudwatch_account_role(
+    owner: Component, settings: Settings, account: AccountContext
+) -> aws.apigateway.Account:
     # API Gateway writes access logs with one role per account and region. AWS's managed
     # policy is the documented one; it is shared by every API in the account, so it cannot
     # be scoped to this stack's log group. Set manageApiGatewayAccount=false when the
@@ -127,22 +96,23 @@ def _cloudwatch_account_role(settings: Settings, account: AccountContext) -> aws
         "apigateway-cloudwatch-role",
         name=f"{settings.prefix}-apigateway-cloudwatch",
         assume_role_policy=json.dumps(policies.APIGATEWAY_ASSUME_ROLE),
-        tags=settings.tags,
+        opts=owner.child(),
     )
     attachment = aws.iam.RolePolicyAttachment(
         "apigateway-cloudwatch-logs",
         role=role.name,
         policy_arn=account.partition.apply(lambda p: f"arn:{p}:{APIGATEWAY_LOGS_POLICY}"),
+        opts=owner.child(),
     )
     return aws.apigateway.Account(
         "apigateway-account",
         cloudwatch_role_arn=role.arn,
-        opts=pulumi.ResourceOptions(depends_on=[attachment]),
+        opts=owner.child(depends_on=[attachment]),
     )
 
 
 def _custom_domain(
-    settings: Settings, rest_api: aws.apigateway.RestApi, stage: aws.apigateway.Stage
+    owner: Component, settings: Settings, rest_api: aws.apigateway.RestApi, stage: aws.apigateway.Stage
 ) -> Optional[aws.apigateway.DomainName]:
     """The optional custom domain: the URLs providers hold then survive re-creating the API."""
     if settings.custom_domain is None:
@@ -153,18 +123,19 @@ def _custom_domain(
         regional_certificate_arn=settings.custom_domain_certificate_arn,
         endpoint_configuration={"types": "REGIONAL"},
         security_policy="TLS_1_2",
-        tags=settings.tags,
+        opts=owner.child(),
     )
     aws.apigateway.BasePathMapping(
         "webhooks-domain-mapping",
         rest_api=rest_api.id,
         stage_name=stage.stage_name,
         domain_name=domain.domain_name,
+        opts=owner.child(),
     )
     return domain
 
 
-def _usage_metric_filters(access_log_group: aws.cloudwatch.LogGroup) -> None:
+def _usage_metric_filters(owner: Component, access_log_group: aws.cloudwatch.LogGroup) -> None:
     """Per-key usage and quota refusals from the access log (`apiKeyId`, `status`,
     `errorType` = `$context.error.responseType`), each request counted as 1."""
     filters = {
@@ -189,10 +160,12 @@ def _usage_metric_filters(access_log_group: aws.cloudwatch.LogGroup) -> None:
                 "unit": "Count",
                 **metric,
             },
+            opts=owner.child(),
         )
 
 
 def _authorizer(
+    owner: Component,
     settings: Settings, rest_api: aws.apigateway.RestApi, authorizer: DeployedFunction
 ) -> aws.apigateway.Authorizer:
     """The REQUEST authorizer. With identity source `query` its answers are cached per
@@ -206,6 +179,7 @@ def _authorizer(
         authorizer_uri=authorizer.function.invoke_arn,
         identity_source=f"method.request.querystring.{API_KEY_QUERY_PARAMETER}" if cached else "",
         authorizer_result_ttl_in_seconds=AUTHORIZER_CACHE_SECONDS if cached else 0,
+        opts=owner.child(),
     )
     aws.lambda_.Permission(
         "authorizer-invoke-from-api",
@@ -213,11 +187,12 @@ def _authorizer(
         function=authorizer.function.name,
         principal="apigateway.amazonaws.com",
         source_arn=pulumi.Output.concat(rest_api.execution_arn, "/authorizers/", wired.id),
+        opts=owner.child(),
     )
     return wired
 
 
-def _api_keys(settings: Settings) -> dict[str, aws.apigateway.ApiKey]:
+def _api_keys(owner: Component, settings: Settings) -> dict[str, aws.apigateway.ApiKey]:
     """One key per provider (so a flood on one cannot use up another's quota, and usage shows
     per provider), or one shared key. API Gateway generates the values."""
     if not settings.api_key_per_provider:
@@ -226,7 +201,7 @@ def _api_keys(settings: Settings) -> dict[str, aws.apigateway.ApiKey]:
             name=f"{settings.prefix}-webhooks",
             description="payhook webhook senders (one key shared by every provider)",
             enabled=True,
-            tags=settings.tags,
+            opts=owner.child(),
         )
         return {p: shared for p in PROVIDERS}
     return {
@@ -235,171 +210,229 @@ def _api_keys(settings: Settings) -> dict[str, aws.apigateway.ApiKey]:
             name=f"{settings.prefix}-{p}",
             description=f"payhook: {p}'s webhook deliveries (?key= in the registered URL)",
             enabled=True,
-            tags=settings.tags,
+            opts=owner.child(),
         )
         for p in PROVIDERS
     }
 
 
-def create(
-    settings: Settings,
-    account: AccountContext,
-    validator: DeployedFunction,
-    authorizer: DeployedFunction,
-) -> Api:
-    account_settings: Optional[aws.apigateway.Account] = None
-    if settings.manage_apigateway_account:
-        account_settings = _cloudwatch_account_role(settings, account)
+class Api(Component):
+    """The REST API, its authorizer, keys, usage plan, stage, log groups and optional custom
+    domain."""
 
-    rest_api = aws.apigateway.RestApi(
-        "webhooks-api",
-        name=settings.api_name,
-        description="payhook: payment provider webhooks",
-        endpoint_configuration={"types": "REGIONAL"},
-        # The authorizer says which key a request carries (`usageIdentifierKey`).
-        api_key_source="AUTHORIZER",
-        tags=settings.tags,
-    )
-    webhooks = aws.apigateway.Resource(
-        "webhooks-resource",
-        rest_api=rest_api.id,
-        parent_id=rest_api.root_resource_id,
-        path_part="webhooks",
-    )
-    provider = aws.apigateway.Resource(
-        "provider-resource",
-        rest_api=rest_api.id,
-        parent_id=webhooks.id,
-        path_part="{provider}",
-    )
-    key_authorizer = (
-        _authorizer(settings, rest_api, authorizer) if settings.api_key_required else None
-    )
-    method = aws.apigateway.Method(
-        "webhook-post",
-        rest_api=rest_api.id,
-        resource_id=provider.id,
-        http_method="POST",
-        authorization="CUSTOM" if key_authorizer else "NONE",
-        authorizer_id=key_authorizer.id if key_authorizer else None,
-        api_key_required=settings.api_key_required,
-        request_parameters={"method.request.path.provider": True},
-    )
-    integration = aws.apigateway.Integration(
-        "webhook-post-validator",
-        rest_api=rest_api.id,
-        resource_id=provider.id,
-        http_method=method.http_method,
-        type="AWS_PROXY",
-        integration_http_method="POST",
-        uri=validator.function.invoke_arn,
-    )
-    aws.lambda_.Permission(
-        "validator-invoke-from-api",
-        action="lambda:InvokeFunction",
-        function=validator.function.name,
-        principal="apigateway.amazonaws.com",
-        source_arn=rest_api.execution_arn.apply(
-            lambda arn: f"{arn}/{settings.stage}/POST/webhooks/*"
-        ),
-    )
-    deployment = aws.apigateway.Deployment(
-        "webhooks-deployment",
-        rest_api=rest_api.id,
-        description="payhook webhooks",
-        # A new deployment whenever the route or its integration changes.
-        triggers={
-            "redeployment": pulumi.Output.all(
-                webhooks.id,
-                provider.id,
-                method.id,
-                method.api_key_required,
-                method.authorization,
-                key_authorizer.id if key_authorizer else "",
-                settings.api_key_identity_source,
-                integration.id,
-                integration.uri,
-            ).apply(lambda parts: hashlib.sha256(json.dumps(parts).encode()).hexdigest())
-        },
-        opts=pulumi.ResourceOptions(depends_on=[method, integration]),
-    )
-    access_log_group = aws.cloudwatch.LogGroup(
-        "api-access-logs",
-        name=settings.api_access_log_group_name,
-        retention_in_days=LOG_RETENTION_DAYS,
-        tags=settings.tags,
-    )
-    _usage_metric_filters(access_log_group)
-    # API Gateway creates its execution log group on first use, kept forever; owning it keeps
-    # it 7 days like every other log group.
-    execution_log_group = aws.cloudwatch.LogGroup(
-        "api-execution-logs",
-        name=rest_api.id.apply(lambda i: f"API-Gateway-Execution-Logs_{i}/{settings.stage}"),
-        retention_in_days=LOG_RETENTION_DAYS,
-        tags=settings.tags,
-    )
-    stage = aws.apigateway.Stage(
-        "webhooks-stage",
-        rest_api=rest_api.id,
-        deployment=deployment.id,
-        stage_name=settings.stage,
-        xray_tracing_enabled=True,
-        access_log_settings={
-            "destination_arn": access_log_group.arn,
-            "format": ACCESS_LOG_FORMAT,
-        },
-        tags=settings.tags,
-        opts=pulumi.ResourceOptions(
-            depends_on=[execution_log_group]
-            + ([account_settings] if account_settings is not None else [])
-        ),
-    )
-    aws.apigateway.MethodSettings(
-        "webhooks-stage-settings",
-        rest_api=rest_api.id,
-        stage_name=stage.stage_name,
-        method_path="*/*",
-        settings={
-            "logging_level": "ERROR",
-            "data_trace_enabled": False,
-            "metrics_enabled": False,
-            # Stage-wide limits too, so they hold even when apiKeyRequired is false.
-            "throttling_rate_limit": settings.api_rate_limit,
-            "throttling_burst_limit": settings.api_burst_limit,
-        },
-    )
-    api_keys = _api_keys(settings)
-    usage_plan = aws.apigateway.UsagePlan(
-        "webhooks-usage-plan",
-        name=f"{settings.prefix}-webhooks",
-        description="payhook: daily quota and throttling per key (one key per provider)",
-        api_stages=[{"api_id": rest_api.id, "stage": stage.stage_name}],
-        quota_settings={"limit": settings.api_quota_per_day, "period": "DAY"},
-        throttle_settings={
-            "rate_limit": settings.api_rate_limit,
-            "burst_limit": settings.api_burst_limit,
-        },
-        tags=settings.tags,
-    )
-    for name, key in {
-        (SHARED_KEY if not settings.api_key_per_provider else p): k for p, k in api_keys.items()
-    }.items():
-        aws.apigateway.UsagePlanKey(
-            f"{name}-usage-plan-key",
-            key_id=key.id,
-            key_type="API_KEY",
-            usage_plan_id=usage_plan.id,
+    TYPE = "payhook:api:Api"
+
+    #: Each provider's key; with `apiKeyPerProvider=false` the same shared key for all.
+    api_keys: dict[str, aws.apigateway.ApiKey]
+    #: `https://{id}.execute-api.{region}.amazonaws.com/{stage}/webhooks/{provider}`, or
+    #: `https://{customDomain}/webhooks/{provider}` with a custom domain.
+    endpoint: pulumi.Output[str]
+    #: The custom domain, when one is configured (point DNS at its `regional_domain_name`).
+    custom_domain: Optional[aws.apigateway.DomainName]
+
+    def __init__(
+        self,
+        settings: Settings,
+        account: AccountContext,
+        validator: DeployedFunction,
+        authorizer: DeployedFunction,
+    ) -> None:
+        super().__init__("api", settings)
+        account_settings: Optional[aws.apigateway.Account] = None
+        if settings.manage_apigateway_account:
+            account_settings = _cloudwatch_account_role(self, settings, account)
+        self.rest_api = aws.apigateway.RestApi(
+            "webhooks-api",
+            name=settings.api_name,
+            description="payhook: payment provider webhooks",
+            endpoint_configuration={"types": "REGIONAL"},
+            # The authorizer says which key a request carries (`usageIdentifierKey`).
+            api_key_source="AUTHORIZER",
+            opts=self.child(),
         )
-    endpoint = endpoint_url(rest_api.id, settings.region, settings.stage)
-    custom = _custom_domain(settings, rest_api, stage)
-    if custom is not None:
-        endpoint = pulumi.Output.from_input(f"https://{settings.custom_domain}/webhooks/{{provider}}")
-    return Api(
-        rest_api=rest_api,
-        stage=stage,
-        api_keys=api_keys,
-        usage_plan=usage_plan,
-        access_log_group=access_log_group,
-        endpoint=endpoint,
-        custom_domain=custom,
-    )
+        deployment = self._route(validator, authorizer)
+        self.access_log_group = aws.cloudwatch.LogGroup(
+            "api-access-logs",
+            name=settings.api_access_log_group_name,
+            retention_in_days=LOG_RETENTION_DAYS,
+            opts=self.child(),
+        )
+        _usage_metric_filters(self, self.access_log_group)
+        self.stage = self._stage(deployment, account_settings)
+        self.api_keys = _api_keys(self, settings)
+        self.usage_plan = self._usage_plan()
+        self.endpoint = endpoint_url(self.rest_api.id, settings.region, settings.stage)
+        self.custom_domain = _custom_domain(self, settings, self.rest_api, self.stage)
+        if self.custom_domain is not None:
+            self.endpoint = pulumi.Output.from_input(
+                f"https://{settings.custom_domain}/webhooks/{{provider}}"
+            )
+        self.register_outputs({"rest_api_id": self.rest_api.id, "endpoint": self.endpoint})
+
+    def provider_endpoint(self, provider: str) -> pulumi.Output[str]:
+        return self.endpoint.apply(lambda url: url.replace("{provider}", provider))
+
+    def key_ids(self) -> dict[str, pulumi.Output[str]]:
+        """The key ids by provider, or `{"shared": id}` when one key is shared."""
+        distinct = {id(k) for k in self.api_keys.values()}
+        if len(distinct) == 1 and len(self.api_keys) > 1:
+            return {SHARED_KEY: next(iter(self.api_keys.values())).id}
+        return {p: k.id for p, k in self.api_keys.items()}
+
+    def registered_url(self, provider: str) -> pulumi.Output[str]:
+        """The URL to give `provider`: its endpoint with its key as `?key=` (a secret)."""
+        return pulumi.Output.secret(
+            pulumi.Output.all(self.provider_endpoint(provider), self.api_keys[provider].value).apply(
+                lambda parts: with_key(parts[0], parts[1])
+            )
+        )
+
+    def _route(
+        self, validator: DeployedFunction, authorizer: DeployedFunction
+    ) -> aws.apigateway.Deployment:
+        """`POST /webhooks/{provider}` → the validator, behind the authorizer; its deployment."""
+        settings, rest_api = self.settings, self.rest_api
+        webhooks = aws.apigateway.Resource(
+            "webhooks-resource",
+            rest_api=rest_api.id,
+            parent_id=rest_api.root_resource_id,
+            path_part="webhooks",
+            opts=self.child(),
+        )
+        provider = aws.apigateway.Resource(
+            "provider-resource",
+            rest_api=rest_api.id,
+            parent_id=webhooks.id,
+            path_part="{provider}",
+            opts=self.child(),
+        )
+        key_authorizer = (
+            _authorizer(self, settings, rest_api, authorizer) if settings.api_key_required else None
+        )
+        method = aws.apigateway.Method(
+            "webhook-post",
+            rest_api=rest_api.id,
+            resource_id=provider.id,
+            http_method="POST",
+            authorization="CUSTOM" if key_authorizer else "NONE",
+            authorizer_id=key_authorizer.id if key_authorizer else None,
+            api_key_required=settings.api_key_required,
+            request_parameters={"method.request.path.provider": True},
+            opts=self.child(),
+        )
+        integration = aws.apigateway.Integration(
+            "webhook-post-validator",
+            rest_api=rest_api.id,
+            resource_id=provider.id,
+            http_method=method.http_method,
+            type="AWS_PROXY",
+            integration_http_method="POST",
+            uri=validator.function.invoke_arn,
+            opts=self.child(),
+        )
+        aws.lambda_.Permission(
+            "validator-invoke-from-api",
+            action="lambda:InvokeFunction",
+            function=validator.function.name,
+            principal="apigateway.amazonaws.com",
+            source_arn=rest_api.execution_arn.apply(
+                lambda arn: f"{arn}/{settings.stage}/POST/webhooks/*"
+            ),
+            opts=self.child(),
+        )
+        return aws.apigateway.Deployment(
+            "webhooks-deployment",
+            rest_api=rest_api.id,
+            description="payhook webhooks",
+            # A new deployment whenever the route or its integration changes.
+            triggers={
+                "redeployment": pulumi.Output.all(
+                    webhooks.id,
+                    provider.id,
+                    method.id,
+                    method.api_key_required,
+                    method.authorization,
+                    key_authorizer.id if key_authorizer else "",
+                    settings.api_key_identity_source,
+                    integration.id,
+                    integration.uri,
+                ).apply(lambda parts: hashlib.sha256(json.dumps(parts).encode()).hexdigest())
+            },
+            opts=self.child(depends_on=[method, integration]),
+        )
+
+    def _stage(
+        self,
+        deployment: aws.apigateway.Deployment,
+        account_settings: Optional[aws.apigateway.Account],
+    ) -> aws.apigateway.Stage:
+        """The stage (X-Ray, access logs), its execution log group and method settings."""
+        settings, rest_api = self.settings, self.rest_api
+        # API Gateway creates its execution log group on first use, kept forever; owning it
+        # keeps it 7 days like every other log group.
+        execution_log_group = aws.cloudwatch.LogGroup(
+            "api-execution-logs",
+            name=rest_api.id.apply(lambda i: f"API-Gateway-Execution-Logs_{i}/{settings.stage}"),
+            retention_in_days=LOG_RETENTION_DAYS,
+            opts=self.child(),
+        )
+        stage = aws.apigateway.Stage(
+            "webhooks-stage",
+            rest_api=rest_api.id,
+            deployment=deployment.id,
+            stage_name=settings.stage,
+            xray_tracing_enabled=True,
+            access_log_settings={
+                "destination_arn": self.access_log_group.arn,
+                "format": ACCESS_LOG_FORMAT,
+            },
+            opts=self.child(
+                depends_on=[execution_log_group]
+                + ([account_settings] if account_settings is not None else [])
+            ),
+        )
+        aws.apigateway.MethodSettings(
+            "webhooks-stage-settings",
+            rest_api=rest_api.id,
+            stage_name=stage.stage_name,
+            method_path="*/*",
+            settings={
+                "logging_level": "ERROR",
+                "data_trace_enabled": False,
+                "metrics_enabled": False,
+                # Stage-wide limits too, so they hold even when apiKeyRequired is false.
+                "throttling_rate_limit": settings.api_rate_limit,
+                "throttling_burst_limit": settings.api_burst_limit,
+            },
+            opts=self.child(),
+        )
+        return stage
+
+    def _usage_plan(self) -> aws.apigateway.UsagePlan:
+        """The daily quota, rate and burst per key, and the keys in it."""
+        settings = self.settings
+        usage_plan = aws.apigateway.UsagePlan(
+            "webhooks-usage-plan",
+            name=f"{settings.prefix}-webhooks",
+            description="payhook: daily quota and throttling per key (one key per provider)",
+            api_stages=[{"api_id": self.rest_api.id, "stage": self.stage.stage_name}],
+            quota_settings={"limit": settings.api_quota_per_day, "period": "DAY"},
+            throttle_settings={
+                "rate_limit": settings.api_rate_limit,
+                "burst_limit": settings.api_burst_limit,
+            },
+            opts=self.child(),
+        )
+        keys = {
+            (SHARED_KEY if not settings.api_key_per_provider else p): k
+            for p, k in self.api_keys.items()
+        }
+        for name, key in keys.items():
+            aws.apigateway.UsagePlanKey(
+                f"{name}-usage-plan-key",
+                key_id=key.id,
+                key_type="API_KEY",
+                usage_plan_id=usage_plan.id,
+                opts=self.child(),
+            )
+        return usage_plan

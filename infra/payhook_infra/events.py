@@ -1,4 +1,5 @@
-"""EventBridge: the `payment-events` bus, its archive, and the rules from `rules/*.json`.
+"""EventBridge: the `payment-events` bus, its policy, its archive, and the rules from
+`rules/*.json`.
 
 Each target is a function with an input transformer that hands it the matched rule's name
 alongside the full event, a retry policy and the target DLQ, all as the rule file says.
@@ -8,15 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Sequence
 
 import pulumi
 import pulumi_aws as aws
 
 from . import policies
+from .components import Component
 from .definitions import RuleDefinition
-from .functions import DeployedFunction
+from .functions import Functions
 from .queues import Queues
-from .settings import Settings
+from .settings import PROVIDERS, Settings
 
 #: The event processor records the matched rule from `rule`.
 TARGET_INPUT_TEMPLATE = '{"rule": "<aws.events.rule-name>", "event": <aws.events.event.json>}'
@@ -29,45 +32,72 @@ class DeployedRule:
     targets: tuple[aws.cloudwatch.EventTarget, ...]
 
 
-def create_bus(settings: Settings) -> aws.cloudwatch.EventBus:
-    return aws.cloudwatch.EventBus(
-        "payment-events",
-        name=settings.event_bus_name,
-        description="payhook: normalised payment events (PaymentEvent in detail)",
-        tags=settings.tags,
-    )
+class Events(Component):
+    """The bus is created first (the processors publish to it); `route` adds the archive, the
+    rules with their targets, and the bus policy once the functions exist."""
 
+    TYPE = "payhook:events:Events"
 
-def create_routing(
-    settings: Settings,
-    bus: aws.cloudwatch.EventBus,
-    rules: list[RuleDefinition],
-    functions: dict[str, DeployedFunction],
-    queues: Queues,
-) -> list[DeployedRule]:
-    aws.cloudwatch.EventArchive(
-        "payment-events-archive",
-        # Archive names are at most 48 characters.
-        name=f"{settings.prefix}-payment-events"[:48],
-        description="Every payment event, for `aws events start-replay`",
-        event_source_arn=bus.arn,
-        retention_days=settings.archive_retention_days,
-    )
+    def __init__(self, settings: Settings) -> None:
+        super().__init__("events", settings)
+        self.bus = aws.cloudwatch.EventBus(
+            "payment-events",
+            name=settings.event_bus_name,
+            description="payhook: normalised payment events (PaymentEvent in detail)",
+            opts=self.child(),
+        )
+        self.rules: list[DeployedRule] = []
 
-    deployed: list[DeployedRule] = []
-    for definition in rules:
+    def route(
+        self, rules: Sequence[RuleDefinition], functions: Functions, queues: Queues
+    ) -> list[DeployedRule]:
+        """The archive, the rules and their targets, and the bus policy."""
+        self._admit_only_processors(functions)
+        aws.cloudwatch.EventArchive(
+            "payment-events-archive",
+            # Archive names are at most 48 characters.
+            name=f"{self.settings.prefix}-payment-events"[:48],
+            description="Every payment event, for `aws events start-replay`",
+            event_source_arn=self.bus.arn,
+            retention_days=self.settings.archive_retention_days,
+            opts=self.child(),
+        )
+        self.rules = [self._rule(d, functions, queues) for d in rules]
+        if not self.rules:
+            pulumi.log.warn("rules/ holds no rule files: nothing routes events to the event processor")
+        self.register_outputs(
+            {"event_bus_name": self.bus.name, "rule_names": [r.definition.name for r in self.rules]}
+        )
+        return self.rules
+
+    def _admit_only_processors(self, functions: Functions) -> aws.cloudwatch.EventBusPolicy:
+        return aws.cloudwatch.EventBusPolicy(
+            "payment-events-policy",
+            event_bus_name=self.bus.name,
+            policy=pulumi.Output.all(
+                self.bus.arn, *(functions.processor(p).role.arn for p in PROVIDERS)
+            ).apply(
+                lambda a: json.dumps(
+                    policies.event_bus_policy(event_bus_arn=a[0], publisher_role_arns=a[1:])
+                )
+            ),
+            opts=self.child(),
+        )
+
+    def _rule(
+        self, definition: RuleDefinition, functions: Functions, queues: Queues
+    ) -> DeployedRule:
         rule = aws.cloudwatch.EventRule(
             f"rule-{definition.name}",
             name=definition.name,
             description=definition.description,
-            event_bus_name=bus.name,
+            event_bus_name=self.bus.name,
             event_pattern=json.dumps(definition.event_pattern),
             state=definition.state,
-            tags=settings.tags,
+            opts=self.child(),
         )
         targets = []
         for target in definition.targets:
-            function = functions[target.function]
             retry_policy = None
             if target.maximum_retry_attempts is not None:
                 retry_policy = {
@@ -81,12 +111,13 @@ def create_routing(
                 aws.cloudwatch.EventTarget(
                     f"rule-{definition.name}-{target.id}",
                     rule=rule.name,
-                    event_bus_name=bus.name,
+                    event_bus_name=self.bus.name,
                     target_id=target.id,
-                    arn=function.function.arn,
+                    arn=functions[target.function].function.arn,
                     input_transformer={"input_template": TARGET_INPUT_TEMPLATE},
                     retry_policy=retry_policy,
                     dead_letter_config=dead_letter_config,
+                    opts=self.child(),
                 )
             )
         for function_name in sorted({t.function for t in definition.targets}):
@@ -96,17 +127,6 @@ def create_routing(
                 function=functions[function_name].function.name,
                 principal="events.amazonaws.com",
                 source_arn=rule.arn,
+                opts=self.child(),
             )
-        deployed.append(DeployedRule(definition, rule, tuple(targets)))
-
-    if not deployed:
-        pulumi.log.warn("rules/ holds no rule files: nothing routes events to the event processor")
-        return deployed
-    aws.sqs.QueuePolicy(
-        "events-dlq-policy",
-        queue_url=queues.events_dlq.url,
-        policy=pulumi.Output.all(queues.events_dlq.arn, *(d.rule.arn for d in deployed)).apply(
-            lambda arns: json.dumps(policies.events_dlq_queue_policy(arns[0], arns[1:]))
-        ),
-    )
-    return deployed
+        return DeployedRule(definition, rule, tuple(targets))

@@ -16,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from . import policies
+from .components import Component
 from .queues import Queues
 from .settings import (
     AUTHORIZER,
@@ -194,121 +195,148 @@ def _code(settings: Settings, spec: FunctionSpec) -> pulumi.Archive:
     return pulumi.FileArchive(str(path))
 
 
-def _deploy(
-    settings: Settings,
-    spec: FunctionSpec,
-    policy_document: Any,
-    env: Mapping[str, Any],
-    reserved_concurrency: int = -1,
-) -> DeployedFunction:
-    """One function with its own log group (7 days) and its own role holding only `policy`."""
-    name = settings.function_name(spec.name)
-    log_group = aws.cloudwatch.LogGroup(
-        f"{spec.name}-logs",
-        name=settings.log_group_name(spec.name),
-        retention_in_days=LOG_RETENTION_DAYS,
-        tags=settings.tags,
-    )
-    role = aws.iam.Role(
-        f"{spec.name}-role",
-        name=f"{name}-role",
-        assume_role_policy=json.dumps(policies.LAMBDA_ASSUME_ROLE),
-        description=f"Execution role of {name}: least privilege, see infra/payhook_infra/policies.py",
-        tags=settings.tags,
-    )
-    policy = aws.iam.RolePolicy(
-        f"{spec.name}-policy",
-        name=f"{name}-policy",
-        role=role.id,
-        policy=policy_document(log_group),
-    )
-    function = aws.lambda_.Function(
-        spec.name,
-        name=name,
-        description=f"payhook {spec.name} ({spec.binary})",
-        role=role.arn,
-        runtime=LAMBDA_RUNTIME,
-        handler=LAMBDA_HANDLER,
-        architectures=[LAMBDA_ARCHITECTURE],
-        memory_size=LAMBDA_MEMORY_MB,
-        timeout=LAMBDA_TIMEOUT_SECONDS,
-        code=_code(settings, spec),
-        tracing_config={"mode": "Active"},
-        logging_config={"log_format": "JSON", "log_group": log_group.name},
-        environment={"variables": dict(env)},
-        reserved_concurrent_executions=reserved_concurrency,
-        tags=settings.tags,
-        # Lambda checks the role can write traces and logs when the function is created.
-        opts=pulumi.ResourceOptions(depends_on=[policy, log_group]),
-    )
-    return DeployedFunction(spec, name, log_group, role, policy, function)
+class Functions(Component):
+    """The pipeline's functions and the authorizer, each with its own log group (7 days) and
+    its own role; the queues' event source mappings and the event processor's asynchronous
+    failure destination."""
 
+    TYPE = "payhook:functions:Functions"
 
-def create_authorizer(settings: Settings) -> DeployedFunction:
-    """The API key authorizer: its role may write its logs and traces, nothing else."""
-    return _deploy(
-        settings,
-        AUTHORIZER,
-        lambda log_group: log_group.arn.apply(
-            lambda arn: json.dumps(policies.authorizer(log_group_arn=arn))
-        ),
-        authorizer_environment(),
-    )
-
-
-def create(
-    settings: Settings,
-    account: AccountContext,
-    queues: Queues,
-    table: aws.dynamodb.Table,
-    event_bus: aws.cloudwatch.EventBus,
-) -> dict[str, DeployedFunction]:
-    deployed: dict[str, DeployedFunction] = {}
-    queue_urls = {p: queues.by_provider[p].queue.url for p in PROVIDERS}
-    for spec in FUNCTIONS:
-        deployed[spec.name] = _deploy(
-            settings,
-            spec,
-            lambda log_group, spec=spec: _policy_document(
-                settings, spec, account, queues, table, event_bus, log_group
-            ),
-            environment(
-                settings,
+    def __init__(
+        self,
+        settings: Settings,
+        account: AccountContext,
+        queues: Queues,
+        table: aws.dynamodb.Table,
+        event_bus: aws.cloudwatch.EventBus,
+    ) -> None:
+        super().__init__("functions", settings)
+        self.deployed: dict[str, DeployedFunction] = {}
+        queue_urls = {p: queues.by_provider[p].queue.url for p in PROVIDERS}
+        for spec in FUNCTIONS:
+            self.deployed[spec.name] = self._deploy(
                 spec,
-                table_name=settings.table_name,
-                queue_urls=queue_urls,
-                event_bus_name=event_bus.name,
+                lambda log_group, spec=spec: _policy_document(
+                    settings, spec, account, queues, table, event_bus, log_group
+                ),
+                environment(
+                    settings,
+                    spec,
+                    table_name=settings.table_name,
+                    queue_urls=queue_urls,
+                    event_bus_name=event_bus.name,
+                ),
+                # The validator's own share of the account's concurrency: a backlog drain or
+                # another workload cannot starve ingestion.
+                settings.validator_reserved_concurrency if spec.is_validator else -1,
+            )
+        #: The API key authorizer: its role may write its logs and traces, nothing else.
+        self.authorizer = self._deploy(
+            AUTHORIZER,
+            lambda log_group: log_group.arn.apply(
+                lambda arn: json.dumps(policies.authorizer(log_group_arn=arn))
             ),
-            # The validator's own share of the account's concurrency: a backlog drain or
-            # another workload cannot starve ingestion.
-            settings.validator_reserved_concurrency if spec.is_validator else -1,
+            authorizer_environment(),
+        )
+        self._event_sources(queues)
+        self.register_outputs(
+            {
+                "function_names": {
+                    **{name: d.function.name for name, d in self.deployed.items()},
+                    AUTHORIZER.name: self.authorizer.function.name,
+                }
+            }
         )
 
-    for provider in PROVIDERS:
-        processor = deployed[f"{provider}-processor"]
-        aws.lambda_.EventSourceMapping(
-            f"{provider}-queue-to-processor",
-            event_source_arn=queues.by_provider[provider].queue.arn,
-            function_name=processor.function.arn,
-            batch_size=SQS_BATCH_SIZE,
-            function_response_types=["ReportBatchItemFailures"],
-            enabled=True,
-            # A backlog is drained by at most this many invocations per queue.
-            scaling_config={"maximum_concurrency": settings.processor_max_concurrency},
-            # Lambda checks the role can read the queue when the mapping is created.
-            opts=pulumi.ResourceOptions(depends_on=[processor.policy]),
-        )
+    def __getitem__(self, name: str) -> DeployedFunction:
+        return self.deployed[name]
 
-    event_processor = deployed["event-processor"]
-    # EventBridge's retry policy and target DLQ cover delivery to Lambda; once Lambda has
-    # accepted the asynchronous invocation, function errors are retried by Lambda and
-    # then sent here instead of being dropped.
-    aws.lambda_.FunctionEventInvokeConfig(
-        "event-processor-async",
-        function_name=event_processor.function.name,
-        maximum_retry_attempts=EVENT_PROCESSOR_ASYNC_RETRIES,
-        maximum_event_age_in_seconds=EVENT_PROCESSOR_ASYNC_MAX_AGE_SECONDS,
-        destination_config={"on_failure": {"destination": queues.events_dlq.arn}},
-        opts=pulumi.ResourceOptions(depends_on=[event_processor.policy]),
-    )
-    return deployed
+    @property
+    def validator(self) -> DeployedFunction:
+        return self.deployed["webhook-validator"]
+
+    @property
+    def event_processor(self) -> DeployedFunction:
+        return self.deployed["event-processor"]
+
+    def processor(self, provider: str) -> DeployedFunction:
+        return self.deployed[f"{provider}-processor"]
+
+    def _deploy(
+        self,
+        spec: FunctionSpec,
+        policy_document: Any,
+        env: Mapping[str, Any],
+        reserved_concurrency: int = -1,
+    ) -> DeployedFunction:
+        """One function with its own log group (7 days) and its own role holding only
+        `policy`."""
+        settings = self.settings
+        name = settings.function_name(spec.name)
+        log_group = aws.cloudwatch.LogGroup(
+            f"{spec.name}-logs",
+            name=settings.log_group_name(spec.name),
+            retention_in_days=LOG_RETENTION_DAYS,
+            opts=self.child(),
+        )
+        role = aws.iam.Role(
+            f"{spec.name}-role",
+            name=f"{name}-role",
+            assume_role_policy=json.dumps(policies.LAMBDA_ASSUME_ROLE),
+            description=f"Execution role of {name}: least privilege, see infra/payhook_infra/policies.py",
+            opts=self.child(),
+        )
+        policy = aws.iam.RolePolicy(
+            f"{spec.name}-policy",
+            name=f"{name}-policy",
+            role=role.id,
+            policy=policy_document(log_group),
+            opts=self.child(),
+        )
+        function = aws.lambda_.Function(
+            spec.name,
+            name=name,
+            description=f"payhook {spec.name} ({spec.binary})",
+            role=role.arn,
+            runtime=LAMBDA_RUNTIME,
+            handler=LAMBDA_HANDLER,
+            architectures=[LAMBDA_ARCHITECTURE],
+            memory_size=LAMBDA_MEMORY_MB,
+            timeout=LAMBDA_TIMEOUT_SECONDS,
+            code=_code(settings, spec),
+            tracing_config={"mode": "Active"},
+            logging_config={"log_format": "JSON", "log_group": log_group.name},
+            environment={"variables": dict(env)},
+            reserved_concurrent_executions=reserved_concurrency,
+            # Lambda checks the role can write traces and logs when the function is created.
+            opts=self.child(depends_on=[policy, log_group]),
+        )
+        return DeployedFunction(spec, name, log_group, role, policy, function)
+
+    def _event_sources(self, queues: Queues) -> None:
+        for provider in PROVIDERS:
+            processor = self.processor(provider)
+            aws.lambda_.EventSourceMapping(
+                f"{provider}-queue-to-processor",
+                event_source_arn=queues.by_provider[provider].queue.arn,
+                function_name=processor.function.arn,
+                batch_size=SQS_BATCH_SIZE,
+                function_response_types=["ReportBatchItemFailures"],
+                enabled=True,
+                # A backlog is drained by at most this many invocations per queue.
+                scaling_config={"maximum_concurrency": self.settings.processor_max_concurrency},
+                # Lambda checks the role can read the queue when the mapping is created.
+                opts=self.child(depends_on=[processor.policy]),
+            )
+
+        # EventBridge's retry policy and target DLQ cover delivery to Lambda; once Lambda has
+        # accepted the asynchronous invocation, function errors are retried by Lambda and
+        # then sent here instead of being dropped.
+        aws.lambda_.FunctionEventInvokeConfig(
+            "event-processor-async",
+            function_name=self.event_processor.function.name,
+            maximum_retry_attempts=EVENT_PROCESSOR_ASYNC_RETRIES,
+            maximum_event_age_in_seconds=EVENT_PROCESSOR_ASYNC_MAX_AGE_SECONDS,
+            destination_config={"on_failure": {"destination": queues.events_dlq.arn}},
+            opts=self.child(depends_on=[self.event_processor.policy]),
+        )

@@ -11,6 +11,7 @@ import pulumi
 import pulumi_aws as aws
 
 from . import placeholders
+from .components import Component
 from .definitions import AlarmKind, DashboardDefinition, DefinitionError, render_alarm
 from .functions import AccountContext
 from .settings import FUNCTIONS, PROVIDERS, Settings, processor_for
@@ -154,55 +155,6 @@ def _topic_key_policy(account_id: str, partition: str) -> str:
     )
 
 
-def create_topic(settings: Settings, account: AccountContext) -> aws.sns.Topic:
-    """The alarm topic, encrypted at rest with a key of its own."""
-    key = aws.kms.Key(
-        "alarms-topic-key",
-        description=f"payhook {settings.stage}: the alarm topic's encryption key",
-        enable_key_rotation=True,
-        policy=pulumi.Output.all(account.account_id, account.partition).apply(
-            lambda a: _topic_key_policy(a[0], a[1])
-        ),
-        tags=settings.tags,
-    )
-    topic = aws.sns.Topic(
-        "alarms-topic",
-        name=f"{settings.prefix}-alarms",
-        display_name=f"payhook {settings.stage} alarms",
-        kms_master_key_id=key.arn,
-        tags=settings.tags,
-    )
-    if settings.alarm_email:
-        aws.sns.TopicSubscription(
-            "alarms-email",
-            topic=topic.arn,
-            protocol="email",
-            endpoint=settings.alarm_email,
-        )
-    return topic
-
-
-def create_alarms(
-    settings: Settings,
-    topic: aws.sns.Topic,
-    kinds: Sequence[AlarmKind],
-    rule_names: Sequence[str],
-) -> list[aws.cloudwatch.MetricAlarm]:
-    alarms = []
-    for kind, args in planned_alarms(settings, kinds, rule_names):
-        alarms.append(
-            aws.cloudwatch.MetricAlarm(
-                args["name"],
-                **args,
-                actions_enabled=True,
-                alarm_actions=[topic.arn],
-                ok_actions=[topic.arn],
-                tags={**settings.tags, "severity": kind.severity, "runbook": kind.runbook},
-            )
-        )
-    return alarms
-
-
 def dashboard_values(settings: Settings, dashboard_name: str) -> dict[str, str]:
     """Every string placeholder a dashboard may use (see dashboards/README.md)."""
     values = {
@@ -260,23 +212,92 @@ def dashboard_name(settings: Settings, definition: DashboardDefinition) -> str:
     return f"{settings.prefix}-{definition.stem}"
 
 
-def create_dashboards(
-    settings: Settings,
-    definitions: Sequence[DashboardDefinition],
-    alarms: Sequence[aws.cloudwatch.MetricAlarm],
-) -> dict[str, aws.cloudwatch.Dashboard]:
-    dashboards = {}
-    arns = pulumi.Output.all(*(a.arn for a in alarms))
-    for definition in definitions:
-        name = dashboard_name(settings, definition)
-        dashboards[name] = aws.cloudwatch.Dashboard(
-            f"dashboard-{definition.stem}",
-            dashboard_name=name,
-            dashboard_body=arns.apply(
-                lambda resolved, d=definition: dashboard_body(settings, d, resolved)
-            ),
+class Monitoring(Component):
+    """The alarm topic (encrypted with a key CloudWatch may use), its e-mail subscription, the
+    alarms and the dashboards."""
+
+    TYPE = "payhook:monitoring:Monitoring"
+
+    def __init__(
+        self,
+        settings: Settings,
+        account: AccountContext,
+        kinds: Sequence[AlarmKind],
+        rule_names: Sequence[str],
+        dashboards: Sequence[DashboardDefinition],
+    ) -> None:
+        super().__init__("monitoring", settings)
+        self.topic = self._topic(account)
+        self.alarms = self._alarms(kinds, rule_names)
+        self.dashboards = self._dashboards(dashboards)
+        self.register_outputs(
+            {"alarm_topic_arn": self.topic.arn, "dashboard_names": sorted(self.dashboards)}
         )
-    return dashboards
+
+    def _topic(self, account: AccountContext) -> aws.sns.Topic:
+        """The alarm topic, encrypted at rest with a key of its own."""
+        settings = self.settings
+        key = aws.kms.Key(
+            "alarms-topic-key",
+            description=f"payhook {settings.stage}: the alarm topic's encryption key",
+            enable_key_rotation=True,
+            policy=pulumi.Output.all(account.account_id, account.partition).apply(
+                lambda a: _topic_key_policy(a[0], a[1])
+            ),
+            opts=self.child(),
+        )
+        topic = aws.sns.Topic(
+            "alarms-topic",
+            name=f"{settings.prefix}-alarms",
+            display_name=f"payhook {settings.stage} alarms",
+            kms_master_key_id=key.arn,
+            opts=self.child(),
+        )
+        if settings.alarm_email:
+            aws.sns.TopicSubscription(
+                "alarms-email",
+                topic=topic.arn,
+                protocol="email",
+                endpoint=settings.alarm_email,
+                opts=self.child(),
+            )
+        return topic
+
+    def _alarms(
+        self, kinds: Sequence[AlarmKind], rule_names: Sequence[str]
+    ) -> list[aws.cloudwatch.MetricAlarm]:
+        alarms = []
+        for kind, args in planned_alarms(self.settings, kinds, rule_names):
+            alarms.append(
+                aws.cloudwatch.MetricAlarm(
+                    args["name"],
+                    **args,
+                    actions_enabled=True,
+                    alarm_actions=[self.topic.arn],
+                    ok_actions=[self.topic.arn],
+                    tags={"severity": kind.severity, "runbook": kind.runbook},
+                    opts=self.child(),
+                )
+            )
+        return alarms
+
+    def _dashboards(
+        self, definitions: Sequence[DashboardDefinition]
+    ) -> dict[str, aws.cloudwatch.Dashboard]:
+        settings = self.settings
+        dashboards = {}
+        arns = pulumi.Output.all(*(a.arn for a in self.alarms))
+        for definition in definitions:
+            name = dashboard_name(settings, definition)
+            dashboards[name] = aws.cloudwatch.Dashboard(
+                f"dashboard-{definition.stem}",
+                dashboard_name=name,
+                dashboard_body=arns.apply(
+                    lambda resolved, d=definition: dashboard_body(settings, d, resolved)
+                ),
+                opts=self.child(),
+            )
+        return dashboards
 
 
 def console_url(region: str, name: str) -> str:

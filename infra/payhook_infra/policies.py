@@ -164,11 +164,94 @@ def authorizer(*, log_group_arn: str) -> dict[str, Any]:
     return _document(own_logs(log_group_arn), xray())
 
 
-def events_dlq_queue_policy(queue_arn: str, rule_arns: Sequence[str]) -> dict[str, Any]:
-    """Lets EventBridge deliver failed events of this stack's rules (and only those)."""
+# Resource policies. Within the account, a role's identity policy is what grants it access;
+# these only narrow: each statement denies a data-plane action to every principal outside the
+# pipeline roles that need it. `aws:PrincipalArn` of a role's session is the role's ARN.
+# `BoolIfExists aws:PrincipalIsAWSService false` leaves AWS services calling as themselves (the
+# EventBridge target DLQ, an archive replay) out of the Deny: a service principal has no
+# `aws:PrincipalArn`, and a negated condition on a missing key is true. The control plane
+# (Get/SetQueueAttributes, PutPermission) is not denied, so whoever deploys can always change
+# the policy again.
+
+#: What moves a message along a queue (SendMessageBatch and DeleteMessageBatch are authorised as
+#: SendMessage and DeleteMessage).
+SQS_SEND = ("sqs:SendMessage",)
+SQS_CONSUME = ("sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage")
+#: Nothing in the pipeline empties a queue of payments; nobody may.
+SQS_PURGE = ("sqs:PurgeQueue",)
+
+
+def deny_unless(
+    sid: str, actions: Sequence[str], resource: str, principal_arns: Sequence[str]
+) -> dict[str, Any]:
+    """Deny `actions` on `resource` to every principal but `principal_arns` (IAM role or user
+    ARNs, `*` wildcards allowed) and AWS services acting as themselves. With no principal the
+    action is denied to every principal of every account."""
+    condition: dict[str, Any] = {"BoolIfExists": {"aws:PrincipalIsAWSService": "false"}}
+    if principal_arns:
+        condition["ArnNotLike"] = {"aws:PrincipalArn": sorted(set(principal_arns))}
+    return {
+        "Sid": sid,
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": sorted(actions) if len(actions) > 1 else actions[0],
+        "Resource": resource,
+        "Condition": condition,
+    }
+
+
+def provider_queue_policy(
+    *, queue_arn: str, validator_role_arn: str, processor_role_arn: str, redrive_arns: Sequence[str]
+) -> dict[str, Any]:
+    """A provider queue: only the validator (and a redrive, moving dead letters back) puts
+    messages on it, only that provider's processor (Lambda polls with the processor's role)
+    takes them off."""
     return {
         "Version": VERSION,
         "Statement": [
+            deny_unless(
+                "OnlyValidatorAndRedriveSend",
+                SQS_SEND,
+                queue_arn,
+                [validator_role_arn, *redrive_arns],
+            ),
+            deny_unless("OnlyProcessorConsumes", SQS_CONSUME, queue_arn, [processor_role_arn]),
+            deny_unless("NobodyPurges", SQS_PURGE, queue_arn, []),
+        ],
+    }
+
+
+def provider_dlq_policy(
+    *, dlq_arn: str, processor_role_arn: str, redrive_arns: Sequence[str]
+) -> dict[str, Any]:
+    """A provider's DLQ: SQS moves dead letters in itself (after `maxReceiveCount` receives by
+    the processor, whose role stays admitted in case that move is ever evaluated as the
+    consumer's); no principal sends to it, so nothing can be slipped in to be redriven as
+    verified. Only the redrive principals read and delete (`payhook dlq list|redrive`, SQS's
+    StartMessageMoveTask)."""
+    return {
+        "Version": VERSION,
+        "Statement": [
+            deny_unless("NobodySends", SQS_SEND, dlq_arn, [processor_role_arn]),
+            deny_unless("OnlyRedriveReads", SQS_CONSUME, dlq_arn, list(redrive_arns)),
+            deny_unless("NobodyPurges", SQS_PURGE, dlq_arn, []),
+        ],
+    }
+
+
+def events_dlq_queue_policy(
+    queue_arn: str,
+    rule_arns: Sequence[str],
+    *,
+    event_processor_role_arn: str,
+    redrive_arns: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The events DLQ: EventBridge delivers failed events of this stack's rules (and only
+    those); Lambda sends the event processor's exhausted asynchronous invocations with the
+    function's role; only the redrive principals read."""
+    statements: list[dict[str, Any]] = []
+    if rule_arns:
+        statements.append(
             {
                 "Sid": "EventBridgeTargetDeadLetters",
                 "Effect": "Allow",
@@ -177,5 +260,24 @@ def events_dlq_queue_policy(queue_arn: str, rule_arns: Sequence[str]) -> dict[st
                 "Resource": queue_arn,
                 "Condition": {"ArnEquals": {"aws:SourceArn": sorted(rule_arns)}},
             }
+        )
+    statements += [
+        deny_unless("OnlyEventProcessorSends", SQS_SEND, queue_arn, [event_processor_role_arn]),
+        deny_unless("OnlyRedriveReads", SQS_CONSUME, queue_arn, list(redrive_arns)),
+        deny_unless("NobodyPurges", SQS_PURGE, queue_arn, []),
+    ]
+    return {"Version": VERSION, "Statement": statements}
+
+
+def event_bus_policy(*, event_bus_arn: str, publisher_role_arns: Sequence[str]) -> dict[str, Any]:
+    """`payment-events`: only the provider processors put events on it (each only its own
+    source, by its identity policy), so no other principal can publish a "verified" payment.
+    EventBridge itself (an archive replay) is a service and not denied."""
+    return {
+        "Version": VERSION,
+        "Statement": [
+            deny_unless(
+                "OnlyProcessorsPublish", ["events:PutEvents"], event_bus_arn, publisher_role_arns
+            )
         ],
     }

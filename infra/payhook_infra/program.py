@@ -9,8 +9,14 @@ from typing import Any, Optional
 import pulumi
 import pulumi_aws as aws
 
-from . import api as api_module
-from . import definitions, events, functions, monitoring, queues, secrets, settings, storage
+from . import components, definitions, secrets, settings
+from .api import Api
+from .events import Events
+from .functions import AccountContext, Functions
+from .monitoring import Monitoring, console_url, planned_alarms
+from .queues import Queues
+from .secrets import Secrets
+from .storage import Storage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,11 +27,13 @@ class Stack:
     outputs: dict[str, Any]
     #: What `protectData` protects: the status table and the dead-letter queues.
     protected: list[pulumi.CustomResource] = dataclasses.field(default_factory=list)
+    #: One component per concern; every AWS resource is a child of one of them.
+    components: list[components.Component] = dataclasses.field(default_factory=list)
 
 
-def _account() -> functions.AccountContext:
+def _account() -> AccountContext:
     identity = aws.get_caller_identity_output()
-    return functions.AccountContext(
+    return AccountContext(
         account_id=identity.account_id,
         # arn:<partition>:iam::<account>:...
         partition=identity.arn.apply(lambda arn: arn.split(":")[1]),
@@ -43,28 +51,32 @@ def build(repo_root: Optional[Path] = None) -> Stack:
     dashboards = definitions.load_dashboards(root / "dashboards")
     rule_names = [r.name for r in rules]
     # Render every alarm once up front: a description over 1024 characters fails here.
-    monitoring.planned_alarms(cfg, alarm_kinds, rule_names)
+    planned_alarms(cfg, alarm_kinds, rule_names)
 
     account = _account()
-    table = storage.create(cfg)
-    provider_queues = queues.create(cfg)
-    bus = events.create_bus(cfg)
-    deployed = functions.create(cfg, account, provider_queues, table, bus)
-    authorizer = functions.create_authorizer(cfg)
-    webhook_api = api_module.create(cfg, account, deployed["webhook-validator"], authorizer)
+    storage = Storage(cfg)
+    queues = Queues(cfg)
+    events = Events(cfg)
+    functions = Functions(cfg, account, queues, storage.table, events.bus)
+    webhook_api = Api(cfg, account, functions.validator, functions.authorizer)
     square_url = secrets.square_notification_url(
         cfg,
         webhook_api.registered_url("square") if cfg.api_key_required
         else webhook_api.provider_endpoint("square"),
         webhook_api.api_keys["square"].value if cfg.api_key_required else None,
     )
-    parameters = secrets.create(cfg, square_url)
-    routed = events.create_routing(cfg, bus, rules, deployed, provider_queues)
+    provider_secrets = Secrets(cfg, square_url)
+    routed = events.route(rules, functions, queues)
+    queues.admit_only_pipeline_roles(
+        validator_role=functions.validator.role,
+        processor_roles={p: functions.processor(p).role for p in settings.PROVIDERS},
+        event_processor_role=functions.event_processor.role,
+        rule_arns=[r.rule.arn for r in routed],
+    )
 
-    topic = monitoring.create_topic(cfg, account)
-    alarms = monitoring.create_alarms(cfg, topic, alarm_kinds, rule_names)
-    boards = monitoring.create_dashboards(cfg, dashboards, alarms)
-    dashboard_names = sorted(boards)
+    monitoring = Monitoring(cfg, account, alarm_kinds, rule_names, dashboards)
+    topic = monitoring.topic
+    dashboard_names = sorted(monitoring.dashboards)
 
     outputs: dict[str, Any] = {
         "webhook_endpoint": webhook_api.endpoint,
@@ -90,23 +102,28 @@ def build(repo_root: Optional[Path] = None) -> Stack:
         "dashboard_name": dashboard_names[0] if dashboard_names else None,
         "dashboard_names": dashboard_names,
         "dashboard_url": (
-            monitoring.console_url(cfg.region, dashboard_names[0]) if dashboard_names else None
+            console_url(cfg.region, dashboard_names[0]) if dashboard_names else None
         ),
         "alarm_topic_arn": topic.arn,
-        "queue_urls": {p: q.queue.url for p, q in provider_queues.by_provider.items()},
+        "queue_urls": {p: q.queue.url for p, q in queues.by_provider.items()},
         "dlq_urls": {
-            **{p: q.dlq.url for p, q in provider_queues.by_provider.items()},
-            "events": provider_queues.events_dlq.url,
+            **{p: q.dlq.url for p, q in queues.by_provider.items()},
+            "events": queues.events_dlq.url,
         },
-        "table_name": table.name,
-        "event_bus_name": bus.name,
+        "table_name": storage.table.name,
+        "event_bus_name": events.bus.name,
         "function_names": {
-            **{name: d.function.name for name, d in deployed.items()},
-            authorizer.spec.name: authorizer.function.name,
+            **{name: d.function.name for name, d in functions.deployed.items()},
+            functions.authorizer.spec.name: functions.authorizer.function.name,
         },
         "rule_names": [r.definition.name for r in routed],
-        "ssm_parameters": sorted(parameters),
+        "ssm_parameters": sorted(provider_secrets.parameters),
     }
     for key, value in outputs.items():
         pulumi.export(key, value)
-    return Stack(cfg, outputs, protected=[table, *provider_queues.dlqs()])
+    return Stack(
+        cfg,
+        outputs,
+        protected=[storage.table, *queues.dlqs()],
+        components=[storage, queues, events, functions, webhook_api, provider_secrets, monitoring],
+    )

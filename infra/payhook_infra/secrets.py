@@ -16,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from .api import with_key
+from .components import Component
 from .settings import Settings
 
 
@@ -80,34 +81,36 @@ def square_notification_url(
     )
 
 
-def create(
-    settings: Settings,
-    square_url: pulumi.Input[str],
-) -> dict[str, aws.ssm.Parameter]:
-    """The parameters, keyed by their full name. `square_url` is Square's notification URL
-    (see `square_notification_url`)."""
-    created: dict[str, aws.ssm.Parameter] = {}
-    missing: list[str] = []
-    for parameter in PARAMETERS:
-        value = _value(settings, parameter)
-        if parameter.config_key == "squareNotificationUrl":
-            value = pulumi.Output.from_input(square_url)
-        if value is None:
-            missing.append(parameter.config_key)
-            continue
-        name = f"{settings.ssm_prefix}/{parameter.relative_name}"
-        created[name] = aws.ssm.Parameter(
-            f"ssm-{parameter.relative_name.replace('/', '-')}",
-            name=name,
-            type="SecureString",
-            value=value,
-            description=parameter.description,
-            tags=settings.tags,
-        )
-    if missing:
-        pulumi.log.warn(
-            "provider secrets not set yet, their SSM parameters are not created and the "
-            f"validator rejects those providers: {', '.join(missing)}. Set them with "
-            "`pulumi config set --secret <key> <value>` and run `pulumi up` again."
-        )
-    return created
+class Secrets(Component):
+    """The provider secrets' parameters, `parameters` keyed by their full name. `square_url` is
+    Square's notification URL (see `square_notification_url`)."""
+
+    TYPE = "payhook:secrets:Secrets"
+
+    def __init__(self, settings: Settings, square_url: pulumi.Input[str]) -> None:
+        super().__init__("secrets", settings)
+        self.parameters: dict[str, aws.ssm.Parameter] = {}
+        missing: list[str] = []
+        for parameter in PARAMETERS:
+            value = _value(settings, parameter)
+            if parameter.config_key == "squareNotificationUrl":
+                value = pulumi.Output.from_input(square_url)
+            if value is None:
+                missing.append(parameter.config_key)
+                continue
+            name = f"{settings.ssm_prefix}/{parameter.relative_name}"
+            self.parameters[name] = aws.ssm.Parameter(
+                f"ssm-{parameter.relative_name.replace('/', '-')}",
+                name=name,
+                type="SecureString",
+                value=value,
+                description=parameter.description,
+                opts=self.child(),
+            )
+        if missing:
+            pulumi.log.warn(
+                "provider secrets not set yet, their SSM parameters are not created and the "
+                f"validator rejects those providers: {', '.join(missing)}. Set them with "
+                "`pulumi config set --secret <key> <value>` and run `pulumi up` again."
+            )
+        self.register_outputs({"ssm_parameters": sorted(self.parameters)})

@@ -175,6 +175,9 @@ class Settings:
     protect_data: bool
     custom_domain: Optional[str]
     custom_domain_certificate_arn: Optional[str]
+    #: IAM principals (role or user ARNs, `*` wildcards allowed) that may redrive and read the
+    #: DLQs; the queue policies deny that to everyone else.
+    redrive_principal_arns: tuple[str, ...]
     paypal_environment: str
     stripe_require_livemode: bool
     idempotency_retention_days: int
@@ -192,6 +195,7 @@ class Settings:
 
     @property
     def tags(self) -> dict[str, str]:
+        """Project and stage; `components.default_tags` adds `managed-by`."""
         return {"project": "payhook", "stage": self.stage}
 
     def function_name(self, logical: str) -> str:
@@ -247,6 +251,31 @@ def _package_paths(config: pulumi.Config, repo_root: Path) -> dict[str, Path]:
         else:
             paths[binary] = package_dir / binary / "bootstrap.zip"
     return paths
+
+
+#: What `aws:PrincipalArn` can be for a person or a pipeline: an IAM role, a user, or an
+#: account's root; `*` and `?` match as in `ArnLike`.
+PRINCIPAL_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}|\*):(role/.+|user/.+|root)$")
+
+
+def _redrive_principals(config: pulumi.Config) -> tuple[str, ...]:
+    arns = config.get_object("redrivePrincipalArns") or []
+    if not isinstance(arns, list) or not all(isinstance(a, str) for a in arns):
+        raise ConfigError("payhook:redrivePrincipalArns must be a list of IAM role or user ARNs")
+    bad = [a for a in arns if not PRINCIPAL_ARN_PATTERN.match(a)]
+    if bad:
+        raise ConfigError(
+            f"payhook:redrivePrincipalArns {bad} are not IAM role or user ARNs "
+            "(arn:aws:iam::<account>:role/<name>; an SSO role's ARN includes its path, "
+            "`*` allowed): a session ARN (arn:aws:sts::…:assumed-role/…) never matches"
+        )
+    if not arns:
+        pulumi.log.warn(
+            "payhook:redrivePrincipalArns is empty: the queue policies let no one read or redrive "
+            "the DLQs (`payhook dlq list|redrive`, SQS's DLQ redrive). Add the on-call role, e.g. "
+            "`pulumi config set --path 'redrivePrincipalArns[0]' arn:aws:iam::<account>:role/<oncall>`"
+        )
+    return tuple(arns)
 
 
 def _or_default(value: Optional[T], default: T) -> T:
@@ -354,6 +383,7 @@ def load(repo_root: Path = REPO_ROOT) -> Settings:
         protect_data=_or_default(config.get_bool("protectData"), True),
         custom_domain=custom_domain,
         custom_domain_certificate_arn=certificate,
+        redrive_principal_arns=_redrive_principals(config),
         paypal_environment=paypal_environment,
         stripe_require_livemode=_or_default(config.get_bool("stripeRequireLivemode"), False),
         idempotency_retention_days=retention_days,

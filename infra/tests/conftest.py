@@ -8,6 +8,7 @@ Pulumi's unit-testing guide requires. The configuration below is what a user wou
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
 import tempfile
@@ -40,6 +41,9 @@ CONFIG = {
     "payhook:alarmEmail": "oncall@example.com",
     "payhook:runbookBaseUrl": "https://git.example.com/acme/payhook/blob/main",
     "payhook:packageDir": str(PACKAGE_DIR),
+    "payhook:redrivePrincipalArns": json.dumps(
+        ["arn:aws:iam::123456789012:role/payhook-oncall"]
+    ),
 }
 SECRET_KEYS = [
     "payhook:stripeSigningSecrets",
@@ -55,6 +59,36 @@ pulumi.runtime.set_mocks(MOCKS, project="payhook", stack="test", preview=False)
 from payhook_infra import program  # noqa: E402  (imported after set_mocks on purpose)
 
 
+@dataclasses.dataclass
+class Registration:
+    """A resource as the program constructed it: the object and the options it was given."""
+
+    resource: pulumi.Resource
+    typ: str
+    name: str
+    opts: pulumi.ResourceOptions
+
+
+class Recorder:
+    """Records every resource constructed while it is active (a stack transformation that
+    changes nothing). The root stack resource, and so its transformations, outlives one run
+    under the mocks: `stop` ends the recording when the run is over."""
+
+    def __init__(self) -> None:
+        self.registrations: list[Registration] = []
+        self.active = True
+        pulumi.runtime.register_stack_transformation(self._record)
+
+    def _record(self, args: pulumi.ResourceTransformationArgs) -> None:
+        if self.active:
+            self.registrations.append(Registration(args.resource, args.type_, args.name, args.opts))
+        return None
+
+    def stop(self) -> list[Registration]:
+        self.active = False
+        return self.registrations
+
+
 class Deployment:
     """What one run of the program registered, with lookup helpers for assertions."""
 
@@ -64,12 +98,15 @@ class Deployment:
         outputs: dict[str, Any],
         stack: Any,
         secret_outputs: set[str],
+        registrations: list[Registration] | None = None,
     ):
         self.resources = resources
         self.outputs = outputs
         self.stack = stack
         #: The stack outputs Pulumi stores encrypted.
         self.secret_outputs = secret_outputs
+        #: Every resource with the options the program gave it.
+        self.registrations = registrations or []
 
     def of_type(self, typ: str) -> list[Registered]:
         return [r for r in self.resources if r.typ == typ]
@@ -102,6 +139,7 @@ def deployment() -> Deployment:
 
     @pulumi.runtime.test
     def run() -> pulumi.Output[Any]:
+        holder["recorder"] = Recorder()
         stack = program.build()
         holder["stack"] = stack
 
@@ -116,7 +154,9 @@ def deployment() -> Deployment:
         )
 
     run()
-    return Deployment(list(MOCKS.resources), resolved, holder["stack"], holder["secret"])
+    return Deployment(
+        list(MOCKS.resources), resolved, holder["stack"], holder["secret"], holder["recorder"].stop()
+    )
 
 
 def run_program(**overrides: str) -> Deployment:
@@ -132,15 +172,20 @@ def run_program(**overrides: str) -> Deployment:
 
         @pulumi.runtime.test
         def run() -> pulumi.Output[Any]:
+            holder["recorder"] = Recorder()
             stack = program.build()
             holder["stack"] = stack
             return _resolve(stack.outputs).apply(lambda values: resolved.update(values))
 
         run()
     finally:
+        if "recorder" in holder:
+            holder["recorder"].stop()
         pulumi.runtime.set_all_config(CONFIG, SECRET_KEYS)
         pulumi.runtime.set_mocks(MOCKS, project="payhook", stack="test", preview=False)
-    return Deployment(list(mocks.resources), resolved, holder["stack"], set())
+    return Deployment(
+        list(mocks.resources), resolved, holder["stack"], set(), holder["recorder"].registrations
+    )
 
 
 def policy_statements(document: str | dict[str, Any]) -> list[dict[str, Any]]:

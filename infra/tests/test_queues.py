@@ -67,9 +67,10 @@ def test_events_dlq_is_a_standard_queue_only_this_stacks_rules_can_write_to(depl
     dlq = deployment.by_input(QUEUE, "name", "payhook-prod-events-dlq")
     assert not dlq.inputs.get("fifoQueue")
     assert dlq.inputs["messageRetentionSeconds"] == FOURTEEN_DAYS
-    (policy,) = deployment.of_type("aws:sqs/queuePolicy:QueuePolicy")
-    assert policy.inputs["queueUrl"] == dlq.outputs["url"]
-    (statement,) = json.loads(policy.inputs["policy"])["Statement"]
+    policy = deployment.by_input("aws:sqs/queuePolicy:QueuePolicy", "queueUrl", dlq.outputs["url"])
+    statements = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
+    statement = statements["EventBridgeTargetDeadLetters"]
+    assert statement["Effect"] == "Allow"
     assert statement["Principal"] == {"Service": "events.amazonaws.com"}
     assert statement["Action"] == "sqs:SendMessage"
     assert statement["Resource"] == dlq.outputs["arn"]
