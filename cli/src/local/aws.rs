@@ -32,8 +32,8 @@ use payhook_core::memory_sqs::QueueStats;
 use payhook_core::pattern::{DEFAULT_RETRY_POLICY, RuleFile, RuleState};
 use payhook_core::ports::QueueError;
 use payhook_core::status::{
-    PutOutcome, StatusItem, StatusStore, StoreError, Transition, TransitionOutcome,
-    TransmissionOutcome, TransmissionRecord,
+    PutOutcome, StatusItem, StatusPage, StatusQuery, StatusStore, StoreError, Transition,
+    TransitionOutcome, TransmissionOutcome, TransmissionRecord,
 };
 use serde_json::json;
 
@@ -108,6 +108,11 @@ impl StatusStore for SerialisedStore {
     ) -> Result<TransmissionOutcome, StoreError> {
         let _one_at_a_time = self.lock.lock().await;
         self.inner.record_transmission(record, now_unix).await
+    }
+
+    async fn list_by_status(&self, query: &StatusQuery) -> Result<StatusPage, StoreError> {
+        // A read: nothing to serialise against.
+        self.inner.list_by_status(query).await
     }
 }
 

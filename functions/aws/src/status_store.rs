@@ -13,6 +13,16 @@
 //!   `attribute_not_exists(webhook_id) OR expires_at < :now` (an expired record that DynamoDB's
 //!   TTL has not deleted yet counts as absent).
 //!
+//! - [`list_by_status`](StatusStore::list_by_status) is a `Query` of the sparse global
+//!   secondary index [`OPEN_STATUS_INDEX`]: its partition key [`OPEN_STATUS_ATTRIBUTE`] is
+//!   written (equal to `status`) only while an item is open ([`Status::is_open`]) and removed
+//!   when it reaches `PROCESSED` or `IGNORED`, so the index holds the few items still moving,
+//!   sorted by `updated_at`, and a stuck-item or quarantine listing never scans the table. The
+//!   index projects keys only (the items' event bodies are not copied on every write); each
+//!   listed item is then read with a strongly consistent `GetItem` and kept only if it is still
+//!   in the listed state. Items written before the index existed are absent from it until their
+//!   next transition.
+//!
 //! When a condition fails, the item as it is comes back with the error
 //! (`ReturnValuesOnConditionCheckFailure = ALL_OLD`), or from a strongly consistent read.
 //! The item's TTL (`expires_at`) is written once, when the item is created: no transition moves
@@ -26,13 +36,15 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
-    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
-    TimeToLiveStatus,
+    AttributeDefinition, AttributeValue, BillingMode, CreateGlobalSecondaryIndexAction,
+    GlobalSecondaryIndex, GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType,
+    Projection, ProjectionType, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    ScalarAttributeType, TableDescription, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
 };
 use payhook_core::status::{
-    PutOutcome, Status, StatusItem, StatusStore, StoreError, Transition, TransitionOutcome,
-    TransmissionOutcome, TransmissionRecord, compare_bodies, is_webhook_key,
+    PageCursor, PutOutcome, Status, StatusItem, StatusPage, StatusQuery, StatusStore, StoreError,
+    Transition, TransitionOutcome, TransmissionOutcome, TransmissionRecord, compare_bodies,
+    is_webhook_key,
 };
 
 use crate::error::{ProvisionError, describe};
@@ -45,6 +57,15 @@ pub const PARTITION_KEY: &str = "webhook_id";
 
 /// The table's TTL attribute (Unix seconds).
 pub const TTL_ATTRIBUTE: &str = "expires_at";
+
+/// The sparse global secondary index of open items, by state and last change.
+pub const OPEN_STATUS_INDEX: &str = "open-status-updated-at";
+
+/// The index's partition key: the item's status while it is open, absent once it is final.
+pub const OPEN_STATUS_ATTRIBUTE: &str = "open_status";
+
+/// The index's sort key (RFC 3339 with milliseconds, so string order is time order).
+pub const OPEN_STATUS_SORT_KEY: &str = "updated_at";
 
 /// How long [`create_table`] waits for a new table to become `ACTIVE`.
 pub const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -69,6 +90,8 @@ const PROCESSED_AT: &str = "processed_at";
 const BODY_SHA256: &str = "body_sha256";
 const QUARANTINE_REASON: &str = "quarantine_reason";
 const RAW_BODY: &str = "raw_body";
+const RAW_BODY_KEY: &str = "raw_body_key";
+const MESSAGE_BODY: &str = "message_body";
 
 /// Attempts at `put_new` when the existing item vanishes (TTL) between the failed condition and
 /// the read that should return it.
@@ -289,6 +312,64 @@ impl StatusStore for DynamoStatusStore {
         };
         Ok(compare_bodies(&seen, record))
     }
+
+    async fn list_by_status(&self, query: &StatusQuery) -> Result<StatusPage, StoreError> {
+        if !query.status.is_open() {
+            // Final states are not in the index.
+            return Ok(StatusPage::default());
+        }
+        let limit = i32::try_from(query.limit.max(1)).unwrap_or(i32::MAX);
+        let start = query.after.as_ref().map(|after| {
+            HashMap::from([
+                (
+                    PARTITION_KEY.to_owned(),
+                    AttributeValue::S(after.webhook_id.clone()),
+                ),
+                (OPEN_STATUS_ATTRIBUTE.to_owned(), status_value(query.status)),
+                (
+                    OPEN_STATUS_SORT_KEY.to_owned(),
+                    AttributeValue::S(after.updated_at.clone()),
+                ),
+            ])
+        });
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table_name)
+            .index_name(OPEN_STATUS_INDEX)
+            .key_condition_expression("#open = :status AND #updated < :before")
+            .expression_attribute_names("#open", OPEN_STATUS_ATTRIBUTE)
+            .expression_attribute_names("#updated", OPEN_STATUS_SORT_KEY)
+            .expression_attribute_values(":status", status_value(query.status))
+            .expression_attribute_values(
+                ":before",
+                AttributeValue::S(payhook_core::status::rfc3339_ms(query.updated_before_ms)),
+            )
+            .scan_index_forward(true)
+            .limit(limit)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|err| StoreError::Unavailable(describe("DynamoDB Query", &err)))?;
+        let mut page = StatusPage::default();
+        for keys in output.items() {
+            let webhook_id = required_string(keys, PARTITION_KEY)?;
+            // The index is eventually consistent: keep what the item itself still says.
+            if let Some(item) = self.consistent_get(&webhook_id).await?
+                && query.matches(&item)
+            {
+                page.items.push(item);
+            }
+        }
+        page.next = match output.last_evaluated_key() {
+            Some(key) if !key.is_empty() => Some(PageCursor {
+                updated_at: required_string(key, OPEN_STATUS_SORT_KEY)?,
+                webhook_id: required_string(key, PARTITION_KEY)?,
+            }),
+            _ => None,
+        };
+        Ok(page)
+    }
 }
 
 /// The expressions of one `UpdateItem`, with exactly the placeholders they use (DynamoDB rejects
@@ -363,6 +444,14 @@ impl UpdateSpec {
         ];
         let mut remove = Vec::new();
         let mut add = Vec::new();
+        let open = spec.name("#open", OPEN_STATUS_ATTRIBUTE);
+        if t.to.is_open() {
+            // The index follows the status; `:to` is already registered above.
+            set.push(format!("{open} = :to"));
+        } else {
+            remove.push(open);
+            remove.push(spec.name("#message_body", MESSAGE_BODY));
+        }
         match t.lease_until_ms {
             Some(lease) => set.push(format!(
                 "{} = {}",
@@ -490,7 +579,12 @@ fn item_to_attributes(item: &StatusItem) -> HashMap<String, AttributeValue> {
         (PROCESSED_AT, &item.processed_at),
         (QUARANTINE_REASON, &item.quarantine_reason),
         (RAW_BODY, &item.raw_body),
+        (RAW_BODY_KEY, &item.raw_body_key),
+        (MESSAGE_BODY, &item.message_body),
     ];
+    if item.status.is_open() {
+        put(OPEN_STATUS_ATTRIBUTE, status_value(item.status));
+    }
     for (name, value) in optional_strings {
         if let Some(value) = value {
             put(name, s(value));
@@ -555,6 +649,8 @@ fn item_from_attributes(
             .ok_or_else(|| corrupt(format!("`{TTL_ATTRIBUTE}` is missing")))?,
         quarantine_reason: optional_string(attributes, QUARANTINE_REASON)?,
         raw_body: optional_string(attributes, RAW_BODY)?,
+        raw_body_key: optional_string(attributes, RAW_BODY_KEY)?,
+        message_body: optional_string(attributes, MESSAGE_BODY)?,
         webhook_id,
     })
 }
@@ -593,8 +689,9 @@ fn optional_number<T: std::str::FromStr>(
 }
 
 /// Creates the `webhook-processing` table `name` if it does not exist: partition key
-/// [`PARTITION_KEY`], on-demand billing, TTL on [`TTL_ATTRIBUTE`]. Waits (up to
-/// [`TABLE_ACTIVE_TIMEOUT`]) until the table is `ACTIVE`. Safe to run again.
+/// [`PARTITION_KEY`], on-demand billing, the sparse index [`OPEN_STATUS_INDEX`], TTL on
+/// [`TTL_ATTRIBUTE`]. Waits (up to [`TABLE_ACTIVE_TIMEOUT`]) until the table and its index are
+/// `ACTIVE`. Safe to run again; a table created before the index gets it added.
 pub async fn create_table(client: &Client, name: &str) -> Result<(), ProvisionError> {
     let invalid = |err: aws_smithy_types::error::operation::BuildError| {
         ProvisionError::Invalid(err.to_string())
@@ -602,13 +699,7 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), ProvisionEr
     let created = client
         .create_table()
         .table_name(name)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(PARTITION_KEY)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(invalid)?,
-        )
+        .set_attribute_definitions(Some(attribute_definitions()?))
         .key_schema(
             KeySchemaElement::builder()
                 .attribute_name(PARTITION_KEY)
@@ -616,6 +707,7 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), ProvisionEr
                 .build()
                 .map_err(invalid)?,
         )
+        .global_secondary_indexes(open_status_index()?)
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await;
@@ -627,27 +719,117 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), ProvisionEr
             return Err(ProvisionError::Aws(describe("DynamoDB CreateTable", &err)));
         }
     }
+    let table = wait_active(client, name).await?;
+    let indexed = table
+        .global_secondary_indexes()
+        .iter()
+        .any(|index| index.index_name() == Some(OPEN_STATUS_INDEX));
+    if !indexed {
+        add_open_status_index(client, name).await?;
+    }
+    enable_ttl(client, name).await
+}
 
+/// The key attributes of the table and its index (all strings).
+fn attribute_definitions() -> Result<Vec<AttributeDefinition>, ProvisionError> {
+    [PARTITION_KEY, OPEN_STATUS_ATTRIBUTE, OPEN_STATUS_SORT_KEY]
+        .into_iter()
+        .map(|attribute| {
+            AttributeDefinition::builder()
+                .attribute_name(attribute)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(|err| ProvisionError::Invalid(err.to_string()))
+        })
+        .collect()
+}
+
+/// [`OPEN_STATUS_INDEX`]: open state → last change, keys only.
+fn open_status_index() -> Result<GlobalSecondaryIndex, ProvisionError> {
+    let invalid = |err: aws_smithy_types::error::operation::BuildError| {
+        ProvisionError::Invalid(err.to_string())
+    };
+    GlobalSecondaryIndex::builder()
+        .index_name(OPEN_STATUS_INDEX)
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(OPEN_STATUS_ATTRIBUTE)
+                .key_type(KeyType::Hash)
+                .build()
+                .map_err(invalid)?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(OPEN_STATUS_SORT_KEY)
+                .key_type(KeyType::Range)
+                .build()
+                .map_err(invalid)?,
+        )
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::KeysOnly)
+                .build(),
+        )
+        .build()
+        .map_err(invalid)
+}
+
+/// Adds [`OPEN_STATUS_INDEX`] to a table created without it and waits until it is `ACTIVE`.
+async fn add_open_status_index(client: &Client, name: &str) -> Result<(), ProvisionError> {
+    let index = open_status_index()?;
+    let create = CreateGlobalSecondaryIndexAction::builder()
+        .index_name(OPEN_STATUS_INDEX)
+        .set_key_schema(Some(index.key_schema().to_vec()))
+        .set_projection(index.projection().cloned())
+        .build()
+        .map_err(|err| ProvisionError::Invalid(err.to_string()))?;
+    client
+        .update_table()
+        .table_name(name)
+        .set_attribute_definitions(Some(attribute_definitions()?))
+        .global_secondary_index_updates(
+            GlobalSecondaryIndexUpdate::builder().create(create).build(),
+        )
+        .send()
+        .await
+        .map_err(|err| ProvisionError::Aws(describe("DynamoDB UpdateTable", &err)))?;
+    wait_active(client, name).await.map(|_| ())
+}
+
+/// Waits until the table and every index of it are `ACTIVE`; returns its description.
+async fn wait_active(client: &Client, name: &str) -> Result<TableDescription, ProvisionError> {
     let deadline = tokio::time::Instant::now() + TABLE_ACTIVE_TIMEOUT;
     loop {
-        let table = client
+        let described = client
             .describe_table()
             .table_name(name)
             .send()
             .await
             .map_err(|err| ProvisionError::Aws(describe("DynamoDB DescribeTable", &err)))?;
-        let status = table.table().and_then(|t| t.table_status());
-        if status == Some(&TableStatus::Active) {
-            break;
+        if let Some(table) = described.table() {
+            let indexes_active = table.global_secondary_indexes().iter().all(|index| {
+                index
+                    .index_status()
+                    .is_none_or(|status| *status == IndexStatus::Active)
+            });
+            if table.table_status() == Some(&TableStatus::Active) && indexes_active {
+                return Ok(table.clone());
+            }
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(ProvisionError::Timeout(format!(
-                "table `{name}` to become ACTIVE"
+                "table `{name}` and its indexes to become ACTIVE"
             )));
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
 
+/// Turns TTL on [`TTL_ATTRIBUTE`] on unless it is on (or being turned on).
+async fn enable_ttl(client: &Client, name: &str) -> Result<(), ProvisionError> {
+    let invalid = |err: aws_smithy_types::error::operation::BuildError| {
+        ProvisionError::Invalid(err.to_string())
+    };
     let ttl = client
         .describe_time_to_live()
         .table_name(name)
@@ -702,6 +884,8 @@ mod tests {
         item.queued_at = Some("2026-01-01T00:00:00.100Z".into());
         item.published_at = Some("2026-01-01T00:00:00.200Z".into());
         item.processed_at = Some("2026-01-01T00:00:00.300Z".into());
+        item.raw_body_key = Some("quarantine/stripe/ab12".into());
+        item.message_body = Some(r#"{"webhook_id":"stripe:evt_1"}"#.into());
         item
     }
 
@@ -760,5 +944,42 @@ mod tests {
     #[test]
     fn a_transition_from_nothing_has_no_condition_to_send() {
         assert!(UpdateSpec::for_transition(&Transition::new(Status::Queued, &[], 1)).is_none());
+    }
+
+    #[test]
+    fn the_open_status_index_key_follows_the_status_and_goes_when_final() {
+        let open = item_to_attributes(&full_item());
+        assert_eq!(
+            open.get(OPEN_STATUS_ATTRIBUTE),
+            Some(&AttributeValue::S("PUBLISHED".into()))
+        );
+        let mut done = full_item();
+        done.status = Status::Processed;
+        assert!(!item_to_attributes(&done).contains_key(OPEN_STATUS_ATTRIBUTE));
+
+        let queued =
+            UpdateSpec::for_transition(&Transition::new(Status::Queued, &[Status::Received], 1))
+                .unwrap();
+        assert!(
+            queued.update_expression.contains("#open = :to"),
+            "{}",
+            queued.update_expression
+        );
+        let processed = UpdateSpec::for_transition(&Transition::new(
+            Status::Processed,
+            &[Status::Published],
+            1,
+        ))
+        .unwrap();
+        let remove = processed
+            .update_expression
+            .split("REMOVE")
+            .nth(1)
+            .unwrap_or_default();
+        assert!(
+            remove.contains("#open") && remove.contains("#message_body"),
+            "{}",
+            processed.update_expression
+        );
     }
 }

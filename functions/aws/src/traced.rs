@@ -11,8 +11,8 @@ use payhook_core::ports::{
     ProviderSecrets, Queue, QueueError, QueueMessage, SecretError, SecretStore,
 };
 use payhook_core::status::{
-    PutOutcome, StatusItem, StatusStore, StoreError, Transition, TransitionOutcome,
-    TransmissionOutcome, TransmissionRecord,
+    PutOutcome, StatusItem, StatusPage, StatusQuery, StatusStore, StoreError, Transition,
+    TransitionOutcome, TransmissionOutcome, TransmissionRecord,
 };
 use payhook_telemetry::{aws_call_span, mark_span_failed};
 use tracing::Instrument as _;
@@ -81,6 +81,16 @@ impl<T: StatusStore> StatusStore for Traced<T> {
             "PutItem",
             StoreError::code,
             self.0.record_transmission(record, now_unix),
+        )
+        .await
+    }
+
+    async fn list_by_status(&self, query: &StatusQuery) -> Result<StatusPage, StoreError> {
+        traced(
+            "DynamoDB",
+            "Query",
+            StoreError::code,
+            self.0.list_by_status(query),
         )
         .await
     }

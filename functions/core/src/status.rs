@@ -5,6 +5,11 @@
 //! Every change is a [`Transition`]: a conditional write that only applies when the item is in
 //! one of the expected states (or holds an expired `PROCESSING` lease), so concurrent or
 //! repeated deliveries cannot move a webhook twice.
+//!
+//! Items that can still move ([`Status::is_open`]: every state but `PROCESSED` and `IGNORED`)
+//! are listed by state, oldest change first, with [`StatusStore::list_by_status`]: the sweeper
+//! finds stuck webhooks and `payhook quarantine list` the quarantined ones that way (in
+//! DynamoDB a sparse index holds only the open items, so the list never scans the table).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -83,6 +88,12 @@ impl Status {
         Status::Failed,
         Status::Quarantined,
     ];
+
+    /// The states a webhook can still leave, by itself or by a repair or a replay: all but
+    /// `PROCESSED` and `IGNORED`. Only these are listed by [`StatusStore::list_by_status`].
+    pub const fn is_open(self) -> bool {
+        !matches!(self, Status::Processed | Status::Ignored)
+    }
 
     /// The stored spelling (`QUEUED`).
     pub const fn as_str(self) -> &'static str {
@@ -175,6 +186,15 @@ pub struct StatusItem {
     /// A `QUARANTINED` webhook's raw body, base64, exactly as verified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw_body: Option<String>,
+    /// Where a `QUARANTINED` body too large for the item is kept instead of `raw_body`: its
+    /// key in the quarantine blob store (the S3 bucket as deployed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_body_key: Option<String>,
+    /// The queue message's body (the canonical event JSON) as the validator sends it, kept
+    /// while the item is open so a webhook stuck `RECEIVED` can be enqueued again with the
+    /// same bytes; dropped when the item reaches `PROCESSED` or `IGNORED`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_body: Option<String>,
 }
 
 impl StatusItem {
@@ -209,6 +229,8 @@ impl StatusItem {
             expires_at: now_ms.div_euclid(1000) + DEFAULT_IDEMPOTENCY_RETENTION_SECS,
             quarantine_reason: None,
             raw_body: None,
+            raw_body_key: None,
+            message_body: None,
         }
     }
 
@@ -351,6 +373,10 @@ impl Transition {
         if let Some(err) = &self.last_error {
             item.last_error = Some(err.clone());
         }
+        if !self.to.is_open() {
+            // The bytes are only needed while the webhook may have to be enqueued again.
+            item.message_body = None;
+        }
         if let Some(published) = self.published_at_ms
             && self.to != Status::Published
         {
@@ -368,6 +394,60 @@ impl Transition {
             slot.get_or_insert(at);
         }
     }
+}
+
+/// Default most items one [`StatusStore::list_by_status`] page holds.
+pub const DEFAULT_LIST_PAGE_SIZE: usize = 100;
+
+/// Where a [`StatusStore::list_by_status`] page ended: the next page starts after this item.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PageCursor {
+    /// The last listed item's `updated_at`.
+    pub updated_at: String,
+    /// The last listed item's id.
+    pub webhook_id: String,
+}
+
+/// Which items [`StatusStore::list_by_status`] lists: those in `status` whose last change was
+/// before `updated_before_ms`, oldest change first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusQuery {
+    /// The state (an open one: [`Status::is_open`]; final states are never listed).
+    pub status: Status,
+    /// Only items last changed before this instant (Unix ms).
+    pub updated_before_ms: i64,
+    /// The most items in one page (at least 1).
+    pub limit: usize,
+    /// Continue after this item (the previous page's [`StatusPage::next`]).
+    pub after: Option<PageCursor>,
+}
+
+impl StatusQuery {
+    /// The first page of items in `status` last changed before `updated_before_ms`.
+    pub fn new(status: Status, updated_before_ms: i64) -> Self {
+        StatusQuery {
+            status,
+            updated_before_ms,
+            limit: DEFAULT_LIST_PAGE_SIZE,
+            after: None,
+        }
+    }
+
+    /// Whether `item` belongs to this listing (ignoring paging).
+    pub fn matches(&self, item: &StatusItem) -> bool {
+        item.status == self.status
+            && self.status.is_open()
+            && item.updated_at < rfc3339_ms(self.updated_before_ms)
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatusPage {
+    /// The items, oldest change first.
+    pub items: Vec<StatusItem>,
+    /// Where the next page starts; `None` when this was the last.
+    pub next: Option<PageCursor>,
 }
 
 /// The result of creating an item.
@@ -430,6 +510,16 @@ pub trait StatusStore: Send + Sync {
         record: &TransmissionRecord,
         now_unix: i64,
     ) -> Result<TransmissionOutcome, StoreError>;
+
+    /// One page of the items in `query.status` last changed before `query.updated_before_ms`,
+    /// oldest change first. A store that cannot list (a test double) says so with
+    /// [`StoreError::Unavailable`]; the stores payhook runs on all list.
+    async fn list_by_status(&self, query: &StatusQuery) -> Result<StatusPage, StoreError> {
+        Err(StoreError::Unavailable(format!(
+            "this status store cannot list {} items",
+            query.status
+        )))
+    }
 }
 
 /// The in-memory status store used by `payhook serve` and tests: one mutex, so every
@@ -501,6 +591,38 @@ impl StatusStore for MemoryStatusStore {
             }
         }
     }
+
+    async fn list_by_status(&self, query: &StatusQuery) -> Result<StatusPage, StoreError> {
+        let items = self.items.lock().await;
+        let mut listed: Vec<&StatusItem> = items
+            .values()
+            .filter(|item| query.matches(item))
+            .filter(|item| {
+                query
+                    .after
+                    .as_ref()
+                    .is_none_or(|after| &cursor_of(item) > after)
+            })
+            .collect();
+        listed.sort_by_key(|item| cursor_of(item));
+        let limit = query.limit.max(1);
+        let more = listed.len() > limit;
+        listed.truncate(limit);
+        Ok(StatusPage {
+            next: more
+                .then(|| listed.last().map(|item| cursor_of(item)))
+                .flatten(),
+            items: listed.into_iter().cloned().collect(),
+        })
+    }
+}
+
+/// The cursor that lists after `item`.
+pub fn cursor_of(item: &StatusItem) -> PageCursor {
+    PageCursor {
+        updated_at: item.updated_at.clone(),
+        webhook_id: item.webhook_id.clone(),
+    }
 }
 
 /// Whether `seen` (already recorded) carried the same body as `record`.
@@ -550,6 +672,10 @@ impl<S: StatusStore + ?Sized> StatusStore for std::sync::Arc<S> {
         now_unix: i64,
     ) -> Result<TransmissionOutcome, StoreError> {
         (**self).record_transmission(record, now_unix).await
+    }
+
+    async fn list_by_status(&self, query: &StatusQuery) -> Result<StatusPage, StoreError> {
+        (**self).list_by_status(query).await
     }
 }
 
@@ -618,5 +744,52 @@ mod tests {
         );
         release.if_attempt = Some(2);
         assert!(release.allows(&it));
+    }
+
+    async fn stored(store: &MemoryStatusStore, id: &str, status: Status, at_ms: i64) {
+        let item = StatusItem::new(id, Provider::Stripe, "x", status, at_ms);
+        assert_eq!(store.put_new(&item).await.unwrap(), PutOutcome::Created);
+    }
+
+    #[tokio::test]
+    async fn listing_by_status_pages_oldest_first_and_stops_at_the_cutoff() {
+        let store = MemoryStatusStore::new();
+        stored(&store, "stripe:evt_c", Status::Received, 3_000).await;
+        stored(&store, "stripe:evt_a", Status::Received, 1_000).await;
+        stored(&store, "stripe:evt_b", Status::Received, 2_000).await;
+        stored(&store, "stripe:evt_new", Status::Received, 9_000).await;
+        stored(&store, "stripe:evt_q", Status::Queued, 1_000).await;
+
+        let mut query = StatusQuery::new(Status::Received, 5_000);
+        query.limit = 2;
+        let first = store.list_by_status(&query).await.unwrap();
+        let ids: Vec<&str> = first.items.iter().map(|i| i.webhook_id.as_str()).collect();
+        assert_eq!(ids, ["stripe:evt_a", "stripe:evt_b"]);
+        query.after = first.next.clone();
+        assert!(query.after.is_some(), "a third item is left");
+        let second = store.list_by_status(&query).await.unwrap();
+        let ids: Vec<&str> = second.items.iter().map(|i| i.webhook_id.as_str()).collect();
+        assert_eq!(ids, ["stripe:evt_c"], "the cutoff leaves evt_new out");
+        assert_eq!(second.next, None);
+    }
+
+    #[tokio::test]
+    async fn a_final_state_drops_the_message_body_and_is_never_listed() {
+        let store = MemoryStatusStore::new();
+        let mut item = item(Status::Published);
+        item.message_body = Some("{}".into());
+        store.put_new(&item).await.unwrap();
+        let done = Transition::new(Status::Processed, &[Status::Published], 2_000_000_000_000);
+        let TransitionOutcome::Applied(done) =
+            store.transition("stripe:evt_1", &done).await.unwrap()
+        else {
+            panic!("the transition applies");
+        };
+        assert_eq!(done.message_body, None);
+        let listed = store
+            .list_by_status(&StatusQuery::new(Status::Processed, i64::MAX / 2))
+            .await
+            .unwrap();
+        assert!(listed.items.is_empty());
     }
 }

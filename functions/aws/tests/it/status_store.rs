@@ -4,13 +4,16 @@ use std::sync::Arc;
 
 use payhook_aws::aws_sdk_dynamodb::Client;
 use payhook_aws::aws_sdk_dynamodb::types::TimeToLiveStatus;
+use payhook_aws::aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
 use payhook_aws::moto::unique_name;
-use payhook_aws::status_store::TTL_ATTRIBUTE;
+use payhook_aws::status_store::{OPEN_STATUS_INDEX, TTL_ATTRIBUTE};
 use payhook_aws::{DynamoStatusStore, create_table};
 use payhook_core::Provider;
 use payhook_core::status::{
-    MemoryStatusStore, PutOutcome, Status, StatusItem, StatusStore, StoreError, Transition,
-    TransitionOutcome, TransmissionOutcome, TransmissionRecord,
+    MemoryStatusStore, PageCursor, PutOutcome, Status, StatusItem, StatusQuery, StatusStore,
+    StoreError, Transition, TransitionOutcome, TransmissionOutcome, TransmissionRecord,
 };
 
 use crate::support::{config_for, moto_config, refused_endpoint};
@@ -429,4 +432,121 @@ async fn a_transmission_id_keeps_its_first_body_in_dynamodb_as_in_memory() {
     let items = dynamo.scan().await.unwrap();
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].webhook_id, "stripe:evt_beside_a_transmission");
+}
+
+async fn listed_ids(
+    store: &dyn StatusStore,
+    query: &StatusQuery,
+) -> (Vec<String>, Option<PageCursor>) {
+    let page = store.list_by_status(query).await.expect("list");
+    (
+        page.items.into_iter().map(|i| i.webhook_id).collect(),
+        page.next,
+    )
+}
+
+async fn put_at(store: &dyn StatusStore, id: &str, status: Status, at_ms: i64) {
+    let item = StatusItem::new(
+        id,
+        Provider::Stripe,
+        "payment_intent.succeeded",
+        status,
+        at_ms,
+    );
+    assert_eq!(store.put_new(&item).await.unwrap(), PutOutcome::Created);
+}
+
+/// The same listing, page by page, from DynamoDB's sparse index as from the reference store;
+/// an item that reaches a final state leaves the index.
+#[tokio::test]
+async fn listing_by_status_pages_the_sparse_index_like_the_reference_store() {
+    let Some(dynamo) = store().await else { return };
+    let memory = MemoryStatusStore::new();
+    for store in [&dynamo as &dyn StatusStore, &memory] {
+        put_at(store, "stripe:evt_l3", Status::Received, T0 + 3_000).await;
+        put_at(store, "stripe:evt_l1", Status::Received, T0 + 1_000).await;
+        put_at(store, "stripe:evt_l2", Status::Received, T0 + 2_000).await;
+        put_at(store, "stripe:evt_late", Status::Received, T0 + 60_000).await;
+        put_at(store, "stripe:evt_pub", Status::Published, T0).await;
+        let done = Transition::new(Status::Processed, &[Status::Published], T0 + 500);
+        applied(store.transition("stripe:evt_pub", &done).await.unwrap());
+
+        let mut query = StatusQuery::new(Status::Received, T0 + 10_000);
+        query.limit = 2;
+        let (first, next) = listed_ids(store, &query).await;
+        assert_eq!(first, ["stripe:evt_l1", "stripe:evt_l2"]);
+        query.after = next;
+        let (second, _) = listed_ids(store, &query).await;
+        assert_eq!(
+            second,
+            ["stripe:evt_l3"],
+            "oldest first, the late one left out"
+        );
+
+        let published = StatusQuery::new(Status::Published, T0 + 10_000);
+        assert!(
+            listed_ids(store, &published).await.0.is_empty(),
+            "PROCESSED left the index"
+        );
+        let processed = StatusQuery::new(Status::Processed, T0 + 10_000);
+        assert!(
+            listed_ids(store, &processed).await.0.is_empty(),
+            "final states are not listed"
+        );
+    }
+}
+
+/// `payhook bootstrap` on a stage whose table predates the index adds it.
+#[tokio::test]
+async fn create_table_adds_the_open_status_index_to_an_older_table() {
+    let Some(config) = moto_config().await else {
+        return;
+    };
+    let client = Client::new(&config);
+    let table = unique_name("webhook-processing-old");
+    client
+        .create_table()
+        .table_name(&table)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("webhook_id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("webhook_id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("an index-less table");
+    create_table(&client, &table)
+        .await
+        .expect("create_table on it");
+    let described = client
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let indexes: Vec<_> = described
+        .table()
+        .map(|t| {
+            t.global_secondary_indexes()
+                .iter()
+                .filter_map(|i| i.index_name())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(indexes, [OPEN_STATUS_INDEX]);
+
+    let store = DynamoStatusStore::new(client).with_table_name(&table);
+    put_at(&store, "stripe:evt_after_upgrade", Status::Quarantined, T0).await;
+    let (listed, _) = listed_ids(&store, &StatusQuery::new(Status::Quarantined, T0 + 1)).await;
+    assert_eq!(listed, ["stripe:evt_after_upgrade"]);
 }
