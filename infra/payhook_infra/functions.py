@@ -30,6 +30,7 @@ from .settings import (
     LAMBDA_TIMEOUT_SECONDS,
     LOG_LEVEL,
     LOG_RETENTION_DAYS,
+    MAX_BODY_BYTES,
     METRICS_NAMESPACE,
     PAYPAL_TOLERANCE_SECONDS,
     PROVIDERS,
@@ -98,10 +99,13 @@ def environment(
                 **{f"QUEUE_URL_{p.upper()}": queue_urls[p] for p in PROVIDERS},
                 "SECRETS_TTL_SECONDS": str(SECRETS_TTL_SECONDS),
                 "STRIPE_TOLERANCE_SECONDS": str(STRIPE_TOLERANCE_SECONDS),
+                # Said out loud: a deployed validator never accepts a Stripe tolerance of 0.
+                "STRIPE_ALLOW_NO_TOLERANCE": "false",
                 "STRIPE_REQUIRE_LIVEMODE": str(settings.stripe_require_livemode).lower(),
                 "PAYPAL_ENVIRONMENT": settings.paypal_environment,
                 "PAYPAL_TOLERANCE_SECONDS": str(PAYPAL_TOLERANCE_SECONDS),
                 "IDEMPOTENCY_RETENTION_SECONDS": str(settings.idempotency_retention_days * 86_400),
+                "MAX_BODY_BYTES": str(MAX_BODY_BYTES),
                 # The rates file, so an update ships with `pulumi up` (the binary's built-in
                 # copy is the fallback).
                 "CURRENCY_RATES": currency_rates_json(settings),

@@ -50,6 +50,8 @@ METRICS_NAMESPACE = "Payhook"
 LOG_LEVEL = "INFO"
 SECRETS_TTL_SECONDS = 300
 STRIPE_TOLERANCE_SECONDS = 300
+#: The largest body the validator accepts (`payhook_core::validator::DEFAULT_MAX_BODY_BYTES`).
+MAX_BODY_BYTES = 1024 * 1024
 #: Distance allowed between PAYPAL-TRANSMISSION-TIME and now, either way.
 PAYPAL_TOLERANCE_SECONDS = 300
 PAYPAL_ENVIRONMENTS = ("live", "sandbox")

@@ -159,13 +159,13 @@ def deployment() -> Deployment:
     )
 
 
-def run_program(**overrides: str) -> Deployment:
+def run_program(*, preview: bool = False, **overrides: str) -> Deployment:
     """The program run once more under fresh mocks with extra `payhook:` config (the session's
-    `deployment` is left as it was)."""
+    `deployment` is left as it was); `preview` runs it as `pulumi preview` would."""
     mocks = PayhookMocks()
     values = {**CONFIG, **{f"payhook:{k}": v for k, v in overrides.items()}}
     pulumi.runtime.set_all_config(values, SECRET_KEYS)
-    pulumi.runtime.set_mocks(mocks, project="payhook", stack="test", preview=False)
+    pulumi.runtime.set_mocks(mocks, project="payhook", stack="test", preview=preview)
     resolved: dict[str, Any] = {}
     holder: dict[str, Any] = {}
     try:

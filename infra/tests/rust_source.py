@@ -9,7 +9,8 @@ the Pulumi program with the code instead of with lists copied from it:
   `payhook-core` module calls (`self.store.<method>(`), mapped to the SDK operations those
   methods make in `functions/aws/src/status_store.rs`, following calls between its own methods;
 - the SSM parameter root the validator's secret store reads under;
-- the `source` the provider processor publishes its events with.
+- the `source` the provider processor publishes its events with;
+- numeric defaults the program restates (`rust_usize_constant`).
 """
 
 from __future__ import annotations
@@ -130,6 +131,17 @@ def ssm_parameter_root() -> str:
     match = re.search(r'PARAMETER_ROOT: &str = "([^"]+)";', text)
     assert match, f"no PARAMETER_ROOT in {SECRET_STORE}"
     return match.group(1)
+
+
+def rust_usize_constant(path: str, name: str) -> int:
+    """A `const NAME: usize = <product of integers>;` of a Rust file (`1024 * 1024`)."""
+    text = (REPO_ROOT / path).read_text()
+    match = re.search(rf"const {name}: usize = ([0-9_ *]+);", text)
+    assert match, f"no `const {name}: usize = …;` in {path}"
+    value = 1
+    for factor in match.group(1).split("*"):
+        value *= int(factor.strip().replace("_", ""))
+    return value
 
 
 def event_source_prefix() -> str:
