@@ -79,3 +79,68 @@ def test_the_placeholder_runbook_url_is_warned_about(monkeypatch) -> None:
     warnings.clear()
     settings.load()
     assert not warnings
+
+
+@pytest.fixture(scope="module")
+def configured():
+    """The program with every tunable setting away from its default."""
+    return run_program(
+        stage="staging",
+        tableName="payhook-staging-status",
+        eventBusName="payhook-staging-events",
+        maxReceiveCount="3",
+        tableDeletionProtection="false",
+        protectData="false",
+        archiveRetentionDays="0",
+        paypalEnvironment="sandbox",
+        stripeRequireLivemode="true",
+        idempotencyRetentionDays="7",
+        apiQuotaPerDay="500",
+        apiRateLimit="7",
+        apiBurstLimit="9",
+        processorMaxConcurrency="11",
+        validatorReservedConcurrency="-1",
+    )
+
+
+def _function(deployment, logical: str) -> dict:
+    return deployment.one("aws:lambda/function:Function", logical).inputs
+
+
+def test_each_setting_reaches_the_resources_it_configures(configured) -> None:
+    table = configured.one("aws:dynamodb/table:Table", "webhook-processing").inputs
+    assert table["name"] == "payhook-staging-status"
+    assert table["deletionProtectionEnabled"] is False
+    bus = configured.one("aws:cloudwatch/eventBus:EventBus", "payment-events").inputs
+    assert bus["name"] == "payhook-staging-events"
+    archive = configured.one("aws:cloudwatch/eventArchive:EventArchive", "payment-events-archive")
+    assert archive.inputs["retentionDays"] == 0
+    queue = configured.by_input("aws:sqs/queue:Queue", "name", "payhook-staging-stripe.fifo")
+    assert json.loads(queue.inputs["redrivePolicy"])["maxReceiveCount"] == 3
+
+    validator = _function(configured, "webhook-validator")
+    env = validator["environment"]["variables"]
+    assert validator["reservedConcurrentExecutions"] == -1
+    assert env["STATUS_TABLE"] == "payhook-staging-status"
+    assert env["PAYHOOK_STAGE"] == "staging"
+    assert env["PAYPAL_ENVIRONMENT"] == "sandbox"
+    assert env["STRIPE_REQUIRE_LIVEMODE"] == "true"
+    assert env["IDEMPOTENCY_RETENTION_SECONDS"] == str(7 * 86_400)
+    processor = _function(configured, "paypal-processor")["environment"]["variables"]
+    assert processor["EVENT_BUS_NAME"] == "payhook-staging-events"
+    assert processor["MAX_RECEIVE_COUNT"] == "3"
+    for mapping in configured.of_type("aws:lambda/eventSourceMapping:EventSourceMapping"):
+        assert mapping.inputs["scalingConfig"] == {"maximumConcurrency": 11}
+
+    plan = configured.one("aws:apigateway/usagePlan:UsagePlan", "webhooks-usage-plan").inputs
+    assert plan["quotaSettings"] == {"limit": 500, "period": "DAY"}
+    assert plan["throttleSettings"] == {"rateLimit": 7, "burstLimit": 9}
+    method = configured.one("aws:apigateway/methodSettings:MethodSettings", "webhooks-stage-settings")
+    assert method.inputs["settings"]["throttlingRateLimit"] == 7
+    assert method.inputs["settings"]["throttlingBurstLimit"] == 9
+
+
+def test_protect_data_false_lets_destroy_remove_the_table_and_the_dlqs(configured) -> None:
+    assert configured.stack.protected
+    assert not any(r._protect for r in configured.stack.protected)
+    assert not any(r.opts.protect for r in configured.registrations)
