@@ -87,13 +87,8 @@ def validator(
             ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
             [table_arn],
         ),
-        statement(
-            "ReadProviderSecrets",
-            ["ssm:GetParameters", "ssm:GetParametersByPath"],
-            # GetParametersByPath is authorised on the path itself, GetParameters on each
-            # parameter under it.
-            [ssm_path_arn, f"{ssm_path_arn}/*"],
-        ),
+        # The secret store reads its parameters by name (GetParameters), each under the path.
+        statement("ReadProviderSecrets", ["ssm:GetParameters"], [f"{ssm_path_arn}/*"]),
         statement(
             "DecryptProviderSecrets",
             ["kms:Decrypt"],

@@ -8,7 +8,7 @@ the Pulumi program with the code instead of with lists copied from it:
 - the DynamoDB actions each function's handler needs: the status-store methods its
   `payhook-core` module calls (`self.store.<method>(`), mapped to the SDK operations those
   methods make in `functions/aws/src/status_store.rs`, following calls between its own methods;
-- the SSM parameter root the validator's secret store reads under;
+- the SSM parameter root the validator's secret store reads under, and the SSM actions it calls;
 - the `source` the provider processor publishes its events with;
 - numeric defaults the program restates (`rust_usize_constant`).
 """
@@ -122,6 +122,14 @@ def dynamodb_actions_needed_by(binary: str) -> set[str]:
         found = dynamodb_actions_of(method)
         assert found, f"{method} of {STATUS_STORE} makes no DynamoDB call this parser sees"
         actions |= found
+    return actions
+
+
+def ssm_actions_called_by_the_secret_store() -> set[str]:
+    """The SSM actions the validator's secret store calls (`.client.get_parameters()`)."""
+    text = (REPO_ROOT / SECRET_STORE).read_text()
+    actions = {f"ssm:{_camel(op)}" for op in _SDK_CALL.findall(text)}
+    assert actions, f"no SSM call in {SECRET_STORE} this parser sees"
     return actions
 
 

@@ -9,7 +9,11 @@ import json
 import pytest
 
 from conftest import as_list, policy_statements
-from rust_source import dynamodb_actions_needed_by, event_source_prefix
+from rust_source import (
+    dynamodb_actions_needed_by,
+    event_source_prefix,
+    ssm_actions_called_by_the_secret_store,
+)
 
 ACCOUNT = "123456789012"
 TABLE = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/webhook-processing"
@@ -81,8 +85,8 @@ def test_validator_policy(deployment) -> None:
         {
             "Sid": "ReadProviderSecrets",
             "Effect": "Allow",
-            "Action": ["ssm:GetParameters", "ssm:GetParametersByPath"],
-            "Resource": [SSM_PATH, f"{SSM_PATH}/*"],
+            "Action": sorted(ssm_actions_called_by_the_secret_store()),
+            "Resource": [f"{SSM_PATH}/*"],
         },
         {
             "Sid": "DecryptProviderSecrets",
