@@ -7,6 +7,7 @@
 //! | [`Queue`](payhook_core::ports::Queue) | [`SqsFifoQueue`] | one SQS FIFO queue per provider |
 //! | (receiving side) | [`SqsConsumer`] | `ReceiveMessage` / `DeleteMessageBatch`, as an event source mapping |
 //! | [`EventBus`](payhook_core::bus::EventBus) | [`EventBridgeBus`] | EventBridge `PutEvents` to `payment-events` |
+//! | [`BlobStore`](payhook_core::blob::BlobStore) | [`S3BlobStore`] | the quarantine bucket: bodies too large for a status item |
 //! | [`CertificateFetcher`](payhook_core::signature::paypal::CertificateFetcher) | [`HttpsCertificateFetcher`] | none: HTTPS to PayPal |
 //!
 //! Every client is built from one [`sdk_config`]: region from the environment (else
@@ -34,6 +35,7 @@
 //! # }
 //! ```
 
+pub mod blob_store;
 pub mod certificate_fetcher;
 pub mod config;
 pub mod consumer;
@@ -48,6 +50,7 @@ pub mod secrets;
 pub mod status_store;
 pub mod traced;
 
+pub use blob_store::{S3BlobStore, create_bucket, s3_client};
 pub use certificate_fetcher::HttpsCertificateFetcher;
 pub use config::{DEFAULT_REGION, config_loader, sdk_config};
 pub use consumer::{QueueDepth, Received, SqsConsumer};
@@ -62,5 +65,6 @@ pub use traced::Traced;
 pub use aws_config;
 pub use aws_sdk_dynamodb;
 pub use aws_sdk_eventbridge;
+pub use aws_sdk_s3;
 pub use aws_sdk_sqs;
 pub use aws_sdk_ssm;

@@ -47,7 +47,7 @@ use payhook_core::pattern::{RuleFile, RuleState as FileRuleState};
 use crate::error::{ProvisionError, describe};
 use crate::queue::{DLQ_RETENTION_SECONDS, FIFO_SUFFIX, dlq_name};
 use crate::secrets::parameter_name;
-use crate::status_store::{DEFAULT_TABLE_NAME, TTL_ATTRIBUTE, create_table};
+use crate::status_store::{DEFAULT_TABLE_NAME, OPEN_STATUS_INDEX, TTL_ATTRIBUTE, create_table};
 
 /// How long a provider queue keeps a message: 4 days, SQS's default (as `infra/` sets it).
 pub const QUEUE_RETENTION_SECONDS: u32 = 4 * 24 * 60 * 60;
@@ -669,8 +669,13 @@ async fn ensure_table(
     name: &str,
 ) -> Result<Outcome, ProvisionError> {
     let existing = dynamodb.describe_table().table_name(name).send().await;
-    match existing {
-        Ok(_) => {}
+    let indexed = match existing {
+        Ok(described) => described.table().is_some_and(|table| {
+            table
+                .global_secondary_indexes()
+                .iter()
+                .any(|index| index.index_name() == Some(OPEN_STATUS_INDEX))
+        }),
         Err(err)
             if err
                 .as_service_error()
@@ -685,7 +690,7 @@ async fn ensure_table(
                 &err,
             )));
         }
-    }
+    };
     let ttl = dynamodb
         .describe_time_to_live()
         .table_name(name)
@@ -703,10 +708,10 @@ async fn ensure_table(
                 )
             })
     });
-    if ttl_on {
+    if ttl_on && indexed {
         return Ok(Outcome::Unchanged);
     }
-    // `create_table` on an existing table waits for it and turns TTL on.
+    // `create_table` on an existing table waits for it, adds the index and turns TTL on.
     create_table(dynamodb, name).await?;
     Ok(Outcome::Updated)
 }

@@ -6,6 +6,7 @@
 
 use async_trait::async_trait;
 use payhook_core::Provider;
+use payhook_core::blob::{BlobError, BlobStore};
 use payhook_core::bus::{BusEntry, BusError, EntryResult, EventBus};
 use payhook_core::ports::{
     ProviderSecrets, Queue, QueueError, QueueMessage, SecretError, SecretStore,
@@ -131,5 +132,16 @@ impl<T: SecretStore> SecretStore for Traced<T> {
             self.0.provider_secrets(provider),
         )
         .await
+    }
+}
+
+#[async_trait]
+impl<T: BlobStore> BlobStore for Traced<T> {
+    async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), BlobError> {
+        traced("S3", "PutObject", BlobError::code, self.0.put(key, bytes)).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BlobError> {
+        traced("S3", "GetObject", BlobError::code, self.0.get(key)).await
     }
 }

@@ -6,6 +6,7 @@
 //! adapters), and the webhook [`validator`] handler itself. The same handler code runs inside
 //! Lambda (with `payhook-aws` adapters) and inside `payhook serve` (with the in-memory ones).
 
+pub mod blob;
 pub mod bus;
 pub mod conformance;
 pub mod currency;

@@ -10,7 +10,8 @@
 //! | bad signature, stale or replayed delivery | 401 with the verifier's code, `timestamp_out_of_tolerance`, `transmission_replayed` or `event_too_old` |
 //! | unknown provider / provider not configured on this stage | 404 `unknown_provider` / `provider_not_configured` |
 //! | body over the limit, message over the queue's size | 413 `payload_too_large` |
-//! | state store, queue, secrets or certificate download failing | 503 (the provider retries) |
+//! | verified but not normalisable | 202 `{"status":"quarantined"}`: kept whole as `QUARANTINED` (a body over [`MAX_QUARANTINED_BODY_BYTES`] in the blob store, else 503) |
+//! | state store, queue, blob store, secrets or certificate download failing | 503 (the provider retries) |
 //!
 //! Error bodies carry the stable code, a fixed message for that code and the request id; the
 //! details (an AWS error, a parser's complaint) go only to the log line with the same request
@@ -38,6 +39,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::json;
 
+use crate::blob::{BlobError, BlobStore, quarantine_key};
 use crate::currency::Rates;
 use crate::event::PaymentEvent;
 use crate::event_processor::parse_rfc3339_ms;
@@ -68,7 +70,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const LONGEST_PROVIDER_RETRY_SECS: i64 = 3 * 24 * 60 * 60;
 
 /// Largest raw body a quarantine record keeps inline (base64 in the status item, under
-/// DynamoDB's 400 KB item limit with room for the other attributes).
+/// DynamoDB's 400 KB item limit with room for the other attributes). A larger one goes to the
+/// validator's blob store ([`Validator::with_quarantine_blobs`]), or is answered 503 without one.
 pub const MAX_QUARANTINED_BODY_BYTES: usize = 280 * 1024;
 
 /// How much longer than the transmission-time window a PayPal transmission record is kept.
@@ -312,8 +315,8 @@ pub enum ValidatorError {
         limit: usize,
     },
     /// A verified body that cannot be normalised is larger than one status item can keep
-    /// (DynamoDB's 400 KB): answered 503 so the provider retries, and alarmed with the other
-    /// 5xx answers, rather than acknowledged and lost.
+    /// (DynamoDB's 400 KB) and no blob store is configured: answered 503 so the provider
+    /// retries, and alarmed with the other 5xx answers, rather than acknowledged and lost.
     #[error(
         "the body ({size} bytes) cannot be normalised and is over the {limit} bytes a quarantine record keeps"
     )]
@@ -332,6 +335,9 @@ pub enum ValidatorError {
     /// The queue failed.
     #[error(transparent)]
     Queue(QueueError),
+    /// The blob store keeping large quarantined bodies failed (or is needed and missing).
+    #[error(transparent)]
+    QuarantineBlobs(#[from] BlobError),
 }
 
 impl From<QueueError> for ValidatorError {
@@ -357,6 +363,7 @@ impl ValidatorError {
             ValidatorError::Secrets(e) => e.code(),
             ValidatorError::StateStore(e) => e.code(),
             ValidatorError::Queue(e) => e.code(),
+            ValidatorError::QuarantineBlobs(e) => e.code(),
         }
     }
 
@@ -375,6 +382,7 @@ impl ValidatorError {
             ValidatorError::Secrets(_)
             | ValidatorError::StateStore(_)
             | ValidatorError::Queue(_)
+            | ValidatorError::QuarantineBlobs(_)
             | ValidatorError::QuarantineUnavailable { .. } => 503,
         }
     }
@@ -442,7 +450,10 @@ pub fn public_message(code: &str) -> &'static str {
         | "state_store_unavailable"
         | "state_store_corrupt"
         | "queue_unavailable"
-        | "quarantine_unavailable" => "The webhook could not be stored; retry later.",
+        | "quarantine_unavailable"
+        | "blob_store_unavailable"
+        | "blob_store_not_configured"
+        | "blob_missing" => "The webhook could not be stored; retry later.",
         _ => "The request was not accepted.",
     }
 }
@@ -455,6 +466,7 @@ pub struct Validator {
     paypal_certificates: Arc<PaypalCertificateCache>,
     clock: Arc<dyn Clock>,
     config: ValidatorConfig,
+    quarantine_blobs: Option<Arc<dyn BlobStore>>,
 }
 
 impl std::fmt::Debug for Validator {
@@ -483,7 +495,15 @@ impl Validator {
             paypal_certificates,
             clock,
             config,
+            quarantine_blobs: None,
         }
+    }
+
+    /// Keeps quarantined bodies over [`MAX_QUARANTINED_BODY_BYTES`] in `blobs` (the item then
+    /// holds their key) instead of answering them 503; replays read them back from there.
+    pub fn with_quarantine_blobs(mut self, blobs: Arc<dyn BlobStore>) -> Self {
+        self.quarantine_blobs = Some(blobs);
+        self
     }
 
     /// Handles one delivery: `Ok` is a 2xx, `Err` carries its status and code.
@@ -573,6 +593,9 @@ impl Validator {
         item.payment_id = Some(event.payment_id.clone());
         item.amount_minor = Some(event.amount_minor);
         item.currency = Some(event.currency.clone());
+        // Kept while the item is open: the sweeper enqueues a webhook stuck RECEIVED again
+        // with exactly these bytes.
+        item.message_body = Some(body.clone());
 
         match self.store.put_new(&item).await? {
             PutOutcome::Created => {}
@@ -699,12 +722,16 @@ impl Validator {
         reason: &NormaliseError,
         now_ms: i64,
     ) -> Result<Accepted, ValidatorError> {
-        if body.len() > MAX_QUARANTINED_BODY_BYTES {
-            return Err(ValidatorError::QuarantineUnavailable {
-                size: body.len(),
-                limit: MAX_QUARANTINED_BODY_BYTES,
-            });
-        }
+        let blobs = match &self.quarantine_blobs {
+            Some(blobs) => Some(blobs),
+            None if body.len() > MAX_QUARANTINED_BODY_BYTES => {
+                return Err(ValidatorError::QuarantineUnavailable {
+                    size: body.len(),
+                    limit: MAX_QUARANTINED_BODY_BYTES,
+                });
+            }
+            None => None,
+        };
         let (webhook_id, provider_event_type) = match normalise::envelope(provider, body) {
             Ok((event_id, event_type)) => (
                 PaymentEvent::make_webhook_id(provider, &event_id),
@@ -728,7 +755,16 @@ impl Validator {
         )
         .with_retention_secs(now_ms, self.config.idempotency_retention_secs);
         item.quarantine_reason = Some(format!("{}: {reason}", reason.code()));
-        item.raw_body = Some(BASE64.encode(body));
+        match blobs {
+            Some(blobs) if body.len() > MAX_QUARANTINED_BODY_BYTES => {
+                // Written before the item: an item never points at an object not yet there.
+                // A crash in between leaves an object no item names; the lifecycle rule ends it.
+                let key = quarantine_key(provider, body);
+                blobs.put(&key, body).await?;
+                item.raw_body_key = Some(key);
+            }
+            _ => item.raw_body = Some(BASE64.encode(body)),
+        }
         match self.store.put_new(&item).await? {
             PutOutcome::Created => {
                 tracing::warn!(
@@ -763,13 +799,7 @@ impl Validator {
             Some(item) if item.status == Status::Quarantined => item,
             other => return Ok(ReplayOutcome::NotQuarantined(other.map(|i| i.status))),
         };
-        let body = item
-            .raw_body
-            .as_deref()
-            .and_then(|b| BASE64.decode(b).ok())
-            .ok_or_else(|| {
-                StoreError::Corrupt(format!("`{webhook_id}` is quarantined without its body"))
-            })?;
+        let body = self.quarantined_body(&item).await?;
         let now_ms = self.clock.now_ms();
         let mut event = match normalise::normalise_with(item.provider, &body, &self.config.rates) {
             Err(reason) => {
@@ -800,6 +830,31 @@ impl Validator {
         Ok(ReplayOutcome::Queued {
             webhook_id: event.webhook_id.clone(),
         })
+    }
+
+    /// A quarantined item's raw body: inline, or from the blob store under its key.
+    async fn quarantined_body(&self, item: &StatusItem) -> Result<Vec<u8>, ValidatorError> {
+        if let Some(key) = &item.raw_body_key {
+            let blobs = self
+                .quarantine_blobs
+                .as_ref()
+                .ok_or(BlobError::NotConfigured)?;
+            return Ok(blobs
+                .get(key)
+                .await?
+                .ok_or_else(|| BlobError::Missing(key.clone()))?);
+        }
+        let body = item
+            .raw_body
+            .as_deref()
+            .and_then(|b| BASE64.decode(b).ok())
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "`{}` is quarantined without its body",
+                    item.webhook_id
+                ))
+            })?;
+        Ok(body)
     }
 
     async fn record_ignored(

@@ -883,3 +883,116 @@ async fn a_quarantined_webhook_is_replayed_once_after_the_rates_file_gains_its_c
     let item = store.get("stripe:evt_replay_1").await.unwrap().unwrap();
     assert_eq!(item.status, Status::Queued);
 }
+
+/// A queue that counts every send, deduplicating nothing (a replay's repeat would show).
+#[derive(Default)]
+struct CountingQueue {
+    sent: std::sync::Mutex<Vec<QueueMessage>>,
+}
+
+#[async_trait]
+impl Queue for CountingQueue {
+    async fn send(&self, message: QueueMessage) -> Result<String, QueueError> {
+        let mut sent = self.sent.lock().unwrap();
+        sent.push(message);
+        Ok(format!("counted-{}", sent.len()))
+    }
+}
+
+fn xts_rates() -> payhook_core::currency::Rates {
+    payhook_core::currency::Rates::from_json(
+        r#"{"reporting_currency":"USD","as_of":"2026-12-02","currencies":{
+            "USD":{"exponent":2,"rate":1},"XTS":{"exponent":3,"rate":2.0}}}"#,
+    )
+    .unwrap()
+}
+
+/// An unknown-currency Stripe event padded past what a status item keeps inline.
+fn oversized_unknown_currency_body(event_id: &str) -> Vec<u8> {
+    let mut event: serde_json::Value =
+        serde_json::from_slice(&unknown_currency_body(event_id)).unwrap();
+    event["pad"] = "x"
+        .repeat(payhook_core::validator::MAX_QUARANTINED_BODY_BYTES + 1024)
+        .into();
+    serde_json::to_vec(&event).unwrap()
+}
+
+#[tokio::test]
+async fn a_body_too_big_for_the_item_is_quarantined_in_the_blob_store_and_replayed_from_it_once() {
+    use payhook_core::blob::{BlobStore, MemoryBlobStore};
+    use payhook_core::validator::ReplayOutcome;
+    let store = Arc::new(MemoryStatusStore::new());
+    let queue = Arc::new(CountingQueue::default());
+    let blobs = Arc::new(MemoryBlobStore::new());
+    let body = oversized_unknown_currency_body("evt_big_1");
+    let v = validator(store.clone(), queue.clone()).with_quarantine_blobs(blobs.clone());
+
+    let accepted = send_signed_stripe(&v, &body).await.unwrap();
+    assert_eq!(accepted.response().0, 202, "kept, not a 503");
+    let item = store.get("stripe:evt_big_1").await.unwrap().unwrap();
+    assert_eq!(item.status, Status::Quarantined);
+    assert_eq!(item.raw_body, None, "not inline");
+    let key = item.raw_body_key.clone().expect("the blob's key");
+    assert_eq!(
+        blobs.get(&key).await.unwrap(),
+        Some(body.clone()),
+        "the bytes, exactly"
+    );
+    let again = send_signed_stripe(&v, &body).await.unwrap();
+    assert_eq!(
+        again.response().1["state"],
+        "QUARANTINED",
+        "a retry is a duplicate"
+    );
+    assert_eq!(blobs.keys().len(), 1, "one object for both deliveries");
+
+    // A replay without the blob store cannot read the body: a 503-class error, nothing moves.
+    let blind = validator_with_rates(store.clone(), Arc::new(MemoryQueue::new()), xts_rates());
+    let err = blind
+        .replay_quarantined("stripe:evt_big_1")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), err.is_retryable()),
+        ("blob_store_not_configured", true)
+    );
+
+    let after = validator_with(
+        store.clone(),
+        queue.clone(),
+        secrets(),
+        NOW_MS,
+        ValidatorConfig {
+            idempotency_retention_secs: FIXTURE_RETENTION_SECS,
+            rates: Arc::new(xts_rates()),
+            ..ValidatorConfig::default()
+        },
+    )
+    .with_quarantine_blobs(blobs.clone());
+    for _ in 0..2 {
+        after.replay_quarantined("stripe:evt_big_1").await.unwrap();
+    }
+    let sent = queue.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "replaying twice enqueues once");
+    let event: serde_json::Value = serde_json::from_str(&sent[0].body).unwrap();
+    assert_eq!(event["webhook_id"], "stripe:evt_big_1");
+    assert_eq!(
+        after.replay_quarantined("stripe:evt_big_1").await.unwrap(),
+        ReplayOutcome::NotQuarantined(Some(Status::Queued))
+    );
+}
+
+#[tokio::test]
+async fn a_received_item_keeps_the_exact_bytes_it_queued() {
+    let store = Arc::new(MemoryStatusStore::new());
+    let queue = Arc::new(MemoryQueue::new());
+    let v = validator(store.clone(), queue.clone());
+    let body = fixture("stripe/payment_intent.succeeded.jpy.json");
+    let accepted = send_signed_stripe(&v, &body).await.unwrap();
+    let item = store.get(accepted.webhook_id()).await.unwrap().unwrap();
+    assert_eq!(
+        item.message_body.as_deref(),
+        Some(queue.messages()[0].body.as_str()),
+        "what the sweeper would enqueue again is what was queued"
+    );
+}

@@ -2,6 +2,7 @@
 //! against HTTPS on loopback. Without moto installed the AWS tests print `SKIP` (they fail under
 //! the test command, `scripts/test.sh`).
 
+mod blob_store;
 mod certificate_fetcher;
 mod config;
 mod event_bus;
