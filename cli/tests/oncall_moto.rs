@@ -166,6 +166,9 @@ fn body(provider: Provider, provider_event_id: &str, payment_id: &str) -> String
         livemode: Some(false),
         account: None,
         merchant_id: None,
+        object_updated_at: None,
+        object_version: None,
+        refunded_total_minor: None,
     };
     String::from_utf8(event.to_bytes()).unwrap()
 }

@@ -24,12 +24,15 @@ use payhook_aws::aws_config::SdkConfig;
 use payhook_aws::aws_sdk_sqs::Client as SqsClient;
 use payhook_aws::aws_sdk_sqs::types::QueueAttributeName;
 use payhook_aws::provision::StackNames;
-use payhook_aws::{DynamoStatusStore, EventBridgeBus, QueueDepth, SqsConsumer, SqsFifoQueue};
+use payhook_aws::{
+    DynamoPaymentStore, DynamoStatusStore, EventBridgeBus, QueueDepth, SqsConsumer, SqsFifoQueue,
+};
 use payhook_core::Provider;
 use payhook_core::bus::{BusEntry, BusError, EntryResult, EventBus};
 use payhook_core::event_processor::RoutedEvent;
 use payhook_core::memory_sqs::QueueStats;
 use payhook_core::pattern::{DEFAULT_RETRY_POLICY, RuleFile, RuleState};
+use payhook_core::payment::{PaymentRecord, PaymentStore};
 use payhook_core::ports::QueueError;
 use payhook_core::status::{
     PutOutcome, StatusItem, StatusPage, StatusQuery, StatusStore, StoreError, Transition,
@@ -77,7 +80,33 @@ pub(crate) struct ProviderQueues {
 #[derive(Debug)]
 pub(crate) struct SerialisedStore {
     pub(crate) inner: DynamoStatusStore,
+    /// The payment records, in the same table.
+    payments: DynamoPaymentStore,
     lock: tokio::sync::Mutex<()>,
+}
+
+#[async_trait]
+impl PaymentStore for SerialisedStore {
+    async fn get_payment(
+        &self,
+        provider: Provider,
+        payment_id: &str,
+    ) -> Result<Option<PaymentRecord>, StoreError> {
+        let _one_at_a_time = self.lock.lock().await;
+        self.payments.get_payment(provider, payment_id).await
+    }
+
+    async fn put_payment(
+        &self,
+        record: &PaymentRecord,
+        expected_revision: u64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let _one_at_a_time = self.lock.lock().await;
+        self.payments
+            .put_payment(record, expected_revision, now_ms)
+            .await
+    }
 }
 
 #[async_trait]
@@ -197,7 +226,8 @@ impl AwsPipeline {
         }
         let dynamodb = payhook_aws::aws_sdk_dynamodb::Client::new(sdk);
         let store = Arc::new(SerialisedStore {
-            inner: DynamoStatusStore::new(dynamodb).with_table_name(&names.table),
+            inner: DynamoStatusStore::new(dynamodb.clone()).with_table_name(&names.table),
+            payments: DynamoPaymentStore::new(dynamodb).with_table_name(&names.table),
             lock: tokio::sync::Mutex::new(()),
         });
         let rule_stats = rule_queues

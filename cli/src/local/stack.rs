@@ -17,19 +17,23 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use payhook_aws::provision::StackNames;
-use payhook_aws::{SqsConsumer, SsmSecretStore, Traced};
+use payhook_aws::{S3BlobStore, SqsConsumer, SsmSecretStore, Traced, s3_client};
 use payhook_core::Provider;
+use payhook_core::blob::{BlobStore, MemoryBlobStore};
 use payhook_core::bus::{EventBus, PAYMENT_EVENTS_BUS};
 use payhook_core::event_processor::{EventProcessor, RoutedEvent};
 use payhook_core::memory_sqs::{FifoQueue, MemorySqs, QueueStats, ReceivedMessage};
 use payhook_core::pattern::load_rules;
+use payhook_core::payment::{MemoryPaymentStore, PaymentStore};
 use payhook_core::ports::{Clock, MessageVisibility, Queue, SecretStore, SystemClock};
 use payhook_core::processor::{
     ProcessError, ProcessorConfig, ProviderProcessor, QueueRecord, RecordOutcome, check_timeouts,
     delay_retries,
 };
-use payhook_core::status::{MemoryStatusStore, Status, StatusItem, StatusStore};
-use payhook_core::validator::Validator;
+use payhook_core::status::{
+    MemoryStatusStore, Status, StatusItem, StatusQuery, StatusStore, list_up_to,
+};
+use payhook_core::validator::{ReplayOutcome, Validator};
 use payhook_telemetry::{FunctionConfig, FunctionKind, FunctionTelemetry, Telemetry, TraceExport};
 use serde::Serialize;
 use tracing::instrument::WithSubscriber as _;
@@ -186,6 +190,32 @@ pub struct Stack {
     run_dir: PathBuf,
     shutdown: tokio::sync::watch::Sender<bool>,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    replay: ReplayPorts,
+}
+
+/// The validator's ports, for replays of quarantined webhooks: each replay builds a validator
+/// with the config's rates file as it is then, so a currency added while the stack runs counts.
+struct ReplayPorts {
+    secrets: Arc<dyn SecretStore>,
+    store: Arc<dyn StatusStore>,
+    queue: Arc<dyn Queue>,
+    blobs: Arc<dyn BlobStore>,
+    clock: Arc<dyn Clock>,
+}
+
+/// Where quarantined bodies too large for an item go: memory, or the stage's bucket on an
+/// endpoint (`payhook bootstrap` creates it).
+async fn quarantine_blobs(aws: Option<&AwsTarget>) -> Arc<dyn BlobStore> {
+    match aws {
+        Some(target) => {
+            let sdk =
+                crate::bootstrap::aws_sdk_config(Some(&target.endpoint), Some(&target.region))
+                    .await;
+            let bucket = target.names.quarantine_bucket();
+            Arc::new(Traced(S3BlobStore::new(s3_client(&sdk), bucket)))
+        }
+        None => Arc::new(Traced(MemoryBlobStore::new())),
+    }
 }
 
 impl std::fmt::Debug for Stack {
@@ -205,6 +235,7 @@ fn failed(what: &str, e: impl std::fmt::Display) -> CliError {
 struct Ports {
     secrets: Arc<dyn SecretStore>,
     store: Arc<dyn StatusStore>,
+    payments: Arc<dyn PaymentStore>,
     queue: Arc<dyn Queue>,
 }
 
@@ -265,6 +296,7 @@ impl Stack {
         };
 
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let blobs = quarantine_blobs(aws.as_ref()).await;
         // Every port is traced as the AWS service it is (or stands in for), so local traces look
         // like the deployed ones: an SQS, DynamoDB, SSM or EventBridge subsegment per call.
         let (ports, memory) = match &pipeline {
@@ -275,6 +307,7 @@ impl Stack {
                         &pipeline.names.stage,
                     ))),
                     store: Arc::new(Traced(Arc::clone(&pipeline.store))),
+                    payments: Arc::new(Traced(Arc::clone(&pipeline.store))),
                     queue: Arc::new(Traced(pipeline.queue.clone())),
                 },
                 None,
@@ -289,6 +322,7 @@ impl Stack {
                     Ports {
                         secrets: Arc::new(config.secret_store()),
                         store: Arc::new(Traced(Arc::clone(&store))),
+                        payments: Arc::new(Traced(MemoryPaymentStore::new())),
                         queue: Arc::new(Traced(Arc::clone(&sqs))),
                     },
                     Some((store, sqs)),
@@ -302,7 +336,15 @@ impl Stack {
             config.paypal_certificate_cache()?,
             Arc::clone(&clock),
             config.validator_config(),
-        );
+        )
+        .with_quarantine_blobs(Arc::clone(&blobs));
+        let replay = ReplayPorts {
+            secrets: Arc::clone(&ports.secrets),
+            store: Arc::clone(&ports.store),
+            queue: Arc::clone(&ports.queue),
+            blobs,
+            clock: Arc::clone(&clock),
+        };
         let target: Arc<dyn EventTarget> = Arc::new(EventProcessorTarget {
             handler: EventProcessor::new(Arc::clone(&ports.store), Arc::clone(&clock)),
             telemetry: function(FunctionKind::EventProcessor, "event-processor"),
@@ -374,6 +416,7 @@ impl Stack {
             run_dir,
             shutdown,
             tasks: std::sync::Mutex::new(Vec::new()),
+            replay,
         });
 
         let faulty: Arc<dyn EventBus> = Arc::new(Traced(FaultyBus::new(bus, faults)));
@@ -389,6 +432,7 @@ impl Stack {
                 provider,
                 handler: ProviderProcessor::new(
                     Arc::clone(&ports.store),
+                    Arc::clone(&ports.payments),
                     Arc::clone(&faulty),
                     Arc::clone(&clock),
                     pconfig,
@@ -700,6 +744,47 @@ impl Stack {
                 })
             }
         }
+    }
+
+    /// Up to `max` quarantined webhooks, oldest change first.
+    pub async fn quarantined(&self, max: usize) -> Result<Vec<StatusItem>, CliError> {
+        let query = StatusQuery::new(Status::Quarantined, SystemClock.now_ms().saturating_add(1));
+        list_up_to(self.store.as_ref(), query, max)
+            .await
+            .map_err(|e| failed("status table", e))
+    }
+
+    /// A quarantined body kept in the blob store (`None` when the item holds it itself).
+    pub async fn quarantined_blob(&self, item: &StatusItem) -> Result<Option<Vec<u8>>, CliError> {
+        match &item.raw_body_key {
+            Some(key) => self
+                .replay
+                .blobs
+                .get(key)
+                .await
+                .map_err(|e| failed("quarantine blobs", e)),
+            None => Ok(None),
+        }
+    }
+
+    /// Normalises a quarantined webhook again with the rates file as it is now and queues it
+    /// if that succeeds (once: see [`Validator::replay_quarantined`]).
+    pub async fn replay_quarantined(&self, webhook_id: &str) -> Result<ReplayOutcome, CliError> {
+        let ports = &self.replay;
+        let validator = Validator::new(
+            Arc::clone(&ports.secrets),
+            Arc::clone(&ports.store),
+            Arc::clone(&ports.queue),
+            self.config.paypal_certificate_cache()?,
+            Arc::clone(&ports.clock),
+            self.config.validator_config(),
+        )
+        .with_quarantine_blobs(Arc::clone(&ports.blobs));
+        validator
+            .replay_quarantined(webhook_id)
+            .with_subscriber(self.telemetry.dispatch().clone())
+            .await
+            .map_err(|e| CliError::Failed(format!("replaying `{webhook_id}`: {e} ({})", e.code())))
     }
 
     /// Stops the pollers and flushes telemetry.

@@ -44,6 +44,7 @@ pub mod error;
 pub mod eventbridge;
 #[cfg(feature = "moto")]
 pub mod moto;
+pub mod payment_store;
 pub mod provision;
 pub mod queue;
 pub mod secrets;
@@ -56,6 +57,7 @@ pub use config::{DEFAULT_REGION, config_loader, sdk_config};
 pub use consumer::{QueueDepth, Received, SqsConsumer};
 pub use error::ProvisionError;
 pub use eventbridge::EventBridgeBus;
+pub use payment_store::DynamoPaymentStore;
 pub use queue::{SqsFifoQueue, create_fifo_queue_with_dlq};
 pub use secrets::{DEFAULT_CACHE_TTL, SsmSecretStore};
 pub use status_store::{DynamoStatusStore, create_table};

@@ -78,6 +78,7 @@ const PAYMENT_ID: &str = "payment_id";
 const AMOUNT_MINOR: &str = "amount_minor";
 const CURRENCY: &str = "currency";
 const TIER: &str = "tier";
+const PAYMENT_EFFECT: &str = "payment_effect";
 const MATCHED_RULES: &str = "matched_rules";
 const ATTEMPTS: &str = "attempts";
 const LAST_ERROR: &str = "last_error";
@@ -474,6 +475,13 @@ impl UpdateSpec {
                 spec.value(":tier", AttributeValue::S(tier.clone()))
             ));
         }
+        if let Some(effect) = &t.payment_effect {
+            set.push(format!(
+                "{} = {}",
+                spec.name("#payment_effect", PAYMENT_EFFECT),
+                spec.value(":payment_effect", AttributeValue::S(effect.clone()))
+            ));
+        }
         if let Some(rules) = string_set(&t.add_matched_rules) {
             // ADD on a string set is a union: concurrent additions are never lost.
             add.push(format!(
@@ -573,6 +581,7 @@ fn item_to_attributes(item: &StatusItem) -> HashMap<String, AttributeValue> {
         (PAYMENT_ID, &item.payment_id),
         (CURRENCY, &item.currency),
         (TIER, &item.tier),
+        (PAYMENT_EFFECT, &item.payment_effect),
         (LAST_ERROR, &item.last_error),
         (QUEUED_AT, &item.queued_at),
         (PUBLISHED_AT, &item.published_at),
@@ -636,6 +645,7 @@ fn item_from_attributes(
         amount_minor: optional_number(attributes, AMOUNT_MINOR)?,
         currency: optional_string(attributes, CURRENCY)?,
         tier: optional_string(attributes, TIER)?,
+        payment_effect: optional_string(attributes, PAYMENT_EFFECT)?,
         matched_rules,
         attempts: optional_number(attributes, ATTEMPTS)?.unwrap_or(0),
         last_error: optional_string(attributes, LAST_ERROR)?,
@@ -877,6 +887,7 @@ mod tests {
         item.amount_minor = Some(-1_999);
         item.currency = Some("EUR".into());
         item.tier = Some("high".into());
+        item.payment_effect = Some("transition".into());
         item.matched_rules = vec!["audit".into(), "high-value".into()];
         item.attempts = 2;
         item.last_error = Some("bus throttled".into());
@@ -924,6 +935,7 @@ mod tests {
         t.lease_until_ms = Some(65_000);
         t.increment_attempts = true;
         t.tier = Some("low".into());
+        t.payment_effect = Some("stale".into());
         t.add_matched_rules = vec!["b".into(), "a".into(), "b".into()];
         t.last_error = Some("retry".into());
         for t in [

@@ -24,6 +24,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use payhook_core::bus::RecordingBus;
 use payhook_core::conformance::workspace_root;
 use payhook_core::normalise::{Normalised, normalise};
+use payhook_core::payment::MemoryPaymentStore;
 use payhook_core::ports::{
     FixedClock, MemorySecretStore, ProviderSecrets, Queue, QueueError, QueueMessage,
 };
@@ -185,6 +186,7 @@ fn bench_processor(c: &mut Criterion) {
                 });
                 ProviderProcessor::new(
                     store,
+                    Arc::new(MemoryPaymentStore::new()),
                     Arc::new(RecordingBus::new()),
                     Arc::new(FixedClock(NOW_MS)),
                     ProcessorConfig::new(Provider::Stripe),

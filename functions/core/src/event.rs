@@ -138,6 +138,18 @@ pub struct PaymentEvent {
     /// The seller the event belongs to (Square `merchant_id`), when given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merchant_id: Option<String>,
+    /// When the object this event carries was last updated, per the provider (Square
+    /// `updated_at`, PayPal `update_time`; RFC 3339, UTC, milliseconds). With `object_version`
+    /// it orders the deliveries about one object (see [`crate::payment`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_updated_at: Option<String>,
+    /// The object's version counter (Square `version`), when the provider keeps one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_version: Option<i64>,
+    /// Refunds: the payment's cumulative refunded amount in minor units when the provider
+    /// reports it (Stripe `charge.refunded`'s `amount_refunded`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refunded_total_minor: Option<i64>,
 }
 
 impl PaymentEvent {

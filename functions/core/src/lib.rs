@@ -16,6 +16,7 @@ pub mod headers;
 pub mod memory_sqs;
 pub mod normalise;
 pub mod pattern;
+pub mod payment;
 pub mod ports;
 pub mod processor;
 pub mod provider;

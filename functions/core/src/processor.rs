@@ -38,6 +38,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::bus::{BusEntry, BusError, EntryResult, EventBus, PAYMENT_EVENTS_BUS};
 use crate::event::{EventType, PaymentEvent};
+use crate::payment::{
+    Applied, BusinessEvent, BusinessEventType, Effect, PaymentRecord, PaymentStore,
+};
 use crate::ports::{Clock, MessageVisibility};
 use crate::provider::Provider;
 use crate::status::{Status, StatusItem, StatusStore, StoreError, Transition, TransitionOutcome};
@@ -108,7 +111,13 @@ pub fn retry_delay_secs(receive_count: u32, visibility_timeout_secs: u32) -> u32
         .min(visibility_timeout_secs)
 }
 
-/// The EventBridge `detail` a processor publishes: the canonical event plus its tier.
+/// How often the processor re-reads a payment record whose conditional write lost a race
+/// before it fails the record (SQS then retries it).
+pub const PAYMENT_WRITE_ATTEMPTS: u32 = 3;
+
+/// The EventBridge `detail` a processor publishes: the canonical event of the webhook that
+/// caused the business event, its tier, and the business event itself (the `detail-type` is
+/// the business event's type).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PublishedDetail {
     /// The canonical event.
@@ -116,6 +125,15 @@ pub struct PublishedDetail {
     pub event: PaymentEvent,
     /// Its amount tier.
     pub tier: Tier,
+    /// `{webhook_id}/{n}`: the same for every publication of this business event (a retry
+    /// after a crash between `PutEvents` and `PUBLISHED` publishes it again), so consumers
+    /// can deduplicate on it. Empty in events published before business events existed.
+    #[serde(default)]
+    pub business_event_id: String,
+    /// The business event (type, payment summary, refund delta, change); absent only in events
+    /// published before business events existed, which the event processor still records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_event: Option<BusinessEvent>,
 }
 
 /// Settings of one provider's processor.
@@ -183,6 +201,9 @@ pub enum ProcessError {
         /// When the lease ends (Unix ms), if the item said.
         until_ms: Option<i64>,
     },
+    /// The payment record kept changing under this attempt (another writer each time).
+    #[error("the payment record of {0} changed during every attempt to update it")]
+    PaymentConflict(String),
     /// An earlier record of the same message group failed in this batch (FIFO order).
     #[error("an earlier record of message group {0} failed in this batch")]
     GroupBlocked(String),
@@ -210,6 +231,7 @@ impl ProcessError {
             ProcessError::WrongProvider { .. } => "wrong_provider",
             ProcessError::LeaseHeld { .. } => "lease_held",
             ProcessError::GroupBlocked(_) => "group_blocked",
+            ProcessError::PaymentConflict(_) => "payment_conflict",
             ProcessError::Store(e) => e.code(),
             ProcessError::Bus(e) => e.code(),
             ProcessError::EntryRejected { .. } => "put_events_entry_failed",
@@ -220,16 +242,26 @@ impl ProcessError {
 /// What happened to one record.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RecordOutcome {
-    /// Published and marked `PUBLISHED`.
+    /// Its business events were published and it is marked `PUBLISHED`.
     Published {
         /// Which webhook.
         webhook_id: String,
         /// Its normalised type.
         event_type: EventType,
+        /// The business events published for it, in order.
+        business_events: Vec<BusinessEventType>,
         /// Its tier.
         tier: Tier,
         /// Its amount in major units.
         amount: f64,
+    },
+    /// It changed nothing its payment's record tracks (`unchanged`) or came after a newer
+    /// version (`stale`): nothing published, marked `PROCESSED` with that effect.
+    Settled {
+        /// Which webhook.
+        webhook_id: String,
+        /// What it did to the payment.
+        effect: Effect,
     },
     /// Already done (or ignored): acknowledged without publishing again.
     Skipped {
@@ -307,6 +339,7 @@ pub async fn delay_retries(
 /// The provider processor handler over its ports.
 pub struct ProviderProcessor {
     store: Arc<dyn StatusStore>,
+    payments: Arc<dyn PaymentStore>,
     bus: Arc<dyn EventBus>,
     clock: Arc<dyn Clock>,
     config: ProcessorConfig,
@@ -321,15 +354,18 @@ impl std::fmt::Debug for ProviderProcessor {
 }
 
 impl ProviderProcessor {
-    /// A processor over the given ports.
+    /// A processor over the given ports: webhook status items in `store`, payment records in
+    /// `payments` (the same table in AWS).
     pub fn new(
         store: Arc<dyn StatusStore>,
+        payments: Arc<dyn PaymentStore>,
         bus: Arc<dyn EventBus>,
         clock: Arc<dyn Clock>,
         config: ProcessorConfig,
     ) -> Self {
         ProviderProcessor {
             store,
+            payments,
             bus,
             clock,
             config,
@@ -399,7 +435,14 @@ impl ProviderProcessor {
             }
             Err(err) => return self.fail(record, Some(event.webhook_id), err, None).await,
         };
-        match self.publish(&event, record, attempt).await {
+        let result = match self.apply_to_payment(&event).await {
+            Ok(applied) if applied.events.is_empty() => {
+                self.settle(&event, attempt, applied.effect).await
+            }
+            Ok(applied) => self.publish(&event, record, attempt, &applied).await,
+            Err(err) => Err(err),
+        };
+        match result {
             Ok(outcome) => outcome,
             Err(err) => {
                 self.fail(record, Some(event.webhook_id), err, Some(attempt))
@@ -408,38 +451,93 @@ impl ProviderProcessor {
         }
     }
 
-    /// Publishes the claimed event and records `PUBLISHED` for this attempt.
+    /// Applies the webhook to its payment's record with a conditional write and returns what
+    /// it produced. A webhook already applied (a retry after a crash past this write) gets the
+    /// events it produced then, so they are published, and only they.
+    async fn apply_to_payment(&self, event: &PaymentEvent) -> Result<Applied, ProcessError> {
+        for _ in 0..PAYMENT_WRITE_ATTEMPTS {
+            let current = self
+                .payments
+                .get_payment(event.provider, &event.payment_id)
+                .await?
+                .unwrap_or_else(|| PaymentRecord::new(event.provider, event.payment_id.clone()));
+            if let Some(applied) = current.applied(&event.webhook_id) {
+                return Ok(applied.clone());
+            }
+            let (next, applied) = current.apply(event);
+            let now = self.clock.now_ms();
+            if self
+                .payments
+                .put_payment(&next, current.revision, now)
+                .await?
+            {
+                return Ok(applied);
+            }
+        }
+        Err(ProcessError::PaymentConflict(event.payment_id.clone()))
+    }
+
+    /// A webhook that changed nothing: `PROCESSED` at once, with its effect, for this attempt.
+    async fn settle(
+        &self,
+        event: &PaymentEvent,
+        attempt: u32,
+        effect: Effect,
+    ) -> Result<RecordOutcome, ProcessError> {
+        let mut done = Transition::new(
+            Status::Processed,
+            &[Status::Processing],
+            self.clock.now_ms(),
+        );
+        done.if_attempt = Some(attempt);
+        done.payment_effect = Some(effect.as_str().to_owned());
+        done.tier = Some(self.config.tiers.tier_of(event).as_str().to_owned());
+        self.store.transition(&event.webhook_id, &done).await?;
+        Ok(RecordOutcome::Settled {
+            webhook_id: event.webhook_id.clone(),
+            effect,
+        })
+    }
+
+    /// Publishes the webhook's business events and records `PUBLISHED` for this attempt.
+    /// Entries the bus rejects are put again (only they) a few times before the record fails.
     async fn publish(
         &self,
         event: &PaymentEvent,
         record: &QueueRecord,
         attempt: u32,
+        applied: &Applied,
     ) -> Result<RecordOutcome, ProcessError> {
         let tier = self.config.tiers.tier_of(event);
-        let detail = PublishedDetail {
-            event: event.clone(),
-            tier,
-        };
-        let entry = BusEntry {
-            event_bus: self.config.event_bus.clone(),
-            source: format!("payhook.{}", self.config.provider.as_str()),
-            detail_type: event.event_type.as_str().to_owned(),
-            detail: serde_json::to_string(&detail)
-                .map_err(|e| ProcessError::Malformed(e.to_string()))?,
-            trace_header: record.trace_header.clone(),
-        };
-        let results = self.bus.put_events(std::slice::from_ref(&entry)).await?;
-        match results.into_iter().next() {
-            Some(EntryResult::Accepted(_)) => {}
-            Some(EntryResult::Failed { code, message }) => {
-                return Err(ProcessError::EntryRejected { code, message });
-            }
-            None => {
+        let mut pending = applied
+            .events
+            .iter()
+            .enumerate()
+            .map(|(n, business_event)| self.entry(event, record, tier, n, business_event))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut rejected = None;
+        for _ in 0..PAYMENT_WRITE_ATTEMPTS {
+            let results = self.bus.put_events(&pending).await?;
+            if results.len() != pending.len() {
                 return Err(ProcessError::EntryRejected {
                     code: "MissingResult".into(),
-                    message: "PutEvents returned no result for the entry".into(),
+                    message: "PutEvents returned fewer results than entries".into(),
                 });
             }
+            let mut retry = Vec::new();
+            for (entry, result) in pending.into_iter().zip(results) {
+                if let EntryResult::Failed { code, message } = result {
+                    rejected = Some(ProcessError::EntryRejected { code, message });
+                    retry.push(entry);
+                }
+            }
+            pending = retry;
+            if pending.is_empty() {
+                break;
+            }
+        }
+        if let (false, Some(err)) = (pending.is_empty(), rejected) {
+            return Err(err);
         }
         let mut published = Transition::new(
             Status::Published,
@@ -447,15 +545,42 @@ impl ProviderProcessor {
             self.clock.now_ms(),
         );
         published.tier = Some(tier.as_str().to_owned());
+        published.payment_effect = Some(applied.effect.as_str().to_owned());
         published.if_attempt = Some(attempt);
         // Rejected means the event processor already recorded it (or a take-over did): the
-        // event is on the bus either way.
+        // events are on the bus either way.
         self.store.transition(&event.webhook_id, &published).await?;
         Ok(RecordOutcome::Published {
             webhook_id: event.webhook_id.clone(),
             event_type: event.event_type,
+            business_events: applied.events.iter().map(|e| e.event_type).collect(),
             tier,
             amount: event.amount,
+        })
+    }
+
+    /// The bus entry of the `n`th business event of a webhook.
+    fn entry(
+        &self,
+        event: &PaymentEvent,
+        record: &QueueRecord,
+        tier: Tier,
+        n: usize,
+        business_event: &BusinessEvent,
+    ) -> Result<BusEntry, ProcessError> {
+        let detail = PublishedDetail {
+            event: event.clone(),
+            tier,
+            business_event_id: format!("{}/{n}", event.webhook_id),
+            business_event: Some(business_event.clone()),
+        };
+        Ok(BusEntry {
+            event_bus: self.config.event_bus.clone(),
+            source: format!("payhook.{}", self.config.provider.as_str()),
+            detail_type: business_event.event_type.as_str().to_owned(),
+            detail: serde_json::to_string(&detail)
+                .map_err(|e| ProcessError::Malformed(e.to_string()))?,
+            trace_header: record.trace_header.clone(),
         })
     }
 

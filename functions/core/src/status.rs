@@ -153,6 +153,10 @@ pub struct StatusItem {
     /// Amount tier (`high`, `medium`, `low`), set by the processor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<String>,
+    /// What the webhook did to its payment's state (`transition`, `unchanged`, `stale`), set
+    /// by the processor; see [`crate::payment::Effect`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_effect: Option<String>,
     /// Names of the EventBridge rules that matched, set by the event processor.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub matched_rules: Vec<String>,
@@ -217,6 +221,7 @@ impl StatusItem {
             amount_minor: None,
             currency: None,
             tier: None,
+            payment_effect: None,
             matched_rules: Vec::new(),
             attempts: 0,
             last_error: None,
@@ -300,6 +305,8 @@ pub struct Transition {
     pub increment_attempts: bool,
     /// Tier to record.
     pub tier: Option<String>,
+    /// Payment effect to record (see [`StatusItem::payment_effect`]).
+    pub payment_effect: Option<String>,
     /// Matched rules to add (deduplicated, kept sorted).
     pub add_matched_rules: Vec<String>,
     /// Error to record (`FAILED`, or a retry's cause).
@@ -323,6 +330,7 @@ impl Transition {
             lease_until_ms: None,
             increment_attempts: false,
             tier: None,
+            payment_effect: None,
             add_matched_rules: Vec::new(),
             last_error: None,
             published_at_ms: None,
@@ -363,6 +371,9 @@ impl Transition {
         }
         if let Some(tier) = &self.tier {
             item.tier = Some(tier.clone());
+        }
+        if let Some(effect) = &self.payment_effect {
+            item.payment_effect = Some(effect.clone());
         }
         for rule in &self.add_matched_rules {
             if !item.matched_rules.contains(rule) {
@@ -615,6 +626,26 @@ impl StatusStore for MemoryStatusStore {
             items: listed.into_iter().cloned().collect(),
         })
     }
+}
+
+/// Up to `max` items of `query` (from its first page on), following the pages.
+pub async fn list_up_to(
+    store: &dyn StatusStore,
+    mut query: StatusQuery,
+    max: usize,
+) -> Result<Vec<StatusItem>, StoreError> {
+    let mut items = Vec::new();
+    while items.len() < max {
+        query.limit = query.limit.min(max - items.len()).max(1);
+        let page = store.list_by_status(&query).await?;
+        items.extend(page.items);
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => break,
+        }
+    }
+    items.truncate(max);
+    Ok(items)
 }
 
 /// The cursor that lists after `item`.

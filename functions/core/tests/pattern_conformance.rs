@@ -14,6 +14,7 @@ use payhook_core::normalise::{Normalised, normalise_with};
 use payhook_core::pattern::{
     MAX_PATTERN_CHARS, Pattern, RuleSet, RuleState, RulesError, load_rules,
 };
+use payhook_core::payment::{BusinessEventType, PaymentRecord};
 use payhook_core::processor::{Tier, TierThresholds};
 use payhook_core::{EventType, PaymentEvent, Provider};
 use proptest::prelude::*;
@@ -173,8 +174,9 @@ fn rule_set() -> &'static RuleSet {
         .get_or_init(|| RuleSet::load(&rules_dir()).unwrap_or_else(|e| panic!("rules/ loads: {e}")))
 }
 
-/// The `PutEvents` result a provider processor produces, as the bus delivers it: the envelope
-/// around the canonical event plus its tier.
+/// The `PutEvents` result a provider processor produces for the first webhook of a payment, as
+/// the bus delivers it: the business event that webhook makes (from the real payment state
+/// machine) around the canonical event plus its tier.
 fn published(provider: Provider, event_type: EventType, amount: f64) -> Value {
     let amount_minor = (amount * 100.0).round() as i64;
     let event = PaymentEvent {
@@ -198,14 +200,24 @@ fn published(provider: Provider, event_type: EventType, amount: f64) -> Value {
         livemode: Some(false),
         account: None,
         merchant_id: None,
+        object_updated_at: None,
+        object_version: None,
+        refunded_total_minor: None,
     };
+    let (_, applied) = PaymentRecord::new(provider, "pay_1").apply(&event);
+    let business = applied
+        .events
+        .first()
+        .expect("a first webhook is a transition");
     let mut detail = serde_json::to_value(&event).expect("PaymentEvent serialises");
     let tier = TierThresholds::default().tier(amount);
     detail["tier"] = serde_json::to_value(tier).expect("Tier serialises");
+    detail["business_event_id"] = json!(format!("{}/0", event.webhook_id));
+    detail["business_event"] = serde_json::to_value(business).expect("BusinessEvent serialises");
     json!({
         "version": "0",
         "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
-        "detail-type": event_type.as_str(),
+        "detail-type": business.event_type.as_str(),
         "source": format!("payhook.{}", provider.as_str()),
         "account": "123456789012",
         "time": "2026-01-01T00:00:02Z",
@@ -356,13 +368,13 @@ fn sample_events_match_exactly_the_expected_rules() {
             Provider::Paypal,
             EventType::RefundPending,
             5000.0,
-            &["refunds"],
+            &["payment-updates"],
         ),
         (
             Provider::Square,
             EventType::RefundFailed,
             10.0,
-            &["refunds"],
+            &["payment-updates"],
         ),
         (
             Provider::Stripe,
@@ -415,6 +427,16 @@ fn every_normalised_event_type_is_routed_by_exactly_one_rule() {
             let event = published(Provider::Stripe, event_type, amount);
             assert_eq!(routed(set, &event).len(), 1, "{event_type} of {amount}");
         }
+    }
+}
+
+#[test]
+fn every_business_event_type_is_routed_by_exactly_one_rule() {
+    let set = rule_set();
+    for business in BusinessEventType::ALL {
+        let mut event = published(Provider::Square, EventType::PaymentSucceeded, 250.0);
+        event["detail-type"] = json!(business.as_str());
+        assert_eq!(routed(set, &event).len(), 1, "{business}");
     }
 }
 

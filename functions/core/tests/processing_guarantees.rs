@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use payhook_core::bus::{BusEntry, BusError, EntryResult, EventBus, RecordingBus};
 use payhook_core::event_processor::{EventProcessor, ProcessedOutcome, RoutedEvent};
+use payhook_core::payment::MemoryPaymentStore;
 use payhook_core::ports::FixedClock;
 use payhook_core::processor::{
     ProcessError, ProcessorConfig, ProviderProcessor, QueueRecord, RecordOutcome, Tier,
@@ -38,6 +39,9 @@ fn event(id: &str, payment: &str, event_type: EventType, amount_minor: i64) -> P
         livemode: Some(false),
         account: None,
         merchant_id: None,
+        object_updated_at: None,
+        object_version: None,
+        refunded_total_minor: None,
     }
 }
 
@@ -73,9 +77,14 @@ async fn queue_all(store: &MemoryStatusStore, events: &[PaymentEvent]) -> Vec<Qu
     records
 }
 
-fn processor(store: Arc<MemoryStatusStore>, bus: Arc<dyn EventBus>) -> ProviderProcessor {
+fn processor(
+    store: Arc<MemoryStatusStore>,
+    payments: Arc<MemoryPaymentStore>,
+    bus: Arc<dyn EventBus>,
+) -> ProviderProcessor {
     ProviderProcessor::new(
         store,
+        payments,
         bus,
         Arc::new(FixedClock(NOW)),
         ProcessorConfig::new(Provider::Stripe),
@@ -104,10 +113,11 @@ fn detail_field(entry: &BusEntry, field: &str) -> String {
 #[tokio::test]
 async fn duplicate_delivery_is_processed_once() {
     let store = Arc::new(MemoryStatusStore::new());
+    let payments = Arc::new(MemoryPaymentStore::new());
     let bus = Arc::new(RecordingBus::new());
     let e = event("evt_1", "pi_1", EventType::PaymentSucceeded, 250_000);
     queued(&store, &e).await;
-    let p = processor(store.clone(), bus.clone());
+    let p = processor(store.clone(), payments.clone(), bus.clone());
     let first = p.handle_batch(&[record("m1", &e, 1)], NOW + 300_000).await;
     let second = p.handle_batch(&[record("m2", &e, 1)], NOW + 300_000).await;
     assert!(matches!(
@@ -131,12 +141,13 @@ async fn duplicate_delivery_is_processed_once() {
 #[tokio::test]
 async fn two_processors_racing_on_one_webhook_publish_once() {
     let store = Arc::new(MemoryStatusStore::new());
+    let payments = Arc::new(MemoryPaymentStore::new());
     let bus = Arc::new(RecordingBus::new());
     let e = event("evt_race", "pi_race", EventType::PaymentSucceeded, 1_000);
     queued(&store, &e).await;
     let mut tasks = Vec::new();
     for i in 0..8 {
-        let p = processor(store.clone(), bus.clone());
+        let p = processor(store.clone(), payments.clone(), bus.clone());
         let r = record(&format!("m{i}"), &e, 1);
         tasks.push(tokio::spawn(async move {
             p.handle_batch(&[r], NOW + 300_000).await
@@ -173,10 +184,11 @@ impl EventBus for CrashAfterPut {
 #[tokio::test]
 async fn crash_after_put_events_retries_and_the_event_processor_absorbs_the_second_event() {
     let store = Arc::new(MemoryStatusStore::new());
+    let payments = Arc::new(MemoryPaymentStore::new());
     let crashing = Arc::new(CrashAfterPut(RecordingBus::new()));
     let e = event("evt_crash", "pi_crash", EventType::PaymentSucceeded, 5_000);
     queued(&store, &e).await;
-    let first = processor(store.clone(), crashing.clone())
+    let first = processor(store.clone(), payments.clone(), crashing.clone())
         .handle_batch(&[record("m1", &e, 1)], NOW + 1_000)
         .await;
     assert_eq!(first.failed_message_ids(), vec!["m1".to_owned()]);
@@ -192,6 +204,7 @@ async fn crash_after_put_events_retries_and_the_event_processor_absorbs_the_seco
     let bus = Arc::new(RecordingBus::new());
     let retry = ProviderProcessor::new(
         store.clone(),
+        payments.clone(),
         bus.clone(),
         Arc::new(FixedClock(later)),
         ProcessorConfig::new(Provider::Stripe),
@@ -223,6 +236,7 @@ async fn crash_after_put_events_retries_and_the_event_processor_absorbs_the_seco
 #[tokio::test]
 async fn poison_message_ends_failed_on_the_last_receive() {
     let store = Arc::new(MemoryStatusStore::new());
+    let payments = Arc::new(MemoryPaymentStore::new());
     let bus = Arc::new(RecordingBus::new());
     let e = event("evt_poison", "pi_poison", EventType::PaymentSucceeded, 100);
     queued(&store, &e).await;
@@ -231,7 +245,7 @@ async fn poison_message_ends_failed_on_the_last_receive() {
         r#"{{"webhook_id":"{}","amount":"not a number"}}"#,
         e.webhook_id
     );
-    let p = processor(store.clone(), bus.clone());
+    let p = processor(store.clone(), payments.clone(), bus.clone());
     for receive in 1..=4 {
         poison.receive_count = receive;
         let out = p
@@ -270,6 +284,7 @@ async fn poison_message_ends_failed_on_the_last_receive() {
 #[tokio::test]
 async fn events_of_one_payment_are_published_in_order() {
     let store = Arc::new(MemoryStatusStore::new());
+    let payments = Arc::new(MemoryPaymentStore::new());
     let bus = Arc::new(RecordingBus::new());
     let events = [
         event("evt_a1", "pi_a", EventType::PaymentPending, 1_000),
@@ -278,7 +293,7 @@ async fn events_of_one_payment_are_published_in_order() {
         event("evt_a3", "pi_a", EventType::RefundSucceeded, 500),
     ];
     let records = queue_all(&store, &events).await;
-    processor(store, bus.clone())
+    processor(store, payments.clone(), bus.clone())
         .handle_batch(&records, NOW + 300_000)
         .await;
     let ids: Vec<String> = bus
@@ -309,6 +324,7 @@ impl EventBus for FailingFor {
 #[tokio::test]
 async fn after_a_failure_later_records_of_the_same_group_fail_and_other_groups_go_on() {
     let store = Arc::new(MemoryStatusStore::new());
+    let payments = Arc::new(MemoryPaymentStore::new());
     let bus = Arc::new(FailingFor("evt_x1", RecordingBus::new()));
     let events = [
         event("evt_x1", "pi_x", EventType::PaymentSucceeded, 1_000),
@@ -316,7 +332,7 @@ async fn after_a_failure_later_records_of_the_same_group_fail_and_other_groups_g
         event("evt_x2", "pi_x", EventType::RefundSucceeded, 1_000),
     ];
     let records = queue_all(&store, &events).await;
-    let out = processor(store.clone(), bus.clone())
+    let out = processor(store.clone(), payments.clone(), bus.clone())
         .handle_batch(&records, NOW + 300_000)
         .await;
     assert_eq!(
@@ -345,6 +361,7 @@ async fn after_a_failure_later_records_of_the_same_group_fail_and_other_groups_g
 #[tokio::test]
 async fn tier_follows_the_thresholds() {
     let store = Arc::new(MemoryStatusStore::new());
+    let payments = Arc::new(MemoryPaymentStore::new());
     let bus = Arc::new(RecordingBus::new());
     let cases = [
         (100_000, "high"),
@@ -360,7 +377,7 @@ async fn tier_follows_the_thresholds() {
             *minor,
         );
         queued(&store, &e).await;
-        processor(store.clone(), bus.clone())
+        processor(store.clone(), payments.clone(), bus.clone())
             .handle_batch(&[record("m", &e, 1)], NOW + 1)
             .await;
     }
@@ -396,13 +413,14 @@ impl EventBus for DeliversAtOnce {
 #[tokio::test]
 async fn event_recorded_before_published_keeps_the_bus_time_as_published_at() {
     let store = Arc::new(MemoryStatusStore::new());
+    let payments = Arc::new(MemoryPaymentStore::new());
     let bus = Arc::new(DeliversAtOnce {
         bus: RecordingBus::new(),
         event_processor: EventProcessor::new(store.clone(), Arc::new(FixedClock(NOW + 2_000))),
     });
     let e = event("evt_fast", "pi_fast", EventType::PaymentSucceeded, 5_000);
     queued(&store, &e).await;
-    let out = processor(store.clone(), bus.clone())
+    let out = processor(store.clone(), payments.clone(), bus.clone())
         .handle_batch(&[record("m1", &e, 1)], NOW + 300_000)
         .await;
     assert!(matches!(out.records[0].1, RecordOutcome::Published { .. }));

@@ -196,17 +196,20 @@ pub async fn invoke(
             RecordOutcome::Published {
                 webhook_id,
                 event_type,
+                business_events,
                 tier,
                 amount,
             } => {
                 inv.count(Metric::RecordsProcessed, &p);
-                inv.count(
-                    Metric::EventsPublished,
-                    &[
-                        (Dimension::Provider, provider),
-                        (Dimension::EventType, event_type.as_str()),
-                    ],
-                );
+                for business_event in business_events {
+                    inv.count(
+                        Metric::EventsPublished,
+                        &[
+                            (Dimension::Provider, provider),
+                            (Dimension::EventType, business_event.as_str()),
+                        ],
+                    );
+                }
                 inv.metric(
                     Metric::PaymentAmount,
                     *amount,
@@ -224,6 +227,16 @@ pub async fn invoke(
                     tier = tier.as_str(),
                     receive_count = record.receive_count,
                     "published to the bus"
+                );
+            }
+            RecordOutcome::Settled { webhook_id, effect } => {
+                inv.count(Metric::RecordsProcessed, &p);
+                tracing::info!(
+                    message_id,
+                    webhook_id,
+                    provider,
+                    payment_effect = effect.as_str(),
+                    "nothing new for its payment; processed without publishing"
                 );
             }
             RecordOutcome::Skipped { webhook_id, status } => {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
-use payhook_aws::{DynamoStatusStore, EventBridgeBus, SqsConsumer, Traced};
+use payhook_aws::{DynamoPaymentStore, DynamoStatusStore, EventBridgeBus, SqsConsumer, Traced};
 use payhook_core::ports::SystemClock;
 use payhook_core::processor::{ProviderProcessor, delay_retries};
 use payhook_provider_processor::{Config, batch_response, deliveries, invoke, queue_records};
@@ -25,12 +25,14 @@ async fn main() -> Result<(), BoxError> {
     let config = Config::from_lookup(|name| std::env::var(name).ok())?;
 
     let sdk = payhook_aws::sdk_config(None).await;
-    let store = DynamoStatusStore::new(payhook_aws::aws_sdk_dynamodb::Client::new(&sdk))
-        .with_table_name(config.status_table);
+    let dynamodb = payhook_aws::aws_sdk_dynamodb::Client::new(&sdk);
+    let payments = DynamoPaymentStore::new(dynamodb.clone()).with_table_name(&config.status_table);
+    let store = DynamoStatusStore::new(dynamodb).with_table_name(config.status_table);
     let bus = EventBridgeBus::new(payhook_aws::aws_sdk_eventbridge::Client::new(&sdk));
     let sqs = payhook_aws::aws_sdk_sqs::Client::new(&sdk);
     let processor = Arc::new(ProviderProcessor::new(
         Arc::new(Traced(store)),
+        Arc::new(Traced(payments)),
         Arc::new(Traced(bus)),
         Arc::new(SystemClock),
         config.processor,

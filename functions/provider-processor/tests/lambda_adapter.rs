@@ -12,6 +12,7 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::SqsEvent;
 use payhook_core::Provider;
 use payhook_core::bus::RecordingBus;
+use payhook_core::payment::MemoryPaymentStore;
 use payhook_core::ports::SystemClock;
 use payhook_core::processor::{BatchOutcome, ProcessError, ProviderProcessor, RecordOutcome, Tier};
 use payhook_core::status::{MemoryStatusStore, Status, StatusStore};
@@ -193,6 +194,7 @@ fn batch_response_lists_exactly_the_failed_records_in_the_lambda_shape() {
     let published = |id: &str| RecordOutcome::Published {
         webhook_id: format!("stripe:{id}"),
         event_type: payhook_core::EventType::PaymentSucceeded,
+        business_events: vec![payhook_core::payment::BusinessEventType::PaymentSucceeded],
         tier: Tier::Low,
         amount: 1.0,
     };
@@ -237,6 +239,7 @@ async fn a_fifo_batch_publishes_its_events_and_reports_only_the_poison_record() 
     let config = config(&[(PROVIDER_ENV, "stripe")]).unwrap();
     let processor = ProviderProcessor::new(
         store.clone(),
+        Arc::new(MemoryPaymentStore::new()),
         bus.clone(),
         Arc::new(SystemClock),
         config.processor,

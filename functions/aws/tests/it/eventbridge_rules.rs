@@ -19,6 +19,7 @@ use payhook_aws::provision::{
 use payhook_core::bus::{BusEntry, EntryResult, EventBus};
 use payhook_core::event_processor::RoutedEvent;
 use payhook_core::pattern::{RuleFile, RuleSet, load_rules};
+use payhook_core::payment::PaymentRecord;
 use payhook_core::processor::{PublishedDetail, TierThresholds};
 use payhook_core::{EventType, PaymentEvent, Provider};
 use serde_json::{Value, json};
@@ -62,6 +63,9 @@ fn event(provider: Provider, n: usize, event_type: EventType, amount: f64) -> Pa
         livemode: Some(false),
         account: None,
         merchant_id: None,
+        object_updated_at: None,
+        object_version: None,
+        refunded_total_minor: None,
     }
 }
 
@@ -102,16 +106,22 @@ fn samples() -> Vec<PaymentEvent> {
     samples
 }
 
-/// The entry a provider processor puts on the bus for `event`.
+/// The entry a provider processor puts on the bus for `event`, the first webhook of its
+/// payment: the business event the payment state machine makes of it.
 fn entry(bus: &str, source: &str, event: &PaymentEvent) -> BusEntry {
+    let (_, applied) = PaymentRecord::new(event.provider, event.payment_id.clone()).apply(event);
+    let business = applied.events[0].clone();
+    let detail_type = business.event_type.as_str();
     let detail = PublishedDetail {
         event: event.clone(),
         tier: TierThresholds::default().tier_of(event),
+        business_event_id: format!("{}/0", event.webhook_id),
+        business_event: Some(business.clone()),
     };
     BusEntry {
         event_bus: bus.into(),
         source: source.into(),
-        detail_type: event.event_type.as_str().into(),
+        detail_type: detail_type.into(),
         detail: serde_json::to_string(&detail).unwrap(),
         trace_header: None,
     }

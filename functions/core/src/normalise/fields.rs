@@ -162,6 +162,30 @@ impl<'a> Obj<'a> {
         self.get(path).map(|v| minor_units(v, path)).transpose()
     }
 
+    /// The RFC 3339 timestamp at `path` (an object's `updated_at` / `update_time`), if present,
+    /// in the same UTC millisecond form as `occurred_at`.
+    pub(crate) fn opt_timestamp(
+        &self,
+        path: &'static str,
+    ) -> Result<Option<String>, NormaliseError> {
+        match self.get(path) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => occurred_at_from_rfc3339(value, path).map(Some),
+        }
+    }
+
+    /// The non-negative integer at `path` (Square's object `version`), if present.
+    pub(crate) fn opt_version(&self, path: &'static str) -> Result<Option<i64>, NormaliseError> {
+        match self.get(path) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => value
+                .as_i64()
+                .filter(|v| *v >= 0)
+                .map(Some)
+                .ok_or_else(|| invalid(path, "expected a non-negative integer")),
+        }
+    }
+
     /// When present, the `object` discriminator (Stripe) must name `expected`.
     pub(crate) fn expect_kind(
         &self,
@@ -394,6 +418,20 @@ pub(crate) struct Body {
     pub(crate) money: Money,
     pub(crate) provider_status: Option<String>,
     pub(crate) failure_code: Option<String>,
+    /// How this object's versions are ordered (see [`Ordering`]).
+    pub(crate) ordering: Ordering,
+}
+
+/// What a provider says about the version of the object an event carries, so that the payment
+/// state can tell a newer delivery from a stale one.
+#[derive(Default)]
+pub(crate) struct Ordering {
+    /// The object's own update time (Square `updated_at`, PayPal `update_time`).
+    pub(crate) updated_at: Option<String>,
+    /// The object's version counter (Square `version`).
+    pub(crate) version: Option<i64>,
+    /// The cumulative refunded amount the object reports (Stripe charge `amount_refunded`).
+    pub(crate) refunded_total_minor: Option<i64>,
 }
 
 /// Assembles the canonical event (`received_at` is left for the validator), with its amount
@@ -428,6 +466,9 @@ pub(crate) fn build(head: Head, body: Body, rates: &Rates) -> Normalised {
         livemode: head.livemode,
         account: head.account,
         merchant_id: head.merchant_id,
+        object_updated_at: body.ordering.updated_at,
+        object_version: body.ordering.version,
+        refunded_total_minor: body.ordering.refunded_total_minor,
     }))
 }
 

@@ -8,7 +8,7 @@ use serde::de::IgnoredAny;
 use serde_json::Value;
 use url::Url;
 
-use super::fields::{self, Body, Head, Money, Obj};
+use super::fields::{self, Body, Head, Money, Obj, Ordering};
 use super::{NormaliseError, Normalised};
 use crate::currency::Rates;
 use crate::event::EventType;
@@ -110,6 +110,10 @@ fn capture(event_type: EventType, capture: &Obj<'_>) -> Result<Body, NormaliseEr
         money: resource_amount(capture)?,
         provider_status: capture.opt_string("resource.status")?,
         failure_code,
+        ordering: Ordering {
+            updated_at: capture.opt_timestamp("resource.update_time")?,
+            ..Ordering::default()
+        },
     })
 }
 
@@ -124,6 +128,10 @@ fn refund(refund: &Obj<'_>) -> Result<Body, NormaliseError> {
         money: resource_amount(refund)?,
         provider_status: refund.opt_string("resource.status")?,
         failure_code: None,
+        ordering: Ordering {
+            updated_at: refund.opt_timestamp("resource.update_time")?,
+            ..Ordering::default()
+        },
     })
 }
 
@@ -185,5 +193,9 @@ fn dispute(event_type: EventType, dispute: &Obj<'_>) -> Result<Body, NormaliseEr
         )?,
         provider_status: dispute.opt_string("resource.status")?,
         failure_code: None,
+        ordering: Ordering {
+            updated_at: dispute.opt_timestamp("resource.update_time")?,
+            ..Ordering::default()
+        },
     })
 }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
-use super::fields::{self, Body, Head, Money, Obj};
+use super::fields::{self, Body, Head, Money, Obj, Ordering};
 use super::{NormaliseError, Normalised};
 use crate::currency::Rates;
 use crate::event::EventType;
@@ -122,6 +122,11 @@ fn payment(payment: &Obj<'_>) -> Result<Body, NormaliseError> {
         )?,
         provider_status: Some(status.to_owned()),
         failure_code,
+        ordering: Ordering {
+            updated_at: payment.opt_timestamp("data.object.payment.updated_at")?,
+            version: payment.opt_version("data.object.payment.version")?,
+            refunded_total_minor: None,
+        },
     })
 }
 
@@ -168,6 +173,11 @@ fn refund(refund: &Obj<'_>) -> Result<Body, NormaliseError> {
         )?,
         provider_status: Some(status.to_owned()),
         failure_code: None,
+        ordering: Ordering {
+            updated_at: refund.opt_timestamp("data.object.refund.updated_at")?,
+            version: refund.opt_version("data.object.refund.version")?,
+            refunded_total_minor: None,
+        },
     })
 }
 
@@ -201,5 +211,10 @@ fn dispute(created: Option<EventType>, object: &Obj<'_>) -> Result<Body, Normali
         )?,
         provider_status: state,
         failure_code: None,
+        ordering: Ordering {
+            updated_at: dispute.opt_timestamp("data.object.dispute.updated_at")?,
+            version: dispute.opt_version("data.object.dispute.version")?,
+            refunded_total_minor: None,
+        },
     })
 }

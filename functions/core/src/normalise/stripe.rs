@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
-use super::fields::{self, Body, Head, Money, Obj};
+use super::fields::{self, Body, Head, Money, Obj, Ordering};
 use super::{NormaliseError, Normalised};
 use crate::currency::Rates;
 use crate::event::EventType;
@@ -130,6 +130,8 @@ fn payment_intent(event_type: EventType, pi: &Obj<'_>) -> Result<Body, Normalise
         money: money(pi, amount)?,
         provider_status: pi.opt_string("data.object.status")?,
         failure_code,
+        // A PaymentIntent has no update time: deliveries are ordered by the event's `created`.
+        ordering: Ordering::default(),
     })
 }
 
@@ -168,6 +170,10 @@ fn charge_refunded(data: &Obj<'_>, charge: &Obj<'_>) -> Result<Body, NormaliseEr
         money: money(charge, amount)?,
         provider_status: charge.opt_string("data.object.status")?,
         failure_code: None,
+        ordering: Ordering {
+            refunded_total_minor: Some(refunded_total),
+            ..Ordering::default()
+        },
     })
 }
 
@@ -184,5 +190,6 @@ fn dispute(event_type: EventType, dispute: &Obj<'_>) -> Result<Body, NormaliseEr
         money: money(dispute, dispute.minor_units("data.object.amount")?)?,
         provider_status: dispute.opt_string("data.object.status")?,
         failure_code: None,
+        ordering: Ordering::default(),
     })
 }

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use crate::support::{AWS, Delivery, Deployment, Kill, LOCAL, T0, World};
 
-/// Three webhooks, two of one payment (one FIFO group) and one of another, so the processor's
-/// batch holds several records and several groups.
+/// Three webhooks, two deliveries of one payment's capture under different event ids (one FIFO
+/// group) and one of another payment, so the processor's batch holds several records and
+/// several groups, and one of them changes nothing for its payment.
 fn deliveries() -> Vec<Delivery> {
     vec![
         Delivery::stripe("a1", "a", T0),
@@ -43,6 +44,17 @@ async fn check(world: &World, webhooks: &[String], kill: &Kill, what: &str) -> V
         broken.push(format!(
             "{what}, killed after {last:?}: {dead} healthy message(s) dead-lettered"
         ));
+    }
+    // One payment.succeeded per payment, whatever the kill point: a copy published again after
+    // a crash carries the same business event id.
+    let succeeded = world.business_events("payment.succeeded");
+    for payment in ["pi_a", "pi_b"] {
+        let n = succeeded.get(payment).map_or(0, |ids| ids.len());
+        if n != 1 {
+            broken.push(format!(
+                "{what}, killed after {last:?}: {payment} has {n} distinct payment.succeeded"
+            ));
+        }
     }
     for (webhook, n) in world.publications() {
         if n > 1 && !(n == 2 && last == format!("put_events {webhook}")) {
@@ -94,8 +106,9 @@ async fn processor_killed_at_every_step(deployment: Deployment) {
     let steps = counted.steps();
     assert_eq!(
         steps,
-        9,
-        "claim, PutEvents, mark published for each of the batch's records: {:?}",
+        14,
+        "per record: claim, read and write the payment record, then PutEvents and mark \
+         published (a new capture) or mark processed (the second capture of pi_a): {:?}",
         counted.log()
     );
     let mut broken = Vec::new();

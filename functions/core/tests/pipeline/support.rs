@@ -12,6 +12,7 @@ use payhook_core::bus::{BusEntry, BusError, EntryResult, EventBus, RecordingBus}
 use payhook_core::conformance::workspace_root;
 use payhook_core::event_processor::{EventProcessor, ProcessedOutcome, RoutedEvent};
 use payhook_core::memory_sqs::{FifoQueueConfig, ManualClock, MemorySqs};
+use payhook_core::payment::{MemoryPaymentStore, PaymentRecord, PaymentStore};
 use payhook_core::ports::{
     Clock, MemorySecretStore, ProviderSecrets, Queue, QueueError, QueueMessage,
 };
@@ -248,6 +249,33 @@ impl<B: EventBus> EventBus for Faulty<B> {
     }
 }
 
+#[async_trait]
+impl<P: PaymentStore> PaymentStore for Faulty<P> {
+    async fn get_payment(
+        &self,
+        provider: Provider,
+        payment_id: &str,
+    ) -> Result<Option<PaymentRecord>, StoreError> {
+        let step = || format!("get_payment {payment_id}");
+        self.call(step, self.inner.get_payment(provider, payment_id))
+            .await
+    }
+
+    async fn put_payment(
+        &self,
+        record: &PaymentRecord,
+        expected_revision: u64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let step = || format!("put_payment {}", record.payment_id);
+        self.call(
+            step,
+            self.inner.put_payment(record, expected_revision, now_ms),
+        )
+        .await
+    }
+}
+
 /// The webhook id a published entry carries.
 pub(crate) fn webhook_of(entry: &BusEntry) -> String {
     let detail: serde_json::Value = serde_json::from_str(&entry.detail).unwrap();
@@ -286,6 +314,8 @@ pub(crate) struct World {
     pub(crate) clock: Arc<ManualClock>,
     /// The status table.
     pub(crate) store: Arc<MemoryStatusStore>,
+    /// The payment records (the same table in AWS).
+    pub(crate) payments: Arc<MemoryPaymentStore>,
     /// The provider queues and their DLQs.
     pub(crate) sqs: Arc<MemorySqs>,
     /// Everything put on the bus (EventBridge delivers each to the event processor).
@@ -310,6 +340,7 @@ impl World {
             deployment,
             clock,
             store: Arc::new(MemoryStatusStore::new()),
+            payments: Arc::new(MemoryPaymentStore::new()),
             sqs: Arc::new(sqs),
             bus: Arc::new(RecordingBus::new()),
             delivered: 0,
@@ -358,13 +389,29 @@ impl World {
         config
     }
 
-    /// A fresh processor over these ports.
+    /// A fresh processor over these ports (and the world's payment records).
     pub(crate) fn processor(
         &self,
         store: Arc<dyn StatusStore>,
         bus: Arc<dyn EventBus>,
     ) -> ProviderProcessor {
-        ProviderProcessor::new(store, bus, self.clock.clone(), self.processor_config())
+        self.processor_with(store, self.payments.clone(), bus)
+    }
+
+    /// A fresh processor over these ports.
+    pub(crate) fn processor_with(
+        &self,
+        store: Arc<dyn StatusStore>,
+        payments: Arc<dyn PaymentStore>,
+        bus: Arc<dyn EventBus>,
+    ) -> ProviderProcessor {
+        ProviderProcessor::new(
+            store,
+            payments,
+            bus,
+            self.clock.clone(),
+            self.processor_config(),
+        )
     }
 
     /// Posts `delivery` until it is answered 2xx, as the provider retries: the first attempts
@@ -436,8 +483,9 @@ impl World {
             })
             .collect();
         let processor = match kill {
-            Some(kill) => self.processor(
+            Some(kill) => self.processor_with(
                 Arc::new(Faulty::new(self.store.clone(), kill)),
+                Arc::new(Faulty::new(self.payments.clone(), kill)),
                 Arc::new(Faulty::new(bus, kill)),
             ),
             None => self.processor(self.store.clone(), bus),
@@ -537,8 +585,12 @@ impl World {
             let status = item.as_ref().map(|i| i.status);
             let recorded = self.recorded.get(id).copied().unwrap_or(0);
             let dead_lettered = dead.iter().any(|b| b.contains(&format!("\"{id}\"")));
+            let settled = item.as_ref().and_then(|i| i.payment_effect.as_deref());
             match status {
                 Some(Status::Processed) if recorded == 1 => {}
+                // Nothing new for its payment: processed without a business event.
+                Some(Status::Processed)
+                    if recorded == 0 && matches!(settled, Some("unchanged" | "stale")) => {}
                 Some(Status::Failed) if dead_lettered => {}
                 other => out.push(format!(
                     "{id}: {other:?}, recorded {recorded}×, in the DLQ: {dead_lettered}"
@@ -561,6 +613,25 @@ impl World {
     /// Messages in the DLQ.
     pub(crate) fn dead_letters(&self) -> usize {
         self.sqs.dlq_messages(Provider::Stripe).unwrap().len()
+    }
+
+    /// The distinct business events of `detail_type` put on the bus, per payment (a business
+    /// event published twice after a crash keeps its `business_event_id`).
+    pub(crate) fn business_events(
+        &self,
+        detail_type: &str,
+    ) -> HashMap<String, std::collections::BTreeSet<String>> {
+        let mut out: HashMap<String, std::collections::BTreeSet<String>> = HashMap::new();
+        for entry in self.bus.entries() {
+            if entry.detail_type != detail_type {
+                continue;
+            }
+            let detail: serde_json::Value = serde_json::from_str(&entry.detail).unwrap();
+            let payment = detail["payment_id"].as_str().unwrap().to_owned();
+            let id = detail["business_event_id"].as_str().unwrap().to_owned();
+            out.entry(payment).or_default().insert(id);
+        }
+        out
     }
 
     /// How often each webhook was put on the bus.
