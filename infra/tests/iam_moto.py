@@ -4,12 +4,13 @@ only policy of a user of its own, and turns IAM enforcement on. The Rust test
 user's credentials: a missing action fails it.
 
     .venv/bin/python infra/tests/iam_moto.py --endpoint URL --stage S --table T --bus B \\
-        [--without FUNCTION:ACTION ...]
+        [--without FUNCTION:ACTION ...] [--without-each FUNCTION ...]
 
 Prints JSON: `{"users": {name: {"access_key_id", "secret_access_key", "policy"}}}` with one user
 per function (`webhook-validator`, `stripe-processor`, …), one per `--without` (named
-`FUNCTION-without-ACTION`, the same policy less that action) and `observer` (everything, for the
-test's own setup and checks). Then enforcement is on: moto checks every later request.
+`FUNCTION-without-ACTION`, the same policy less that action), one per action of each
+`--without-each` function (named the same way), and `observer` (everything, for the test's own
+setup and checks). Then enforcement is on: moto checks every later request.
 
 moto evaluates the `Resource` of a statement only for SQS (it resolves the queue's ARN); for
 DynamoDB, SSM and EventBridge it matches statements against `*`, and it has no values for
@@ -58,6 +59,16 @@ def for_moto(document: dict[str, Any]) -> dict[str, Any]:
     return {**document, "Statement": statements}
 
 
+def actions_of(document: dict[str, Any]) -> list[str]:
+    """Every action the document grants, in order of appearance."""
+    actions: list[str] = []
+    for statement in document["Statement"]:
+        for action in statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]:
+            if action not in actions:
+                actions.append(action)
+    return actions
+
+
 def without(document: dict[str, Any], action: str) -> dict[str, Any]:
     """The document less `action` (a statement left with no action is dropped)."""
     statements = []
@@ -99,6 +110,7 @@ def main() -> None:
     parser.add_argument("--table", required=True)
     parser.add_argument("--bus", required=True)
     parser.add_argument("--without", action="append", default=[], metavar="FUNCTION:ACTION")
+    parser.add_argument("--without-each", action="append", default=[], metavar="FUNCTION")
     args = parser.parse_args()
 
     import boto3  # noqa: PLC0415  (moto's dependency, in the same venv)
@@ -116,8 +128,9 @@ def main() -> None:
         function: create_user(iam, f"{prefix}-{function}", for_moto(document))
         for function, document in policies.items()
     }
-    for item in args.without:
-        function, action = item.split(":", 1)
+    removals = [tuple(item.split(":", 1)) for item in args.without]
+    removals += [(f, a) for f in args.without_each for a in actions_of(policies[f])]
+    for function, action in dict.fromkeys(removals):
         reduced = for_moto(without(policies[function], action))
         users[f"{function}-without-{action}"] = create_user(
             iam, f"{prefix}-{function}-without-{action.replace(':', '-')}", reduced
