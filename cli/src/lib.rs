@@ -12,6 +12,7 @@ pub mod democa;
 pub mod local;
 pub mod oncall;
 pub mod payloads;
+pub mod quarantine;
 pub mod rules_cmd;
 pub mod send;
 pub mod serve;

@@ -9,7 +9,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
 use payhook::{
-    bench, bootstrap, check, config, dashboard, demo, oncall, rules_cmd, send, serve, trace, verify,
+    bench, bootstrap, check, config, dashboard, demo, oncall, quarantine, rules_cmd, send, serve,
+    trace, verify,
 };
 
 /// payhook: receive payment webhooks from Stripe, PayPal and Square and never lose one.
@@ -39,6 +40,9 @@ enum Command {
     /// List or redrive the providers' dead-letter queues.
     #[command(subcommand)]
     Dlq(oncall::DlqCommand),
+    /// List, show or replay the webhooks quarantined because they could not be normalised.
+    #[command(subcommand)]
+    Quarantine(quarantine::QuarantineCommand),
     /// Check dashboards/, alarms/, rules/ and runbooks/ against each other and the metric
     /// catalogue before deploying (exit 0 ok, 1 findings, 2 usage error).
     Check(check::CheckArgs),
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
             Command::Status(args) => oncall::run_status(args).await,
             Command::Trace(args) => trace::run(args),
             Command::Dlq(command) => oncall::run_dlq(command).await,
+            Command::Quarantine(command) => quarantine::run(command).await,
             Command::Check(args) => check::run(args),
             Command::Dashboard(args) => dashboard::run(args).await,
             Command::Verify(args) => verify::run(args).await,

@@ -909,7 +909,7 @@ pub(crate) async fn redrive_queue(
 // --- local admin API -------------------------------------------------------------------------
 
 /// `{base}/_payhook/{segments…}`, each segment percent-encoded.
-fn admin_url(base: &str, segments: &[&str]) -> Result<String, CliError> {
+pub(crate) fn admin_url(base: &str, segments: &[&str]) -> Result<String, CliError> {
     let mut url = url::Url::parse(base)
         .map_err(|e| CliError::Usage(format!("--local `{base}` is not a URL: {e}")))?;
     url.path_segments_mut()
@@ -920,9 +920,9 @@ fn admin_url(base: &str, segments: &[&str]) -> Result<String, CliError> {
     Ok(url.into())
 }
 
-fn local_api_error(url: &str, status: u16, body: &str) -> CliError {
+pub(crate) fn local_api_error(url: &str, status: u16, body: &str) -> CliError {
     let hint = if status == 403 || status == 404 {
-        " (a local stack without the DLQ admin API? update payhook)"
+        " (a local stack without this admin API? update payhook)"
     } else {
         ""
     };
@@ -933,7 +933,7 @@ fn local_api_error(url: &str, status: u16, body: &str) -> CliError {
 }
 
 /// One request to the local admin API; `(status, body)`.
-async fn request(
+pub(crate) async fn request(
     client: &HttpClient,
     method: Method,
     url: &str,

@@ -279,8 +279,9 @@ async fn bootstrap_creates_the_whole_stage_changes_nothing_when_run_again_and_re
     let (code, out) = payhook(&args).await;
     assert_eq!(code, 0, "{out}");
     let rules = load_rules(&rules_dir()).unwrap();
-    // 3 × (queue + DLQ), events DLQ, table, bus, 3 per rule (rule, queue, target), 4 parameters.
-    let expected = 3 * 2 + 3 + rules.len() * 3 + 4;
+    // 3 × (queue + DLQ), events DLQ, table, quarantine bucket, bus, 3 per rule (rule, queue,
+    // target), 4 parameters.
+    let expected = 3 * 2 + 4 + rules.len() * 3 + 4;
     assert!(
         out.contains(&format!(
             "{expected} resources: {expected} created, 0 updated, 0 unchanged"
@@ -325,6 +326,18 @@ async fn bootstrap_creates_the_whole_stage_changes_nothing_when_run_again_and_re
         .unwrap();
     let table = table.table().unwrap();
     assert_eq!(table.key_schema()[0].attribute_name(), "webhook_id");
+    let indexes: Vec<_> = table
+        .global_secondary_indexes()
+        .iter()
+        .filter_map(|i| i.index_name())
+        .collect();
+    assert_eq!(indexes, [payhook_aws::status_store::OPEN_STATUS_INDEX]);
+    payhook_aws::s3_client(&config)
+        .head_bucket()
+        .bucket(names.quarantine_bucket())
+        .send()
+        .await
+        .expect("the quarantine bucket");
 
     let events = EventsClient::new(&config);
     events

@@ -1,7 +1,7 @@
 //! The local front door: an API Gateway REST stand-in for `POST /webhooks/{provider}` that
 //! hands the validator the exact proxy event API Gateway would, and the admin API
-//! (`/_payhook/…`): read-only views of a webhook, the stats and the DLQs, plus the one on-call
-//! action, a DLQ redrive.
+//! (`/_payhook/…`): read-only views of a webhook, the stats, the DLQs and the quarantine, plus
+//! the on-call actions: a DLQ redrive and a quarantine replay.
 //!
 //! The API key is found as the deployed authorizer finds it (`?key=` in the URL, else
 //! `x-api-key`; [`payhook_api_key_authorizer::api_key`] decides for both) and checked as the
@@ -28,6 +28,10 @@ use serde_json::json;
 use super::stack::Stack;
 use crate::CliError;
 use crate::oncall::LocalDlqList;
+use crate::quarantine::{
+    DEFAULT_QUARANTINE_MAX, LocalQuarantineItem, LocalQuarantineList, QuarantineSummary,
+    ReplayReport,
+};
 
 /// One key of the usage plan with its daily counter (reset at UTC midnight, as usage plans do).
 #[derive(Debug)]
@@ -107,6 +111,12 @@ impl FrontDoor {
             .route("/_payhook/stats", get(stats))
             .route("/_payhook/dlq/{provider}", get(dlq_list))
             .route("/_payhook/dlq/{provider}/redrive", post(dlq_redrive))
+            .route("/_payhook/quarantine", get(quarantine_list))
+            .route("/_payhook/quarantine/{webhook_id}", get(quarantine_show))
+            .route(
+                "/_payhook/quarantine/{webhook_id}/replay",
+                post(quarantine_replay),
+            )
             .fallback(missing_route)
             .with_state(state);
         let task = tokio::spawn(async move {
@@ -402,5 +412,70 @@ async fn dlq_redrive(State(state): State<AppState>, Path(provider): Path<String>
             (StatusCode::OK, axum::Json(answer)).into_response()
         }
         Err(e) => internal_error(&e),
+    }
+}
+
+fn failure(code: &str, e: &CliError) -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        axum::Json(json!({"error": code, "message": e.to_string()})),
+    )
+        .into_response()
+}
+
+/// `GET /_payhook/quarantine?max=N`: the quarantined webhooks, oldest change first.
+async fn quarantine_list(State(state): State<AppState>, uri: Uri) -> Response {
+    let max = query_parameters(&uri)
+        .get("max")
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(DEFAULT_QUARANTINE_MAX);
+    match state.stack.quarantined(max).await {
+        Ok(items) => {
+            let items = items.iter().map(QuarantineSummary::of).collect();
+            (StatusCode::OK, axum::Json(LocalQuarantineList { items })).into_response()
+        }
+        Err(e) => failure("quarantine_unavailable", &e),
+    }
+}
+
+/// `GET /_payhook/quarantine/{webhook_id}`: the item, and its body when the blob store keeps it.
+async fn quarantine_show(
+    State(state): State<AppState>,
+    Path(webhook_id): Path<String>,
+) -> Response {
+    let Some(item) = state.stack.status(&webhook_id).await else {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(
+                json!({"error": "not_found", "message": format!("no webhook {webhook_id}")}),
+            ),
+        )
+            .into_response();
+    };
+    match state.stack.quarantined_blob(&item).await {
+        Ok(blob) => {
+            let body_base64 = blob.map(|b| base64::engine::general_purpose::STANDARD.encode(b));
+            (
+                StatusCode::OK,
+                axum::Json(LocalQuarantineItem { item, body_base64 }),
+            )
+                .into_response()
+        }
+        Err(e) => failure("quarantine_unavailable", &e),
+    }
+}
+
+/// `POST /_payhook/quarantine/{webhook_id}/replay`: normalise again and queue, once.
+async fn quarantine_replay(
+    State(state): State<AppState>,
+    Path(webhook_id): Path<String>,
+) -> Response {
+    match state.stack.replay_quarantined(&webhook_id).await {
+        Ok(outcome) => {
+            let report = ReplayReport::of(&webhook_id, &outcome);
+            tracing::info!(webhook_id, outcome = %report.outcome, "quarantined webhook replayed");
+            (StatusCode::OK, axum::Json(report)).into_response()
+        }
+        Err(e) => failure("replay_failed", &e),
     }
 }

@@ -11,7 +11,8 @@
 //! | provider queue | `payhook-{stage}-{provider}.fifo` | FIFO, content-based deduplication, visibility [`VISIBILITY_TIMEOUT_SECONDS`], retention [`QUEUE_RETENTION_SECONDS`], redrive to its DLQ after `maxReceiveCount` receives |
 //! | provider DLQ | `payhook-{stage}-{provider}-dlq.fifo` | FIFO, content-based deduplication, retention [`DLQ_RETENTION_SECONDS`] |
 //! | events DLQ | `payhook-{stage}-events-dlq` | standard, retention [`DLQ_RETENTION_SECONDS`]; the rule targets' dead-letter queue |
-//! | status table | `webhook-processing` | [`create_table`]: on demand, TTL on `expires_at` |
+//! | status table | `webhook-processing` | [`create_table`]: on demand, TTL on `expires_at`, the open-status index |
+//! | quarantine bucket | `payhook-{stage}-quarantine` | [`create_bucket`](crate::create_bucket): quarantined bodies too large for an item |
 //! | bus | `payment-events` | custom event bus |
 //! | rules | each `rules/*.json` `name` | its event pattern, description and state |
 //! | parameters | `/payhook/{stage}/{provider}/…` | `SecureString`, from given values |
@@ -171,6 +172,12 @@ impl StackNames {
         format!("{}-rule-{rule}", self.prefix())
     }
 
+    /// The quarantine bucket on an AWS-compatible endpoint: `payhook-{stage}-quarantine` (the
+    /// deployed bucket's name is Pulumi's, with a suffix; see `infra/`).
+    pub fn quarantine_bucket(&self) -> String {
+        format!("{}-quarantine", self.prefix())
+    }
+
     /// One of `provider`'s SSM parameters: `/payhook/{stage}/{provider}/{parameter}`.
     pub fn parameter(&self, provider: Provider, parameter: &str) -> String {
         parameter_name(&self.stage, provider, parameter)
@@ -273,6 +280,8 @@ pub enum ResourceKind {
     EventsDeadLetterQueue,
     /// The status table.
     Table,
+    /// The quarantine bucket.
+    Bucket,
     /// The event bus.
     EventBus,
     /// A routing rule.
@@ -293,6 +302,7 @@ impl ResourceKind {
             ResourceKind::DeadLetterQueue => "fifo-dlq",
             ResourceKind::EventsDeadLetterQueue => "events-dlq",
             ResourceKind::Table => "table",
+            ResourceKind::Bucket => "bucket",
             ResourceKind::EventBus => "event-bus",
             ResourceKind::Rule => "rule",
             ResourceKind::RuleQueue => "rule-queue",
@@ -351,7 +361,7 @@ pub struct Provisioned {
 
 /// Creates or updates everything in `plan` (see the module documentation), calling
 /// `on_resource` after each resource, in order: the provider DLQs and queues, the events DLQ,
-/// the table, the bus, each rule (and its queue and target), the parameters. Returns the same
+/// the table, the quarantine bucket, the bus, each rule (and its queue and target), the parameters. Returns the same
 /// lines. Stops at the first failure; what was done so far stays (running again continues).
 pub async fn provision<F>(
     config: &SdkConfig,
@@ -417,6 +427,20 @@ where
         kind: ResourceKind::Table,
         name: names.table.clone(),
         outcome,
+        locator: None,
+    });
+
+    let bucket = names.quarantine_bucket();
+    let created =
+        crate::blob_store::create_bucket(&crate::blob_store::s3_client(config), &bucket).await?;
+    report(Provisioned {
+        kind: ResourceKind::Bucket,
+        name: bucket,
+        outcome: if created {
+            Outcome::Created
+        } else {
+            Outcome::Unchanged
+        },
         locator: None,
     });
 
