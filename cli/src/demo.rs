@@ -82,6 +82,13 @@ pub struct DemoReport {
     pub processed: usize,
     /// Events delivered per rule.
     pub processed_by_rule: BTreeMap<String, u64>,
+    /// Webhooks PROCESSED without a business event: nothing new for their payment (a Square
+    /// update on a completed payment) or older than what was known (stale).
+    pub settled: usize,
+    /// Payments whose books were checked from their payment record.
+    pub payments_checked: usize,
+    /// Business events of the checked payments, by type.
+    pub business_events: BTreeMap<String, u64>,
     /// Webhooks that ended FAILED.
     pub failed: usize,
     /// Messages in the DLQs.
@@ -109,6 +116,9 @@ impl DemoReport {
             ignored: 0,
             processed: 0,
             processed_by_rule: BTreeMap::new(),
+            settled: 0,
+            payments_checked: 0,
+            business_events: BTreeMap::new(),
             failed: 0,
             dlq: 0,
             published: 0,
@@ -124,10 +134,96 @@ impl DemoReport {
     }
 }
 
-fn plan(now: i64) -> Result<(Vec<Planned>, String, String), CliError> {
+/// A payment whose books the demo checks from its payment record: captured once, refunded by
+/// exactly these amounts (in order of publication), whatever updates came in between.
+#[derive(Debug, Clone)]
+pub struct BookedPayment {
+    /// Its provider.
+    pub provider: Provider,
+    /// Its id.
+    pub payment_id: String,
+    /// The amount captured, minor units.
+    pub captured_minor: i64,
+    /// The `payment.refunded` deltas expected, minor units.
+    pub refunds: Vec<i64>,
+}
+
+/// What the demo sends, and what it expects of some of it.
+struct Plan {
+    planned: Vec<Planned>,
+    poison_payment: String,
+    crash_payment: String,
+    booked: Vec<BookedPayment>,
+}
+
+/// A Square payment's realistic life, sent in order: created (approved), completed, a fee filled
+/// in, a partial refund (pending, then completed) with the payment updated for it, a refund of
+/// the rest, the payment updated again, and a late copy of the approved version (stale). Square
+/// sends `payment.updated` for every change while the payment stays `COMPLETED`: the books
+/// must show one `payment.succeeded` and two `payment.refunded` (40.00, then 80.00).
+fn square_payment_life(
+    now: i64,
+    add: &mut impl FnMut(&'static str, PayloadSpec) -> Result<(), CliError>,
+) -> Result<BookedPayment, CliError> {
+    let provider = Provider::Square;
+    let payment = payloads::new_payment_id(provider)?;
+    let first_refund = format!("{payment}_refund_partial");
+    let second_refund = format!("{payment}_refund_rest");
+    let steps: [(&str, &str, &str, Option<&str>, i64); 9] = [
+        ("payment.created", "APPROVED", "120.00", None, 90),
+        ("payment.updated", "COMPLETED", "120.00", None, 80),
+        ("payment.updated", "COMPLETED", "120.00", None, 70),
+        (
+            "refund.created",
+            "PENDING",
+            "40.00",
+            Some(&first_refund),
+            60,
+        ),
+        (
+            "refund.updated",
+            "COMPLETED",
+            "40.00",
+            Some(&first_refund),
+            50,
+        ),
+        ("payment.updated", "COMPLETED", "120.00", None, 40),
+        (
+            "refund.created",
+            "COMPLETED",
+            "80.00",
+            Some(&second_refund),
+            30,
+        ),
+        ("payment.updated", "COMPLETED", "120.00", None, 20),
+        ("payment.updated", "APPROVED", "120.00", None, 85),
+    ];
+    for (event_type, status, amount, refund_id, seconds_ago) in steps {
+        let mut spec = PayloadSpec::new(provider)
+            .event_type(event_type)
+            .status(status)
+            .amount(amount, "USD")
+            .payment_id(payment.clone())
+            .at(now - seconds_ago);
+        if let Some(id) = refund_id {
+            spec = spec.refund_id(id);
+        }
+        add("square payment with updates and refunds", spec)?;
+    }
+    Ok(BookedPayment {
+        provider,
+        payment_id: payment,
+        captured_minor: 12_000,
+        refunds: vec![4_000, 8_000],
+    })
+}
+
+fn plan(now: i64) -> Result<Plan, CliError> {
     let mut planned = Vec::new();
+    let mut booked = Vec::new();
     let mut add = |label: &'static str, spec: PayloadSpec| -> Result<(), CliError> {
-        let payload = payloads::build(&spec.at(now))?;
+        // Specs carry their own time (now, unless a payment's life spaces its events out).
+        let payload = payloads::build(&spec)?;
         planned.push(Planned {
             label,
             provider: payload.provider,
@@ -164,13 +260,21 @@ fn plan(now: i64) -> Result<(Vec<Planned>, String, String), CliError> {
                 )?;
             }
         }
-        // One payment's life in order: the same FIFO group.
+        // One payment's life in order: the same FIFO group (Square's, with its updates, below).
         let payment = payloads::new_payment_id(provider)?;
         let lifecycle: &[&str] = match provider {
             Provider::Stripe => &["payment_intent.succeeded", "charge.refunded"],
             Provider::Paypal => &["PAYMENT.CAPTURE.COMPLETED", "PAYMENT.CAPTURE.REFUNDED"],
-            Provider::Square => &["payment.created", "payment.updated", "refund.created"],
+            Provider::Square => &[],
         };
+        if !lifecycle.is_empty() {
+            booked.push(BookedPayment {
+                provider,
+                payment_id: payment.clone(),
+                captured_minor: 12_000,
+                refunds: vec![12_000],
+            });
+        }
         for event_type in lifecycle {
             add(
                 "payment lifecycle",
@@ -181,6 +285,7 @@ fn plan(now: i64) -> Result<(Vec<Planned>, String, String), CliError> {
             )?;
         }
     }
+    booked.push(square_payment_life(now, &mut add)?);
     // Concurrent duplicates: the same delivery three times at once.
     for provider in Provider::ALL {
         let payload = payloads::build(&PayloadSpec::new(provider).amount("60.00", "EUR").at(now))?;
@@ -252,7 +357,12 @@ fn plan(now: i64) -> Result<(Vec<Planned>, String, String), CliError> {
         unknown_api_key: false,
         copies: 1,
     });
-    Ok((planned, poison_payment, crash_payment))
+    Ok(Plan {
+        planned,
+        poison_payment,
+        crash_payment,
+        booked,
+    })
 }
 
 /// Runs the demo: returns the report (the caller decides the exit code).
@@ -272,7 +382,12 @@ pub async fn run_demo(args: &DemoArgs) -> Result<DemoReport, CliError> {
     // Short visibility so retries and the poison message's trip to the DLQ take seconds.
     config.queues.visibility_timeout_seconds = 1;
     let faults = Faults::default();
-    let (planned, poison_payment, crash_payment) = plan(unix_now())?;
+    let Plan {
+        planned,
+        poison_payment,
+        crash_payment,
+        booked,
+    } = plan(unix_now())?;
     faults.reject_payment(&poison_payment);
     faults.crash_once_after_publishing(&crash_payment);
 
@@ -361,6 +476,7 @@ pub async fn run_demo(args: &DemoArgs) -> Result<DemoReport, CliError> {
 
     report.idle = stack.wait_idle(Duration::from_secs(args.timeout)).await;
     reconcile(&stack, &accepted_ids, &mut report).await;
+    check_payments(&stack, &booked, &mut report).await;
     stack.shutdown().await;
 
     let summary = json!({"report": report, "requests": lines});
@@ -454,10 +570,16 @@ pub async fn reconcile(stack: &Stack, accepted: &[String], report: &mut DemoRepo
             Some(item) if item.status == Status::Processed => {
                 report.processed += 1;
                 recorded += item.matched_rules.len() as u64;
-                if item.matched_rules.is_empty() {
-                    report
+                let settled = matches!(item.payment_effect.as_deref(), Some("unchanged" | "stale"));
+                match (item.matched_rules.is_empty(), settled) {
+                    (true, true) => report.settled += 1,
+                    (false, false) => {}
+                    (true, false) => report
                         .problems
-                        .push(format!("{id}: PROCESSED without a matched rule"));
+                        .push(format!("{id}: PROCESSED without a matched rule")),
+                    (false, true) => report.problems.push(format!(
+                        "{id}: changed nothing for its payment, yet a rule recorded it"
+                    )),
                 }
             }
             Some(item) if item.status == Status::Failed => {
@@ -489,11 +611,56 @@ pub async fn reconcile(stack: &Stack, accepted: &[String], report: &mut DemoRepo
     }
     // A delivery that did not add a rule to a PROCESSED item was absorbed as a repeat.
     report.absorbed = delivered.saturating_sub(recorded);
-    if report.published != report.processed as u64 + report.absorbed {
+    // Each webhook that changed its payment publishes one business event; the settled ones
+    // publish none.
+    let publishing = (report.processed - report.settled) as u64;
+    if report.published != publishing + report.absorbed {
         report.problems.push(format!(
-            "{} events published for {} processed webhooks and {} absorbed repeats: an event was lost or recorded twice",
-            report.published, report.processed, report.absorbed
+            "{} events published for {} processed webhooks that changed their payment and {} absorbed repeats: an event was lost or recorded twice",
+            report.published, publishing, report.absorbed
         ));
+    }
+}
+
+/// Checks each booked payment's record: captured once for the amount sent, refunded by exactly
+/// the expected deltas, whatever updates and stale copies arrived in between.
+pub async fn check_payments(stack: &Stack, booked: &[BookedPayment], report: &mut DemoReport) {
+    use payhook_core::payment::BusinessEventType;
+    for b in booked {
+        let id = format!("{} payment {}", b.provider, b.payment_id);
+        let Some(record) = stack.payment(b.provider, &b.payment_id).await else {
+            report.problems.push(format!("{id}: no payment record"));
+            continue;
+        };
+        report.payments_checked += 1;
+        let events: Vec<_> = record.applied.iter().flat_map(|a| &a.events).collect();
+        let succeeded = events
+            .iter()
+            .filter(|e| e.event_type == BusinessEventType::PaymentSucceeded)
+            .count();
+        let refunds: Vec<i64> = events
+            .iter()
+            .filter(|e| e.event_type == BusinessEventType::PaymentRefunded)
+            .filter_map(|e| e.refund_delta_minor)
+            .collect();
+        if succeeded != 1 || record.captured_minor != Some(b.captured_minor) {
+            report.problems.push(format!(
+                "{id}: {succeeded} payment.succeeded, captured {:?} (expected one, {})",
+                record.captured_minor, b.captured_minor
+            ));
+        }
+        if refunds != b.refunds {
+            report.problems.push(format!(
+                "{id}: payment.refunded deltas {refunds:?} (expected {:?})",
+                b.refunds
+            ));
+        }
+        for e in events {
+            *report
+                .business_events
+                .entry(e.event_type.as_str().to_owned())
+                .or_default() += 1;
+        }
     }
 }
 
@@ -521,6 +688,17 @@ pub fn print_report(report: &DemoReport, run_dir_hint: &str) {
     println!("  {:<34} {:>6}", "processed (PROCESSED)", report.processed);
     for (rule, n) in &report.processed_by_rule {
         println!("  {:<34} {:>6}", format!("  by rule {rule}"), n);
+    }
+    println!(
+        "  {:<34} {:>6}",
+        "  of which nothing new (settled)", report.settled
+    );
+    println!(
+        "  {:<34} {:>6}",
+        "payments booked and checked", report.payments_checked
+    );
+    for (event_type, n) in &report.business_events {
+        println!("  {:<34} {:>6}", format!("  {event_type}"), n);
     }
     println!("  {:<34} {:>6}", "failed (FAILED)", report.failed);
     println!("  {:<34} {:>6}", "in the DLQs", report.dlq);

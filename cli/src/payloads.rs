@@ -128,6 +128,9 @@ pub struct PayloadSpec {
     /// Square only: the status (payment, refund) or state (dispute) carried in the object,
     /// instead of the type's usual one (`FAILED` makes `payment.updated` a failure).
     pub status: Option<String>,
+    /// Square only: the refund's id, so that a refund's `refund.created` and `refund.updated`
+    /// name the same refund; a new one when `None`.
+    pub refund_id: Option<String>,
     /// When the event happened, Unix seconds.
     pub now_unix: i64,
 }
@@ -143,6 +146,7 @@ impl PayloadSpec {
             payment_id: None,
             event_id: None,
             status: None,
+            refund_id: None,
             now_unix: unix_now(),
         }
     }
@@ -175,6 +179,12 @@ impl PayloadSpec {
     /// Sets the Square object status.
     pub fn status(mut self, status: impl Into<String>) -> Self {
         self.status = Some(status.into());
+        self
+    }
+
+    /// Sets the Square refund id.
+    pub fn refund_id(mut self, refund_id: impl Into<String>) -> Self {
+        self.refund_id = Some(refund_id.into());
         self
     }
 
@@ -264,6 +274,7 @@ pub fn build(spec: &PayloadSpec) -> Result<Payload, CliError> {
         payment_id: &payment_id,
         money: &money,
         status: spec.status.as_deref(),
+        refund_id: spec.refund_id.as_deref(),
         now: spec.now_unix,
     };
     let body = match provider {
@@ -382,6 +393,7 @@ struct Ctx<'a> {
     payment_id: &'a str,
     money: &'a Money,
     status: Option<&'a str>,
+    refund_id: Option<&'a str>,
     now: i64,
 }
 
@@ -966,7 +978,10 @@ fn square_payment(ctx: &Ctx<'_>, status: &str, location_id: &str) -> Result<Valu
 
 fn square_refund(ctx: &Ctx<'_>, status: &str, location_id: &str) -> Result<Value, CliError> {
     Ok(json!({
-        "id": format!("{}_{}", ctx.payment_id, random_string(ALNUM, 43)?),
+        "id": match ctx.refund_id {
+            Some(id) => id.to_owned(),
+            None => format!("{}_{}", ctx.payment_id, random_string(ALNUM, 43)?),
+        },
         "amount_money": ctx.money.square(),
         "created_at": ctx.time(60)?,
         "location_id": location_id,

@@ -198,8 +198,14 @@ async fn demo_on_moto_balances_its_books() {
     assert_eq!(report.failed, 1, "the one poison message");
     assert_eq!(report.dlq, 1);
     // The crashed batch comes back; its event is published again (and absorbed) unless the
-    // first copy was already recorded PROCESSED by then.
-    assert!(report.absorbed <= 1, "{report:#?}");
+    // first copy was already recorded PROCESSED by then. The demo's queues make a message
+    // visible again after 1 s, so on a loaded machine a slow attempt's lease can end and the
+    // next receive take the claim over and publish again: absorbed too, never recorded twice
+    // (balanced() above).
+    assert!(report.absorbed <= 3, "{report:#?}");
+    assert_eq!(report.settled, 4, "the Square payment's no-op updates: {report:#?}");
+    assert_eq!(report.payments_checked, 3, "{report:#?}");
+    assert_eq!(report.business_events.get("payment.succeeded"), Some(&3));
 
     // The demo's stage, checked on moto itself: its table holds every accepted webhook.
     let stage = report

@@ -26,6 +26,14 @@ async fn demo_traffic_reconciles_every_accepted_webhook() {
     let extra_queued = report.by_status.get(&202).copied().unwrap_or(0) - report.accepted;
     assert_eq!(report.duplicates + extra_queued, 6, "{report:#?}");
     assert_eq!(report.ignored, 3);
+    // The Square payment's fee update, its two updates for refunds and the late copy of its
+    // approved version change nothing: PROCESSED without a business event.
+    assert_eq!(report.settled, 4, "{report:#?}");
+    // Its books, and the Stripe and PayPal payments' (captured, fully refunded): one
+    // payment.succeeded each, and exactly the refunds sent.
+    assert_eq!(report.payments_checked, 3, "{report:#?}");
+    assert_eq!(report.business_events.get("payment.succeeded"), Some(&3));
+    assert_eq!(report.business_events.get("payment.refunded"), Some(&4));
     assert_eq!(report.by_status.get(&403), Some(&1));
     assert_eq!(report.by_status.get(&401), Some(&3), "{report:#?}");
     for name in ["logs.jsonl", "metrics.jsonl", "xray.jsonl", "summary.json"] {

@@ -24,7 +24,7 @@ use payhook_core::bus::{EventBus, PAYMENT_EVENTS_BUS};
 use payhook_core::event_processor::{EventProcessor, RoutedEvent};
 use payhook_core::memory_sqs::{FifoQueue, MemorySqs, QueueStats, ReceivedMessage};
 use payhook_core::pattern::load_rules;
-use payhook_core::payment::{MemoryPaymentStore, PaymentStore};
+use payhook_core::payment::{MemoryPaymentStore, PaymentRecord, PaymentStore};
 use payhook_core::ports::{Clock, MessageVisibility, Queue, SecretStore, SystemClock};
 use payhook_core::processor::{
     ProcessError, ProcessorConfig, ProviderProcessor, QueueRecord, RecordOutcome, check_timeouts,
@@ -182,6 +182,7 @@ pub struct Stack {
     validator: Validator,
     validator_telemetry: FunctionTelemetry,
     store: Arc<dyn StatusStore>,
+    payments: Arc<dyn PaymentStore>,
     backend: Backend,
     telemetry: Telemetry,
     xray: XrayListener,
@@ -408,6 +409,7 @@ impl Stack {
             config: config.clone(),
             validator,
             store: read_store,
+            payments: Arc::clone(&ports.payments),
             backend,
             telemetry: telemetry.clone(),
             xray,
@@ -524,6 +526,18 @@ impl Stack {
         payhook_webhook_validator::invoke(&self.validator, invocation, event)
             .with_subscriber(self.telemetry.dispatch().clone())
             .await
+    }
+
+    /// A payment's record (its state and the business events its webhooks produced); `None`
+    /// also when the table cannot be read (that is logged).
+    pub async fn payment(&self, provider: Provider, payment_id: &str) -> Option<PaymentRecord> {
+        match self.payments.get_payment(provider, payment_id).await {
+            Ok(record) => record,
+            Err(e) => {
+                tracing::error!(payment_id, error = %e, "payment record read failed");
+                None
+            }
+        }
     }
 
     /// One status item (`None` also when the table cannot be read; that is logged).
