@@ -1,6 +1,6 @@
 """Loads each function's IAM policy, as the Pulumi program renders it, into a moto server as the
 only policy of a user of its own, and turns IAM enforcement on. The Rust test
-`infra/iam/tests/iam_in_moto.rs` then runs each function's real code path in-process with that
+`infra/iam/tests/iam_in_moto/` then runs each function's real code path in-process with that
 user's credentials: a missing action fails it.
 
     .venv/bin/python infra/tests/iam_moto.py --endpoint URL --stage S --table T --bus B \\

@@ -1,4 +1,4 @@
-//! IAM proven against the code. The test `tests/iam_in_moto.rs` loads each function's policy,
+//! IAM proven against the code. The test `tests/iam_in_moto/` loads each function's policy,
 //! as the Pulumi program renders it (`infra/tests/iam_moto.py` runs the program under Pulumi's
 //! mocks), into a moto server as the only policy of a user of its own, turns moto's IAM
 //! enforcement on, and runs that function's real code path in-process with those credentials:
