@@ -126,6 +126,14 @@ async fn every_function_runs_its_path_under_exactly_its_rendered_policy() {
         .process_queue("stripe-processor", Provider::Stripe, true)
         .await;
     assert_all_published(&outcomes, "missing status item");
+
+    // The retry after a crash: the crashed attempt's lease has ended, the claim is taken over.
+    let accepted = stage.deliver("webhook-validator").await.expect("validator");
+    stage.crashed_claim(accepted.webhook_id()).await;
+    let outcomes = stage
+        .process_queue("stripe-processor", Provider::Stripe, false)
+        .await;
+    assert_all_published(&outcomes, "taken over after a crash");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,7 +19,7 @@ use payhook_core::conformance::workspace_root;
 use payhook_core::event_processor::EventProcessor;
 use payhook_core::ports::{MessageVisibility, QueueError, SystemClock};
 use payhook_core::processor::{ProcessorConfig, ProviderProcessor, RecordOutcome, delay_retries};
-use payhook_core::status::Status;
+use payhook_core::status::{Status, StatusStore as _, Transition, TransitionOutcome};
 use payhook_core::validator::{Accepted, Validator, WebhookRequest};
 use payhook_core::{Headers, Provider};
 use serde_json::Value;
@@ -266,12 +266,16 @@ impl Stage {
     }
 
     /// The provider processor's paths as `user` on Stripe's queue: a new webhook, one whose
-    /// status item expired, and a record it cannot read (failed, given its retry delay). The
-    /// queue is emptied after.
+    /// status item expired, one taken over from a crashed attempt, and a record it cannot read
+    /// (failed, given its retry delay). The queue is emptied after.
     pub(crate) async fn processor_paths(&self, user: &str) -> Result<(), String> {
         let result = async {
-            for drop_items in [false, true] {
-                self.deliver("webhook-validator").await.expect("validator");
+            // A new webhook, one whose item expired, one a crashed attempt had claimed.
+            for (drop_items, crashed) in [(false, false), (true, false), (false, true)] {
+                let accepted = self.deliver("webhook-validator").await.expect("validator");
+                if crashed {
+                    self.crashed_claim(accepted.webhook_id()).await;
+                }
                 let outcomes = self
                     .try_process_queue(user, Provider::Stripe, drop_items)
                     .await?;
@@ -324,6 +328,25 @@ impl Stage {
             }
         }
         Ok(())
+    }
+
+    /// What a processor that crashed after claiming `webhook_id` leaves behind, written by the
+    /// observer: the item `PROCESSING`, one attempt counted, under a lease that has ended.
+    pub(crate) async fn crashed_claim(&self, webhook_id: &str) {
+        let dynamodb = payhook_aws::aws_sdk_dynamodb::Client::new(&self.sdk("observer").await);
+        let store = DynamoStatusStore::new(dynamodb).with_table_name(self.names.table.clone());
+        let now_ms = payhook::unix_now() * 1000;
+        let mut claim = Transition::new(Status::Processing, &[Status::Queued], now_ms);
+        claim.lease_until_ms = Some(now_ms - 1);
+        claim.increment_attempts = true;
+        let outcome = store
+            .transition(webhook_id, &claim)
+            .await
+            .expect("UpdateItem");
+        assert!(
+            matches!(outcome, TransitionOutcome::Applied(_)),
+            "{outcome:?}"
+        );
     }
 
     /// A message on `provider`'s queue that is no canonical event, sent by the observer.
