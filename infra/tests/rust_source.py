@@ -5,9 +5,10 @@ the Pulumi program with the code instead of with lists copied from it:
   constants and the upper-case `SNAKE_CASE` string literals in its crate's `src/` (a literal
   ending in `_{}` is a family, one per provider: `QUEUE_URL_{}`), plus the telemetry crate's
   constants, which every binary reads;
-- the DynamoDB actions each function's handler needs: the status-store methods its
-  `payhook-core` module calls (`self.store.<method>(`), mapped to the SDK operations those
-  methods make in `functions/aws/src/status_store.rs`, following calls between its own methods;
+- the DynamoDB actions each function's handler needs: the status-store and payment-store
+  methods its `payhook-core` module calls (`self.store.<method>(`, `self.payments.<method>(`),
+  mapped to the SDK operations those methods make in `functions/aws/src/status_store.rs` and
+  `payment_store.rs`, following calls between their own methods;
 - the SSM parameter root the validator's secret store reads under, and the SSM actions it calls;
 - the `source` the provider processor publishes its events with;
 - numeric defaults the program restates (`rust_usize_constant`).
@@ -35,6 +36,9 @@ HANDLER_MODULES = {
 }
 TELEMETRY_CRATE = "telemetry"
 STATUS_STORE = "functions/aws/src/status_store.rs"
+PAYMENT_STORE = "functions/aws/src/payment_store.rs"
+#: The handlers' DynamoDB ports (`self.<field>.<method>(`) and the adapter implementing each.
+DYNAMODB_PORTS = {"store": STATUS_STORE, "payments": PAYMENT_STORE}
 SECRET_STORE = "functions/aws/src/secrets.rs"
 
 _ENV_CONST = re.compile(r'_ENV: &str = "([A-Z][A-Z0-9_]*)";')
@@ -43,7 +47,6 @@ _FAMILY_LITERAL = re.compile(r'"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*_)\{\}"')
 _FN = re.compile(r"^\s*(?:pub(?:\([a-z]+\))? )?(?:async )?fn (\w+)", re.MULTILINE)
 _SDK_CALL = re.compile(r"\.client\s*\.(\w+)\(\)")
 _SELF_CALL = re.compile(r"self\.(\w+)\(")
-_STORE_CALL = re.compile(r"self\.store\s*\.(\w+)\(")
 
 
 def _sources(crate_dir: str) -> list[str]:
@@ -76,9 +79,9 @@ def _camel(snake: str) -> str:
 
 
 @lru_cache(maxsize=None)
-def _store_methods() -> dict[str, tuple[set[str], set[str]]]:
-    """Each function of the status store: (the SDK operations it calls, its `self.` calls)."""
-    text = (REPO_ROOT / STATUS_STORE).read_text()
+def _store_methods(adapter: str) -> dict[str, tuple[set[str], set[str]]]:
+    """Each function of a store adapter: (the SDK operations it calls, its `self.` calls)."""
+    text = (REPO_ROOT / adapter).read_text()
     starts = list(_FN.finditer(text))
     methods: dict[str, tuple[set[str], set[str]]] = {}
     for i, match in enumerate(starts):
@@ -89,9 +92,9 @@ def _store_methods() -> dict[str, tuple[set[str], set[str]]]:
     return methods
 
 
-def dynamodb_actions_of(method: str) -> set[str]:
-    """The DynamoDB actions a status-store method may call, its helpers' included."""
-    methods = _store_methods()
+def dynamodb_actions_of(method: str, adapter: str = STATUS_STORE) -> set[str]:
+    """The DynamoDB actions a store method may call, its helpers' included."""
+    methods = _store_methods(adapter)
     seen: set[str] = set()
     todo = [method]
     actions: set[str] = set()
@@ -106,22 +109,24 @@ def dynamodb_actions_of(method: str) -> set[str]:
     return actions
 
 
-def handler_store_calls(binary: str) -> set[str]:
-    """The status-store methods `binary`'s handler calls."""
+def handler_store_calls(binary: str, field: str = "store") -> set[str]:
+    """The methods `binary`'s handler calls on its `field` port (`self.store.<method>(`)."""
     module = HANDLER_MODULES[binary]
     main = (REPO_ROOT / CRATES[binary] / "src" / "main.rs").read_text()
     assert f"payhook_core::{module}::" in main, f"{binary} no longer runs payhook_core::{module}"
     text = (REPO_ROOT / "functions/core/src" / f"{module}.rs").read_text()
-    return set(_STORE_CALL.findall(text))
+    return set(re.findall(rf"self\s*\.\s*{field}\s*\.\s*(\w+)\(", text))
 
 
 def dynamodb_actions_needed_by(binary: str) -> set[str]:
-    """Every DynamoDB action `binary` may call through its handler's status store."""
+    """Every DynamoDB action `binary` may call through its handler's DynamoDB ports (the status
+    store, and the payment store where the handler has one)."""
     actions: set[str] = set()
-    for method in handler_store_calls(binary):
-        found = dynamodb_actions_of(method)
-        assert found, f"{method} of {STATUS_STORE} makes no DynamoDB call this parser sees"
-        actions |= found
+    for field, adapter in DYNAMODB_PORTS.items():
+        for method in handler_store_calls(binary, field):
+            found = dynamodb_actions_of(method, adapter)
+            assert found, f"{method} of {adapter} makes no DynamoDB call this parser sees"
+            actions |= found
     return actions
 
 
