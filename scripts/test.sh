@@ -97,8 +97,8 @@ step "infrastructure tests (pytest, Pulumi mocks)"
 step "Lambda packages: cargo lambda build --release --arm64 --output-format zip"
 cargo lambda build --release --arm64 --output-format zip \
   -p payhook-webhook-validator -p payhook-provider-processor -p payhook-event-processor \
-  -p payhook-api-key-authorizer
-for bin in webhook-validator provider-processor event-processor api-key-authorizer; do
+  -p payhook-sweeper -p payhook-api-key-authorizer
+for bin in webhook-validator provider-processor event-processor sweeper api-key-authorizer; do
   zip="${CARGO_TARGET_DIR:-target}/lambda/$bin/bootstrap.zip"
   test -s "$zip" || { echo "missing $zip"; exit 1; }
 done

@@ -16,6 +16,7 @@ pub mod quarantine;
 pub mod rules_cmd;
 pub mod send;
 pub mod serve;
+pub mod sweep;
 pub mod trace;
 pub mod verify;
 

@@ -10,7 +10,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 use payhook::{
     bench, bootstrap, check, config, dashboard, demo, oncall, quarantine, rules_cmd, send, serve,
-    trace, verify,
+    sweep, trace, verify,
 };
 
 /// payhook: receive payment webhooks from Stripe, PayPal and Square and never lose one.
@@ -43,6 +43,9 @@ enum Command {
     /// List, show or replay the webhooks quarantined because they could not be normalised.
     #[command(subcommand)]
     Quarantine(quarantine::QuarantineCommand),
+    /// Sweep the local stack once: find webhooks stuck past their state's threshold, repair
+    /// what is safe (exit 0 nothing left unrepaired, 1 otherwise).
+    Sweep(sweep::SweepArgs),
     /// Check dashboards/, alarms/, rules/ and runbooks/ against each other and the metric
     /// catalogue before deploying (exit 0 ok, 1 findings, 2 usage error).
     Check(check::CheckArgs),
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
             Command::Trace(args) => trace::run(args),
             Command::Dlq(command) => oncall::run_dlq(command).await,
             Command::Quarantine(command) => quarantine::run(command).await,
+            Command::Sweep(args) => sweep::run(args).await,
             Command::Check(args) => check::run(args),
             Command::Dashboard(args) => dashboard::run(args).await,
             Command::Verify(args) => verify::run(args).await,

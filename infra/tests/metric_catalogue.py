@@ -34,6 +34,8 @@ CATALOGUE: dict[str, list[frozenset[str]]] = {
     "EventsProcessed": [frozenset({"service", "rule"})],
     "DuplicateEventsAbsorbed": [frozenset({"service"})],
     "EndToEndLatency": [frozenset({"service", "provider"})],
+    # sweeper
+    "StuckWebhooks": [frozenset({"service", "provider", "state"})],
     # every function
     "ColdStart": [frozenset({"service", "function_name"})],
 }

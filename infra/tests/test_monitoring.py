@@ -77,6 +77,7 @@ def test_alarm_counts_per_resource(deployment) -> None:
         "signature-failures": 3,  # one per provider
         "unrated-payments": 3,
         "webhooks-quarantined": 3,
+        "stuck-webhooks": 3,
         "api-5xx-rate": 1,
         "api-4xx-rate": 1,
         "api-quota-exceeded": 1,

@@ -150,11 +150,13 @@ pub enum Dimension {
     Tier,
     /// `rule`: the EventBridge rule that routed an event.
     Rule,
+    /// `state`: a webhook's status (`RECEIVED`, `QUEUED`, …).
+    State,
 }
 
 impl Dimension {
     /// Every dimension name.
-    pub const ALL: [Dimension; 7] = [
+    pub const ALL: [Dimension; 8] = [
         Dimension::Service,
         Dimension::FunctionName,
         Dimension::Provider,
@@ -162,6 +164,7 @@ impl Dimension {
         Dimension::EventType,
         Dimension::Tier,
         Dimension::Rule,
+        Dimension::State,
     ];
 
     /// The name as it appears in EMF documents and dashboards.
@@ -174,6 +177,7 @@ impl Dimension {
             Dimension::EventType => "event_type",
             Dimension::Tier => "tier",
             Dimension::Rule => "rule",
+            Dimension::State => "state",
         }
     }
 
@@ -192,14 +196,17 @@ pub enum FunctionKind {
     ProviderProcessor,
     /// `event-processor`: EventBridge rule target → mark processed.
     EventProcessor,
+    /// `sweeper`: on a schedule → find stuck webhooks, repair what is safe.
+    Sweeper,
 }
 
 impl FunctionKind {
     /// Every function.
-    pub const ALL: [FunctionKind; 3] = [
+    pub const ALL: [FunctionKind; 4] = [
         FunctionKind::WebhookValidator,
         FunctionKind::ProviderProcessor,
         FunctionKind::EventProcessor,
+        FunctionKind::Sweeper,
     ];
 
     /// The function's logical name (`webhook-validator`, …), the default `service`.
@@ -208,6 +215,7 @@ impl FunctionKind {
             FunctionKind::WebhookValidator => "webhook-validator",
             FunctionKind::ProviderProcessor => "provider-processor",
             FunctionKind::EventProcessor => "event-processor",
+            FunctionKind::Sweeper => "sweeper",
         }
     }
 }
@@ -460,11 +468,18 @@ catalogue! {
         functions: [F::EventProcessor],
         description: "Time from the webhook's received_at to the event processor marking it PROCESSED, in milliseconds.",
     }
+    /// Webhooks found stuck in one state past its threshold by a sweep (repaired or not).
+    StuckWebhooks {
+        unit: Unit::Count, resolution: Resolution::Standard,
+        dimensions: [[D::Service, D::Provider, D::State]],
+        functions: [F::Sweeper],
+        description: "Webhooks the sweeper found stuck past their state's threshold (RECEIVED 10 min, QUEUED and PROCESSING 1 h, PUBLISHED 30 min), by provider and state, one value per sweep including zeros; RECEIVED are enqueued again and PUBLISHED published again once, the rest is reported.",
+    }
     /// The first invocation of a new execution environment.
     ColdStart {
         unit: Unit::Count, resolution: Resolution::Standard,
         dimensions: [[D::Service, D::FunctionName]],
-        functions: [F::WebhookValidator, F::ProviderProcessor, F::EventProcessor],
+        functions: [F::WebhookValidator, F::ProviderProcessor, F::EventProcessor, F::Sweeper],
         description: "Cold starts (first invocation of an execution environment), in a document of its own as Powertools does.",
     }
 }

@@ -73,6 +73,9 @@ const VALIDATOR: &str = "webhook-validator";
 /// The event processor's logical name.
 const EVENT_PROCESSOR: &str = "event-processor";
 
+/// The sweeper's logical name.
+const SWEEPER: &str = "sweeper";
+
 /// Provider names (`stripe`, `paypal`, `square`).
 pub fn providers() -> Vec<&'static str> {
     Provider::ALL.iter().map(|p| p.as_str()).collect()
@@ -94,6 +97,8 @@ pub fn function_kind(service: &str) -> Option<FunctionKind> {
         Some(FunctionKind::WebhookValidator)
     } else if service == EVENT_PROCESSOR {
         Some(FunctionKind::EventProcessor)
+    } else if service == SWEEPER {
+        Some(FunctionKind::Sweeper)
     } else if providers()
         .iter()
         .any(|p| service.strip_suffix("-processor") == Some(p))

@@ -1,7 +1,7 @@
 //! The local front door: an API Gateway REST stand-in for `POST /webhooks/{provider}` that
 //! hands the validator the exact proxy event API Gateway would, and the admin API
 //! (`/_payhook/…`): read-only views of a webhook, the stats, the DLQs and the quarantine, plus
-//! the on-call actions: a DLQ redrive and a quarantine replay.
+//! the on-call actions: a DLQ redrive, a quarantine replay and a sweep.
 //!
 //! The API key is found as the deployed authorizer finds it (`?key=` in the URL, else
 //! `x-api-key`; [`payhook_api_key_authorizer::api_key`] decides for both) and checked as the
@@ -117,6 +117,7 @@ impl FrontDoor {
                 "/_payhook/quarantine/{webhook_id}/replay",
                 post(quarantine_replay),
             )
+            .route("/_payhook/sweep", post(sweep))
             .fallback(missing_route)
             .with_state(state);
         let task = tokio::spawn(async move {
@@ -477,5 +478,20 @@ async fn quarantine_replay(
             (StatusCode::OK, axum::Json(report)).into_response()
         }
         Err(e) => failure("replay_failed", &e),
+    }
+}
+
+/// `POST /_payhook/sweep?older_than=SECS`: one sweep; the sweeper function's summary.
+async fn sweep(State(state): State<AppState>, uri: Uri) -> Response {
+    let older_than = query_parameters(&uri)
+        .get("older_than")
+        .and_then(|s| s.parse().ok());
+    match state.stack.sweep(older_than).await {
+        Ok(report) => (
+            StatusCode::OK,
+            axum::Json(payhook_sweeper::summary(&report)),
+        )
+            .into_response(),
+        Err(e) => failure("sweep_failed", &e),
     }
 }

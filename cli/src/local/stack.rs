@@ -33,6 +33,7 @@ use payhook_core::processor::{
 use payhook_core::status::{
     MemoryStatusStore, Status, StatusItem, StatusQuery, StatusStore, list_up_to,
 };
+use payhook_core::sweeper::{SweepReport, Sweeper, SweeperConfig};
 use payhook_core::validator::{ReplayOutcome, Validator};
 use payhook_telemetry::{FunctionConfig, FunctionKind, FunctionTelemetry, Telemetry, TraceExport};
 use serde::Serialize;
@@ -202,6 +203,10 @@ struct ReplayPorts {
     queue: Arc<dyn Queue>,
     blobs: Arc<dyn BlobStore>,
     clock: Arc<dyn Clock>,
+    /// The sweeper's too (`payhook sweep`, and every [`SWEEP_EVERY`]): it also reads the
+    /// payment records.
+    sweeper_payments: Arc<dyn PaymentStore>,
+    sweeper_telemetry: FunctionTelemetry,
 }
 
 /// Where quarantined bodies too large for an item go: memory, or the stage's bucket on an
@@ -345,6 +350,8 @@ impl Stack {
             queue: Arc::clone(&ports.queue),
             blobs,
             clock: Arc::clone(&clock),
+            sweeper_payments: Arc::clone(&ports.payments),
+            sweeper_telemetry: function(FunctionKind::Sweeper, "sweeper"),
         };
         let target: Arc<dyn EventTarget> = Arc::new(EventProcessorTarget {
             handler: EventProcessor::new(Arc::clone(&ports.store), Arc::clone(&clock)),
@@ -488,6 +495,9 @@ impl Stack {
             }
         };
         tasks.push(tokio::spawn(flusher));
+        tasks.push(tokio::spawn(
+            sweep_periodically(Arc::clone(&stack)).with_subscriber(dispatch.clone()),
+        ));
         if let Ok(mut t) = stack.tasks.lock() {
             t.extend(tasks);
         }
@@ -801,6 +811,26 @@ impl Stack {
             .map_err(|e| CliError::Failed(format!("replaying `{webhook_id}`: {e} ({})", e.code())))
     }
 
+    /// One sweep (see [`payhook_core::sweeper`]) with the deployed thresholds, or every state's
+    /// threshold `older_than_secs`; counted as `StuckWebhooks` like the deployed sweeper's.
+    pub async fn sweep(&self, older_than_secs: Option<i64>) -> Result<SweepReport, CliError> {
+        let ports = &self.replay;
+        let config = older_than_secs.map_or_else(SweeperConfig::default, SweeperConfig::older_than);
+        let sweeper = Sweeper::new(
+            Arc::clone(&ports.store),
+            Arc::clone(&ports.sweeper_payments),
+            Arc::clone(&ports.queue),
+            Arc::clone(&ports.clock),
+            config,
+        );
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let invocation = ports.sweeper_telemetry.start(&request_id, None);
+        payhook_sweeper::invoke(&sweeper, invocation)
+            .with_subscriber(self.telemetry.dispatch().clone())
+            .await
+            .map_err(|e| failed("sweep", e))
+    }
+
     /// Stops the pollers and flushes telemetry.
     pub async fn shutdown(&self) {
         let _ = self.shutdown.send(true);
@@ -821,6 +851,24 @@ impl Stack {
     /// Writes buffered logs and metrics to the run directory (also done every 250 ms).
     pub fn flush_files(&self) {
         self.sinks.iter().for_each(|s| s.flush());
+    }
+}
+
+/// How often the local stack sweeps by itself, as the deployed schedule does.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(300);
+
+/// Sweeps every [`SWEEP_EVERY`] until shutdown.
+async fn sweep_periodically(stack: Arc<Stack>) {
+    let mut shutdown = stack.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            () = tokio::time::sleep(SWEEP_EVERY) => {
+                if let Err(e) = stack.sweep(None).await {
+                    tracing::error!(error = %e, "periodic sweep failed");
+                }
+            }
+        }
     }
 }
 

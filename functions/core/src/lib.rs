@@ -24,6 +24,7 @@ pub mod secret;
 pub mod signature;
 pub mod skip;
 pub mod status;
+pub mod sweeper;
 pub mod tier;
 pub mod validator;
 
