@@ -333,7 +333,14 @@ pub async fn run_status_with_output(
     if args.webhook_id.trim().is_empty() {
         return Err(CliError::Usage("the webhook id is empty".into()));
     }
-    let text = match args.target.target()? {
+    let target = args.target.target()?;
+    let region = match &target {
+        Target::Local(_) => None,
+        Target::Aws { region, .. } => Some(region.clone().unwrap_or_else(|| {
+            std::env::var("AWS_REGION").unwrap_or_else(|_| payhook_aws::DEFAULT_REGION.to_owned())
+        })),
+    };
+    let text = match target {
         Target::Local(base) => {
             let url = admin_url(&base, &["webhooks", &args.webhook_id])?;
             let client = http_client()?;
@@ -390,7 +397,52 @@ pub async fn run_status_with_output(
         }
     };
     writeln!(out, "{text}").map_err(write_failed)?;
+    // Where to look next, on stderr so that stdout stays the item's JSON.
+    if let Ok(item) = serde_json::from_str::<StatusItem>(&text) {
+        eprint!("{}", where_next(&item, region.as_deref()));
+    }
     Ok(0)
+}
+
+/// The next steps from a status item: its trace (the X-Ray console in `region`, or
+/// `payhook trace` for the local stack) and the Logs Insights query that returns every log line
+/// of its journey, from all three functions.
+pub fn where_next(item: &StatusItem, region: Option<&str>) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let query = format!(
+        "fields @timestamp, function_name, level, message, error_code \
+         | filter correlation_id = \"{id}\"{trace} | sort @timestamp asc",
+        id = item.webhook_id,
+        trace = item
+            .trace_id
+            .as_deref()
+            .map(|t| format!(" or xray_trace_id = \"{t}\""))
+            .unwrap_or_default(),
+    );
+    match (region, item.trace_id.as_deref()) {
+        (Some(region), Some(trace)) => {
+            let _ = writeln!(
+                out,
+                "trace: https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#xray:traces/{trace}"
+            );
+        }
+        (None, Some(trace)) => {
+            let _ = writeln!(
+                out,
+                "trace {trace}: payhook trace {} (from the run directory's xray.jsonl)",
+                item.webhook_id
+            );
+        }
+        (_, None) => {
+            let _ = writeln!(out, "trace: none recorded (the validator was not traced)");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "logs: CloudWatch Logs Insights over the stage's /aws/lambda/* log groups:\n  {query}"
+    );
+    out
 }
 
 fn status_json(item: &StatusItem) -> Result<String, CliError> {
@@ -985,6 +1037,36 @@ fn preview(text: &str, chars: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_points_to_the_webhooks_trace_and_the_query_for_its_logs() {
+        let mut item = StatusItem::new(
+            "stripe:evt_1",
+            Provider::Stripe,
+            "payment_intent.succeeded",
+            payhook_core::status::Status::Processed,
+            1_767_225_600_000,
+        );
+        item.trace_id = Some("1-6b000000-0123456789abcdef01234567".into());
+        let aws = where_next(&item, Some("eu-west-1"));
+        assert!(
+            aws.contains("https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#xray:traces/1-6b000000-0123456789abcdef01234567"),
+            "{aws}"
+        );
+        assert!(
+            aws.contains(r#"filter correlation_id = "stripe:evt_1" or xray_trace_id = "1-6b000000-0123456789abcdef01234567""#),
+            "{aws}"
+        );
+        let local = where_next(&item, None);
+        assert!(local.contains("payhook trace stripe:evt_1"), "{local}");
+        item.trace_id = None;
+        let untraced = where_next(&item, Some("us-east-1"));
+        assert!(untraced.contains("none recorded"), "{untraced}");
+        assert!(
+            untraced.contains(r#"filter correlation_id = "stripe:evt_1" |"#),
+            "{untraced}"
+        );
+    }
 
     #[test]
     fn redrive_deduplication_ids_are_fixed_per_dlq_message_and_fit_sqs() {

@@ -88,5 +88,6 @@ pub use metrics::{MetricSet, MetricsConfig};
 pub use sink::{DiscardSink, FileSink, MemorySink, Sink, StdoutSink};
 pub use tracer::{
     Annotation, TraceExport, TraceParent, annotate_current_span, aws_call_span, correlation_scope,
-    mark_span_failed, parent_from_trace_header, record_span, trace_header_for_current_span,
+    eventbridge_trace_header, mark_span_failed, parent_from_trace_header, record_span,
+    trace_header_for_current_span, webhook_record_span, webhook_scope,
 };

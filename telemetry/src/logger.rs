@@ -599,18 +599,10 @@ fn write_line<S>(buf: &mut String, p: LineParts<'_, '_, S>)
 where
     S: Subscriber + for<'l> LookupSpan<'l>,
 {
-    // A correlation id set on a span or the event (per SQS record) wins over the invocation's.
-    let mut correlation_override: Option<String> = field_str(p.fields, "correlation_id");
-    if correlation_override.is_none() {
-        for span in p.spans {
-            if let Some(f) = span.extensions().get::<SpanFields>()
-                && let Some(c) = field_str(&f.0, "correlation_id")
-            {
-                correlation_override = Some(c);
-                break;
-            }
-        }
-    }
+    // A correlation id or trace id set on a span or the event (per SQS record: the webhook id
+    // and the webhook's own trace) wins over the invocation's.
+    let correlation_override = innermost_field(&p, "correlation_id");
+    let trace_override = innermost_field(&p, "xray_trace_id");
 
     buf.push_str("{\"level\":\"");
     buf.push_str(level_name(p.meta.level()));
@@ -644,7 +636,10 @@ where
             buf.push_str(",\"function_request_id\":");
             json::push_str(buf, &inv.request_id);
             buf.push_str(",\"xray_trace_id\":");
-            push_opt_str(buf, inv.xray_trace_id.as_deref());
+            push_opt_str(
+                buf,
+                trace_override.as_deref().or(inv.xray_trace_id.as_deref()),
+            );
             let keys = inv.log_keys();
             buf.push_str(",\"correlation_id\":");
             push_opt_str(
@@ -685,7 +680,9 @@ where
                 Some(m) => json::push_u64(buf, u64::from(m)),
                 None => buf.push_str("null"),
             }
-            buf.push_str(",\"function_arn\":null,\"function_request_id\":null,\"xray_trace_id\":null,\"correlation_id\":");
+            buf.push_str(",\"function_arn\":null,\"function_request_id\":null,\"xray_trace_id\":");
+            push_opt_str(buf, trace_override.as_deref());
+            buf.push_str(",\"correlation_id\":");
             push_opt_str(buf, correlation_override.as_deref());
             push_sampling_rate(buf, p.process);
             write_fields(buf, p.fields, &mut written);
@@ -705,6 +702,20 @@ fn push_sampling_rate(buf: &mut String, process: &ProcessInfo) {
         buf.push_str(",\"sampling_rate\":");
         json::push_f64(buf, process.sample_rate);
     }
+}
+
+/// `key` as the event sets it, else as the innermost span that sets it does.
+fn innermost_field<S>(p: &LineParts<'_, '_, S>, key: &str) -> Option<String>
+where
+    S: Subscriber + for<'l> LookupSpan<'l>,
+{
+    field_str(p.fields, key).or_else(|| {
+        p.spans.iter().find_map(|span| {
+            span.extensions()
+                .get::<SpanFields>()
+                .and_then(|f| field_str(&f.0, key))
+        })
+    })
 }
 
 fn field_str(fields: &Fields, key: &str) -> Option<String> {

@@ -460,6 +460,52 @@ pub fn record_span(message_id: &str, trace_header: Option<&str>) -> tracing::Spa
     span
 }
 
+/// [`record_span`] for a record that carries one webhook: a subsegment in the webhook's trace
+/// (the producer's, from `trace_header`), in which log lines carry the webhook id as
+/// `correlation_id` (the message id when the body names none) and the webhook's trace id as
+/// `xray_trace_id`, whatever the invocation's, so a Logs Insights query on either finds the
+/// webhook's whole story. The message id stays on the span and its lines as
+/// `messaging.message_id`.
+pub fn webhook_record_span(
+    message_id: &str,
+    webhook_id: Option<&str>,
+    trace_header: Option<&str>,
+) -> tracing::Span {
+    let parent = trace_header.and_then(parent_from_trace_header);
+    let trace_id = parent.as_ref().map(TraceParent::trace_id);
+    let span = tracing::info_span!(
+        target: RECORD_TARGET,
+        "record",
+        otel.name = "## record",
+        otel.status_code = Empty,
+        otel.status_description = Empty,
+        correlation_id = webhook_id.unwrap_or(message_id),
+        xray_trace_id = trace_id.as_deref(),
+        messaging.message_id = message_id,
+    );
+    if let Some(parent) = parent
+        && parent.parent_id().is_some()
+    {
+        let _ = span.set_parent(parent.context());
+    }
+    span
+}
+
+/// A log-only scope (never a subsegment) for lines about one webhook written outside its
+/// record span: `correlation_id` is the webhook id and `xray_trace_id` the webhook's trace (from
+/// `trace_header`), as inside [`webhook_record_span`].
+pub fn webhook_scope(webhook_id: &str, trace_header: Option<&str>) -> tracing::Span {
+    let trace_id = trace_header
+        .and_then(parent_from_trace_header)
+        .map(|p| p.trace_id());
+    tracing::info_span!(
+        target: SCOPE_TARGET,
+        "scope",
+        correlation_id = webhook_id,
+        xray_trace_id = trace_id.as_deref(),
+    )
+}
+
 /// A log-only scope (never a subsegment) in which `correlation_id` is `id`.
 pub fn correlation_scope(id: &str) -> tracing::Span {
     tracing::info_span!(target: SCOPE_TARGET, "scope", correlation_id = id)

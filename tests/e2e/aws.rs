@@ -203,7 +203,10 @@ async fn demo_on_moto_balances_its_books() {
     // next receive take the claim over and publish again: absorbed too, never recorded twice
     // (balanced() above).
     assert!(report.absorbed <= 3, "{report:#?}");
-    assert_eq!(report.settled, 4, "the Square payment's no-op updates: {report:#?}");
+    assert_eq!(
+        report.settled, 4,
+        "the Square payment's no-op updates: {report:#?}"
+    );
     assert_eq!(report.payments_checked, 3, "{report:#?}");
     assert_eq!(report.business_events.get("payment.succeeded"), Some(&3));
 

@@ -10,3 +10,4 @@ mod front_door;
 mod recovery;
 mod redaction;
 mod support;
+mod tracing;

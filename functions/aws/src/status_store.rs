@@ -79,6 +79,7 @@ const AMOUNT_MINOR: &str = "amount_minor";
 const CURRENCY: &str = "currency";
 const TIER: &str = "tier";
 const PAYMENT_EFFECT: &str = "payment_effect";
+const TRACE_ID: &str = "trace_id";
 const MATCHED_RULES: &str = "matched_rules";
 const ATTEMPTS: &str = "attempts";
 const LAST_ERROR: &str = "last_error";
@@ -582,6 +583,7 @@ fn item_to_attributes(item: &StatusItem) -> HashMap<String, AttributeValue> {
         (CURRENCY, &item.currency),
         (TIER, &item.tier),
         (PAYMENT_EFFECT, &item.payment_effect),
+        (TRACE_ID, &item.trace_id),
         (LAST_ERROR, &item.last_error),
         (QUEUED_AT, &item.queued_at),
         (PUBLISHED_AT, &item.published_at),
@@ -646,6 +648,7 @@ fn item_from_attributes(
         currency: optional_string(attributes, CURRENCY)?,
         tier: optional_string(attributes, TIER)?,
         payment_effect: optional_string(attributes, PAYMENT_EFFECT)?,
+        trace_id: optional_string(attributes, TRACE_ID)?,
         matched_rules,
         attempts: optional_number(attributes, ATTEMPTS)?.unwrap_or(0),
         last_error: optional_string(attributes, LAST_ERROR)?,
@@ -888,6 +891,7 @@ mod tests {
         item.currency = Some("EUR".into());
         item.tier = Some("high".into());
         item.payment_effect = Some("transition".into());
+        item.trace_id = Some("1-67a0b0c0-0123456789abcdef01234567".into());
         item.matched_rules = vec!["audit".into(), "high-value".into()];
         item.attempts = 2;
         item.last_error = Some("bus throttled".into());

@@ -35,6 +35,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use tracing::Instrument as _;
 
 use crate::bus::{BusEntry, BusError, EntryResult, EventBus, PAYMENT_EVENTS_BUS};
 use crate::event::{EventType, PaymentEvent};
@@ -43,7 +44,9 @@ use crate::payment::{
 };
 use crate::ports::{Clock, MessageVisibility};
 use crate::provider::Provider;
-use crate::status::{Status, StatusItem, StatusStore, StoreError, Transition, TransitionOutcome};
+use crate::status::{
+    Status, StatusItem, StatusStore, StoreError, Transition, TransitionOutcome, trace_id_of_header,
+};
 pub use crate::tier::{Tier, TierThresholds};
 
 /// Default receives before SQS moves a message to the DLQ.
@@ -336,6 +339,39 @@ pub async fn delay_retries(
     }
 }
 
+/// Makes the span one record is handled in, from the record and its webhook id.
+pub type RecordSpanFn = dyn Fn(&QueueRecord, Option<&str>) -> tracing::Span + Send + Sync;
+
+/// How each record is traced. The Lambda function and the local stack set it from the
+/// telemetry crate: every record is handled inside a span in the trace its `AWSTraceHeader`
+/// names (the validator's), whose log lines carry the webhook id as `correlation_id` and that
+/// trace's id, and `PutEvents` carries a header naming that span, so the event processor
+/// continues the webhook's trace. By default nothing is traced and `PutEvents` carries the
+/// record's own header.
+#[derive(Clone)]
+pub struct RecordTracing {
+    /// The span one record is handled in, given the record and its webhook id (if the body
+    /// names one).
+    pub span: Arc<RecordSpanFn>,
+    /// The trace header naming the current span, for a `PutEvents` entry put from inside it.
+    pub trace_header: Arc<dyn Fn() -> Option<String> + Send + Sync>,
+}
+
+impl Default for RecordTracing {
+    fn default() -> Self {
+        RecordTracing {
+            span: Arc::new(|_, _| tracing::Span::none()),
+            trace_header: Arc::new(|| None),
+        }
+    }
+}
+
+impl std::fmt::Debug for RecordTracing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordTracing").finish_non_exhaustive()
+    }
+}
+
 /// The provider processor handler over its ports.
 pub struct ProviderProcessor {
     store: Arc<dyn StatusStore>,
@@ -343,6 +379,7 @@ pub struct ProviderProcessor {
     bus: Arc<dyn EventBus>,
     clock: Arc<dyn Clock>,
     config: ProcessorConfig,
+    tracing: RecordTracing,
 }
 
 impl std::fmt::Debug for ProviderProcessor {
@@ -369,7 +406,14 @@ impl ProviderProcessor {
             bus,
             clock,
             config,
+            tracing: RecordTracing::default(),
         }
+    }
+
+    /// Traces each record as `tracing` says (see [`RecordTracing`]).
+    pub fn with_tracing(mut self, tracing: RecordTracing) -> Self {
+        self.tracing = tracing;
+        self
     }
 
     /// The processor's settings.
@@ -386,12 +430,21 @@ impl ProviderProcessor {
         let mut outcome = BatchOutcome::default();
         let mut blocked_groups: Vec<&str> = Vec::new();
         for record in records {
+            let parsed = serde_json::from_str::<PaymentEvent>(&record.body);
+            let webhook_id = match &parsed {
+                Ok(event) => Some(event.webhook_id.clone()),
+                Err(_) => webhook_id_of(&record.body),
+            };
+            let span = (self.tracing.span)(record, webhook_id.as_deref());
             let result = if blocked_groups.contains(&record.group_id.as_str()) {
                 let error = ProcessError::GroupBlocked(record.group_id.clone());
-                self.fail(record, webhook_id_of(&record.body), error, None)
+                self.fail(record, webhook_id, error, None)
+                    .instrument(span)
                     .await
             } else {
-                self.handle_record(record, lease_until_ms).await
+                self.handle_record(record, parsed, lease_until_ms)
+                    .instrument(span)
+                    .await
             };
             if matches!(result, RecordOutcome::Failed { .. }) {
                 blocked_groups.push(&record.group_id);
@@ -409,8 +462,13 @@ impl ProviderProcessor {
         deadline_ms.min(visible_again)
     }
 
-    async fn handle_record(&self, record: &QueueRecord, lease_until_ms: i64) -> RecordOutcome {
-        let event: PaymentEvent = match serde_json::from_str(&record.body) {
+    async fn handle_record(
+        &self,
+        record: &QueueRecord,
+        parsed: Result<PaymentEvent, serde_json::Error>,
+        lease_until_ms: i64,
+    ) -> RecordOutcome {
+        let event: PaymentEvent = match parsed {
             Ok(event) => event,
             Err(e) => {
                 let webhook_id = webhook_id_of(&record.body);
@@ -425,7 +483,8 @@ impl ProviderProcessor {
             };
             return self.fail(record, Some(event.webhook_id), err, None).await;
         }
-        let attempt = match self.claim(&event, lease_until_ms).await {
+        let trace_header = record.trace_header.as_deref();
+        let attempt = match self.claim(&event, trace_header, lease_until_ms).await {
             Ok(Claim::Taken(attempt)) => attempt,
             Ok(Claim::Done(status)) => {
                 return RecordOutcome::Skipped {
@@ -580,7 +639,9 @@ impl ProviderProcessor {
             detail_type: business_event.event_type.as_str().to_owned(),
             detail: serde_json::to_string(&detail)
                 .map_err(|e| ProcessError::Malformed(e.to_string()))?,
-            trace_header: record.trace_header.clone(),
+            // Inside the record's span: the event processor continues the webhook's trace
+            // under it.
+            trace_header: (self.tracing.trace_header)().or_else(|| record.trace_header.clone()),
         })
     }
 
@@ -588,6 +649,7 @@ impl ProviderProcessor {
     async fn claim(
         &self,
         event: &PaymentEvent,
+        trace_header: Option<&str>,
         lease_until_ms: i64,
     ) -> Result<Claim, ProcessError> {
         let now = self.clock.now_ms();
@@ -626,6 +688,7 @@ impl ProviderProcessor {
                     item.payment_id = Some(event.payment_id.clone());
                     item.amount_minor = Some(event.amount_minor);
                     item.currency = Some(event.currency.clone());
+                    item.trace_id = trace_header.and_then(trace_id_of_header);
                     if let Some(received) = &event.received_at {
                         item.received_at = received.clone();
                     }

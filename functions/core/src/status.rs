@@ -45,6 +45,17 @@ pub const fn max_event_age_secs(retention_secs: i64) -> i64 {
 /// in the same table as the status items, whose keys always start with a provider name.
 pub const TRANSMISSION_KEY_PREFIX: &str = "paypal-transmission#";
 
+/// The trace id (`Root`, `1-…-…`) of an X-Ray trace header
+/// (`Root=1-…-…;Parent=…;Sampled=1`).
+pub fn trace_id_of_header(header: &str) -> Option<String> {
+    header
+        .split(';')
+        .filter_map(|part| part.trim().split_once('='))
+        .find(|(key, _)| *key == "Root")
+        .map(|(_, root)| root.to_owned())
+        .filter(|root| !root.is_empty())
+}
+
 /// Whether `key` is a webhook's status item (`{provider}:{event id}`) rather than another
 /// record kept in the same table.
 pub fn is_webhook_key(key: &str) -> bool {
@@ -153,6 +164,10 @@ pub struct StatusItem {
     /// Amount tier (`high`, `medium`, `low`), set by the processor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<String>,
+    /// The X-Ray trace the webhook's journey is recorded in (`1-…-…`, from the validator's
+    /// trace header), so on-call can go from the item to the trace and the logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     /// What the webhook did to its payment's state (`transition`, `unchanged`, `stale`), set
     /// by the processor; see [`crate::payment::Effect`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -221,6 +236,7 @@ impl StatusItem {
             amount_minor: None,
             currency: None,
             tier: None,
+            trace_id: None,
             payment_effect: None,
             matched_rules: Vec::new(),
             attempts: 0,

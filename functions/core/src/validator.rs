@@ -58,7 +58,7 @@ use crate::signature::{
 use crate::status::{
     DEFAULT_IDEMPOTENCY_RETENTION_SECS, EVENT_AGE_MARGIN_SECS, PutOutcome, Status, StatusItem,
     StatusStore, StoreError, Transition, TransitionOutcome, TransmissionOutcome,
-    TransmissionRecord, max_event_age_secs, rfc3339_ms,
+    TransmissionRecord, max_event_age_secs, rfc3339_ms, trace_id_of_header,
 };
 
 /// Default largest request body, in bytes. Provider events are a few KiB; a body this large is
@@ -593,6 +593,7 @@ impl Validator {
         item.payment_id = Some(event.payment_id.clone());
         item.amount_minor = Some(event.amount_minor);
         item.currency = Some(event.currency.clone());
+        item.trace_id = request.trace_header.and_then(trace_id_of_header);
         // Kept while the item is open: the sweeper enqueues a webhook stuck RECEIVED again
         // with exactly these bytes.
         item.message_body = Some(body.clone());

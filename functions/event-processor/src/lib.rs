@@ -60,8 +60,8 @@ pub fn routed_event(payload: serde_json::Value) -> Result<RoutedEvent, DeliveryF
         .map_err(|e| DeliveryFailed(EventProcessorError::Malformed(e.to_string())))
 }
 
-/// Records one routed event inside a telemetry invocation: the correlation id is the
-/// EventBridge event id; `EventsProcessed` (by rule), `DuplicateEventsAbsorbed` and
+/// Records one routed event inside a telemetry invocation: the correlation id is the webhook
+/// id (the EventBridge event id when the detail names none); `EventsProcessed` (by rule), `DuplicateEventsAbsorbed` and
 /// `EndToEndLatency` are counted.
 pub async fn invoke(
     processor: &EventProcessor,
@@ -69,11 +69,20 @@ pub async fn invoke(
     routed: &RoutedEvent,
 ) -> Result<ProcessedOutcome, DeliveryFailed> {
     let inv = invocation.handle();
+    let detail = routed.event.get("detail");
+    // The webhook's id correlates its whole story across the three functions; the EventBridge
+    // event id stays on the lines as `event_id`.
     if let Some(id) = routed.event.get("id").and_then(|v| v.as_str()) {
         inv.set_correlation_id(id);
+        inv.append_key("event_id", id);
+    }
+    if let Some(webhook_id) = detail
+        .and_then(|d| d.get("webhook_id"))
+        .and_then(|v| v.as_str())
+    {
+        inv.set_correlation_id(webhook_id);
     }
     inv.append_key("rule", &routed.rule);
-    let detail = routed.event.get("detail");
     for (key, annotation) in [
         ("webhook_id", Annotation::WebhookId),
         ("provider", Annotation::Provider),

@@ -3,13 +3,15 @@
 //! environment ([`Config`]). The local stack builds the same `QueueRecord`s from its in-memory
 //! queues.
 
+use std::sync::Arc;
+
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use payhook_aws::env::{Env, EnvError};
 use payhook_aws::status_store::DEFAULT_TABLE_NAME;
 use payhook_core::Provider;
 use payhook_core::processor::{
     BatchOutcome, DEFAULT_MAX_RECEIVE_COUNT, ProcessError, ProcessorConfig, ProviderProcessor,
-    QueueRecord, RecordOutcome, TierThresholds,
+    QueueRecord, RecordOutcome, RecordTracing, TierThresholds,
 };
 use payhook_telemetry::{Annotation, Dimension, Invocation, Metric};
 use tracing::Instrument as _;
@@ -163,6 +165,23 @@ pub fn batch_response(outcome: &BatchOutcome) -> SqsBatchResponse {
     response
 }
 
+/// How the processor traces its records in Lambda and in the local stack: each record in a
+/// subsegment of the webhook's own trace (its `AWSTraceHeader`), its log lines correlated by
+/// the webhook id and that trace's id, and `PutEvents` carrying a header that names the record's
+/// span, so the event processor continues the same trace.
+pub fn record_tracing() -> RecordTracing {
+    RecordTracing {
+        span: Arc::new(|record: &QueueRecord, webhook_id: Option<&str>| {
+            payhook_telemetry::webhook_record_span(
+                &record.message_id,
+                webhook_id,
+                record.trace_header.as_deref(),
+            )
+        }),
+        trace_header: Arc::new(payhook_telemetry::eventbridge_trace_header),
+    }
+}
+
 /// Runs one batch through the processor inside a telemetry invocation: each record is logged
 /// with its SQS message id as the correlation id, and the batch is counted
 /// (`RecordsProcessed`, `RecordsSkipped`, `RecordsFailed`, `EventsPublished` by event type,
@@ -189,6 +208,10 @@ pub async fn invoke(
     let p = [(Dimension::Provider, provider)];
     let now_ms = payhook_core::ports::Clock::now_ms(&payhook_core::ports::SystemClock);
     for ((message_id, result), record) in outcome.records.iter().zip(records) {
+        // The outcome's lines belong to the webhook's story, like those written handling it.
+        let _webhook = outcome_webhook_id(result).map(|id| {
+            payhook_telemetry::webhook_scope(id, record.trace_header.as_deref()).entered()
+        });
         if let Some(lag) = queue_lag_ms(record, now_ms) {
             inv.metric(Metric::QueueLag, lag, &p);
         }
@@ -275,6 +298,16 @@ pub async fn invoke(
     drop(_in_invocation);
     invocation.finish_ok();
     outcome
+}
+
+/// The webhook a record's outcome is about, when known.
+fn outcome_webhook_id(outcome: &RecordOutcome) -> Option<&str> {
+    match outcome {
+        RecordOutcome::Published { webhook_id, .. }
+        | RecordOutcome::Settled { webhook_id, .. }
+        | RecordOutcome::Skipped { webhook_id, .. } => Some(webhook_id),
+        RecordOutcome::Failed { webhook_id, .. } => webhook_id.as_deref(),
+    }
 }
 
 /// Milliseconds from first receipt (the event's `received_at`) to now: how long the webhook

@@ -12,7 +12,9 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use payhook_aws::{DynamoPaymentStore, DynamoStatusStore, EventBridgeBus, SqsConsumer, Traced};
 use payhook_core::ports::SystemClock;
 use payhook_core::processor::{ProviderProcessor, delay_retries};
-use payhook_provider_processor::{Config, batch_response, deliveries, invoke, queue_records};
+use payhook_provider_processor::{
+    Config, batch_response, deliveries, invoke, queue_records, record_tracing,
+};
 use payhook_telemetry::lambda::invocation_context;
 use payhook_telemetry::{FunctionConfig, FunctionKind, Telemetry};
 
@@ -30,13 +32,16 @@ async fn main() -> Result<(), BoxError> {
     let store = DynamoStatusStore::new(dynamodb).with_table_name(config.status_table);
     let bus = EventBridgeBus::new(payhook_aws::aws_sdk_eventbridge::Client::new(&sdk));
     let sqs = payhook_aws::aws_sdk_sqs::Client::new(&sdk);
-    let processor = Arc::new(ProviderProcessor::new(
-        Arc::new(Traced(store)),
-        Arc::new(Traced(payments)),
-        Arc::new(Traced(bus)),
-        Arc::new(SystemClock),
-        config.processor,
-    ));
+    let processor = Arc::new(
+        ProviderProcessor::new(
+            Arc::new(Traced(store)),
+            Arc::new(Traced(payments)),
+            Arc::new(Traced(bus)),
+            Arc::new(SystemClock),
+            config.processor,
+        )
+        .with_tracing(record_tracing()),
+    );
 
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let processor = Arc::clone(&processor);

@@ -360,6 +360,66 @@ async fn a_record_scope_overrides_the_correlation_id() {
 }
 
 #[tokio::test]
+async fn lines_about_a_webhook_carry_its_id_and_its_own_trace_whatever_the_invocations() {
+    let h = Harness::new();
+    let f = h.function(FunctionKind::ProviderProcessor);
+    // Trace ids minted now: the X-Ray exporter refuses (panics on) sampled traces from long ago.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let invocation_trace = format!("1-{now:08x}-aaaaaaaaaaaaaaaaaaaaaaaa");
+    let webhook_trace = format!("1-{now:08x}-bbbbbbbbbbbbbbbbbbbbbbbb");
+    let invocation_header = format!("Root={invocation_trace};Parent=1111111111111111;Sampled=1");
+    let webhook_header = format!("Root={webhook_trace};Parent=2222222222222222;Sampled=1");
+    let inv = f.start("r1", Some(&invocation_header));
+    inv.handle().set_correlation_id("batch");
+    inv.run(async {
+        async {
+            tracing::info!("claimed");
+            async { tracing::info!("put on the bus") }
+                .instrument(payhook_telemetry::aws_call_span("EventBridge", "PutEvents"))
+                .await;
+        }
+        .instrument(payhook_telemetry::webhook_record_span(
+            "msg-1",
+            Some("stripe:evt_1"),
+            Some(&webhook_header),
+        ))
+        .await;
+        {
+            let _scope =
+                payhook_telemetry::webhook_scope("stripe:evt_1", Some(&webhook_header)).entered();
+            tracing::info!("published to the bus");
+        }
+        tracing::info!("batch done");
+        Ok::<_, TestError>(())
+    })
+    .await
+    .expect("ok");
+    let lines = h.log_lines();
+    let keys: Vec<(Value, Value)> = lines
+        .iter()
+        .map(|l| (l["correlation_id"].clone(), l["xray_trace_id"].clone()))
+        .collect();
+    let webhook = (json!("stripe:evt_1"), json!(webhook_trace));
+    assert_eq!(
+        keys,
+        vec![
+            webhook.clone(),
+            webhook.clone(),
+            webhook,
+            (json!("batch"), json!(invocation_trace)),
+        ]
+    );
+    assert_eq!(lines[0]["messaging.message_id"], "msg-1", "{}", lines[0]);
+    for line in &lines {
+        let text = line.to_string();
+        assert_eq!(text.matches("\"xray_trace_id\"").count(), 1, "{text}");
+    }
+}
+
+#[tokio::test]
 async fn lines_outside_an_invocation_keep_the_key_set_with_null_context() {
     let h = Harness::new();
     tracing::info!(phase = "init", "loading configuration");

@@ -276,6 +276,61 @@ async fn an_sqs_record_continues_the_producers_trace() {
 }
 
 #[tokio::test]
+async fn a_webhook_record_carries_the_webhooks_trace_on_to_the_next_hop() {
+    let daemon = FakeDaemon::bind();
+    let h = Harness::with(|b| b.trace_export(daemon.export()));
+    let f = h.function(FunctionKind::ProviderProcessor);
+    let (invocation_header, _, _) = fresh_trace_header(true);
+    let producer = format!(
+        "Root=1-{:08x}-{:024x};Parent=0badc0ffee000002;Sampled=1",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs(),
+        0xbeef_u128
+    );
+    let producer_trace = parent_from_trace_header(&producer)
+        .expect("parses")
+        .trace_id();
+    let mut forwarded = None;
+    f.start("r1", Some(&invocation_header))
+        .run(async {
+            async {
+                let put = aws_call_span("EventBridge", "PutEvents");
+                async { forwarded = payhook_telemetry::eventbridge_trace_header() }
+                    .instrument(put)
+                    .await;
+            }
+            .instrument(payhook_telemetry::webhook_record_span(
+                "msg-1",
+                Some("stripe:evt_1"),
+                Some(&producer),
+            ))
+            .await;
+            Ok::<_, TestError>(())
+        })
+        .await
+        .expect("ok");
+    let docs = flatten(&documents(daemon.datagrams()));
+    let record = by_name(&docs, "## record");
+    let put = by_name(&docs, "EventBridge");
+    assert_eq!(record["trace_id"], producer_trace.as_str());
+    assert_eq!(record["parent_id"], "0badc0ffee000002");
+    let forwarded = forwarded.expect("a header for the entry");
+    let next = parent_from_trace_header(&forwarded).expect("parses");
+    assert_eq!(
+        next.trace_id(),
+        producer_trace,
+        "the next hop joins the webhook's trace"
+    );
+    assert_eq!(
+        next.parent_id().as_deref(),
+        put["id"].as_str(),
+        "under the PutEvents call"
+    );
+}
+
+#[tokio::test]
 async fn the_local_stack_starts_its_own_trace_with_a_function_segment() {
     let h = Harness::with(|b| b.local_root_segments(true));
     let f = h.function(FunctionKind::EventProcessor);
