@@ -1,5 +1,5 @@
-"""The five pipeline Lambda functions and the API key authorizer: log group, least-privilege
-role, function, event sources.
+"""The six pipeline Lambda functions and the API key authorizer: log group, least-privilege
+role, function, event sources, and the sweeper's schedule.
 
 Packages are the zips `cargo lambda build --release --arm64 --output-format zip` writes
 (`target/lambda/<binary>/bootstrap.zip`). One processor binary is deployed three times with
@@ -18,6 +18,7 @@ import pulumi_aws as aws
 from . import policies
 from .components import Component
 from .queues import Queues
+from .storage import QUARANTINE_KEY_PREFIX
 from .settings import (
     AUTHORIZER,
     EVENT_PROCESSOR_ASYNC_MAX_AGE_SECONDS,
@@ -37,6 +38,7 @@ from .settings import (
     SECRETS_TTL_SECONDS,
     SQS_BATCH_SIZE,
     STRIPE_TOLERANCE_SECONDS,
+    SWEEP_SCHEDULE,
     TIER_HIGH_MIN,
     TIER_MEDIUM_MIN,
     FunctionSpec,
@@ -87,6 +89,7 @@ def environment(
     table_name: str,
     queue_urls: Mapping[str, pulumi.Input[str]],
     event_bus_name: pulumi.Input[str],
+    quarantine_bucket: pulumi.Input[str] = "",
 ) -> dict[str, Any]:
     """The environment variables the Rust binaries read, per function (and nothing they do
     not read: `infra/tests/test_functions.py` checks both against the Rust source)."""
@@ -109,8 +112,13 @@ def environment(
                 # The rates file, so an update ships with `pulumi up` (the binary's built-in
                 # copy is the fallback).
                 "CURRENCY_RATES": currency_rates_json(settings),
+                # Quarantined bodies too large for a status item.
+                "QUARANTINE_BUCKET": quarantine_bucket,
             }
         )
+    elif spec.is_sweeper:
+        # Where a stuck webhook's kept message is sent again.
+        env.update({f"QUEUE_URL_{p.upper()}": queue_urls[p] for p in PROVIDERS})
     elif spec.is_processor:
         env.update(
             {
@@ -124,27 +132,54 @@ def environment(
     return env
 
 
+@dataclasses.dataclass(frozen=True)
+class StorageArns:
+    """What the functions' policies name of the storage: the table, its open-status index and
+    the quarantine bucket."""
+
+    table: aws.dynamodb.Table
+    open_status_index_arn: pulumi.Output[str]
+    quarantine_bucket: aws.s3.Bucket
+
+
 def _policy_document(
     settings: Settings,
     spec: FunctionSpec,
     account: AccountContext,
     queues: Queues,
-    table: aws.dynamodb.Table,
+    storage: StorageArns,
     event_bus: aws.cloudwatch.EventBus,
     log_group: aws.cloudwatch.LogGroup,
 ) -> pulumi.Output[str]:
+    table = storage.table
+    queue_arns = [queues.by_provider[p].queue.arn for p in PROVIDERS]
+    if spec.is_sweeper:
+        return pulumi.Output.all(
+            table.arn, storage.open_status_index_arn, log_group.arn, *queue_arns
+        ).apply(
+            lambda a: json.dumps(
+                policies.sweeper(
+                    table_arn=a[0],
+                    open_status_index_arn=a[1],
+                    queue_arns=a[3:],
+                    log_group_arn=a[2],
+                )
+            )
+        )
     if spec.is_validator:
         return pulumi.Output.all(
             account.partition,
             account.account_id,
             table.arn,
             log_group.arn,
-            *(queues.by_provider[p].queue.arn for p in PROVIDERS),
+            storage.quarantine_bucket.arn,
+            *queue_arns,
         ).apply(
             lambda a: json.dumps(
                 policies.validator(
-                    queue_arns=a[4:],
+                    queue_arns=a[5:],
                     table_arn=a[2],
+                    quarantine_objects_arn=f"{a[4]}/{QUARANTINE_KEY_PREFIX}*",
                     ssm_path_arn=f"arn:{a[0]}:ssm:{settings.region}:{a[1]}:parameter"
                     f"{settings.ssm_prefix}",
                     kms_key_arns=f"arn:{a[0]}:kms:{settings.region}:{a[1]}:key/*",
@@ -211,7 +246,7 @@ class Functions(Component):
         settings: Settings,
         account: AccountContext,
         queues: Queues,
-        table: aws.dynamodb.Table,
+        storage: StorageArns,
         event_bus: aws.cloudwatch.EventBus,
     ) -> None:
         super().__init__("functions", settings)
@@ -221,7 +256,7 @@ class Functions(Component):
             self.deployed[spec.name] = self._deploy(
                 spec,
                 lambda log_group, spec=spec: _policy_document(
-                    settings, spec, account, queues, table, event_bus, log_group
+                    settings, spec, account, queues, storage, event_bus, log_group
                 ),
                 environment(
                     settings,
@@ -229,6 +264,7 @@ class Functions(Component):
                     table_name=settings.table_name,
                     queue_urls=queue_urls,
                     event_bus_name=event_bus.name,
+                    quarantine_bucket=storage.quarantine_bucket.bucket,
                 ),
                 # The validator's own share of the account's concurrency: a backlog drain or
                 # another workload cannot starve ingestion.
@@ -243,6 +279,7 @@ class Functions(Component):
             authorizer_environment(),
         )
         self._event_sources(queues)
+        self._schedule_sweeper()
         self.register_outputs(
             {
                 "function_names": {
@@ -265,6 +302,40 @@ class Functions(Component):
 
     def processor(self, provider: str) -> DeployedFunction:
         return self.deployed[f"{provider}-processor"]
+
+    @property
+    def sweeper(self) -> DeployedFunction:
+        return self.deployed["sweeper"]
+
+    def _schedule_sweeper(self) -> None:
+        """The sweeper runs every 5 minutes: a scheduled rule on the account's default bus
+        (not `payment-events`, whose events are payments) invoking it, with the permission
+        for EventBridge to do so from that rule only."""
+        sweeper = self.sweeper
+        rule = aws.cloudwatch.EventRule(
+            "sweeper-schedule",
+            name=f"{self.settings.prefix}-sweeper-schedule",
+            event_bus_name="default",
+            description="payhook: find webhooks stuck past their state's threshold",
+            schedule_expression=SWEEP_SCHEDULE,
+            opts=self.child(),
+        )
+        permission = aws.lambda_.Permission(
+            "sweeper-schedule-invoke",
+            action="lambda:InvokeFunction",
+            function=sweeper.function.name,
+            principal="events.amazonaws.com",
+            source_arn=rule.arn,
+            opts=self.child(),
+        )
+        aws.cloudwatch.EventTarget(
+            "sweeper-schedule-target",
+            rule=rule.name,
+            arn=sweeper.function.arn,
+            # A failed sweep is not retried: the next one comes within 5 minutes.
+            retry_policy={"maximum_retry_attempts": 0, "maximum_event_age_in_seconds": 300},
+            opts=self.child(depends_on=[permission]),
+        )
 
     def _deploy(
         self,

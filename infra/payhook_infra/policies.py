@@ -78,10 +78,13 @@ def validator(
     kms_key_arns: str,
     region: str,
     log_group_arn: str,
+    quarantine_objects_arn: str,
 ) -> dict[str, Any]:
-    """webhook-validator: enqueue, idempotency record, read the provider secrets."""
+    """webhook-validator: enqueue, idempotency record, read the provider secrets, keep a
+    quarantined body too large for its item (write only, under the quarantine prefix)."""
     return _document(
         statement("SendToProviderQueues", ["sqs:SendMessage"], list(queue_arns)),
+        statement("KeepQuarantinedBodies", ["s3:PutObject"], [quarantine_objects_arn]),
         statement(
             "IdempotencyRecords",
             ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
@@ -154,6 +157,20 @@ def event_processor(
     )
 
 
+def sweeper(
+    *, table_arn: str, open_status_index_arn: str, queue_arns: Sequence[str], log_group_arn: str
+) -> dict[str, Any]:
+    """sweeper: list open items by state through the sparse index, read each item and its
+    payment record, move a stuck one (conditional updates only), enqueue it again."""
+    return _document(
+        statement("ListOpenItems", ["dynamodb:Query"], [open_status_index_arn]),
+        statement("RepairStatus", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [table_arn]),
+        statement("SendToProviderQueues", ["sqs:SendMessage"], list(queue_arns)),
+        own_logs(log_group_arn),
+        xray(),
+    )
+
+
 def authorizer(*, log_group_arn: str) -> dict[str, Any]:
     """api-key-authorizer: it calls no AWS API, so only its logs and its traces."""
     return _document(own_logs(log_group_arn), xray())
@@ -196,20 +213,21 @@ def deny_unless(
 
 
 def provider_queue_policy(
-    *, queue_arn: str, validator_role_arn: str, processor_role_arn: str, redrive_arns: Sequence[str]
+    *,
+    queue_arn: str,
+    validator_role_arn: str,
+    processor_role_arn: str,
+    redrive_arns: Sequence[str],
+    sweeper_role_arn: Optional[str] = None,
 ) -> dict[str, Any]:
-    """A provider queue: only the validator (and a redrive, moving dead letters back) puts
-    messages on it, only that provider's processor (Lambda polls with the processor's role)
-    takes them off."""
+    """A provider queue: only the validator (the sweeper, sending a stuck webhook's kept
+    message again, and a redrive, moving dead letters back) puts messages on it, only that
+    provider's processor (Lambda polls with the processor's role) takes them off."""
+    senders = [validator_role_arn, *([sweeper_role_arn] if sweeper_role_arn else []), *redrive_arns]
     return {
         "Version": VERSION,
         "Statement": [
-            deny_unless(
-                "OnlyValidatorAndRedriveSend",
-                SQS_SEND,
-                queue_arn,
-                [validator_role_arn, *redrive_arns],
-            ),
+            deny_unless("OnlyValidatorAndRedriveSend", SQS_SEND, queue_arn, senders),
             deny_unless("OnlyProcessorConsumes", SQS_CONSUME, queue_arn, [processor_role_arn]),
             deny_unless("NobodyPurges", SQS_PURGE, queue_arn, []),
         ],

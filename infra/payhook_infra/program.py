@@ -12,7 +12,7 @@ import pulumi_aws as aws
 from . import components, definitions, secrets, settings
 from .api import Api
 from .events import Events
-from .functions import AccountContext, Functions
+from .functions import AccountContext, Functions, StorageArns
 from .monitoring import Monitoring, console_url, planned_alarms
 from .queues import Queues
 from .secrets import Secrets
@@ -25,7 +25,8 @@ class Stack:
 
     settings: settings.Settings
     outputs: dict[str, Any]
-    #: What `protectData` protects: the status table and the dead-letter queues.
+    #: What `protectData` protects: the status table, the quarantine bucket and the
+    #: dead-letter queues.
     protected: list[pulumi.CustomResource] = dataclasses.field(default_factory=list)
     #: One component per concern; every AWS resource is a child of one of them.
     components: list[components.Component] = dataclasses.field(default_factory=list)
@@ -57,7 +58,13 @@ def build(repo_root: Optional[Path] = None) -> Stack:
     storage = Storage(cfg)
     queues = Queues(cfg)
     events = Events(cfg)
-    functions = Functions(cfg, account, queues, storage.table, events.bus)
+    functions = Functions(
+        cfg,
+        account,
+        queues,
+        StorageArns(storage.table, storage.open_status_index_arn, storage.quarantine_bucket),
+        events.bus,
+    )
     webhook_api = Api(cfg, account, functions.validator, functions.authorizer)
     square_url = secrets.square_notification_url(
         cfg,
@@ -72,6 +79,7 @@ def build(repo_root: Optional[Path] = None) -> Stack:
         processor_roles={p: functions.processor(p).role for p in settings.PROVIDERS},
         event_processor_role=functions.event_processor.role,
         rule_arns=[r.rule.arn for r in routed],
+        sweeper_role=functions.sweeper.role,
     )
 
     monitoring = Monitoring(cfg, account, alarm_kinds, rule_names, dashboards)
@@ -111,6 +119,8 @@ def build(repo_root: Optional[Path] = None) -> Stack:
             "events": queues.events_dlq.url,
         },
         "table_name": storage.table.name,
+        # `payhook quarantine show|replay --aws --bucket …`.
+        "quarantine_bucket": storage.quarantine_bucket.bucket,
         "event_bus_name": events.bus.name,
         "function_names": {
             **{name: d.function.name for name, d in functions.deployed.items()},
@@ -124,6 +134,6 @@ def build(repo_root: Optional[Path] = None) -> Stack:
     return Stack(
         cfg,
         outputs,
-        protected=[storage.table, *queues.dlqs()],
+        protected=[storage.table, storage.quarantine_bucket, *queues.dlqs()],
         components=[storage, queues, events, functions, webhook_api, provider_secrets, monitoring],
     )

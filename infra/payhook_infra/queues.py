@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -102,6 +102,7 @@ class Queues(Component):
         processor_roles: Mapping[str, aws.iam.Role],
         event_processor_role: aws.iam.Role,
         rule_arns: Sequence[pulumi.Output[str]],
+        sweeper_role: Optional[aws.iam.Role] = None,
     ) -> list[aws.sqs.QueuePolicy]:
         """The queue policies (see `policies.provider_queue_policy` and its neighbours): no
         other principal of the account can put a "verified" webhook on a queue, take one off,
@@ -115,7 +116,10 @@ class Queues(Component):
                     f"{provider}-queue-policy",
                     queue_url=queues.queue.url,
                     policy=pulumi.Output.all(
-                        queues.queue.arn, validator_role.arn, processor.arn
+                        queues.queue.arn,
+                        validator_role.arn,
+                        processor.arn,
+                        sweeper_role.arn if sweeper_role else None,
                     ).apply(
                         lambda a: json.dumps(
                             policies.provider_queue_policy(
@@ -123,6 +127,7 @@ class Queues(Component):
                                 validator_role_arn=a[1],
                                 processor_role_arn=a[2],
                                 redrive_arns=redrive,
+                                sweeper_role_arn=a[3],
                             )
                         )
                     ),

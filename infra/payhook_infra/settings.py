@@ -121,12 +121,19 @@ class FunctionSpec:
     def is_event_processor(self) -> bool:
         return self.name == "event-processor"
 
+    @property
+    def is_sweeper(self) -> bool:
+        return self.name == "sweeper"
+
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec("webhook-validator", "webhook-validator"),
     *(FunctionSpec(f"{p}-processor", "provider-processor", p) for p in PROVIDERS),
     FunctionSpec("event-processor", "event-processor"),
+    FunctionSpec("sweeper", "sweeper"),
 )
+#: How often the sweeper runs (an EventBridge schedule on the default bus).
+SWEEP_SCHEDULE = "rate(5 minutes)"
 FUNCTION_NAMES: tuple[str, ...] = tuple(f.name for f in FUNCTIONS)
 #: The API Gateway authorizer. Not one of `FUNCTIONS`, the pipeline's functions that the
 #: function-scope alarms, the dashboard placeholders and `payhook check` cover: it calls

@@ -76,6 +76,10 @@ class PayhookMocks(pulumi.runtime.Mocks):
         elif typ == "aws:iam/role:Role":
             outputs["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:role/{name}"
             resource_id = name
+        elif typ == "aws:s3/bucket:Bucket":
+            bucket = f"{inputs.get('bucketPrefix', args.name)}20260101abcdef"
+            outputs.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}")
+            resource_id = bucket
         elif typ == "aws:dynamodb/table:Table":
             outputs["arn"] = _arn("dynamodb", f"table/{name}")
             resource_id = name

@@ -27,12 +27,14 @@ CRATES = {
     "webhook-validator": "functions/webhook-validator",
     "provider-processor": "functions/provider-processor",
     "event-processor": "functions/event-processor",
+    "sweeper": "functions/sweeper",
     "api-key-authorizer": "functions/api-key-authorizer",
 }
 HANDLER_MODULES = {
     "webhook-validator": "validator",
     "provider-processor": "processor",
     "event-processor": "event_processor",
+    "sweeper": "sweeper",
 }
 TELEMETRY_CRATE = "telemetry"
 STATUS_STORE = "functions/aws/src/status_store.rs"

@@ -93,7 +93,14 @@ def test_the_table_and_the_dlqs_are_protected_under_their_component(deployment) 
     protected = {
         r.name for r in _aws(deployment) if r.opts.protect and isinstance(r.opts.parent, Component)
     }
-    assert protected == {"webhook-processing", "stripe-dlq", "paypal-dlq", "square-dlq", "events-dlq"}
+    assert protected == {
+        "webhook-processing",
+        "quarantine",
+        "stripe-dlq",
+        "paypal-dlq",
+        "square-dlq",
+        "events-dlq",
+    }
 
 
 def _tags(deployment, name: str, typ: str) -> dict[str, str]:

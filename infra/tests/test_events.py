@@ -28,7 +28,7 @@ def test_bus_is_archived_for_replay(deployment) -> None:
 def test_at_least_five_rules_come_from_the_rules_folder(deployment) -> None:
     files = sorted((REPO_ROOT / "rules").glob("*.json"))
     assert len(files) >= 5
-    deployed = {r.inputs["name"]: r for r in deployment.of_type(RULE)}
+    deployed = {r.inputs["name"]: r for r in _payment_rules(deployment)}
     assert sorted(deployed) == sorted(json.loads(f.read_text())["name"] for f in files)
 
 
@@ -44,7 +44,7 @@ def test_each_rule_is_deployed_exactly_as_its_file_says(deployment) -> None:
 def test_each_target_is_the_event_processor_with_the_rule_name_and_full_event(deployment) -> None:
     event_processor = deployment.one("aws:lambda/function:Function", "event-processor")
     dlq = deployment.by_input("aws:sqs/queue:Queue", "name", "payhook-prod-events-dlq")
-    targets = deployment.of_type(TARGET)
+    targets = deployment.where(TARGET, lambda t: t.inputs.get("eventBusName") == "payment-events")
     assert len(targets) == sum(len(r.targets) for r in RULE_FILES)
     for definition in RULE_FILES:
         for spec in definition.targets:
@@ -77,9 +77,37 @@ def test_input_template_yields_json_once_filled() -> None:
 
 def test_each_rule_may_invoke_the_event_processor(deployment) -> None:
     permissions = deployment.where(
-        "aws:lambda/permission:Permission", lambda p: p.inputs["principal"] == "events.amazonaws.com"
+        "aws:lambda/permission:Permission",
+        lambda p: p.inputs["principal"] == "events.amazonaws.com"
+        and p.inputs["sourceArn"] != _sweeper_schedule(deployment).outputs["arn"],
     )
-    rule_arns = {r.outputs["arn"] for r in deployment.of_type(RULE)}
+    rule_arns = {r.outputs["arn"] for r in _payment_rules(deployment)}
     assert {p.inputs["sourceArn"] for p in permissions} == rule_arns
     assert len(permissions) == len(rule_arns)
     assert {p.inputs["function"] for p in permissions} == {"payhook-prod-event-processor"}
+
+
+def _payment_rules(deployment):
+    """The rules of `payment-events` (the sweeper's schedule is a rule of the default bus)."""
+    return deployment.where(RULE, lambda r: r.inputs.get("eventBusName") == "payment-events")
+
+
+def _sweeper_schedule(deployment):
+    return deployment.by_input(RULE, "name", "payhook-prod-sweeper-schedule")
+
+
+def test_the_sweeper_runs_every_5_minutes_from_a_schedule_of_the_default_bus(deployment) -> None:
+    schedule = _sweeper_schedule(deployment)
+    assert schedule.inputs["scheduleExpression"] == "rate(5 minutes)"
+    assert schedule.inputs["eventBusName"] == "default"
+    assert "eventPattern" not in schedule.inputs
+    sweeper = deployment.one("aws:lambda/function:Function", "sweeper")
+    (target,) = deployment.where(TARGET, lambda t: t.inputs["rule"] == schedule.inputs["name"])
+    assert target.inputs["arn"] == sweeper.outputs["arn"]
+    assert target.inputs["retryPolicy"]["maximumRetryAttempts"] == 0
+    (permission,) = deployment.where(
+        "aws:lambda/permission:Permission",
+        lambda p: p.inputs["sourceArn"] == schedule.outputs["arn"],
+    )
+    assert permission.inputs["function"] == "payhook-prod-sweeper"
+    assert permission.inputs["principal"] == "events.amazonaws.com"

@@ -30,6 +30,7 @@ FUNCTIONS = {
     "paypal-processor": "provider-processor",
     "square-processor": "provider-processor",
     "event-processor": "event-processor",
+    "sweeper": "sweeper",
 }
 COMMON = {
     "POWERTOOLS_METRICS_NAMESPACE": "Payhook",
@@ -38,7 +39,7 @@ COMMON = {
 }
 
 
-def test_five_pipeline_functions_and_the_authorizer(deployment) -> None:
+def test_six_pipeline_functions_and_the_authorizer(deployment) -> None:
     assert sorted(f.name for f in deployment.of_type(FUNCTION)) == sorted(FUNCTIONS)
 
 
@@ -92,6 +93,7 @@ def test_validator_environment(deployment) -> None:
         "IDEMPOTENCY_RETENTION_SECONDS": str(30 * 86_400),
         "MAX_BODY_BYTES": "1048576",
         "CURRENCY_RATES": CURRENCY_RATES,
+        "QUARANTINE_BUCKET": "payhook-prod-quarantine-20260101abcdef",
     }
 
 
@@ -112,6 +114,16 @@ def test_authorizer_environment_is_the_loggers_only(deployment) -> None:
     assert _env(deployment, "api-key-authorizer") == {
         "POWERTOOLS_SERVICE_NAME": "api-key-authorizer",
         "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+
+
+def test_sweeper_environment(deployment) -> None:
+    assert _env(deployment, "sweeper") == {
+        **COMMON,
+        "POWERTOOLS_SERVICE_NAME": "sweeper",
+        "QUEUE_URL_STRIPE": QUEUE_URL.format("stripe"),
+        "QUEUE_URL_PAYPAL": QUEUE_URL.format("paypal"),
+        "QUEUE_URL_SQUARE": QUEUE_URL.format("square"),
     }
 
 

@@ -28,7 +28,7 @@ def test_the_validator_has_concurrency_of_its_own_and_no_other_function_reserves
 def test_the_status_table_and_every_dlq_are_protected(deployment) -> None:
     names = sorted(r._name for r in deployment.stack.protected)
     assert names == sorted(
-        ["webhook-processing", "stripe-dlq", "paypal-dlq", "square-dlq", "events-dlq"]
+        ["webhook-processing", "quarantine", "stripe-dlq", "paypal-dlq", "square-dlq", "events-dlq"]
     )
     assert all(r._protect for r in deployment.stack.protected)
 

@@ -19,7 +19,15 @@ ACCOUNT = "123456789012"
 TABLE = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/webhook-processing"
 BUS = f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/payment-events"
 SSM_PATH = f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/payhook/prod"
-FUNCTIONS = ["webhook-validator", "stripe-processor", "paypal-processor", "square-processor", "event-processor"]
+FUNCTIONS = [
+    "webhook-validator",
+    "stripe-processor",
+    "paypal-processor",
+    "square-processor",
+    "event-processor",
+    "sweeper",
+]
+QUARANTINE_OBJECTS = "arn:aws:s3:::payhook-prod-quarantine-20260101abcdef/quarantine/*"
 
 
 def _queue(name: str) -> str:
@@ -75,6 +83,12 @@ def test_validator_policy(deployment) -> None:
             "Effect": "Allow",
             "Action": ["sqs:SendMessage"],
             "Resource": [_queue(f"payhook-prod-{p}.fifo") for p in ("stripe", "paypal", "square")],
+        },
+        {
+            "Sid": "KeepQuarantinedBodies",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject"],
+            "Resource": [QUARANTINE_OBJECTS],
         },
         {
             "Sid": "IdempotencyRecords",
@@ -154,13 +168,44 @@ def test_event_processor_policy(deployment) -> None:
     ]
 
 
+def test_sweeper_policy_lists_through_the_index_and_sends_only_to_the_provider_queues(
+    deployment,
+) -> None:
+    policy = _policy(deployment, "sweeper")
+    assert policy == [
+        {
+            "Sid": "ListOpenItems",
+            "Effect": "Allow",
+            "Action": ["dynamodb:Query"],
+            "Resource": [f"{TABLE}/index/open-status-updated-at"],
+        },
+        {
+            "Sid": "RepairStatus",
+            "Effect": "Allow",
+            "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+            "Resource": [TABLE],
+        },
+        {
+            "Sid": "SendToProviderQueues",
+            "Effect": "Allow",
+            "Action": ["sqs:SendMessage"],
+            "Resource": [_queue(f"payhook-prod-{p}.fifo") for p in ("stripe", "paypal", "square")],
+        },
+        _logs_statement("sweeper"),
+        XRAY,
+    ]
+    # Exactly the DynamoDB calls its handler's ports make (read from the Rust source).
+    granted = {a for s in policy[:2] for a in s["Action"]}
+    assert granted == dynamodb_actions_needed_by("sweeper")
+
+
 def test_authorizer_may_only_write_its_logs_and_traces(deployment) -> None:
     assert _policy(deployment, "api-key-authorizer") == [_logs_statement("api-key-authorizer"), XRAY]
 
 
 def test_no_wildcard_action_and_star_resource_only_for_xray(deployment) -> None:
     policies = deployment.of_type("aws:iam/rolePolicy:RolePolicy")
-    assert len(policies) == 6
+    assert len(policies) == 7
     for policy in policies:
         for statement in policy_statements(policy.inputs["policy"]):
             assert statement["Effect"] == "Allow"

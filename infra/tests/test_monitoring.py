@@ -71,9 +71,9 @@ def test_alarm_counts_per_resource(deployment) -> None:
         "queue-depth": 3,  # one per provider queue
         "queue-age": 3,
         "dlq-not-empty": 4,  # three provider DLQs and the events DLQ
-        "lambda-error-rate": 5,  # one per function
-        "lambda-throttles": 5,
-        "emf-errors": 5,
+        "lambda-error-rate": 6,  # one per function
+        "lambda-throttles": 6,
+        "emf-errors": 6,
         "signature-failures": 3,  # one per provider
         "unrated-payments": 3,
         "webhooks-quarantined": 3,

@@ -74,5 +74,9 @@ def test_events_dlq_is_a_standard_queue_only_this_stacks_rules_can_write_to(depl
     assert statement["Principal"] == {"Service": "events.amazonaws.com"}
     assert statement["Action"] == "sqs:SendMessage"
     assert statement["Resource"] == dlq.outputs["arn"]
-    rule_arns = sorted(r.outputs["arn"] for r in deployment.of_type("aws:cloudwatch/eventRule:EventRule"))
+    rule_arns = sorted(
+        r.outputs["arn"]
+        for r in deployment.of_type("aws:cloudwatch/eventRule:EventRule")
+        if r.inputs.get("eventBusName") == "payment-events"
+    )
     assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": rule_arns}}

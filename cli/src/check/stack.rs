@@ -82,12 +82,13 @@ pub fn providers() -> Vec<&'static str> {
 }
 
 /// The logical names of the deployed functions, in deployment order: the validator, one
-/// processor per provider (`stripe-processor`, …), the event processor. Each is also the
-/// `service` dimension of the metrics that function emits.
+/// processor per provider (`stripe-processor`, …), the event processor, the sweeper. Each is
+/// also the `service` dimension of the metrics that function emits.
 pub fn function_names() -> Vec<String> {
     let mut names = vec![VALIDATOR.to_owned()];
     names.extend(providers().iter().map(|p| format!("{p}-processor")));
     names.push(EVENT_PROCESSOR.to_owned());
+    names.push(SWEEPER.to_owned());
     names
 }
 

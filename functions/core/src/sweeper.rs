@@ -28,8 +28,8 @@ use crate::payment::PaymentStore;
 use crate::ports::{Clock, Queue, QueueError, QueueMessage};
 use crate::provider::Provider;
 use crate::status::{
-    Status, StatusItem, StatusQuery, StatusStore, StoreError, Transition, TransitionOutcome,
-    list_up_to,
+    DEFAULT_LIST_PAGE_SIZE, Status, StatusItem, StatusQuery, StatusStore, StoreError, Transition,
+    TransitionOutcome,
 };
 
 /// The states the sweeper looks at, in the order it sweeps them.
@@ -270,13 +270,10 @@ impl Sweeper {
             let before = now.saturating_sub(secs.saturating_mul(1000));
             let max = self.config.max_per_state.max(1);
             // One more than handled: whether the state has more than `max` stuck items.
-            let items = list_up_to(
-                self.store.as_ref(),
-                StatusQuery::new(status, before),
-                max + 1,
-            )
-            .await
-            .map_err(|source| SweepError { status, source })?;
+            let items = self
+                .stuck_items(StatusQuery::new(status, before), max + 1)
+                .await
+                .map_err(|source| SweepError { status, source })?;
             if items.len() > max {
                 report.truncated.push(status);
             }
@@ -293,6 +290,26 @@ impl Sweeper {
             }
         }
         Ok(report)
+    }
+
+    /// Up to `max` items of `query`, page after page.
+    async fn stuck_items(
+        &self,
+        mut query: StatusQuery,
+        max: usize,
+    ) -> Result<Vec<StatusItem>, StoreError> {
+        let mut items = Vec::new();
+        while items.len() < max {
+            query.limit = (max - items.len()).min(DEFAULT_LIST_PAGE_SIZE);
+            let page = self.store.list_by_status(&query).await?;
+            items.extend(page.items);
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => break,
+            }
+        }
+        items.truncate(max);
+        Ok(items)
     }
 
     async fn repair(&self, item: &StatusItem) -> Action {

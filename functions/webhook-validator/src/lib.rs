@@ -42,6 +42,9 @@ pub struct Config {
     pub queue_urls: Vec<(payhook_core::Provider, String)>,
     /// Secrets cache lifetime, seconds.
     pub secrets_ttl_secs: u64,
+    /// The S3 bucket keeping quarantined bodies too large for a status item
+    /// (`QUARANTINE_BUCKET`); without it such a body is answered 503.
+    pub quarantine_bucket: Option<String>,
     /// The handler's settings (validated).
     pub validator: payhook_core::validator::ValidatorConfig,
 }
@@ -99,6 +102,7 @@ impl Config {
             status_table: env.get("STATUS_TABLE"),
             queue_urls,
             secrets_ttl_secs: env.parse_or("SECRETS_TTL_SECONDS", 300)?,
+            quarantine_bucket: env.get("QUARANTINE_BUCKET"),
             validator,
         })
     }
@@ -275,12 +279,6 @@ fn record_outcome(
             let webhook_id = accepted.webhook_id();
             inv.annotate(Annotation::WebhookId, webhook_id);
             inv.append_key("webhook_id", webhook_id);
-            // From here on the lines belong to the webhook's story (the processors and the
-            // event processor correlate by it); API Gateway's request id stays on them.
-            if let Some(request_id) = inv.correlation_id() {
-                inv.append_key("api_request_id", &request_id);
-            }
-            inv.set_correlation_id(webhook_id);
             let (metric, what, event_type, reason) = match accepted {
                 Accepted::Queued { event, .. } => (
                     Metric::WebhooksAccepted,

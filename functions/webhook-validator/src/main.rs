@@ -1,7 +1,8 @@
 //! The webhook-validator Lambda: API Gateway REST proxy events in, 202/200/4xx/503 out.
 //!
 //! Environment: see [`payhook_webhook_validator::Config`] (stage, table, queue URLs, secrets
-//! cache, signature tolerances, PayPal environment, idempotency retention, body limit), and the
+//! cache, signature tolerances, PayPal environment, idempotency retention, body limit, the
+//! quarantine bucket), and the
 //! Powertools variables the telemetry crate reads.
 
 use std::sync::Arc;
@@ -10,7 +11,8 @@ use std::time::Duration;
 use aws_lambda_events::apigw::ApiGatewayProxyRequest;
 use lambda_runtime::{LambdaEvent, service_fn};
 use payhook_aws::{
-    DynamoStatusStore, HttpsCertificateFetcher, SqsFifoQueue, SsmSecretStore, Traced,
+    DynamoStatusStore, HttpsCertificateFetcher, S3BlobStore, SqsFifoQueue, SsmSecretStore, Traced,
+    s3_client,
 };
 use payhook_core::ports::SystemClock;
 use payhook_core::signature::{PaypalCertificateCache, TrustAnchors};
@@ -42,14 +44,19 @@ async fn main() -> Result<(), BoxError> {
         Arc::new(HttpsCertificateFetcher::new()?),
         TrustAnchors::mozilla(),
     );
-    let validator = Arc::new(Validator::new(
+    let mut validator = Validator::new(
         Arc::new(Traced(secrets)),
         Arc::new(Traced(store)),
         Arc::new(Traced(queue)),
         Arc::new(certificates),
         Arc::new(SystemClock),
         config.validator,
-    ));
+    );
+    if let Some(bucket) = config.quarantine_bucket {
+        validator = validator
+            .with_quarantine_blobs(Arc::new(Traced(S3BlobStore::new(s3_client(&sdk), bucket))));
+    }
+    let validator = Arc::new(validator);
 
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayProxyRequest>| {

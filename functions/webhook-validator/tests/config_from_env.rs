@@ -102,3 +102,13 @@ fn currency_rates_come_from_the_environment_when_set() {
     .unwrap();
     assert_eq!(c.validator.rates.reporting_currency(), "EUR");
 }
+
+#[test]
+fn the_quarantine_bucket_is_optional_and_read_trimmed() {
+    assert_eq!(config(&[]).unwrap().quarantine_bucket, None);
+    let c = config(&[("QUARANTINE_BUCKET", " payhook-prod-quarantine-1a2b ")]).unwrap();
+    assert_eq!(
+        c.quarantine_bucket.as_deref(),
+        Some("payhook-prod-quarantine-1a2b")
+    );
+}

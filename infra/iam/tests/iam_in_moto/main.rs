@@ -76,7 +76,12 @@ fn not_shown_on_moto(function: &str, action: &str) -> bool {
 
 /// The functions whose every action is removed in turn (the other processors' policies have
 /// the same actions as Stripe's, which the test checks).
-const EVERY_ACTION_OF: [&str; 3] = ["webhook-validator", "stripe-processor", "event-processor"];
+const EVERY_ACTION_OF: [&str; 4] = [
+    "webhook-validator",
+    "stripe-processor",
+    "event-processor",
+    "sweeper",
+];
 
 /// Every record of the batch was published.
 pub(crate) fn assert_all_published(outcomes: &[RecordOutcome], what: &str) {
@@ -297,6 +302,7 @@ async fn every_action_a_policy_grants_is_needed_by_a_path_or_not_shown_on_moto()
         .event_processor_paths("event-processor")
         .await
         .expect("event processor paths");
+    stage.sweeper_paths("sweeper").await.expect("sweeper paths");
 
     let mut unneeded = Vec::new();
     for function in EVERY_ACTION_OF {
@@ -308,6 +314,7 @@ async fn every_action_a_policy_grants_is_needed_by_a_path_or_not_shown_on_moto()
             let result = match function {
                 "webhook-validator" => stage.validator_paths(&user).await,
                 "stripe-processor" => stage.processor_paths(&user).await,
+                "sweeper" => stage.sweeper_paths(&user).await,
                 _ => stage.event_processor_paths(&user).await,
             };
             // The same paths succeeded with the whole policy: any failure is this action's

@@ -1,6 +1,7 @@
 //! What each function does, run as a given user: the validator's deliveries, the processor's
 //! batches (with the event source mapping's and `main.rs`'s SQS calls around them), the event
-//! processor's recording, a redrive, and each function's paths for the every-action check.
+//! processor's recording, a redrive, the sweeper's repair of a stranded webhook, and each
+//! function's paths for the every-action check.
 
 use std::sync::Arc;
 
@@ -12,8 +13,8 @@ use payhook_aws::consumer::Received;
 use payhook_aws::moto::unique_name;
 use payhook_aws::provision::StackNames;
 use payhook_aws::{
-    DynamoPaymentStore, DynamoStatusStore, EventBridgeBus, SqsConsumer, SqsFifoQueue,
-    SsmSecretStore,
+    DynamoPaymentStore, DynamoStatusStore, EventBridgeBus, S3BlobStore, SqsConsumer, SqsFifoQueue,
+    SsmSecretStore, s3_client,
 };
 use payhook_core::conformance::workspace_root;
 use payhook_core::event_processor::EventProcessor;
@@ -51,6 +52,10 @@ impl Stage {
             Arc::new(SystemClock),
             self.config.validator_config(),
         )
+        .with_quarantine_blobs(Arc::new(S3BlobStore::new(
+            s3_client(&sdk),
+            self.names.quarantine_bucket(),
+        )))
     }
 
     /// A signed Stripe delivery through the validator running as `user`.
@@ -247,14 +252,20 @@ impl Stage {
                 return Err(format!("{} is {status:?}, not QUEUED", stripe.webhook_id()));
             }
             self.deliver_new(user, Provider::Paypal).await?;
-            let body = quarantined_body(&unique_name("evt_quarantine"));
-            match self
-                .deliver_body(user, Provider::Stripe, body.as_bytes())
-                .await?
-            {
-                Accepted::Quarantined { .. } => Ok(()),
-                other => Err(format!("not quarantined: {other:?}")),
+            // Kept in the item, and one too large for it, kept in the quarantine bucket.
+            for body in [
+                quarantined_body(&unique_name("evt_quarantine")),
+                oversized_quarantined_body(&unique_name("evt_quarantine_big")),
+            ] {
+                match self
+                    .deliver_body(user, Provider::Stripe, body.as_bytes())
+                    .await?
+                {
+                    Accepted::Quarantined { .. } => {}
+                    other => return Err(format!("not quarantined: {other:?}")),
+                }
             }
+            Ok(())
         }
         .await;
         self.purge(&[
@@ -443,6 +454,80 @@ pub(crate) fn quarantined_body(event_id: &str) -> String {
         r#"{{"id":"{event_id}","object":"event","type":"payment_intent.succeeded","created":{},"data":{{"object":{{"id":"pi_iam"}}}}}}"#,
         payhook::unix_now()
     )
+}
+
+/// [`quarantined_body`] padded past what a status item keeps inline: the quarantine bucket
+/// keeps it.
+pub(crate) fn oversized_quarantined_body(event_id: &str) -> String {
+    let mut event: Value = serde_json::from_str(&quarantined_body(event_id)).expect("JSON");
+    event["pad"] = "x"
+        .repeat(payhook_core::validator::MAX_QUARANTINED_BODY_BYTES + 1)
+        .into();
+    event.to_string()
+}
+
+/// A Stripe webhook the validator recorded `RECEIVED` 20 minutes ago with the message it was
+/// about to send, and never sent (written by the observer).
+async fn stranded_received(stage: &Stage) -> String {
+    let payload = payloads::build(&PayloadSpec::new(Provider::Stripe)).expect("payload");
+    let rates = payhook_core::currency::Rates::bundled().expect("rates");
+    let Ok(payhook_core::normalise::Normalised::Event(mut event)) =
+        payhook_core::normalise::normalise_with(Provider::Stripe, &payload.body, &rates)
+    else {
+        panic!("the default Stripe payload normalises");
+    };
+    let received_ms = payhook::unix_now() * 1000 - 20 * 60_000;
+    event.received_at = Some(payhook_core::status::rfc3339_ms(received_ms));
+    let mut item = payhook_core::status::StatusItem::new(
+        event.webhook_id.clone(),
+        Provider::Stripe,
+        event.provider_event_type.clone(),
+        Status::Received,
+        received_ms,
+    );
+    item.payment_id = Some(event.payment_id.clone());
+    item.message_body = Some(event.to_json());
+    let dynamodb = payhook_aws::aws_sdk_dynamodb::Client::new(&stage.sdk("observer").await);
+    DynamoStatusStore::new(dynamodb)
+        .with_table_name(stage.names.table.clone())
+        .put_new(&item)
+        .await
+        .expect("the stranded item");
+    event.webhook_id
+}
+
+impl Stage {
+    /// The sweeper's path as `user`, wired as its `main.rs` wires it: a webhook stranded
+    /// `RECEIVED` is listed through the open-status index, read, enqueued again and marked
+    /// `QUEUED`. A repair the policy refuses is an `Err`. The queue is emptied after.
+    pub(crate) async fn sweeper_paths(&self, user: &str) -> Result<(), String> {
+        let webhook_id = stranded_received(self).await;
+        let sdk = self.sdk(user).await;
+        let dynamodb = payhook_aws::aws_sdk_dynamodb::Client::new(&sdk);
+        let payments =
+            DynamoPaymentStore::new(dynamodb.clone()).with_table_name(self.names.table.clone());
+        let store = DynamoStatusStore::new(dynamodb).with_table_name(self.names.table.clone());
+        let mut queue = SqsFifoQueue::new(payhook_aws::aws_sdk_sqs::Client::new(&sdk));
+        for provider in Provider::ALL {
+            queue = queue.with_queue_url(provider, self.queue_url(provider).await);
+        }
+        let sweeper = payhook_core::sweeper::Sweeper::new(
+            Arc::new(store),
+            Arc::new(payments),
+            Arc::new(queue),
+            Arc::new(SystemClock),
+            payhook_core::sweeper::SweeperConfig::default(),
+        );
+        let result = match sweeper.sweep().await {
+            Ok(report) => match report.stuck.iter().find(|s| s.webhook_id == webhook_id) {
+                Some(stuck) if stuck.action == payhook_core::sweeper::Action::Reenqueued => Ok(()),
+                other => Err(format!("{webhook_id} not re-enqueued: {other:?}")),
+            },
+            Err(e) => Err(format!("{e:?}")),
+        };
+        self.purge(&[self.names.queue(Provider::Stripe)]).await;
+        result
+    }
 }
 
 /// A provider processor as `main.rs` wires it, on `sdk`'s credentials.
