@@ -12,10 +12,11 @@
 //!
 //! Every client is built from one [`sdk_config`]: region from the environment (else
 //! [`DEFAULT_REGION`]), `AWS_ENDPOINT_URL` or an explicit endpoint, short timeouts, and an
-//! HTTPS client on rustls with *ring*. [`create_table`] and [`create_fifo_queue_with_dlq`]
-//! provision what the adapters use (tests, `payhook bootstrap`). Each Lambda binary reads its
-//! configuration through [`env::Env`] (trimmed, empty is unset, errors name the variable). With
-//! the `moto` feature, [`moto`] starts a moto server for integration tests.
+//! HTTPS client on rustls with *ring*. [`create_table`], [`create_bucket`] and
+//! [`create_fifo_queue_with_dlq`] provision what the adapters use (tests, `payhook
+//! bootstrap`). Each Lambda binary reads its configuration through [`env::Env`] (trimmed, empty
+//! is unset, errors name the variable). With the `moto` feature, [`moto`] starts a moto server
+//! for integration tests.
 //!
 //! ```no_run
 //! use payhook_aws::{DynamoStatusStore, SqsFifoQueue, SsmSecretStore, sdk_config};
