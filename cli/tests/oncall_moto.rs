@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -762,82 +762,86 @@ async fn a_redrive_repeated_after_dying_between_send_and_delete_queues_the_messa
 
 // --- the local stack's DLQ admin API -----------------------------------------------------------
 
-#[tokio::test]
-async fn dlq_commands_speak_the_local_admin_api_contract() {
-    use axum::Router;
-    use axum::extract::Path as UrlPath;
-    use axum::routing::{get, post};
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlq_commands_list_and_redrive_a_real_local_stacks_dead_letters() {
+    use payhook::local::faults::Faults;
+    use payhook::local::http::FrontDoor;
+    use payhook::local::stack::{Stack, StackOptions};
+    use payhook::payloads::{PayloadSpec, build};
 
-    let calls: Arc<Mutex<Vec<String>>> = Arc::default();
-    let seen = Arc::clone(&calls);
-    let list = move |UrlPath(provider): UrlPath<String>| {
-        let seen = Arc::clone(&seen);
-        async move {
-            seen.lock().unwrap().push(format!("GET {provider}"));
-            let messages = if provider == "stripe" {
-                json!([{
-                    "message_id": "m-1",
-                    "webhook_id": "stripe:evt_local",
-                    "group_id": "pi_local",
-                    "receive_count": 5,
-                    "sent_timestamp_ms": 1_767_225_600_000_i64,
-                    "in_flight": false,
-                    "status": "FAILED",
-                    "last_error": "poison: malformed record"
-                }])
-            } else {
-                json!([])
-            };
-            axum::Json(json!({"provider": provider, "messages": messages}))
-        }
-    };
-    let seen = Arc::clone(&calls);
-    let redrive = move |UrlPath(provider): UrlPath<String>| {
-        let seen = Arc::clone(&seen);
-        async move {
-            seen.lock().unwrap().push(format!("POST {provider}"));
-            let messages = if provider == "stripe" {
-                json!([{
-                    "message_id": "m-1",
-                    "webhook_id": "stripe:evt_local",
-                    "group_id": "pi_local",
-                    "deduplication_id": "abc:redrive:1",
-                    "sequence_number": 7
-                }])
-            } else {
-                json!([])
-            };
-            let moved = messages.as_array().map_or(0, Vec::len);
-            axum::Json(json!({"provider": provider, "moved": moved, "messages": messages}))
-        }
-    };
-    let app = Router::new()
-        .route("/_payhook/dlq/{provider}", get(list))
-        .route("/_payhook/dlq/{provider}/redrive", post(redrive));
+    let dir = scratch("local-dlq");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let port = listener.local_addr().unwrap().port();
+    let mut config = payhook::config::init(&dir, port, true, payhook::unix_now()).unwrap();
+    config.queues.visibility_timeout_seconds = 1;
+    config.queues.max_receive_count = 2;
+    // A poison message: the bus rejects this payment's events until the fault is cleared.
+    let faults = Faults::default();
+    let payload = build(
+        &PayloadSpec::new(Provider::Stripe)
+            .amount("42.00", "USD")
+            .payment_id("pi_dlq_poison"),
+    )
+    .unwrap();
+    faults.reject_payment("pi_dlq_poison");
+    let stack = Stack::start(StackOptions {
+        config: config.clone(),
+        run_dir: dir.join("run"),
+        rules_dir: rules_dir(),
+        faults: faults.clone(),
+        aws: None,
+    })
+    .await
+    .unwrap();
+    let front = FrontDoor::serve(Arc::clone(&stack), listener).unwrap();
+    let base = format!("http://{}", front.addr);
+    let sender = payhook::send::Sender::new(&config).unwrap();
+    let (status, response) = sender
+        .send(
+            &format!("{base}/webhooks/stripe"),
+            Provider::Stripe,
+            payload.body.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 202, "{response}");
+    assert!(stack.wait_idle(Duration::from_secs(60)).await);
+    let webhook_id = payload.webhook_id();
+    assert_eq!(
+        stack.status(&webhook_id).await.map(|i| i.status),
+        Some(Status::Failed)
+    );
 
     let (code, out) = payhook(&["dlq", "list", "--local", &base]).await;
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("stripe:evt_local"), "{out}");
-    assert!(out.contains("poison: malformed record"), "{out}");
+    assert!(out.contains(&webhook_id), "{out}");
+    assert!(
+        out.contains("put_events_entry_failed"),
+        "the last error: {out}"
+    );
     assert!(
         out.contains("1 message(s) in dead-letter queues (stripe 1, paypal 0, square 0)"),
         "{out}"
     );
 
+    // The cause is fixed; the redrive moves it back and it is processed.
+    faults.clear_rejections();
     let (code, out) = payhook(&["dlq", "redrive", "--provider", "stripe", "--local", &base]).await;
     assert_eq!(code, 0, "{out}");
     assert!(
         out.lines()
-            .any(|l| l.starts_with("moved ") && l.contains("stripe:evt_local")),
+            .any(|l| l.starts_with("moved ") && l.contains(&webhook_id)),
         "{out}"
     );
     assert!(out.contains("moved 1 message(s)"), "{out}");
+    assert!(stack.wait_idle(Duration::from_secs(60)).await);
     assert_eq!(
-        *calls.lock().unwrap(),
-        ["GET stripe", "GET paypal", "GET square", "POST stripe"]
+        stack.status(&webhook_id).await.map(|i| i.status),
+        Some(Status::Processed)
     );
-    server.abort();
+    let (code, out) = payhook(&["dlq", "list", "--local", &base]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("0 message(s) in dead-letter queues"), "{out}");
+    drop(front);
+    stack.shutdown().await;
 }
