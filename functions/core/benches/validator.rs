@@ -150,7 +150,11 @@ fn bench_processor(c: &mut Criterion) {
     let text = String::from_utf8(body()).expect("utf-8 fixture");
     let events: Vec<_> = (0..10)
         .map(|i| {
-            let unique = text.replacen("\"id\": \"evt_", &format!("\"id\": \"evt_b{i}"), 1);
+            // Ten webhooks of ten payments, as a batch usually holds: each is a new capture, so
+            // each record reads and writes its payment record and publishes.
+            let unique = text
+                .replacen("\"id\": \"evt_", &format!("\"id\": \"evt_b{i}"), 1)
+                .replace("pi_3QzJp2B7WZ01zgkW0kq4RkTn", &format!("pi_bench{i}"));
             match normalise(Provider::Stripe, unique.as_bytes()) {
                 Ok(Normalised::Event(e)) => e,
                 other => panic!("supported event: {other:?}"),
