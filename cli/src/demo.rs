@@ -489,9 +489,68 @@ pub async fn run_demo(args: &DemoArgs) -> Result<DemoReport, CliError> {
     let root = args.rules_dir.parent().unwrap_or(std::path::Path::new("."));
     let page =
         crate::dashboard::render_local(&root.join("dashboards"), &root.join("alarms"), &run_dir)?;
+    let page = with_trace_links(page, &trace_waterfalls(&run_dir, &accepted_ids)?);
     std::fs::write(run_dir.join(crate::dashboard::DASHBOARD_FILE), page)
         .map_err(|e| CliError::Failed(format!("dashboard page: {e}")))?;
     Ok(report)
+}
+
+/// Where the demo writes each sampled webhook's waterfall, beside the dashboard page.
+pub const TRACES_DIR: &str = "traces";
+
+/// Draws each sampled webhook's trace (from the run's `xray.jsonl`) as an SVG waterfall in
+/// [`TRACES_DIR`]; returns `(webhook id, file name)` of those drawn.
+fn trace_waterfalls(
+    run_dir: &std::path::Path,
+    webhook_ids: &[String],
+) -> Result<Vec<(String, String)>, CliError> {
+    let dir = run_dir.join(TRACES_DIR);
+    std::fs::create_dir_all(&dir).map_err(|e| CliError::Failed(format!("traces: {e}")))?;
+    let segments = run_dir.join("xray.jsonl");
+    let mut drawn = Vec::new();
+    for id in webhook_ids {
+        let Some(svg) = crate::trace::waterfall_svg_from_file(&segments, id) else {
+            continue;
+        };
+        let file: String = id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect::<String>()
+            + ".svg";
+        std::fs::write(dir.join(&file), svg)
+            .map_err(|e| CliError::Failed(format!("trace {id}: {e}")))?;
+        drawn.push((id.clone(), file));
+    }
+    Ok(drawn)
+}
+
+/// The dashboard page with a list of the sampled webhooks, each linked to its waterfall.
+fn with_trace_links(page: String, drawn: &[(String, String)]) -> String {
+    if drawn.is_empty() {
+        return page;
+    }
+    let mut section = String::from(
+        "<section id=\"traces\"><h2>Traces of this run's webhooks</h2>\
+         <p>Each webhook's journey as X-Ray would draw it: validator, queue, processor record, bus, \
+         event processor (<code>payhook trace WEBHOOK_ID</code> prints the same in a terminal).</p><ul>",
+    );
+    for (id, file) in drawn {
+        section.push_str(&format!(
+            "<li><a href=\"{TRACES_DIR}/{file}\">{}</a></li>",
+            id.replace('&', "&amp;").replace('<', "&lt;")
+        ));
+    }
+    section.push_str("</ul></section>");
+    match page.rfind("</body>") {
+        Some(at) => format!("{}{section}{}", &page[..at], &page[at..]),
+        None => page + &section,
+    }
 }
 
 /// Creates a stage of its own for one demo run on `endpoint` — `demo-…` with its own table

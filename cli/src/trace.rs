@@ -121,18 +121,21 @@ fn flatten(doc: &Value, parent: Option<String>, trace_id: &str, out: &mut Vec<Sp
     }
 }
 
+/// Every trace holding a span annotated with `webhook_id`, in the order they appear.
+fn traces_of<'a>(spans: &'a [Span], webhook_id: &str) -> Vec<&'a str> {
+    let mut seen = HashSet::new();
+    spans
+        .iter()
+        .filter(|s| s.webhook_id.as_deref() == Some(webhook_id))
+        .map(|s| s.trace_id.as_str())
+        .filter(|t| seen.insert(*t))
+        .collect()
+}
+
 /// The waterfall of every trace holding a span annotated with `webhook_id`; `None` when none
 /// does.
 fn waterfall(spans: &[Span], webhook_id: &str) -> Option<String> {
-    let traces: Vec<&str> = {
-        let mut seen = HashSet::new();
-        spans
-            .iter()
-            .filter(|s| s.webhook_id.as_deref() == Some(webhook_id))
-            .map(|s| s.trace_id.as_str())
-            .filter(|t| seen.insert(*t))
-            .collect()
-    };
+    let traces = traces_of(spans, webhook_id);
     if traces.is_empty() {
         return None;
     }
@@ -144,14 +147,24 @@ fn waterfall(spans: &[Span], webhook_id: &str) -> Option<String> {
     Some(out)
 }
 
-fn draw_trace(out: &mut String, trace: &str, spans: &[&Span]) {
+/// One line of a waterfall: a span at its depth in the tree, its label, and where it sits on
+/// the trace's time line (seconds from the trace's start).
+struct Row<'a> {
+    depth: usize,
+    label: String,
+    offset: f64,
+    duration: f64,
+    span: &'a Span,
+}
+
+/// A trace laid out: its total duration (seconds) and its rows in tree and start order.
+fn layout<'a>(spans: &[&'a Span]) -> (f64, Vec<Row<'a>>) {
     let start = spans.iter().map(|s| s.start).fold(f64::INFINITY, f64::min);
     let end = spans
         .iter()
         .map(|s| s.end)
         .fold(f64::NEG_INFINITY, f64::max);
     let total = (end - start).max(1e-6);
-    let _ = writeln!(out, "trace {trace}  ({:.2} ms)", total * 1000.0);
     let ids: HashSet<&str> = spans.iter().map(|s| s.id.as_str()).collect();
     let mut children: BTreeMap<Option<&str>, Vec<&Span>> = BTreeMap::new();
     for span in spans {
@@ -164,25 +177,107 @@ fn draw_trace(out: &mut String, trace: &str, spans: &[&Span]) {
     }
     let mut lines = Vec::new();
     collect(&children, None, 0, &mut lines);
-    for (depth, span) in lines {
-        let offset = span.start - start;
-        let from = ((offset / total) * BAR_WIDTH as f64).floor() as usize;
-        let len = (((span.end - span.start) / total) * BAR_WIDTH as f64).ceil() as usize;
+    let rows = lines
+        .into_iter()
+        .map(|(depth, span)| Row {
+            depth,
+            label: match &span.operation {
+                Some(op) => format!("{} {op}", span.name),
+                None => span.name.clone(),
+            },
+            offset: span.start - start,
+            duration: span.end - span.start,
+            span,
+        })
+        .collect();
+    (total, rows)
+}
+
+fn draw_trace(out: &mut String, trace: &str, spans: &[&Span]) {
+    let (total, rows) = layout(spans);
+    let _ = writeln!(out, "trace {trace}  ({:.2} ms)", total * 1000.0);
+    for row in rows {
+        let from = ((row.offset / total) * BAR_WIDTH as f64).floor() as usize;
+        let len = ((row.duration / total) * BAR_WIDTH as f64).ceil() as usize;
         let from = from.min(BAR_WIDTH - 1);
         let len = len.clamp(1, BAR_WIDTH - from);
         let bar = format!("{}{}", " ".repeat(from), "█".repeat(len));
-        let label = match &span.operation {
-            Some(op) => format!("{}{} {op}", "  ".repeat(depth), span.name),
-            None => format!("{}{}", "  ".repeat(depth), span.name),
-        };
-        let fault = if span.fault { "  ✗ fault" } else { "" };
+        let label = format!("{}{}", "  ".repeat(row.depth), row.label);
+        let fault = if row.span.fault { "  ✗ fault" } else { "" };
         let _ = writeln!(
             out,
             "  {label:<44} {:>9.2} ms {:>8.2} ms  |{bar:<BAR_WIDTH$}|{fault}",
-            offset * 1000.0,
-            (span.end - span.start) * 1000.0,
+            row.offset * 1000.0,
+            row.duration * 1000.0,
         );
     }
+}
+
+/// The webhook's traces as one SVG waterfall (the picture `payhook trace` prints, for the demo's
+/// dashboard page); `None` when no segment names the webhook.
+pub fn waterfall_svg_from_file(xray_jsonl: &Path, webhook_id: &str) -> Option<String> {
+    let text = std::fs::read_to_string(xray_jsonl).ok()?;
+    let spans = parse(&text).ok()?;
+    waterfall_svg(&spans, webhook_id)
+}
+
+fn waterfall_svg(spans: &[Span], webhook_id: &str) -> Option<String> {
+    const ROW: f64 = 22.0;
+    const LABEL: f64 = 320.0;
+    const BARS: f64 = 560.0;
+    let traces = traces_of(spans, webhook_id);
+    if traces.is_empty() {
+        return None;
+    }
+    let mut body = String::new();
+    let mut y = 0.0;
+    for trace in traces {
+        let members: Vec<&Span> = spans.iter().filter(|s| s.trace_id == trace).collect();
+        let (total, rows) = layout(&members);
+        y += ROW;
+        let _ = writeln!(
+            body,
+            r#"<text x="4" y="{:.0}" font-weight="bold">trace {} ({:.2} ms)</text>"#,
+            y - 6.0,
+            escape(trace),
+            total * 1000.0
+        );
+        for row in rows {
+            y += ROW;
+            let x = LABEL + row.offset / total * BARS;
+            let w = (row.duration / total * BARS).max(1.0);
+            let colour = if row.span.fault { "#d13212" } else { "#1f77b4" };
+            let _ = writeln!(
+                body,
+                r##"<text x="{:.0}" y="{:.0}">{}</text><rect x="{x:.1}" y="{:.0}" width="{w:.1}" height="{:.0}" fill="{colour}"><title>{} — {:.2} ms at +{:.2} ms</title></rect><text x="{:.0}" y="{:.0}" fill="#555">{:.2} ms</text>"##,
+                4 + row.depth * 14,
+                y - 6.0,
+                escape(&row.label),
+                y - ROW + 4.0,
+                ROW - 8.0,
+                escape(&row.label),
+                row.duration * 1000.0,
+                row.offset * 1000.0,
+                LABEL + BARS + 8.0,
+                y - 6.0,
+                row.duration * 1000.0,
+            );
+        }
+        y += ROW / 2.0;
+    }
+    let width = LABEL + BARS + 90.0;
+    Some(format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{:.0}\" font-family=\"monospace\" font-size=\"12\">\n<title>{}</title>\n{body}</svg>\n",
+        y + 4.0,
+        escape(webhook_id)
+    ))
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn collect<'a>(
@@ -236,6 +331,26 @@ mod tests {
         // The processor starts 10 ms into the 20 ms trace: its bar starts half-way.
         let bar = lines[4].split('|').nth(1).unwrap();
         assert_eq!(bar.chars().take_while(|c| *c == ' ').count(), BAR_WIDTH / 2);
+    }
+
+    #[test]
+    fn the_svg_waterfall_draws_the_same_rows_with_faults_marked() {
+        let spans = parse(RUN).unwrap();
+        let svg = waterfall_svg(&spans, "stripe:evt_1").unwrap();
+        assert!(svg.starts_with("<svg "), "{svg}");
+        for label in [
+            "webhook-validator",
+            "## webhook-validator",
+            "SQS SendMessage",
+            "## provider-processor",
+            "EventBridge PutEvents",
+        ] {
+            assert!(svg.contains(&format!(">{label}<")), "{label}: {svg}");
+        }
+        assert_eq!(svg.matches("<rect ").count(), 5, "{svg}");
+        assert_eq!(svg.matches("#d13212").count(), 1, "the one fault: {svg}");
+        assert!(!svg.contains("1-2"), "another webhook's trace is left out");
+        assert!(waterfall_svg(&spans, "stripe:evt_missing").is_none());
     }
 
     #[test]

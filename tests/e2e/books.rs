@@ -36,6 +36,23 @@ async fn demo_traffic_reconciles_every_accepted_webhook() {
     assert_eq!(report.business_events.get("payment.refunded"), Some(&4));
     assert_eq!(report.by_status.get(&403), Some(&1));
     assert_eq!(report.by_status.get(&401), Some(&3), "{report:#?}");
+    // Every webhook's trace drawn as a waterfall the dashboard page links to; the webhook whose
+    // processor crashed after publishing shows both attempts and the event processor in one
+    // trace.
+    let run_dir = args.run_dir.as_ref().unwrap();
+    let page = std::fs::read_to_string(run_dir.join("dashboard.html")).unwrap();
+    let svgs: Vec<String> = std::fs::read_dir(run_dir.join("traces"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(svgs.len(), report.accepted, "one waterfall per accepted webhook");
+    assert_eq!(page.matches("href=\"traces/").count(), report.accepted);
+    assert!(
+        svgs.iter().any(|svg| svg.matches(">## record<").count() >= 2
+            && svg.contains(">## event-processor<")
+            && svg.contains(">webhook-validator<")),
+        "a retried webhook's attempts are in its one trace"
+    );
     for name in ["logs.jsonl", "metrics.jsonl", "xray.jsonl", "summary.json"] {
         let path = args.run_dir.as_ref().unwrap().join(name);
         let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
