@@ -45,12 +45,17 @@ async fn demo_traffic_reconciles_every_accepted_webhook() {
         .unwrap()
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
         .collect();
-    assert_eq!(svgs.len(), report.accepted, "one waterfall per accepted webhook");
+    assert_eq!(
+        svgs.len(),
+        report.accepted,
+        "one waterfall per accepted webhook"
+    );
     assert_eq!(page.matches("href=\"traces/").count(), report.accepted);
     assert!(
-        svgs.iter().any(|svg| svg.matches(">## record<").count() >= 2
-            && svg.contains(">## event-processor<")
-            && svg.contains(">webhook-validator<")),
+        svgs.iter()
+            .any(|svg| svg.matches(">## record<").count() >= 2
+                && svg.contains(">## event-processor<")
+                && svg.contains(">webhook-validator<")),
         "a retried webhook's attempts are in its one trace"
     );
     for name in ["logs.jsonl", "metrics.jsonl", "xray.jsonl", "summary.json"] {
