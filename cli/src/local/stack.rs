@@ -445,7 +445,8 @@ impl Stack {
                     Arc::clone(&faulty),
                     Arc::clone(&clock),
                     pconfig,
-                ),
+                )
+                .with_tracing(payhook_provider_processor::record_tracing()),
                 telemetry: function(FunctionKind::ProviderProcessor, &name),
             });
             let source: Arc<dyn BatchSource> = match &stack.backend {

@@ -279,6 +279,12 @@ fn record_outcome(
             let webhook_id = accepted.webhook_id();
             inv.annotate(Annotation::WebhookId, webhook_id);
             inv.append_key("webhook_id", webhook_id);
+            // From here on the lines belong to the webhook's story (the processors and the
+            // event processor correlate by it); API Gateway's request id stays on them.
+            if let Some(request_id) = inv.correlation_id() {
+                inv.append_key("api_request_id", &request_id);
+            }
+            inv.set_correlation_id(webhook_id);
             let (metric, what, event_type, reason) = match accepted {
                 Accepted::Queued { event, .. } => (
                     Metric::WebhooksAccepted,
