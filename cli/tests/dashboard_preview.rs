@@ -201,13 +201,14 @@ fn metric_widgets_draw_one_series_per_metric_or_search_result() {
         widget(preview, "Webhooks received and accepted per provider").series,
         6
     );
-    assert_eq!(widget(preview, "Cold starts per function").series, 5);
+    // The local stack sweeps once at start: the sweeper cold-starts too.
+    assert_eq!(widget(preview, "Cold starts per function").series, 6);
     // SEARCH: one series per matched metric (reasons × providers in the run).
     assert!(widget(preview, "Webhooks rejected by reason").series >= 2);
     assert!(widget(preview, "Matched events per rule").series >= 5);
     assert!(widget(preview, "Payments by tier").series >= 3);
     // Hidden inputs of metric math are not drawn: one error rate per function.
-    assert_eq!(widget(preview, "Error rate (%)").series, 5);
+    assert_eq!(widget(preview, "Error rate (%)").series, 6);
     assert_eq!(widget(preview, "API Gateway 5XX rate (%)").series, 1);
 }
 

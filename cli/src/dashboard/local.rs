@@ -104,7 +104,7 @@ fn seconds_to_ms(v: &Value) -> Option<i64> {
 }
 
 /// The logical function a log line belongs to: its `function_name` or `service` when that is
-/// one of the five, else the crate in `location` (handlers log outside the invocation span).
+/// one of the six, else the crate in `location` (handlers log outside the invocation span).
 fn log_function(v: &Value) -> Option<String> {
     for key in ["function_name", "service"] {
         if let Some(s) = v.get(key).and_then(Value::as_str)
@@ -118,6 +118,7 @@ fn log_function(v: &Value) -> Option<String> {
     match krate {
         "payhook_webhook_validator" => Some("webhook-validator".into()),
         "payhook_event_processor" => Some("event-processor".into()),
+        "payhook_sweeper" => Some("sweeper".into()),
         "payhook_provider_processor" => {
             let p = v.get("provider").and_then(Value::as_str)?;
             providers()

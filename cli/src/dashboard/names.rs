@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 use payhook_core::Provider;
 use serde_json::Value;
 
-/// The five functions by logical name (the `service` dimension of `Payhook` metrics).
-pub(crate) const FUNCTIONS: [&str; 5] = [
+/// The six functions by logical name (the `service` dimension of `Payhook` metrics).
+pub(crate) const FUNCTIONS: [&str; 6] = [
     "webhook-validator",
     "stripe-processor",
     "paypal-processor",
     "square-processor",
     "event-processor",
+    "sweeper",
 ];
 
 /// The account id written into local alarm ARNs (the local bus uses the same).

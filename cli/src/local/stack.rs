@@ -858,18 +858,21 @@ impl Stack {
 /// How often the local stack sweeps by itself, as the deployed schedule does.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(300);
 
-/// Sweeps every [`SWEEP_EVERY`] until shutdown.
+/// Sweeps once at start (a stack restarted after a crash finds what the crash stranded) and
+/// then every [`SWEEP_EVERY`] until shutdown.
 async fn sweep_periodically(stack: Arc<Stack>) {
     let mut shutdown = stack.shutdown.subscribe();
+    let mut wait = Duration::ZERO;
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
-            () = tokio::time::sleep(SWEEP_EVERY) => {
+            () = tokio::time::sleep(wait) => {
                 if let Err(e) = stack.sweep(None).await {
                     tracing::error!(error = %e, "periodic sweep failed");
                 }
             }
         }
+        wait = SWEEP_EVERY;
     }
 }
 
