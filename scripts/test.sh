@@ -72,6 +72,8 @@ PAYHOOK_SKIP_LOG="$(mktemp)"
 export PAYHOOK_SKIP_LOG
 trap 'rm -f "$PAYHOOK_SKIP_LOG"' EXIT
 tests_status=0
+# The Lambda binaries too: the harness test runs them under a Runtime API stand-in.
+cargo build --workspace --all-features --bins
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-features --no-fail-fast || tests_status=$?
   cargo test --workspace --all-features --doc || tests_status=$?

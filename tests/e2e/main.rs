@@ -7,6 +7,7 @@ mod books;
 mod currencies;
 mod delivery;
 mod front_door;
+mod lambda_binaries;
 mod recovery;
 mod redaction;
 mod support;

@@ -43,7 +43,7 @@ pub(crate) struct Harness {
 /// Creates a stage of its own on the shared moto server with `payhook bootstrap`, from the
 /// config (written next to it as `payhook.toml`) and the repository's rules: its own table and
 /// bus, so tests running at once do not share rules or items.
-async fn bootstrap_on_moto(dir: &Path, config: &Config) -> MotoStage {
+pub(crate) async fn bootstrap_on_moto(dir: &Path, config: &Config) -> MotoStage {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let moto = MotoServer::shared().expect("moto");
     let stage = format!(
