@@ -517,10 +517,18 @@ async fn replay_on_aws(
     };
     let mut reports = Vec::new();
     for id in ids {
-        let outcome = validator
-            .replay_quarantined(&id)
-            .await
-            .map_err(|e| CliError::Failed(format!("replaying `{id}`: {e} ({})", e.code())))?;
+        let outcome = validator.replay_quarantined(&id).await.map_err(|e| {
+            let hint = if e.code().starts_with("blob_") {
+                format!(
+                    "; its body is in bucket `{}`: is that the stage's quarantine bucket \
+                     (`pulumi stack output quarantine_bucket`, --bucket)?",
+                    stage.bucket
+                )
+            } else {
+                String::new()
+            };
+            CliError::Failed(format!("replaying `{id}`: {e} ({}){hint}", e.code()))
+        })?;
         reports.push(ReplayReport::of(&id, &outcome));
     }
     Ok(reports)

@@ -231,6 +231,23 @@ async fn replay_on_aws_queues_a_quarantined_webhook_once_and_reads_a_large_body_
     assert_eq!(out.lines().count(), 2, "{out}");
     assert!(out.contains(r#""body":"s3""#), "{out}");
 
+    // The wrong bucket: nothing moves, and the error says where to look.
+    let mut wrong = vec![
+        "replay",
+        "stripe:evt_aws_large",
+        "--rates",
+        rates.to_str().unwrap(),
+        "--bucket",
+        "no-such-quarantine-bucket",
+    ];
+    wrong.extend(target);
+    let cli = Cli::try_parse_from(["payhook", "quarantine"].into_iter().chain(wrong)).unwrap();
+    let Top::Quarantine(command) = cli.command;
+    let err = quarantine::run_with_output(command, &mut Vec::new())
+        .await
+        .expect_err("the body is not in that bucket");
+    assert!(err.to_string().contains("quarantine_bucket"), "{err}");
+
     let mut replay = vec!["replay", "--all", "--rates", rates.to_str().unwrap()];
     replay.extend(target);
     let (code, out) = payhook(&replay).await;
