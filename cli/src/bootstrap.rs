@@ -178,6 +178,45 @@ pub async fn run(args: BootstrapArgs) -> Result<i32, CliError> {
     run_with_output(args, &mut stdout).await
 }
 
+/// Creates the stage `names` on `endpoint` in `region` from the configuration file in
+/// `config_dir` (its provider secrets become the SSM parameters, its queue settings the
+/// queues'), with the rule files of `rules_dir` and a queue per rule as its target: what the
+/// tests, the demo and the harnesses do before running a stack on moto. Returns what bootstrap
+/// printed; fails with that output when it exits non-zero.
+pub async fn bootstrap_stage(
+    endpoint: &str,
+    region: &str,
+    config_dir: &Path,
+    config: &Config,
+    names: &StackNames,
+    rules_dir: PathBuf,
+) -> Result<String, CliError> {
+    let args = BootstrapArgs {
+        aws_endpoint: Some(endpoint.to_owned()),
+        config: Some(config_dir.join(CONFIG_FILE_NAME)),
+        stage: Some(names.stage.clone()),
+        region: Some(region.to_owned()),
+        rules_dir,
+        table: names.table.clone(),
+        event_bus: names.event_bus.clone(),
+        max_receive_count: Some(config.queues.max_receive_count),
+        visibility_timeout: config.queues.visibility_timeout_seconds,
+        no_rule_queues: false,
+        no_parameters: false,
+    };
+    let mut out = Vec::new();
+    let code = run_with_output(args, &mut out).await?;
+    let printed = String::from_utf8_lossy(&out).into_owned();
+    if code == 0 {
+        Ok(printed)
+    } else {
+        Err(CliError::Failed(format!(
+            "bootstrap of stage `{}` exited {code}: {printed}",
+            names.stage
+        )))
+    }
+}
+
 /// [`run`] writing its lines to `out`.
 pub async fn run_with_output(
     args: BootstrapArgs,

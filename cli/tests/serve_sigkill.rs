@@ -6,7 +6,6 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use payhook::bootstrap::BootstrapArgs;
 use payhook::config;
 use payhook::democa::DemoCa;
 use payhook::payloads::{self, PayloadSpec};
@@ -86,24 +85,16 @@ async fn serve_killed_mid_batch_and_restarted_processes_every_accepted_webhook_o
     .expect("config");
     config.queues.visibility_timeout_seconds = 2;
     let stage = format!("kill{}", std::process::id() % 100_000);
-    let args = BootstrapArgs {
-        aws_endpoint: Some(moto.endpoint.clone()),
-        config: Some(dir.join(config::CONFIG_FILE_NAME)),
-        stage: Some(stage.clone()),
-        region: Some(REGION.to_owned()),
-        rules_dir: workspace_root().join("rules"),
-        table: StackNames::new(&stage).table,
-        event_bus: StackNames::new(&stage).event_bus,
-        max_receive_count: Some(config.queues.max_receive_count),
-        visibility_timeout: config.queues.visibility_timeout_seconds,
-        no_rule_queues: false,
-        no_parameters: false,
-    };
-    let mut out = Vec::new();
-    let code = payhook::bootstrap::run_with_output(args, &mut out)
-        .await
-        .expect("bootstrap");
-    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out));
+    payhook::bootstrap::bootstrap_stage(
+        &moto.endpoint,
+        REGION,
+        &dir,
+        &config,
+        &StackNames::new(&stage),
+        workspace_root().join("rules"),
+    )
+    .await
+    .expect("bootstrap");
     let store = DynamoStatusStore::new(DynamoClient::new(&moto.sdk_config().await))
         .with_table_name(StackNames::new(&stage).table);
 

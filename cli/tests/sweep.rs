@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use payhook::bootstrap::BootstrapArgs;
 use payhook::config;
 use payhook::democa::DemoCa;
 use payhook::local::faults::Faults;
@@ -86,24 +85,16 @@ async fn a_webhook_stranded_received_is_swept_back_onto_its_queue_and_processed_
     let stage = format!("sw{}", std::process::id() % 100_000);
     // A table of its own: the sweep lists the whole table's stuck items.
     let names = StackNames::new(&stage).with_table(moto::unique_name("webhook-processing"));
-    let args = BootstrapArgs {
-        aws_endpoint: Some(moto.endpoint.clone()),
-        config: Some(dir.join(config::CONFIG_FILE_NAME)),
-        stage: Some(stage.clone()),
-        region: Some(REGION.to_owned()),
-        rules_dir: workspace_root().join("rules"),
-        table: names.table.clone(),
-        event_bus: names.event_bus.clone(),
-        max_receive_count: Some(config.queues.max_receive_count),
-        visibility_timeout: config.queues.visibility_timeout_seconds,
-        no_rule_queues: false,
-        no_parameters: false,
-    };
-    let mut out = Vec::new();
-    let code = payhook::bootstrap::run_with_output(args, &mut out)
-        .await
-        .expect("bootstrap");
-    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out));
+    payhook::bootstrap::bootstrap_stage(
+        &moto.endpoint,
+        REGION,
+        &dir,
+        &config,
+        &names,
+        workspace_root().join("rules"),
+    )
+    .await
+    .expect("bootstrap");
     let store = DynamoStatusStore::new(DynamoClient::new(&moto.sdk_config().await))
         .with_table_name(&names.table);
     let item = stranded_received_item(unix_now() * 1000);

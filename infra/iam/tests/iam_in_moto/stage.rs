@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use payhook::bootstrap::BootstrapArgs;
-use payhook::config::{self, CONFIG_FILE_NAME, Config};
+use payhook::config::{self, Config};
 use payhook_aws::aws_config::{Region, SdkConfig};
 use payhook_aws::moto::{MotoServer, REGION, unique_name};
 use payhook_aws::provision::StackNames;
@@ -180,24 +179,16 @@ fn scratch(name: &str) -> PathBuf {
 /// Queues, DLQs, table, bus, rules (with stand-in queues) and SSM parameters, as
 /// `payhook bootstrap` makes them, before IAM is enforced.
 async fn bootstrap(moto: &MotoServer, dir: &Path, names: &StackNames, config: &Config) {
-    let args = BootstrapArgs {
-        aws_endpoint: Some(moto.endpoint.clone()),
-        config: Some(dir.join(CONFIG_FILE_NAME)),
-        stage: Some(names.stage.clone()),
-        region: Some(REGION.to_owned()),
-        rules_dir: workspace_root().join("rules"),
-        table: names.table.clone(),
-        event_bus: names.event_bus.clone(),
-        max_receive_count: Some(config.queues.max_receive_count),
-        visibility_timeout: config.queues.visibility_timeout_seconds,
-        no_rule_queues: false,
-        no_parameters: false,
-    };
-    let mut out = Vec::new();
-    let code = payhook::bootstrap::run_with_output(args, &mut out)
-        .await
-        .expect("bootstrap runs");
-    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out));
+    payhook::bootstrap::bootstrap_stage(
+        &moto.endpoint,
+        REGION,
+        dir,
+        config,
+        names,
+        workspace_root().join("rules"),
+    )
+    .await
+    .expect("bootstrap runs");
 }
 
 /// Runs `infra/tests/iam_moto.py`: the rendered policies become users; IAM is enforced after.
