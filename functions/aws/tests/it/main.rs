@@ -7,6 +7,7 @@ mod certificate_fetcher;
 mod config;
 mod event_bus;
 mod eventbridge_rules;
+mod payment_store;
 mod queue;
 mod secrets;
 mod status_store;
