@@ -118,8 +118,8 @@ impl Stage {
             .status
     }
 
-    /// The visible messages of the queues named `names` (those that exist) received and
-    /// deleted by the observer (SQS allows one PurgeQueue a minute).
+    /// Every message of the queues named `names` (those that exist) received and deleted by the
+    /// observer, waiting for those in flight to come back (SQS allows one PurgeQueue a minute).
     pub(crate) async fn purge(&self, names: &[String]) {
         let sqs = payhook_aws::aws_sdk_sqs::Client::new(&self.sdk("observer").await);
         for name in names {
@@ -130,19 +130,31 @@ impl Stage {
                 continue;
             };
             let consumer = SqsConsumer::new(sqs.clone(), url.clone());
+            // Until nothing is left: a record a path left in flight (a failed one waiting out its
+            // retry delay, seconds) would otherwise come back in the next path's batch.
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
             loop {
                 let batch = consumer.receive(10, 0, None).await.expect("ReceiveMessage");
-                if batch.is_empty() {
-                    break;
-                }
-                for message in batch {
+                for message in &batch {
                     sqs.delete_message()
                         .queue_url(&url)
-                        .receipt_handle(message.receipt_handle)
+                        .receipt_handle(&message.receipt_handle)
                         .send()
                         .await
                         .expect("DeleteMessage");
                 }
+                if !batch.is_empty() {
+                    continue;
+                }
+                let depth = consumer.depth().await.expect("GetQueueAttributes");
+                if depth.in_flight + depth.delayed == 0 {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < until,
+                    "{name}: messages still in flight after a minute: {depth:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
             }
         }
     }
