@@ -177,3 +177,103 @@ pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
         time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
     i64::try_from(dt.unix_timestamp_nanos() / 1_000_000).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::FixedClock;
+    use crate::status::{MemoryStatusStore, StatusItem};
+
+    const NOW: i64 = 1_767_225_660_000;
+
+    fn routed(rule: &str) -> RoutedEvent {
+        RoutedEvent {
+            rule: rule.to_owned(),
+            event: serde_json::json!({
+                "id": "e-1", "detail-type": "payment.succeeded", "source": "payhook.stripe",
+                "time": "2026-01-01T00:00:59Z",
+                "detail": {
+                    "webhook_id": "stripe:evt_1", "provider": "stripe",
+                    "provider_event_id": "evt_1",
+                    "provider_event_type": "payment_intent.succeeded",
+                    "event_type": "payment.succeeded", "payment_id": "pi_1",
+                    "amount_minor": 1000, "amount": 10.0, "currency": "USD",
+                    "occurred_at": "2026-01-01T00:00:00.000Z",
+                    "received_at": "2026-01-01T00:00:30.000Z", "tier": "low"
+                }
+            }),
+        }
+    }
+
+    async fn published_store() -> Arc<MemoryStatusStore> {
+        let store = Arc::new(MemoryStatusStore::new());
+        let item = StatusItem::new(
+            "stripe:evt_1",
+            Provider::Stripe,
+            "payment_intent.succeeded",
+            Status::Published,
+            NOW - 30_000,
+        );
+        store.put_new(&item).await.expect("memory store");
+        store
+    }
+
+    #[tokio::test]
+    async fn the_end_to_end_latency_runs_from_first_receipt_to_the_record() {
+        let processor = EventProcessor::new(published_store().await, Arc::new(FixedClock(NOW)));
+        let outcome = processor.handle(&routed("low-value-payments")).await;
+        assert_eq!(
+            outcome,
+            Ok(ProcessedOutcome::Recorded {
+                webhook_id: "stripe:evt_1".into(),
+                provider: Provider::Stripe,
+                rule: "low-value-payments".into(),
+                end_to_end_ms: Some(30_000),
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn an_event_for_a_webhook_not_yet_published_is_retried_not_absorbed() {
+        let store = Arc::new(MemoryStatusStore::new());
+        let mut item = StatusItem::new(
+            "stripe:evt_1",
+            Provider::Stripe,
+            "payment_intent.succeeded",
+            Status::Queued,
+            NOW,
+        );
+        // Even an item that somehow lists the rule is not absorbed unless it is PROCESSED.
+        item.matched_rules = vec!["low-value-payments".into()];
+        store.put_new(&item).await.expect("memory store");
+        let processor = EventProcessor::new(store, Arc::new(FixedClock(NOW)));
+        let err = processor
+            .handle(&routed("low-value-payments"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            EventProcessorError::NotPublished {
+                webhook_id: "stripe:evt_1".into(),
+                status: Some(Status::Queued),
+            }
+        );
+        assert!(err.is_retryable());
+    }
+
+    #[test]
+    fn error_codes_are_stable_and_only_malformed_events_are_not_retried() {
+        let malformed = EventProcessorError::Malformed("no detail".into());
+        let not_published = EventProcessorError::NotPublished {
+            webhook_id: "stripe:evt_1".into(),
+            status: None,
+        };
+        let store = EventProcessorError::Store(StoreError::Unavailable("down".into()));
+        assert_eq!(malformed.code(), "malformed_event");
+        assert_eq!(not_published.code(), "not_published");
+        assert_eq!(store.code(), "state_store_unavailable");
+        assert!(!malformed.is_retryable());
+        assert!(not_published.is_retryable());
+        assert!(store.is_retryable());
+    }
+}
