@@ -673,11 +673,13 @@ pub async fn reconcile(stack: &Stack, accepted: &[String], report: &mut DemoRepo
     // A delivery that did not add a rule to a PROCESSED item was absorbed as a repeat.
     report.absorbed = delivered.saturating_sub(recorded);
     // Each webhook that changed its payment publishes one business event; the settled ones
-    // publish none.
+    // publish none. Every publication beyond that (a retry after a crash, a take-over) must
+    // have been absorbed. Deliveries can exceed publications (a rule's queue delivers at least
+    // once), so absorbed repeats may outnumber the extra publications, never the reverse.
     let publishing = (report.processed - report.settled) as u64;
-    if report.published != publishing + report.absorbed {
+    if report.published < publishing || report.published - publishing > report.absorbed {
         report.problems.push(format!(
-            "{} events published for {} processed webhooks that changed their payment and {} absorbed repeats: an event was lost or recorded twice",
+            "{} events published for {} processed webhooks that changed their payment and {} absorbed repeats: an event was lost or a repeat was recorded",
             report.published, publishing, report.absorbed
         ));
     }

@@ -453,3 +453,46 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_refund_that_fails_after_pending_is_recorded_and_published_as_an_update() {
+    let (record, events) = run(&[
+        webhook(1, EventType::PaymentSucceeded, None, 10_000, 1, "COMPLETED"),
+        webhook(2, EventType::RefundPending, Some("r1"), 4_000, 2, "PENDING"),
+        webhook(3, EventType::RefundFailed, Some("r1"), 4_000, 3, "FAILED"),
+    ]);
+    let changes: Vec<Option<&str>> = events.iter().map(|(e, _)| e.change.as_deref()).collect();
+    assert_eq!(
+        changes,
+        [None, Some("refund_pending"), Some("refund_failed")]
+    );
+    assert_eq!(
+        record.refunds["r1"].status,
+        payhook_core::payment::RefundStatus::Failed
+    );
+    assert_eq!(
+        record.refunded_minor(),
+        0,
+        "a failed refund returns nothing"
+    );
+}
+
+#[test]
+fn state_names_are_the_serialised_ones_and_records_live_400_days() {
+    for state in [
+        PaymentState::Unknown,
+        PaymentState::Pending,
+        PaymentState::Succeeded,
+        PaymentState::Failed,
+        PaymentState::Canceled,
+    ] {
+        assert_eq!(
+            serde_json::to_value(state).unwrap(),
+            serde_json::json!(state.as_str())
+        );
+    }
+    assert_eq!(
+        payhook_core::payment::DEFAULT_PAYMENT_RETENTION_SECS,
+        34_560_000
+    );
+}
