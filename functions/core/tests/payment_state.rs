@@ -214,6 +214,11 @@ fn a_stripe_refund_total_counts_the_largest_total_reported() {
     // The second refund's event arrives first.
     let (record, events) = run(&[refund(2, 700, 1_000), refund(1, 300, 300)]);
     assert_eq!(record.refunded_minor(), 1_000);
+    assert_eq!(
+        record.applied[1].effect,
+        Effect::Stale,
+        "a smaller total than one known"
+    );
     let deltas: Vec<Option<i64>> = events.iter().map(|(e, _)| e.refund_delta_minor).collect();
     assert_eq!(
         deltas,
@@ -494,5 +499,35 @@ fn state_names_are_the_serialised_ones_and_records_live_400_days() {
     assert_eq!(
         payhook_core::payment::DEFAULT_PAYMENT_RETENTION_SECS,
         34_560_000
+    );
+}
+
+#[test]
+fn a_refunds_older_or_repeated_status_publishes_nothing() {
+    let refund = |n: usize, kind, version: i64, status: &str| {
+        webhook(n, kind, Some("r1"), 4_000, version, status)
+    };
+    let (record, events) = run(&[
+        webhook(1, EventType::PaymentSucceeded, None, 10_000, 1, "COMPLETED"),
+        refund(2, EventType::RefundPending, 2, "PENDING"),
+        // The same status in a newer version: nothing new.
+        refund(3, EventType::RefundPending, 3, "PENDING"),
+        refund(4, EventType::RefundFailed, 5, "FAILED"),
+        // An older version arriving last: stale.
+        refund(5, EventType::RefundPending, 4, "PENDING"),
+    ]);
+    let changes: Vec<Option<&str>> = events.iter().map(|(e, _)| e.change.as_deref()).collect();
+    assert_eq!(
+        changes,
+        [None, Some("refund_pending"), Some("refund_failed")]
+    );
+    assert_eq!(
+        record.refunds["r1"].status,
+        payhook_core::payment::RefundStatus::Failed
+    );
+    let effects: Vec<Effect> = record.applied.iter().map(|a| a.effect).collect();
+    assert_eq!(
+        effects[2..],
+        [Effect::Unchanged, Effect::Transition, Effect::Stale]
     );
 }
