@@ -89,8 +89,8 @@ const RECEIVE_BATCH: i32 = 10;
 /// Default most messages `dlq list` shows per provider.
 pub const DEFAULT_LIST_MAX: usize = 1000;
 
-/// Longest SQS `MessageDeduplicationId`.
-pub const MAX_DEDUPLICATION_ID_CHARS: usize = 128;
+/// Longest SQS `MessageDeduplicationId` (owned by the core, which builds every re-send's id).
+pub use payhook_core::sweeper::MAX_DEDUPLICATION_ID_CHARS;
 
 /// Characters of the last error `dlq list` shows in its table (the JSON output has it all).
 pub const ERROR_PREVIEW_CHARS: usize = 60;
@@ -303,14 +303,7 @@ pub struct LocalRedrive {
 /// redrive of the same message is deduplicated by SQS). Characters SQS does not allow become
 /// `_`, and a long webhook id is cut so the whole fits in [`MAX_DEDUPLICATION_ID_CHARS`].
 pub fn redrive_deduplication_id(webhook_id: &str, sent_ms: i64) -> String {
-    let suffix = format!(":redrive:{sent_ms}");
-    let keep = MAX_DEDUPLICATION_ID_CHARS.saturating_sub(suffix.len());
-    let id: String = webhook_id
-        .chars()
-        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
-        .take(keep)
-        .collect();
-    format!("{id}{suffix}")
+    payhook_core::sweeper::deduplication_id_with(webhook_id, "redrive", sent_ms)
 }
 
 fn write_failed(e: std::io::Error) -> CliError {

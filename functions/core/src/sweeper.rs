@@ -209,7 +209,15 @@ impl SweepError {
 /// `ms` is the item's last change (fixed for one stuck episode, so a sweep repeated after dying
 /// between its send and its write is deduplicated by SQS), cut to fit SQS's 128 characters.
 pub fn sweep_deduplication_id(webhook_id: &str, updated_ms: i64) -> String {
-    let suffix = format!(":sweep:{updated_ms}");
+    deduplication_id_with(webhook_id, "sweep", updated_ms)
+}
+
+/// `{webhook_id}:{purpose}:{at_ms}` as an SQS deduplication id: characters SQS does not allow
+/// become `_`, and a long webhook id is cut so the whole fits [`MAX_DEDUPLICATION_ID_CHARS`].
+/// Used for every message sent again on purpose (a sweep, a DLQ redrive), so each re-send of
+/// one episode is deduplicated and a later episode is not.
+pub fn deduplication_id_with(webhook_id: &str, purpose: &str, at_ms: i64) -> String {
+    let suffix = format!(":{purpose}:{at_ms}");
     let keep = MAX_DEDUPLICATION_ID_CHARS.saturating_sub(suffix.len());
     let id: String = webhook_id
         .chars()
