@@ -123,14 +123,21 @@ impl EventProcessor {
         );
         record.tier = Some(detail.tier.as_str().to_owned());
         record.add_matched_rules = vec![routed.rule.clone()];
-        // From PROCESSING the processor has not recorded PUBLISHED (yet): the event's `time`,
-        // when EventBridge put it on the bus, is the publish time (else: now, an upper bound).
+        // From PROCESSING the processor has not recorded PUBLISHED (yet): the time it put the
+        // event on the bus is the publish time; in events older than that field, the envelope's
+        // `time` (whole seconds), else now (an upper bound).
         record.published_at_ms = Some(
-            routed
-                .event
-                .get("time")
-                .and_then(|t| t.as_str())
+            detail
+                .published_at
+                .as_deref()
                 .and_then(parse_rfc3339_ms)
+                .or_else(|| {
+                    routed
+                        .event
+                        .get("time")
+                        .and_then(|t| t.as_str())
+                        .and_then(parse_rfc3339_ms)
+                })
                 .unwrap_or(now),
         );
         let recorded = || ProcessedOutcome::Recorded {
@@ -259,6 +266,51 @@ mod tests {
             }
         );
         assert!(err.is_retryable());
+    }
+
+    /// The event processor got there before the processor recorded `PUBLISHED`: the item is
+    /// still `PROCESSING`, and `published_at` is when the event was put on the bus.
+    async fn processing_store() -> Arc<MemoryStatusStore> {
+        let store = Arc::new(MemoryStatusStore::new());
+        let item = StatusItem::new(
+            "stripe:evt_1",
+            Provider::Stripe,
+            "payment_intent.succeeded",
+            Status::Processing,
+            NOW - 30_000,
+        );
+        store.put_new(&item).await.expect("memory store");
+        store
+    }
+
+    #[tokio::test]
+    async fn from_processing_the_publish_time_is_the_processors_to_the_millisecond() {
+        let store = processing_store().await;
+        let processor = EventProcessor::new(store.clone(), Arc::new(FixedClock(NOW)));
+        let mut event = routed("low-value-payments");
+        event.event["detail"]["published_at"] = "2026-01-01T00:00:59.734Z".into();
+        processor.handle(&event).await.expect("recorded");
+        let item = store.get("stripe:evt_1").await.unwrap().unwrap();
+        assert_eq!(item.status, Status::Processed);
+        assert_eq!(
+            item.published_at.as_deref(),
+            Some("2026-01-01T00:00:59.734Z")
+        );
+    }
+
+    #[tokio::test]
+    async fn from_processing_an_older_event_falls_back_to_the_envelope_time() {
+        let store = processing_store().await;
+        let processor = EventProcessor::new(store.clone(), Arc::new(FixedClock(NOW)));
+        processor
+            .handle(&routed("low-value-payments"))
+            .await
+            .expect("recorded");
+        let item = store.get("stripe:evt_1").await.unwrap().unwrap();
+        assert_eq!(
+            item.published_at.as_deref(),
+            Some("2026-01-01T00:00:59.000Z")
+        );
     }
 
     #[test]

@@ -45,7 +45,8 @@ use crate::payment::{
 use crate::ports::{Clock, MessageVisibility};
 use crate::provider::Provider;
 use crate::status::{
-    Status, StatusItem, StatusStore, StoreError, Transition, TransitionOutcome, trace_id_of_header,
+    Status, StatusItem, StatusStore, StoreError, Transition, TransitionOutcome, rfc3339_ms,
+    trace_id_of_header,
 };
 pub use crate::tier::{Tier, TierThresholds};
 
@@ -137,6 +138,12 @@ pub struct PublishedDetail {
     /// published before business events existed, which the event processor still records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub business_event: Option<BusinessEvent>,
+    /// When the processor put the event on the bus (RFC 3339, milliseconds): the event
+    /// processor records it as the webhook's `published_at` when it gets there before the
+    /// processor has recorded `PUBLISHED` (the envelope's `time` has only whole seconds).
+    /// Absent in events published before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<String>,
 }
 
 /// Settings of one provider's processor.
@@ -568,11 +575,12 @@ impl ProviderProcessor {
         applied: &Applied,
     ) -> Result<RecordOutcome, ProcessError> {
         let tier = self.config.tiers.tier_of(event);
+        let put_at = rfc3339_ms(self.clock.now_ms());
         let mut pending = applied
             .events
             .iter()
             .enumerate()
-            .map(|(n, business_event)| self.entry(event, record, tier, n, business_event))
+            .map(|(n, business_event)| self.entry(event, record, tier, &put_at, n, business_event))
             .collect::<Result<Vec<_>, _>>()?;
         let mut rejected = None;
         for _ in 0..PAYMENT_WRITE_ATTEMPTS {
@@ -624,6 +632,7 @@ impl ProviderProcessor {
         event: &PaymentEvent,
         record: &QueueRecord,
         tier: Tier,
+        put_at: &str,
         n: usize,
         business_event: &BusinessEvent,
     ) -> Result<BusEntry, ProcessError> {
@@ -632,6 +641,7 @@ impl ProviderProcessor {
             tier,
             business_event_id: format!("{}/{n}", event.webhook_id),
             business_event: Some(business_event.clone()),
+            published_at: Some(put_at.to_owned()),
         };
         Ok(BusEntry {
             event_bus: self.config.event_bus.clone(),

@@ -411,7 +411,7 @@ impl EventBus for DeliversAtOnce {
 }
 
 #[tokio::test]
-async fn event_recorded_before_published_keeps_the_bus_time_as_published_at() {
+async fn event_recorded_before_published_keeps_the_processors_put_time_as_published_at() {
     let store = Arc::new(MemoryStatusStore::new());
     let payments = Arc::new(MemoryPaymentStore::new());
     let bus = Arc::new(DeliversAtOnce {
@@ -427,10 +427,12 @@ async fn event_recorded_before_published_keeps_the_bus_time_as_published_at() {
     let item = store.get(&e.webhook_id).await.unwrap().unwrap();
     assert_eq!(item.status, Status::Processed, "PUBLISHED came too late");
     assert_eq!(item.matched_rules, vec!["low-value-payments".to_owned()]);
-    // The event's `time` (the helper's 2026-01-01T00:00:01Z), not left empty.
+    // When the processor put it on the bus (its clock, to the millisecond): not left empty,
+    // not the envelope's whole-second `time` (the helper's 2026-01-01T00:00:01Z), and not the
+    // event processor's own clock.
     assert_eq!(
         item.published_at.as_deref(),
-        Some("2026-01-01T00:00:01.000Z")
+        Some(payhook_core::status::rfc3339_ms(NOW).as_str())
     );
     assert!(item.processed_at.is_some());
 }

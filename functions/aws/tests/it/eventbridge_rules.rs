@@ -117,6 +117,7 @@ fn entry(bus: &str, source: &str, event: &PaymentEvent) -> BusEntry {
         tier: TierThresholds::default().tier_of(event),
         business_event_id: format!("{}/0", event.webhook_id),
         business_event: Some(business.clone()),
+        published_at: Some("2026-01-01T00:00:00.000Z".into()),
     };
     BusEntry {
         event_bus: bus.into(),
