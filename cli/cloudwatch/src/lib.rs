@@ -1,0 +1,2 @@
+//! payhook's one CloudWatch model, shared by `payhook check` (analysis) and the dashboard
+//! renderer (evaluation).
