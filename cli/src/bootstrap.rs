@@ -29,7 +29,7 @@ use payhook_aws::secrets::{
 };
 use payhook_aws::status_store::DEFAULT_TABLE_NAME;
 use payhook_core::bus::PAYMENT_EVENTS_BUS;
-use payhook_core::pattern::load_rules;
+use payhook_pattern::load_rules;
 use payhook_core::{Provider, Secret};
 
 use crate::CliError;

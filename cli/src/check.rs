@@ -18,7 +18,7 @@
 //! - **Alarms** follow `alarms/README.md`: fields, scope, severity, comparison, statistics,
 //!   periods, units, evaluation periods against datapoints and the period limit, missing-data
 //!   treatment, metric math queries (exactly one returned, no `SEARCH`).
-//! - **Rules** load with [`payhook_core::pattern::load_rules`] (pattern validity and the rule
+//! - **Rules** load with [`payhook_pattern::load_rules`] (pattern validity and the rule
 //!   format) and satisfy what the Pulumi program additionally requires.
 //! - **Cross-checks**: every alarm has its runbook and every runbook an alarm; every custom
 //!   metric (namespace `Payhook`) and dimension set on a dashboard or alarm is in the telemetry

@@ -14,7 +14,7 @@ use std::time::Duration;
 use clap::Args;
 use payhook_aws::provision::{StackNames, StackPlan, provision};
 use payhook_core::Provider;
-use payhook_core::pattern::load_rules;
+use payhook_pattern::load_rules;
 use payhook_core::status::Status;
 use serde::Serialize;
 use serde_json::json;

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use payhook_core::pattern::{Pattern, RuleSet};
+use payhook_pattern::{Pattern, RuleSet};
 use serde_json::json;
 
 use crate::CliError;

@@ -21,7 +21,7 @@ use payhook_aws::aws_sdk_ssm::types::ParameterType;
 use payhook_aws::moto::{self, MotoServer};
 use payhook_aws::provision::{self, StackNames, StackPlan};
 use payhook_aws::{DynamoStatusStore, create_table};
-use payhook_core::pattern::load_rules;
+use payhook_pattern::load_rules;
 use payhook_core::status::{Status, StatusItem, StatusStore};
 use payhook_core::{EventType, PaymentEvent, Provider};
 use serde_json::{Value, json};

@@ -1,5 +1,5 @@
 //! `rules/*.json`: every file through the loader the local stack routes with
-//! ([`payhook_core::pattern::load_rules`]: the rule format, pattern validity with EventBridge's
+//! ([`payhook_pattern::load_rules`]: the rule format, pattern validity with EventBridge's
 //! semantics, portable numbers), plus what the deploy requires on top (`definitions.parse_rule`:
 //! the bus, the functions targets may name, the one target dead-letter queue). Each file is also
 //! checked on its own, so every broken file is reported, not only the first one the loader
@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use payhook_core::pattern::{Pattern, RulesError, load_rules};
+use payhook_pattern::{Pattern, RulesError, load_rules};
 use serde_json::{Map, Value};
 
 use super::codes;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use payhook_core::bus::{BusEntry, BusError, EntryResult, EventBus};
 use payhook_core::event_processor::RoutedEvent;
-use payhook_core::pattern::{Pattern, RetryPolicy, RuleFile, RuleState};
+use payhook_pattern::{Pattern, RetryPolicy, RuleFile, RuleState};
 use payhook_core::status::rfc3339_ms;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -126,7 +126,7 @@ impl LocalBus {
                     .targets
                     .first()
                     .and_then(|t| t.retry_policy)
-                    .unwrap_or(payhook_core::pattern::DEFAULT_RETRY_POLICY),
+                    .unwrap_or(payhook_pattern::DEFAULT_RETRY_POLICY),
             })
             .collect();
         let routes = Arc::new(routes);

@@ -43,7 +43,7 @@ use aws_sdk_ssm::types::ParameterType;
 use payhook_core::Provider;
 use payhook_core::Secret;
 use payhook_core::bus::PAYMENT_EVENTS_BUS;
-use payhook_core::pattern::{RuleFile, RuleState as FileRuleState};
+use payhook_pattern::{RuleFile, RuleState as FileRuleState};
 
 use crate::error::{ProvisionError, describe};
 use crate::queue::{DLQ_RETENTION_SECONDS, FIFO_SUFFIX, dlq_name};
@@ -205,7 +205,7 @@ pub struct StackPlan {
     /// The provider queues' visibility timeout, seconds.
     pub visibility_timeout_secs: u32,
     /// The rules to create on the bus (`rules/*.json`, e.g. from
-    /// [`load_rules`](payhook_core::pattern::load_rules)). Each lands on
+    /// [`load_rules`](payhook_pattern::load_rules)). Each lands on
     /// [`StackNames::event_bus`], whatever bus its file names.
     pub rules: Vec<RuleFile>,
     /// Give every rule a standard queue as its target (moto, LocalStack: there are no functions

@@ -1,9 +1,10 @@
 //! `payhook-core`: the domain of payhook, with no AWS SDK in it.
 //!
 //! Providers and their [`signature`] rules, [`normalise`]-ation into the canonical
-//! [`PaymentEvent`], the [`status`] machine of the `webhook-processing` table, the EventBridge
-//! [`pattern`] matcher, the [`ports`] the handlers are written against (with in-memory
-//! adapters), and the webhook [`validator`] handler itself. The same handler code runs inside
+//! [`PaymentEvent`], the [`status`] machine of the `webhook-processing` table, the [`payment`]
+//! state, the [`ports`] the handlers are written against (with in-memory adapters), and the
+//! webhook [`validator`] handler itself. (The EventBridge pattern matcher is its own crate,
+//! `payhook-pattern`: nothing here routes events.) The same handler code runs inside
 //! Lambda (with `payhook-aws` adapters) and inside `payhook serve` (with the in-memory ones).
 
 pub mod blob;
@@ -15,7 +16,6 @@ pub mod event_processor;
 pub mod headers;
 pub mod memory_sqs;
 pub mod normalise;
-pub mod pattern;
 pub mod payment;
 pub mod ports;
 pub mod processor;

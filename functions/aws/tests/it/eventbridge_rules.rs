@@ -18,7 +18,7 @@ use payhook_aws::provision::{
 };
 use payhook_core::bus::{BusEntry, EntryResult, EventBus};
 use payhook_core::event_processor::RoutedEvent;
-use payhook_core::pattern::{RuleFile, RuleSet, load_rules};
+use payhook_pattern::{RuleFile, RuleSet, load_rules};
 use payhook_core::payment::PaymentRecord;
 use payhook_core::processor::{PublishedDetail, TierThresholds};
 use payhook_core::{EventType, PaymentEvent, Provider};

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use payhook_core::conformance::read_jsonl;
-use payhook_core::pattern::Pattern;
+use payhook_pattern::Pattern;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 

@@ -317,7 +317,7 @@ impl Stage {
     /// (for a retry) one whose status item is gone.
     pub(crate) async fn event_processor_paths(&self, user: &str) -> Result<(), String> {
         let rule_queues: Vec<String> =
-            payhook_core::pattern::load_rules(&workspace_root().join("rules"))
+            payhook_pattern::load_rules(&workspace_root().join("rules"))
                 .expect("rules")
                 .iter()
                 .map(|rule| self.names.rule_queue(&rule.1.name))
@@ -379,7 +379,7 @@ impl Stage {
         let observer = payhook_aws::aws_sdk_sqs::Client::new(&self.sdk("observer").await);
         let mut delivered = None;
         for rule in
-            payhook_core::pattern::load_rules(&workspace_root().join("rules")).expect("rules")
+            payhook_pattern::load_rules(&workspace_root().join("rules")).expect("rules")
         {
             let name = self.names.rule_queue(&rule.1.name);
             let Some(url) = payhook_aws::consumer::queue_url(&observer, &name)

@@ -2,7 +2,7 @@
 //! many), and generated sets of 50 and 500 rules (EventBridge allows 300 rules per bus) to show
 //! how the cost grows with the rule count.
 //!
-//! Run: `cargo bench -p payhook-core --bench pattern_match` (add `-- --quick` for a short run).
+//! Run: `cargo bench -p payhook-pattern --bench pattern_match` (add `-- --quick` for a short run).
 //!
 //! The target is the payhook rules against one event in at most 2 µs (median), about what the
 //! `quamina` crate takes for a handful of typical patterns. Measured:
@@ -23,8 +23,7 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use payhook_core::conformance::workspace_root;
-use payhook_core::pattern::{Pattern, RuleSet, load_rules};
+use payhook_pattern::{Pattern, RuleSet, load_rules};
 use serde_json::{Value, json};
 
 /// Rule counts of the generated sets.
@@ -123,7 +122,8 @@ fn bench_matching(
 }
 
 fn bench(c: &mut Criterion) {
-    let rules_dir = workspace_root().join("rules");
+    // The workspace root is two levels above this crate (`functions/pattern`).
+    let rules_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules");
     let loaded = load_rules(&rules_dir).expect("rules/ loads");
     let set = RuleSet::from_loaded(&loaded);
     let event = canonical_event();

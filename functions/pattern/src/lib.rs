@@ -5,7 +5,7 @@
 //! whose pattern matches it. Pulumi creates those rules from `rules/*.json`; the
 //! local stack routes with this matcher; tests assert which rules an event matches. So the
 //! matcher follows AWS event-ruler (the library EventBridge uses), checked case by case against
-//! `../shared/conformance/eventbridge/` (`tests/pattern_conformance.rs`):
+//! a public corpus of EventBridge pattern cases (`functions/core/tests/pattern_conformance.rs`):
 //!
 //! - exact strings, numbers (compared by value: `[300]` matches `300.0`), booleans and `null`;
 //!   a field's list is any-of, fields are all-of, nested objects and dotted keys are the same
@@ -34,7 +34,7 @@
 //! are deliberately not used: they would change behaviour for every crate in the workspace.
 //!
 //! ```
-//! use payhook_core::pattern::Pattern;
+//! use payhook_pattern::Pattern;
 //!
 //! let pattern = Pattern::parse(
 //!     r#"{"source": [{"prefix": "payhook."}], "detail": {"amount": [{"numeric": [">=", 1000]}]}}"#,
@@ -49,7 +49,7 @@
 //!     err.to_string(),
 //!     r#"Event pattern is not valid. Reason: "amount" must be an object or an array"#
 //! );
-//! # Ok::<(), payhook_core::pattern::PatternError>(())
+//! # Ok::<(), payhook_pattern::PatternError>(())
 //! ```
 
 mod compile;
