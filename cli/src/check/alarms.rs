@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use payhook_cloudwatch::alarm::{FIELDS, METRIC_FIELDS, QUERY_FIELDS};
 use payhook_telemetry::Unit;
 use serde_json::{Map, Value};
 
@@ -40,39 +41,6 @@ const MAX_QUERIES: usize = 20;
 const MAX_OF_EACH: usize = 10;
 /// Characters in one expression.
 const MAX_EXPRESSION: usize = 2048;
-
-const FIELDS: [&str; 14] = [
-    "kind",
-    "title",
-    "scope",
-    "severity",
-    "summary",
-    "runbook",
-    "metric",
-    "metrics",
-    "threshold",
-    "comparison",
-    "evaluation_periods",
-    "datapoints_to_alarm",
-    "treat_missing_data",
-    "$comment",
-];
-const METRIC_FIELDS: [&str; 6] = [
-    "namespace",
-    "metric_name",
-    "dimensions",
-    "stat",
-    "period",
-    "unit",
-];
-const QUERY_FIELDS: [&str; 6] = [
-    "id",
-    "metric",
-    "expression",
-    "label",
-    "return_data",
-    "period",
-];
 
 /// Checks every alarm file.
 pub(crate) fn check(root: &Path, rules: &Rules, report: &mut Report) -> Alarms {

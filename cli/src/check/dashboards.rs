@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use payhook_cloudwatch::metric::{self, EntryError, MetricEntry};
 use serde_json::{Map, Value};
 
 use super::alarms::Alarms;
@@ -40,8 +41,6 @@ const MAX_WIDGETS: usize = 500;
 const MAX_METRICS_PER_WIDGET: usize = 500;
 /// Most alarms in an alarm status widget.
 const MAX_ALARMS_PER_WIDGET: usize = 100;
-/// Most dimensions on one metric.
-const MAX_DIMENSIONS: usize = 30;
 /// Columns of the dashboard grid.
 const GRID_COLUMNS: u64 = 24;
 
@@ -1084,28 +1083,22 @@ impl Board<'_, '_> {
         let mut previous: Option<Vec<String>> = None;
         for (i, entry) in entries.iter().enumerate() {
             let here = index(path, i);
-            let Value::Array(items) = entry else {
-                self.file.add(
-                    &here,
-                    codes::INVALID_METRIC_ARRAY,
-                    format!(
-                        "each entry of `metrics` is an array, not {}",
-                        type_name(entry)
-                    ),
-                );
-                continue;
-            };
-            let strings: Vec<&str> = items.iter().map_while(Value::as_str).collect();
-            let rest = &items[strings.len()..];
-            let options = match rest {
-                [] => None,
-                [Value::Object(options)] => Some(options),
-                _ => {
+            let (strings, options) = match MetricEntry::from_value(entry) {
+                Ok(parsed) => (parsed.strings(), parsed.options),
+                Err(EntryError::NotAnArray) => {
                     self.file.add(
                         &here,
                         codes::INVALID_METRIC_ARRAY,
-                        "a metric is [Namespace, MetricName, DimName, DimValue, …] with at most one options object at the end",
+                        format!(
+                            "each entry of `metrics` is an array, not {}",
+                            type_name(entry)
+                        ),
                     );
+                    continue;
+                }
+                Err(error @ EntryError::Trailing) => {
+                    self.file
+                        .add(&here, codes::INVALID_METRIC_ARRAY, error.to_string());
                     continue;
                 }
             };
@@ -1203,86 +1196,25 @@ impl Board<'_, '_> {
         }
     }
 
-    /// Namespace, name and dimension pairs, with `"."` replaced by the previous entry's value.
+    /// Namespace, name and dimension pairs, with `"."` replaced by the previous entry's value
+    /// ([`metric::resolve`], the reader the dashboard preview uses too).
     fn resolve(
         &mut self,
         strings: &[&str],
         previous: Option<&[String]>,
         path: &str,
     ) -> Option<Vec<String>> {
-        let mut resolved = Vec::with_capacity(strings.len());
-        for (i, s) in strings.iter().enumerate() {
-            if *s == "." {
-                match previous.and_then(|p| p.get(i)) {
-                    Some(value) => resolved.push(value.clone()),
-                    None => {
-                        self.file.add(
-                            &index(path, i),
-                            codes::INVALID_METRIC_ARRAY,
-                            "`\".\"` repeats the value at the same position of the previous valid metric, and there is none",
-                        );
-                        return None;
-                    }
-                }
-            } else {
-                resolved.push((*s).to_owned());
+        match metric::resolve(strings, previous) {
+            Ok(resolved) => Some(resolved),
+            Err(error) => {
+                let at = error
+                    .position()
+                    .map_or_else(|| path.to_owned(), |i| index(path, i));
+                self.file
+                    .add(&at, codes::INVALID_METRIC_ARRAY, error.to_string());
+                None
             }
         }
-        if resolved.len() < 2 {
-            self.file.add(
-                path,
-                codes::INVALID_METRIC_ARRAY,
-                "a metric needs at least a namespace and a metric name",
-            );
-            return None;
-        }
-        if resolved.len() % 2 != 0 {
-            self.file.add(
-                path,
-                codes::INVALID_METRIC_ARRAY,
-                format!(
-                    "the dimension `{}` has no value: dimensions come in name/value pairs",
-                    resolved[resolved.len() - 1]
-                ),
-            );
-            return None;
-        }
-        if (resolved.len() - 2) / 2 > MAX_DIMENSIONS {
-            self.file.add(
-                path,
-                codes::INVALID_METRIC_ARRAY,
-                format!("a metric has at most {MAX_DIMENSIONS} dimensions"),
-            );
-            return None;
-        }
-        if let Some(empty) = resolved.iter().position(|s| s.trim().is_empty()) {
-            self.file.add(
-                &index(path, empty),
-                codes::INVALID_METRIC_ARRAY,
-                "namespace, metric name and dimensions must not be empty",
-            );
-            return None;
-        }
-        if resolved[0].starts_with(':') {
-            self.file.add(
-                &index(path, 0),
-                codes::INVALID_METRIC_ARRAY,
-                "a namespace may not start with `:`",
-            );
-            return None;
-        }
-        let mut seen = BTreeSet::new();
-        for pair in resolved[2..].chunks(2) {
-            if !seen.insert(pair[0].as_str()) {
-                self.file.add(
-                    path,
-                    codes::INVALID_METRIC_ARRAY,
-                    format!("the dimension `{}` is given twice", pair[0]),
-                );
-                return None;
-            }
-        }
-        Some(resolved)
     }
 
     /// One resolved metric: against the catalogue (custom metrics) or the stack's resources.

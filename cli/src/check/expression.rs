@@ -1,10 +1,14 @@
-//! Metric math and search expressions: a small parser for CloudWatch's expression syntax
-//! ("Use metric math" in the CloudWatch User Guide) that finds syntax errors, unknown functions
-//! and wrong argument counts, the ids an expression refers to, and what each `SEARCH(…)`
-//! selects (its `{Namespace,Dim…}` schema, `MetricName` and filters) so the dimension sets can
-//! be compared with the metric catalogue.
+//! Metric math and search expressions as `payhook check` sees them: an analysis over the tree
+//! that [`payhook_cloudwatch::math::parse`] builds (the parser the dashboard preview evaluates
+//! with), finding syntax errors, unknown functions and wrong argument counts, the ids an
+//! expression refers to, and what each `SEARCH(…)` selects (its `{Namespace,Dim…}` schema,
+//! `MetricName` and filters, read by [`payhook_cloudwatch::search::SearchQuery`]) so the
+//! dimension sets can be compared with the metric catalogue.
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use payhook_cloudwatch::math::{self, Expr, ExprKind};
+use payhook_cloudwatch::search::SearchQuery;
 
 use super::vocabulary::{self, MATH_KEYWORDS, math_function};
 
@@ -45,40 +49,13 @@ pub(crate) struct Search {
 /// Analyses one expression.
 pub(crate) fn analyse(expression: &str) -> Analysis {
     let mut analysis = Analysis::default();
-    let trimmed = expression.trim_start();
-    if trimmed
-        .get(..7)
-        .is_some_and(|s| s.eq_ignore_ascii_case("SELECT "))
-    {
+    if math::is_insights_query(expression) {
         analysis.insights = true;
         return analysis;
     }
-    if expression.trim().is_empty() {
-        analysis
-            .problems
-            .push(syntax("the expression is empty".to_owned()));
-        return analysis;
-    }
-    let tokens = match tokenize(expression) {
-        Ok(tokens) => tokens,
-        Err(message) => {
-            analysis.problems.push(syntax(message));
-            return analysis;
-        }
-    };
-    let mut parser = Parser {
-        tokens: &tokens,
-        position: 0,
-        analysis: &mut analysis,
-    };
-    match parser.expression() {
-        Ok(_) => {
-            if let Some(extra) = tokens.get(parser.position) {
-                let message = format!("unexpected {} at character {}", extra.token, extra.at + 1);
-                analysis.problems.push(syntax(message));
-            }
-        }
-        Err(message) => analysis.problems.push(syntax(message)),
+    match math::parse(expression) {
+        Ok(expr) => analysis.visit(&expr),
+        Err(error) => analysis.problems.push(syntax(error.message)),
     }
     analysis
 }
@@ -90,323 +67,40 @@ fn syntax(message: String) -> Problem {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum Token {
-    Number(f64),
-    Text(String),
-    Name(String),
-    Symbol(&'static str),
-}
-
-impl std::fmt::Display for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Token::Number(n) => write!(f, "number `{n}`"),
-            Token::Text(t) => write!(f, "string '{t}'"),
-            Token::Name(n) => write!(f, "`{n}`"),
-            Token::Symbol(s) => write!(f, "`{s}`"),
+impl Analysis {
+    /// Walks the tree in source order; a call is judged after its arguments, so problems come
+    /// in the order they are written.
+    fn visit(&mut self, expr: &Expr) {
+        match &expr.kind {
+            ExprKind::Number(_) | ExprKind::String(_) => {}
+            ExprKind::Name(name) => self.name(name, expr.at),
+            ExprKind::Array(items) => items.iter().for_each(|item| self.visit(item)),
+            ExprKind::Neg(inner) => self.visit(inner),
+            ExprKind::Binary { left, right, .. } => {
+                self.visit(left);
+                self.visit(right);
+            }
+            ExprKind::Call { name, args } => {
+                args.iter().for_each(|arg| self.visit(arg));
+                self.call(name, args, expr.at);
+            }
         }
     }
-}
 
-#[derive(Debug)]
-struct Located {
-    token: Token,
-    at: usize,
-}
-
-const SYMBOLS: [&str; 18] = [
-    "==", "!=", "<=", ">=", "&&", "||", "<", ">", "+", "-", "*", "/", "^", "(", ")", "[", "]", ",",
-];
-
-fn tokenize(text: &str) -> Result<Vec<Located>, String> {
-    let chars: Vec<char> = text.chars().collect();
-    let mut tokens = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let at = i;
-        if c.is_whitespace() {
-            i += 1;
-        } else if matches!(c, '\'' | '"' | '“' | '”') {
-            let close = match c {
-                '“' => '”',
-                other => other,
-            };
-            let mut value = String::new();
-            i += 1;
-            loop {
-                match chars.get(i) {
-                    None => {
-                        return Err(format!(
-                            "the string starting at character {} is not closed",
-                            at + 1
-                        ));
-                    }
-                    Some('\\') => {
-                        if let Some(next) = chars.get(i + 1) {
-                            value.push(*next);
-                        }
-                        i += 2;
-                    }
-                    Some(ch) if *ch == close => {
-                        i += 1;
-                        break;
-                    }
-                    Some(ch) => {
-                        value.push(*ch);
-                        i += 1;
-                    }
-                }
-            }
-            tokens.push(Located {
-                token: Token::Text(value),
-                at,
-            });
-        } else if c.is_ascii_digit()
-            || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit))
-        {
-            let start = i;
-            while chars
-                .get(i)
-                .is_some_and(|c| c.is_ascii_digit() || *c == '.')
-            {
-                i += 1;
-            }
-            if chars.get(i).is_some_and(|c| *c == 'e' || *c == 'E') {
-                let mut j = i + 1;
-                if chars.get(j).is_some_and(|c| *c == '+' || *c == '-') {
-                    j += 1;
-                }
-                if chars.get(j).is_some_and(char::is_ascii_digit) {
-                    i = j;
-                    while chars.get(i).is_some_and(char::is_ascii_digit) {
-                        i += 1;
-                    }
-                }
-            }
-            let literal: String = chars[start..i].iter().collect();
-            let value = literal
-                .parse::<f64>()
-                .map_err(|_| format!("`{literal}` at character {} is not a number", at + 1))?;
-            tokens.push(Located {
-                token: Token::Number(value),
-                at,
-            });
-        } else if c.is_ascii_alphabetic() || c == '_' {
-            let start = i;
-            while chars
-                .get(i)
-                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_')
-            {
-                i += 1;
-            }
-            let name: String = chars[start..i].iter().collect();
-            tokens.push(Located {
-                token: Token::Name(name),
-                at,
-            });
+    fn name(&mut self, name: &str, at: usize) {
+        if MATH_KEYWORDS.contains(&name) || math_function(name).is_some() {
+            // `FILL(m, REPEAT)`, `SORT(METRICS(), AVG, DESC)`.
+        } else if name.starts_with(|c: char| c.is_ascii_lowercase()) {
+            self.references.push(name.to_owned());
         } else {
-            let rest: String = chars[i..chars.len().min(i + 2)].iter().collect();
-            let Some(symbol) = SYMBOLS.iter().find(|s| rest.starts_with(**s)) else {
-                return Err(format!(
-                    "unexpected character `{c}` at character {}",
-                    at + 1
-                ));
-            };
-            i += symbol.chars().count();
-            tokens.push(Located {
-                token: Token::Symbol(symbol),
-                at,
-            });
-        }
-    }
-    Ok(tokens)
-}
-
-/// The parsed shape the checks need: literals (for `SEARCH` arguments) and everything else.
-#[derive(Debug)]
-enum Node {
-    Number(f64),
-    Text(String),
-    Other,
-}
-
-struct Parser<'a> {
-    tokens: &'a [Located],
-    position: usize,
-    analysis: &'a mut Analysis,
-}
-
-impl Parser<'_> {
-    fn peek(&self) -> Option<&Token> {
-        self.tokens.get(self.position).map(|t| &t.token)
-    }
-
-    fn at(&self) -> usize {
-        self.tokens
-            .get(self.position)
-            .map_or_else(|| self.tokens.last().map_or(0, |t| t.at + 1), |t| t.at)
-            + 1
-    }
-
-    fn eat_symbol(&mut self, symbol: &str) -> bool {
-        if matches!(self.peek(), Some(Token::Symbol(s)) if *s == symbol) {
-            self.position += 1;
-            true
-        } else {
-            false
+            self.problems.push(syntax(format!(
+                "`{name}` at character {at} is neither an id (ids start with a lower-case \
+                 letter) nor a metric math keyword"
+            )));
         }
     }
 
-    fn eat_word(&mut self, word: &str) -> bool {
-        if matches!(self.peek(), Some(Token::Name(n)) if n == word) {
-            self.position += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn expect(&mut self, symbol: &str, context: &str) -> Result<(), String> {
-        if self.eat_symbol(symbol) {
-            Ok(())
-        } else {
-            Err(match self.peek() {
-                Some(token) => format!(
-                    "expected `{symbol}` {context} at character {}, found {token}",
-                    self.at()
-                ),
-                None => format!("expected `{symbol}` {context}, but the expression ends"),
-            })
-        }
-    }
-
-    fn expression(&mut self) -> Result<Node, String> {
-        let mut left = self.and()?;
-        while self.eat_symbol("||") || self.eat_word("OR") {
-            self.and()?;
-            left = Node::Other;
-        }
-        Ok(left)
-    }
-
-    fn and(&mut self) -> Result<Node, String> {
-        let mut left = self.comparison()?;
-        while self.eat_symbol("&&") || self.eat_word("AND") {
-            self.comparison()?;
-            left = Node::Other;
-        }
-        Ok(left)
-    }
-
-    fn comparison(&mut self) -> Result<Node, String> {
-        let mut left = self.sum()?;
-        while ["==", "!=", "<=", ">=", "<", ">"]
-            .iter()
-            .any(|s| self.eat_symbol(s))
-        {
-            self.sum()?;
-            left = Node::Other;
-        }
-        Ok(left)
-    }
-
-    fn sum(&mut self) -> Result<Node, String> {
-        let mut left = self.product()?;
-        while self.eat_symbol("+") || self.eat_symbol("-") {
-            self.product()?;
-            left = Node::Other;
-        }
-        Ok(left)
-    }
-
-    fn product(&mut self) -> Result<Node, String> {
-        let mut left = self.power()?;
-        while self.eat_symbol("*") || self.eat_symbol("/") {
-            self.power()?;
-            left = Node::Other;
-        }
-        Ok(left)
-    }
-
-    fn power(&mut self) -> Result<Node, String> {
-        let mut left = self.unary()?;
-        while self.eat_symbol("^") {
-            self.unary()?;
-            left = Node::Other;
-        }
-        Ok(left)
-    }
-
-    fn unary(&mut self) -> Result<Node, String> {
-        if self.eat_symbol("-") {
-            return match self.unary()? {
-                Node::Number(n) => Ok(Node::Number(-n)),
-                _ => Ok(Node::Other),
-            };
-        }
-        self.primary()
-    }
-
-    fn primary(&mut self) -> Result<Node, String> {
-        let at = self.at();
-        let Some(token) = self.peek().cloned() else {
-            return Err("the expression ends where a value is expected".to_owned());
-        };
-        self.position += 1;
-        match token {
-            Token::Number(n) => Ok(Node::Number(n)),
-            Token::Text(t) => Ok(Node::Text(t)),
-            Token::Symbol("(") => {
-                self.expression()?;
-                self.expect(")", "to close the parenthesis")?;
-                Ok(Node::Other)
-            }
-            Token::Symbol("[") => {
-                if !self.eat_symbol("]") {
-                    self.expression()?;
-                    while self.eat_symbol(",") {
-                        self.expression()?;
-                    }
-                    self.expect("]", "to close the array")?;
-                }
-                Ok(Node::Other)
-            }
-            Token::Name(name) if self.peek() == Some(&Token::Symbol("(")) => {
-                self.position += 1;
-                let mut arguments = Vec::new();
-                if !self.eat_symbol(")") {
-                    arguments.push(self.expression()?);
-                    while self.eat_symbol(",") {
-                        arguments.push(self.expression()?);
-                    }
-                    self.expect(")", &format!("to close {name}("))?;
-                }
-                self.call(&name, &arguments, at);
-                Ok(Node::Other)
-            }
-            Token::Name(name) if name == "AND" || name == "OR" => Err(format!(
-                "`{name}` at character {at} needs a value before it"
-            )),
-            Token::Name(name) => {
-                if MATH_KEYWORDS.contains(&name.as_str()) || math_function(&name).is_some() {
-                    // `FILL(m, REPEAT)`, `SORT(METRICS(), AVG, DESC)`.
-                } else if name.starts_with(|c: char| c.is_ascii_lowercase()) {
-                    self.analysis.references.push(name);
-                } else {
-                    self.analysis.problems.push(syntax(format!(
-                        "`{name}` at character {at} is neither an id (ids start with a lower-case \
-                         letter) nor a metric math keyword"
-                    )));
-                }
-                Ok(Node::Other)
-            }
-            Token::Symbol(symbol) => Err(format!("unexpected `{symbol}` at character {at}")),
-        }
-    }
-
-    fn call(&mut self, name: &str, arguments: &[Node], at: usize) {
+    fn call(&mut self, name: &str, arguments: &[Expr], at: usize) {
         let Some((min, max)) = math_function(name) else {
             let upper = name.to_ascii_uppercase();
             let message = if math_function(&upper).is_some() {
@@ -418,7 +112,7 @@ impl Parser<'_> {
                     .unwrap_or_default();
                 format!("unknown metric math function `{name}` at character {at}{hint}")
             };
-            self.analysis.problems.push(syntax(message));
+            self.problems.push(syntax(message));
             return;
         };
         if arguments.len() < min || arguments.len() > max {
@@ -427,7 +121,7 @@ impl Parser<'_> {
                 (min, usize::MAX) => format!("at least {min}"),
                 (min, max) => format!("{min} to {max}"),
             };
-            self.analysis.problems.push(syntax(format!(
+            self.problems.push(syntax(format!(
                 "{name} takes {expected} argument(s), not {}",
                 arguments.len()
             )));
@@ -438,42 +132,56 @@ impl Parser<'_> {
         }
     }
 
-    fn search(&mut self, arguments: &[Node]) {
-        match &arguments[0] {
-            Node::Text(text) => self.analysis.searches.push(parse_search(text)),
-            _ => self.analysis.problems.push(syntax(
+    fn search(&mut self, arguments: &[Expr]) {
+        match arguments[0].as_str().map(SearchQuery::parse) {
+            Some(Ok(query)) => self.searches.push(Search::from(&query)),
+            Some(Err(error)) => self.problems.push(syntax(error.to_string())),
+            None => self.problems.push(syntax(
                 "the first argument of SEARCH must be the search expression as a quoted string"
                     .to_owned(),
             )),
         }
-        match &arguments[1] {
-            Node::Text(stat) if vocabulary::is_statistic(stat) => {}
-            Node::Text(stat) => self.analysis.problems.push(Problem {
+        match arguments[1].as_str() {
+            Some(stat) if vocabulary::is_statistic(stat) => {}
+            Some(stat) => self.problems.push(Problem {
                 code: super::codes::INVALID_STAT,
                 message: format!(
                     "`{stat}` (the SEARCH statistic) is not a CloudWatch statistic: use SampleCount, \
                      Average, Sum, Minimum, Maximum or a percentile such as p99"
                 ),
             }),
-            _ => self.analysis.problems.push(syntax(
+            None => self.problems.push(syntax(
                 "the second argument of SEARCH must be the statistic as a quoted string ('Sum')".to_owned(),
             )),
         }
-        match &arguments[2] {
-            Node::Number(period)
+        match arguments[2].as_number() {
+            Some(period)
                 if period.fract() == 0.0
-                    && *period >= 1.0
-                    && vocabulary::is_dashboard_period(*period as u64) => {}
-            Node::Number(period) => self.analysis.problems.push(Problem {
+                    && period >= 1.0
+                    && vocabulary::is_dashboard_period(period as u64) => {}
+            Some(period) => self.problems.push(Problem {
                 code: super::codes::INVALID_PERIOD,
                 message: format!(
                     "the SEARCH period {period} is not a CloudWatch period: use 1, 5, 10, 30 or a \
                      multiple of 60 seconds"
                 ),
             }),
-            _ => self.analysis.problems.push(syntax(
+            None => self.problems.push(syntax(
                 "the third argument of SEARCH must be the period in seconds".to_owned(),
             )),
+        }
+    }
+}
+
+impl From<&SearchQuery> for Search {
+    fn from(query: &SearchQuery) -> Search {
+        Search {
+            schema: query.schema(),
+            metric_name: query.metric_name().map(str::to_owned),
+            filters: query
+                .filters()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
         }
     }
 }
@@ -510,77 +218,10 @@ pub(crate) fn cycle_from(
     visit(start, start, graph, &mut trail, &mut seen).then_some(trail)
 }
 
-/// Splits a search expression into its schema, `MetricName` and `Key="value"` filters.
-pub(crate) fn parse_search(text: &str) -> Search {
-    let mut search = Search::default();
-    let mut rest = text.trim();
-    if let Some(inner) = rest.strip_prefix('{')
-        && let Some(end) = inner.find('}')
-    {
-        search.schema = Some(
-            inner[..end]
-                .split(',')
-                .map(|part| part.trim().trim_matches('"').to_owned())
-                .collect(),
-        );
-        rest = &inner[end + 1..];
-    }
-    let chars: Vec<char> = rest.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        if chars[i].is_whitespace() || chars[i] == '(' || chars[i] == ')' {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < chars.len()
-            && !chars[i].is_whitespace()
-            && !matches!(chars[i], '=' | '(' | ')' | '"')
-        {
-            i += 1;
-        }
-        let word: String = chars[start..i].iter().collect();
-        if chars.get(i) == Some(&'=') {
-            i += 1;
-            let mut value = String::new();
-            if chars.get(i) == Some(&'"') {
-                i += 1;
-                while i < chars.len() && chars[i] != '"' {
-                    if chars[i] == '\\' {
-                        i += 1;
-                    }
-                    if let Some(c) = chars.get(i) {
-                        value.push(*c);
-                    }
-                    i += 1;
-                }
-                i += 1;
-            } else {
-                while i < chars.len() && !chars[i].is_whitespace() && chars[i] != ')' {
-                    value.push(chars[i]);
-                    i += 1;
-                }
-            }
-            if word == "MetricName" {
-                search.metric_name = Some(value);
-            } else {
-                search.filters.push((word, value));
-            }
-        } else if chars.get(i) == Some(&'"') {
-            // A quoted free-text term: skip it.
-            i += 1;
-            while i < chars.len() && chars[i] != '"' {
-                i += 1;
-            }
-            i += 1;
-        }
-    }
-    search
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dashboard::expr::{Env, Labeled, Val, evaluate};
 
     #[test]
     fn references_of_a_guarded_rate() {
@@ -667,5 +308,80 @@ mod tests {
             Some(vec!["e1".into(), "e2".into(), "e1".into()])
         );
         assert_eq!(cycle_from("e3", &graph), None);
+    }
+
+    /// The preview's view of an expression: any id is a series, any search finds one.
+    struct AnyMetric;
+
+    impl Env for AnyMetric {
+        fn id(&mut self, id: &str) -> Result<Val, String> {
+            Ok(Val::Ts(Labeled {
+                label: id.to_owned(),
+                points: [(0, 1.0), (60, 2.0)].into_iter().collect(),
+            }))
+        }
+        fn metrics(&mut self, filter: Option<&str>) -> Result<Vec<Labeled>, String> {
+            Ok(vec![Labeled {
+                label: filter.unwrap_or_default().to_owned(),
+                points: [(0, 1.0)].into_iter().collect(),
+            }])
+        }
+        fn search(&mut self, _: &str, _: &str, _: i64) -> Result<Vec<Labeled>, String> {
+            self.metrics(None)
+        }
+        fn grid(&self) -> Vec<i64> {
+            vec![0, 60, 120]
+        }
+    }
+
+    /// Every `expression` string in a JSON tree.
+    fn expressions(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, v) in map {
+                    match v {
+                        serde_json::Value::String(text) if key == "expression" => {
+                            out.push(text.clone())
+                        }
+                        other => expressions(other, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| expressions(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_expression_the_check_accepts_the_preview_evaluates() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut texts = Vec::new();
+        for folder in ["dashboards", "alarms"] {
+            let entries = std::fs::read_dir(root.join(folder)).unwrap_or_else(|e| panic!("{e}"));
+            for entry in entries.filter_map(Result::ok) {
+                let path = entry.path();
+                if path.extension().is_some_and(|x| x == "json") {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    let value: serde_json::Value =
+                        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+                    expressions(&value, &mut texts);
+                }
+            }
+        }
+        // The repository's own, and the array case the two parsers used to disagree on.
+        texts.push("SUM([errors, invocations]) / 2".to_owned());
+        texts.push("MAX([FILL(errors, 0), invocations])".to_owned());
+        let mut evaluated = 0;
+        for text in &texts {
+            let analysis = analyse(text);
+            if !analysis.problems.is_empty() || analysis.insights {
+                continue;
+            }
+            if let Err(e) = evaluate(text, &mut AnyMetric) {
+                panic!("`payhook check` accepts `{text}`, the preview cannot evaluate it: {e}");
+            }
+            evaluated += 1;
+        }
+        assert!(evaluated >= 20, "only {evaluated} expressions found");
     }
 }

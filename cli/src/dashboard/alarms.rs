@@ -6,101 +6,21 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use serde::Deserialize;
+pub(crate) use payhook_cloudwatch::alarm::AlarmKind;
+use payhook_cloudwatch::alarm::AlarmMetric;
 
 use super::expr::{self, Env, Labeled, Val};
 use super::metrics::{MetricId, MetricSource, Points, Stat};
 use super::names::{self, FUNCTIONS, Names, providers};
 use crate::CliError;
 
-/// One metric of an alarm file.
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct AlarmMetric {
-    namespace: String,
-    metric_name: String,
-    #[serde(default)]
-    dimensions: BTreeMap<String, String>,
-    stat: String,
-    period: i64,
-}
-
-/// One query of a metric-math alarm.
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct AlarmQuery {
-    id: String,
-    #[serde(default)]
-    metric: Option<AlarmMetric>,
-    #[serde(default)]
-    expression: Option<String>,
-    #[serde(default)]
-    return_data: bool,
-}
-
-/// An alarm kind: one file of `alarms/`.
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct AlarmKind {
-    /// `queue-depth`, …
-    pub(crate) kind: String,
-    /// Human title.
-    pub(crate) title: String,
-    scope: String,
-    /// `critical`, `high`, `warning`.
-    pub(crate) severity: String,
-    summary: String,
-    /// `<kind>.md`.
-    pub(crate) runbook: String,
-    #[serde(default)]
-    metric: Option<AlarmMetric>,
-    #[serde(default)]
-    metrics: Vec<AlarmQuery>,
-    /// The threshold.
-    pub(crate) threshold: f64,
-    /// `GreaterThanThreshold`, …
-    pub(crate) comparison: String,
-    evaluation_periods: usize,
-    #[serde(default)]
-    datapoints_to_alarm: Option<usize>,
-    treat_missing_data: String,
-}
-
-impl AlarmKind {
-    /// `> 1000`, `>= 1`, …
-    pub(crate) fn condition(&self) -> String {
-        let op = match self.comparison.as_str() {
-            "GreaterThanThreshold" => ">",
-            "GreaterThanOrEqualToThreshold" => ">=",
-            "LessThanThreshold" => "<",
-            _ => "<=",
-        };
-        format!("{op} {}", super::html::number(self.threshold))
-    }
-
-    fn breaches(&self, v: f64) -> bool {
-        match self.comparison.as_str() {
-            "GreaterThanThreshold" => v > self.threshold,
-            "GreaterThanOrEqualToThreshold" => v >= self.threshold,
-            "LessThanThreshold" => v < self.threshold,
-            _ => v <= self.threshold,
-        }
-    }
-
-    fn period(&self) -> i64 {
-        self.metric
-            .as_ref()
-            .map(|m| m.period)
-            .or_else(|| {
-                self.metrics
-                    .iter()
-                    .filter_map(|q| q.metric.as_ref().map(|m| m.period))
-                    .max()
-            })
-            .unwrap_or(60)
-    }
-
-    /// Whether the alarm evaluates metric math (not a single metric).
-    pub(crate) fn is_math(&self) -> bool {
-        self.metric.is_none()
-    }
+/// The alarm's condition as drawn: `> 1000`, `>= 1`, …
+pub(crate) fn condition(kind: &AlarmKind) -> String {
+    format!(
+        "{} {}",
+        kind.operator(),
+        super::html::number(kind.threshold)
+    )
 }
 
 /// Reads every `*.json` of `dir`, sorted by name.
@@ -332,8 +252,7 @@ impl Env for AlarmEnv<'_> {
             return Err("expressions refer to each other in a loop".into());
         }
         self.depth += 1;
-        let ast = expr::parse(e)?;
-        let v = expr::eval(&ast, self);
+        let v = expr::evaluate(e, self);
         self.depth -= 1;
         v
     }

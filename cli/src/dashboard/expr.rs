@@ -1,7 +1,9 @@
-//! Metric math as CloudWatch evaluates it (the subset dashboards and alarms here use):
-//! arithmetic and comparisons between scalars and time series, `IF`, `FILL`, `METRICS()`,
-//! `SUM`/`AVG`/`MIN`/`MAX`/`ABS`/`CEIL`/`FLOOR`, and `SEARCH` (parsed here, answered by the
-//! caller from the metrics it knows).
+//! Metric math as CloudWatch evaluates it: an evaluator over the expression tree of
+//! [`payhook_cloudwatch::math`] (the one parser `payhook check` also reads expressions with),
+//! for arithmetic and comparisons between scalars and time series, array literals `[a, b]`,
+//! `IF`, `FILL`, `METRICS()`, `SUM`/`AVG`/`MIN`/`MAX`/`ABS`/`CEIL`/`FLOOR`, and `SEARCH` (its
+//! query read by [`payhook_cloudwatch::search::SearchQuery`], answered by the caller from the
+//! metrics it knows).
 //!
 //! Semantics from the CloudWatch User Guide ("Use metric math"): missing values in a time series
 //! count as 0 in arithmetic, a point whose division would be by zero is dropped, `IF` without a
@@ -9,7 +11,9 @@
 
 use std::collections::BTreeSet;
 
-use super::metrics::{MetricId, Points};
+use payhook_cloudwatch::math::{self, BinOp, Expr, ExprKind};
+
+use super::metrics::Points;
 
 /// A value of an expression.
 #[derive(Debug, Clone)]
@@ -45,269 +49,27 @@ pub(crate) trait Env {
     fn grid(&self) -> Vec<i64>;
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Num(f64),
-    Str(String),
-    Ident(String),
-    Op(&'static str),
-    LParen,
-    RParen,
-    Comma,
-}
-
-fn tokenize(text: &str) -> Result<Vec<Tok>, String> {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        match c {
-            ' ' | '\t' | '\n' | '\r' => i += 1,
-            '(' => {
-                out.push(Tok::LParen);
-                i += 1;
-            }
-            ')' => {
-                out.push(Tok::RParen);
-                i += 1;
-            }
-            ',' => {
-                out.push(Tok::Comma);
-                i += 1;
-            }
-            '\'' | '"' => {
-                let quote = c;
-                let mut s = String::new();
-                i += 1;
-                loop {
-                    match chars.get(i) {
-                        None => return Err("unterminated string".into()),
-                        Some('\\') => {
-                            // `\"` inside a search string is an exact-match quote: keep it.
-                            if let Some(&next) = chars.get(i + 1) {
-                                s.push(next);
-                            }
-                            i += 2;
-                        }
-                        Some(&ch) if ch == quote => {
-                            i += 1;
-                            break;
-                        }
-                        Some(&ch) => {
-                            s.push(ch);
-                            i += 1;
-                        }
-                    }
-                }
-                out.push(Tok::Str(s));
-            }
-            '0'..='9' | '.' => {
-                let start = i;
-                while i < chars.len()
-                    && (chars[i].is_ascii_digit()
-                        || chars[i] == '.'
-                        || ((chars[i] == 'e' || chars[i] == 'E')
-                            && chars
-                                .get(i + 1)
-                                .is_some_and(|n| n.is_ascii_digit() || *n == '-')))
-                {
-                    if chars[i] == 'e' || chars[i] == 'E' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-                let s: String = chars[start..i].iter().collect();
-                out.push(Tok::Num(
-                    s.parse().map_err(|_| format!("bad number {s:?}"))?,
-                ));
-            }
-            c if c.is_alphabetic() || c == '_' => {
-                let start = i;
-                while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
-                    i += 1;
-                }
-                let word: String = chars[start..i].iter().collect();
-                match word.as_str() {
-                    "AND" | "and" => out.push(Tok::Op("&&")),
-                    "OR" | "or" => out.push(Tok::Op("||")),
-                    _ => out.push(Tok::Ident(word)),
-                }
-            }
-            _ => {
-                let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
-                let op = match two.as_str() {
-                    ">=" => Some(">="),
-                    "<=" => Some("<="),
-                    "==" => Some("=="),
-                    "!=" => Some("!="),
-                    "&&" => Some("&&"),
-                    "||" => Some("||"),
-                    _ => None,
-                };
-                if let Some(op) = op {
-                    out.push(Tok::Op(op));
-                    i += 2;
-                    continue;
-                }
-                let op = match c {
-                    '+' => "+",
-                    '-' => "-",
-                    '*' => "*",
-                    '/' => "/",
-                    '^' => "^",
-                    '>' => ">",
-                    '<' => "<",
-                    _ => return Err(format!("unexpected character {c:?}")),
-                };
-                out.push(Tok::Op(op));
-                i += 1;
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// A parsed expression.
-#[derive(Debug, Clone)]
-pub(crate) enum Ast {
-    /// A number.
-    Num(f64),
-    /// A string.
-    Str(String),
-    /// A metric or expression id (or a keyword such as `REPEAT`).
-    Id(String),
-    /// A function call.
-    Call(String, Vec<Ast>),
-    /// A binary operation.
-    Bin(&'static str, Box<Ast>, Box<Ast>),
-    /// Unary minus.
-    Neg(Box<Ast>),
-}
-
-struct Parser {
-    toks: Vec<Tok>,
-    pos: usize,
-}
-
-fn precedence(op: &str) -> u8 {
-    match op {
-        "||" => 1,
-        "&&" => 2,
-        "==" | "!=" | ">" | ">=" | "<" | "<=" => 3,
-        "+" | "-" => 4,
-        "*" | "/" => 5,
-        "^" => 6,
-        _ => 0,
-    }
-}
-
-impl Parser {
-    fn peek(&self) -> Option<&Tok> {
-        self.toks.get(self.pos)
-    }
-
-    fn next(&mut self) -> Option<Tok> {
-        let t = self.toks.get(self.pos).cloned();
-        self.pos += 1;
-        t
-    }
-
-    fn expr(&mut self, min_prec: u8) -> Result<Ast, String> {
-        let mut left = self.unary()?;
-        while let Some(Tok::Op(op)) = self.peek() {
-            let op = *op;
-            let prec = precedence(op);
-            if prec < min_prec {
-                break;
-            }
-            self.pos += 1;
-            let right = self.expr(prec + 1)?;
-            left = Ast::Bin(op, Box::new(left), Box::new(right));
-        }
-        Ok(left)
-    }
-
-    fn unary(&mut self) -> Result<Ast, String> {
-        if self.peek() == Some(&Tok::Op("-")) {
-            self.pos += 1;
-            return Ok(Ast::Neg(Box::new(self.unary()?)));
-        }
-        self.primary()
-    }
-
-    fn primary(&mut self) -> Result<Ast, String> {
-        match self.next() {
-            Some(Tok::Num(n)) => Ok(Ast::Num(n)),
-            Some(Tok::Str(s)) => Ok(Ast::Str(s)),
-            Some(Tok::LParen) => {
-                let e = self.expr(1)?;
-                match self.next() {
-                    Some(Tok::RParen) => Ok(e),
-                    _ => Err("missing )".into()),
-                }
-            }
-            Some(Tok::Ident(name)) => {
-                if self.peek() == Some(&Tok::LParen) {
-                    self.pos += 1;
-                    let mut args = Vec::new();
-                    if self.peek() == Some(&Tok::RParen) {
-                        self.pos += 1;
-                        return Ok(Ast::Call(name.to_ascii_uppercase(), args));
-                    }
-                    loop {
-                        args.push(self.expr(1)?);
-                        match self.next() {
-                            Some(Tok::Comma) => continue,
-                            Some(Tok::RParen) => break,
-                            _ => return Err(format!("missing ) after the arguments of {name}")),
-                        }
-                    }
-                    Ok(Ast::Call(name.to_ascii_uppercase(), args))
-                } else {
-                    Ok(Ast::Id(name))
-                }
-            }
-            other => Err(format!("unexpected {other:?}")),
-        }
-    }
-}
-
-/// Parses an expression.
-pub(crate) fn parse(text: &str) -> Result<Ast, String> {
-    let mut p = Parser {
-        toks: tokenize(text)?,
-        pos: 0,
-    };
-    let ast = p.expr(1)?;
-    if p.pos != p.toks.len() {
-        return Err(format!("unexpected {:?}", p.toks.get(p.pos)));
-    }
-    Ok(ast)
-}
-
-fn apply_op(op: &str, a: f64, b: f64) -> Option<f64> {
+fn apply_op(op: BinOp, a: f64, b: f64) -> Option<f64> {
     let truth = |c: bool| if c { 1.0 } else { 0.0 };
     let v = match op {
-        "+" => a + b,
-        "-" => a - b,
-        "*" => a * b,
-        "/" => {
+        BinOp::Add => a + b,
+        BinOp::Sub => a - b,
+        BinOp::Mul => a * b,
+        BinOp::Div => {
             if b == 0.0 {
                 return None;
             }
             a / b
         }
-        "^" => a.powf(b),
-        ">" => truth(a > b),
-        ">=" => truth(a >= b),
-        "<" => truth(a < b),
-        "<=" => truth(a <= b),
-        "==" => truth(a == b),
-        "!=" => truth(a != b),
-        "&&" => truth(a != 0.0 && b != 0.0),
-        "||" => truth(a != 0.0 || b != 0.0),
-        _ => return None,
+        BinOp::Pow => a.powf(b),
+        BinOp::Gt => truth(a > b),
+        BinOp::Ge => truth(a >= b),
+        BinOp::Lt => truth(a < b),
+        BinOp::Le => truth(a <= b),
+        BinOp::Eq => truth(a == b),
+        BinOp::Ne => truth(a != b),
+        BinOp::And => truth(a != 0.0 && b != 0.0),
+        BinOp::Or => truth(a != 0.0 || b != 0.0),
     };
     v.is_finite().then_some(v)
 }
@@ -323,7 +85,7 @@ fn map_ts(ts: &Labeled, f: impl Fn(f64) -> Option<f64>) -> Labeled {
     }
 }
 
-fn binary(op: &'static str, l: Val, r: Val) -> Result<Val, String> {
+fn binary(op: BinOp, l: Val, r: Val) -> Result<Val, String> {
     Ok(match (l, r) {
         (Val::Scalar(a), Val::Scalar(b)) => Val::Scalar(apply_op(op, a, b).unwrap_or(f64::NAN)),
         (Val::Ts(a), Val::Scalar(b)) => Val::Ts(map_ts(&a, |v| apply_op(op, v, b))),
@@ -442,29 +204,51 @@ fn arg_str(args: &[Val], i: usize) -> Option<&str> {
     }
 }
 
-/// Evaluates `ast` in `env`.
-pub(crate) fn eval(ast: &Ast, env: &mut dyn Env) -> Result<Val, String> {
-    match ast {
-        Ast::Num(n) => Ok(Val::Scalar(*n)),
-        Ast::Str(s) => Ok(Val::Str(s.clone())),
-        Ast::Id(id) => {
+/// Parses and evaluates the text of an expression in `env`.
+pub(crate) fn evaluate(text: &str, env: &mut dyn Env) -> Result<Val, String> {
+    if math::is_insights_query(text) {
+        return Err("Metrics Insights queries are not evaluated by the preview".into());
+    }
+    let expr = math::parse(text).map_err(|e| e.to_string())?;
+    eval(&expr, env)
+}
+
+/// Evaluates `expr` in `env`.
+pub(crate) fn eval(expr: &Expr, env: &mut dyn Env) -> Result<Val, String> {
+    match &expr.kind {
+        ExprKind::Number(n) => Ok(Val::Scalar(*n)),
+        ExprKind::String(s) => Ok(Val::Str(s.clone())),
+        ExprKind::Name(id) => {
             if id.eq_ignore_ascii_case("REPEAT") || id.eq_ignore_ascii_case("LINEAR") {
                 return Ok(Val::Str(id.to_ascii_uppercase()));
             }
             env.id(id)
         }
-        Ast::Neg(e) => binary("*", Val::Scalar(-1.0), eval(e, env)?),
-        Ast::Bin(op, l, r) => {
-            let l = eval(l, env)?;
-            let r = eval(r, env)?;
-            binary(op, l, r)
+        ExprKind::Neg(e) => binary(BinOp::Mul, Val::Scalar(-1.0), eval(e, env)?),
+        ExprKind::Binary { op, left, right } => {
+            let l = eval(left, env)?;
+            let r = eval(right, env)?;
+            binary(*op, l, r)
         }
-        Ast::Call(name, args) => {
+        ExprKind::Array(items) => {
+            let mut series = Vec::new();
+            for item in items {
+                match eval(item, env)? {
+                    Val::Ts(t) => series.push(t),
+                    Val::Array(a) => series.extend(a),
+                    Val::Scalar(_) | Val::Str(_) => {
+                        return Err("an array […] holds time series, not numbers or strings".into());
+                    }
+                }
+            }
+            Ok(Val::Array(series))
+        }
+        ExprKind::Call { name, args } => {
             let vals = args
                 .iter()
                 .map(|a| eval(a, env))
                 .collect::<Result<Vec<_>, _>>()?;
-            call(name, vals, env)
+            call(&name.to_ascii_uppercase(), vals, env)
         }
     }
 }
@@ -583,154 +367,6 @@ pub(crate) fn into_series(v: Val, label: &str, grid: &[i64]) -> Vec<Labeled> {
     }
 }
 
-/// A parsed `SEARCH` query: `{Namespace,Dim1,Dim2} MetricName="X" Dim1="v" term`.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct SearchQuery {
-    /// The namespace of the schema (`{…}`), if given.
-    pub(crate) namespace: Option<String>,
-    /// The exact dimension names of the schema, in the schema's order, if given.
-    pub(crate) schema_dimensions: Option<Vec<String>>,
-    /// `key="value"` (exact) and `key=value` (partial) terms.
-    pub(crate) terms: Vec<(String, String, bool)>,
-    /// Free-text terms, matched against the name and every dimension value.
-    pub(crate) words: Vec<String>,
-}
-
-impl SearchQuery {
-    /// Parses the query string of a `SEARCH`.
-    pub(crate) fn parse(text: &str) -> Result<SearchQuery, String> {
-        let mut q = SearchQuery::default();
-        let mut rest = text.trim();
-        if let Some(after) = rest.strip_prefix('{') {
-            let end = after.find('}').ok_or("unterminated { in SEARCH")?;
-            let mut parts = after[..end]
-                .split(',')
-                .map(|p| p.trim().trim_matches('"').to_owned());
-            q.namespace = parts.next().filter(|n| !n.is_empty());
-            q.schema_dimensions = Some(parts.filter(|p| !p.is_empty()).collect());
-            rest = after[end + 1..].trim();
-        }
-        let chars: Vec<char> = rest.chars().collect();
-        let mut i = 0;
-        while i < chars.len() {
-            if chars[i].is_whitespace() {
-                i += 1;
-                continue;
-            }
-            let start = i;
-            while i < chars.len() && !chars[i].is_whitespace() && chars[i] != '=' {
-                if chars[i] == '"' {
-                    i += 1;
-                    while i < chars.len() && chars[i] != '"' {
-                        i += 1;
-                    }
-                }
-                i += 1;
-            }
-            let key: String = chars[start..i.min(chars.len())].iter().collect();
-            if i < chars.len() && chars[i] == '=' {
-                i += 1;
-                let (value, exact) = if chars.get(i) == Some(&'"') {
-                    let vstart = i + 1;
-                    let mut j = vstart;
-                    while j < chars.len() && chars[j] != '"' {
-                        j += 1;
-                    }
-                    let v: String = chars[vstart..j.min(chars.len())].iter().collect();
-                    i = j + 1;
-                    (v, true)
-                } else {
-                    let vstart = i;
-                    while i < chars.len() && !chars[i].is_whitespace() {
-                        i += 1;
-                    }
-                    (chars[vstart..i].iter().collect(), false)
-                };
-                q.terms
-                    .push((key.trim_matches('"').to_owned(), value, exact));
-            } else if !matches!(key.as_str(), "AND" | "and") {
-                q.words.push(key.trim_matches('"').to_owned());
-            }
-        }
-        Ok(q)
-    }
-
-    /// Whether `m` is a result of this query.
-    pub(crate) fn matches(&self, m: &MetricId) -> bool {
-        if let Some(ns) = &self.namespace
-            && &m.namespace != ns
-        {
-            return false;
-        }
-        if let Some(dims) = &self.schema_dimensions {
-            let have: BTreeSet<&str> = m.dimensions.iter().map(|(n, _)| n.as_str()).collect();
-            let want: BTreeSet<&str> = dims.iter().map(String::as_str).collect();
-            if have != want {
-                return false;
-            }
-        }
-        let field = |key: &str| -> Option<String> {
-            match key {
-                "MetricName" => Some(m.name.clone()),
-                "Namespace" => Some(m.namespace.clone()),
-                _ => m.dimension(key).map(str::to_owned),
-            }
-        };
-        for (key, value, exact) in &self.terms {
-            let Some(actual) = field(key) else {
-                return false;
-            };
-            let ok = if *exact {
-                &actual == value
-            } else {
-                actual.to_lowercase().contains(&value.to_lowercase())
-            };
-            if !ok {
-                return false;
-            }
-        }
-        self.words.iter().all(|w| {
-            let w = w.to_lowercase();
-            m.name.to_lowercase().contains(&w)
-                || m.dimensions
-                    .iter()
-                    .any(|(_, v)| v.to_lowercase().contains(&w))
-        })
-    }
-
-    /// The label CloudWatch would give a result: the dimension values the query leaves open,
-    /// with the metric name first when the query does not pin it.
-    pub(crate) fn label_for(&self, m: &MetricId) -> String {
-        let pinned: BTreeSet<&str> = self
-            .terms
-            .iter()
-            .filter(|(_, _, exact)| *exact)
-            .map(|(k, _, _)| k.as_str())
-            .collect();
-        let mut parts = Vec::new();
-        if !pinned.contains("MetricName") {
-            parts.push(m.name.clone());
-        }
-        // Keep the schema's order when there is one.
-        let order: Vec<String> = match &self.schema_dimensions {
-            Some(dims) => dims.clone(),
-            None => m.dimensions.iter().map(|(n, _)| n.clone()).collect(),
-        };
-        for n in order {
-            if !pinned.contains(n.as_str())
-                && let Some(v) = m.dimension(&n)
-            {
-                parts.push(v.to_owned());
-            }
-        }
-        if parts.is_empty() {
-            m.name.clone()
-        } else {
-            parts.join(" ")
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, HashMap};
@@ -775,7 +411,7 @@ mod tests {
     }
 
     fn run(expr: &str, env: &mut TestEnv) -> BTreeMap<i64, f64> {
-        let ast = parse(expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
+        let ast = math::parse(expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
         match eval(&ast, env) {
             Ok(Val::Ts(t)) => t.points,
             other => panic!("{expr}: {other:?}"),
@@ -826,50 +462,14 @@ mod tests {
     }
 
     #[test]
-    fn search_queries_match_the_exact_schema_and_terms() {
-        let q = SearchQuery::parse(
-            "{Payhook,service,provider,reason} MetricName=\"WebhooksRejected\" service=\"webhook-validator\"",
-        )
-        .unwrap_or_default();
-        let dims = |pairs: &[(&str, &str)]| {
-            pairs
-                .iter()
-                .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
-                .collect::<Vec<_>>()
-        };
-        let hit = MetricId::new(
-            "Payhook",
-            "WebhooksRejected",
-            dims(&[
-                ("service", "webhook-validator"),
-                ("provider", "stripe"),
-                ("reason", "bad_sig"),
-            ]),
-        );
-        let wrong_set = MetricId::new(
-            "Payhook",
-            "WebhooksRejected",
-            dims(&[("service", "webhook-validator"), ("provider", "stripe")]),
-        );
-        assert!(q.matches(&hit));
-        assert!(!q.matches(&wrong_set));
-        assert_eq!(q.label_for(&hit), "stripe bad_sig");
-    }
-
-    #[test]
-    fn search_inside_an_expression_keeps_its_escaped_quotes() {
-        let ast = parse(
-            "SEARCH('{AWS/Events,EventBusName,RuleName} EventBusName=\\\"payment-events\\\" MetricName=\\\"MatchedEvents\\\"', 'Sum', 300)",
-        );
-        match ast {
-            Ok(Ast::Call(name, args)) => {
-                assert_eq!(name, "SEARCH");
-                match &args[0] {
-                    Ast::Str(s) => assert!(s.contains("EventBusName=\"payment-events\"")),
-                    other => panic!("{other:?}"),
-                }
-            }
-            other => panic!("{other:?}"),
-        }
+    fn array_literals_combine_their_series() {
+        let mut env = env();
+        let out = run("SUM([errors, invocations])", &mut env);
+        assert_eq!(out, BTreeMap::from([(0, 10.0), (60, 51.0)]));
+        let out = run("MAX([FILL(errors, 0), invocations * 2])", &mut env);
+        assert_eq!(out, BTreeMap::from([(0, 20.0), (60, 100.0), (120, 0.0)]));
+        let nested = math::parse("[errors, 1]").map_err(|e| e.to_string());
+        let nested = nested.and_then(|ast| eval(&ast, &mut env).map(|_| ()));
+        assert!(nested.is_err(), "a number in an array: {nested:?}");
     }
 }

@@ -4,52 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// A metric: namespace, name and dimensions (sorted by name, as CloudWatch identifies them).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct MetricId {
-    /// `Payhook`, `AWS/SQS`, …
-    pub(crate) namespace: String,
-    /// `WebhooksReceived`, …
-    pub(crate) name: String,
-    /// `(name, value)` pairs sorted by name.
-    pub(crate) dimensions: Vec<(String, String)>,
-}
-
-impl MetricId {
-    /// A metric id; the dimensions are sorted here.
-    pub(crate) fn new(
-        namespace: impl Into<String>,
-        name: impl Into<String>,
-        dimensions: impl IntoIterator<Item = (String, String)>,
-    ) -> MetricId {
-        let mut dimensions: Vec<(String, String)> = dimensions.into_iter().collect();
-        dimensions.sort();
-        dimensions.dedup_by(|a, b| a.0 == b.0);
-        MetricId {
-            namespace: namespace.into(),
-            name: name.into(),
-            dimensions,
-        }
-    }
-
-    /// The value of dimension `name`.
-    pub(crate) fn dimension(&self, name: &str) -> Option<&str> {
-        self.dimensions
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-impl fmt::Display for MetricId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.namespace, self.name)?;
-        for (n, v) in &self.dimensions {
-            write!(f, " {n}={v}")?;
-        }
-        Ok(())
-    }
-}
+pub(crate) use payhook_cloudwatch::metric::MetricId;
 
 /// A CloudWatch statistic.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -39,7 +39,7 @@
 
 mod alarms;
 mod aws;
-mod expr;
+pub(crate) mod expr;
 mod html;
 mod local;
 mod logs;

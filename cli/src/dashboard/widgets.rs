@@ -4,10 +4,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use payhook_cloudwatch::math::{self, ExprKind};
+use payhook_cloudwatch::metric::{self as metric_array, MetricEntry};
+use payhook_cloudwatch::search::SearchQuery;
 use serde_json::Value;
 
 use super::alarms::{AlarmInstance, AlarmKind, AlarmState};
-use super::expr::{self, Env, Labeled, SearchQuery, Val};
+use super::expr::{self, Env, Labeled, Val};
 use super::logs::{self, LogRecord, Table};
 use super::metrics::{MetricId, MetricSource, Points, Stat};
 
@@ -170,49 +173,38 @@ struct Entry {
 
 fn parse_entries(metrics: &[Value], notes: &mut Vec<String>) -> Vec<Entry> {
     let mut out = Vec::new();
-    let mut previous: Vec<String> = Vec::new();
+    let mut previous: Option<Vec<String>> = None;
     for (i, m) in metrics.iter().enumerate() {
-        let Some(items) = m.as_array() else {
-            notes.push(format!("metrics[{i}] is not an array"));
-            continue;
+        let parsed = match MetricEntry::from_value(m) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                notes.push(format!("metrics[{i}]: {e}"));
+                continue;
+            }
         };
-        let options = items
-            .iter()
-            .find_map(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        let s = |k: &str| options.get(k).and_then(Value::as_str).map(str::to_owned);
+        let s = |k: &str| parsed.option_str(k).map(str::to_owned);
+        let option = |k: &str| parsed.options.and_then(|o| o.get(k));
         let mut entry = Entry {
             id: s("id").unwrap_or_else(|| format!("auto_m{i}")),
             metric: None,
             expression: s("expression"),
             label: s("label"),
-            visible: options.get("visible").and_then(Value::as_bool) != Some(false),
+            visible: option("visible").and_then(Value::as_bool) != Some(false),
             color: s("color"),
             stat: s("stat"),
-            period: options.get("period").and_then(Value::as_i64),
+            period: option("period").and_then(Value::as_i64),
         };
         if entry.expression.is_none() {
-            let mut parts: Vec<String> = Vec::new();
-            for (pos, item) in items.iter().enumerate() {
-                match item.as_str() {
-                    Some(".") => parts.push(previous.get(pos).cloned().unwrap_or_default()),
-                    Some(v) => parts.push(v.to_owned()),
-                    None => break,
+            match metric_array::resolve(&parsed.strings(), previous.as_deref()) {
+                Ok(resolved) => {
+                    entry.metric = Some(MetricId::from_resolved(&resolved));
+                    previous = Some(resolved);
+                }
+                Err(e) => {
+                    notes.push(format!("metrics[{i}]: {e}"));
+                    continue;
                 }
             }
-            if parts.len() < 2 || !parts.len().is_multiple_of(2) {
-                notes.push(format!(
-                    "metrics[{i}] is not [namespace, name, dim, value, …]"
-                ));
-                continue;
-            }
-            let dims = parts[2..]
-                .chunks(2)
-                .map(|c| (c[0].clone(), c[1].clone()))
-                .collect::<Vec<_>>();
-            entry.metric = Some(MetricId::new(parts[0].clone(), parts[1].clone(), dims));
-            previous = parts;
         }
         out.push(entry);
     }
@@ -281,7 +273,7 @@ impl Env for WidgetEnv<'_> {
             }
             self.depth += 1;
             let text = entry.expression.clone().unwrap_or_default();
-            let result = expr::parse(&text).and_then(|ast| expr::eval(&ast, self));
+            let result = expr::evaluate(&text, self);
             self.depth -= 1;
             result?
         };
@@ -306,16 +298,10 @@ impl Env for WidgetEnv<'_> {
     }
 
     fn search(&mut self, query: &str, stat: &str, period: i64) -> Result<Vec<Labeled>, String> {
-        let q = SearchQuery::parse(query)?;
+        let q = SearchQuery::parse(query).map_err(|e| e.to_string())?;
         let namespace = q
-            .namespace
-            .clone()
-            .or_else(|| {
-                q.terms
-                    .iter()
-                    .find(|t| t.0 == "Namespace")
-                    .map(|t| t.1.clone())
-            })
+            .searched_namespace()
+            .map(str::to_owned)
             .ok_or("SEARCH without a {Namespace,…} schema is not evaluated by the preview")?;
         let found: Vec<MetricId> = self
             .source
@@ -471,7 +457,7 @@ fn alarm_widget(props: &Value, inputs: &Inputs<'_>, out: &mut WidgetOut) {
                         format!("{} ({})", kind.title, alarm.resource)
                     },
                     severity: kind.severity.clone(),
-                    condition: kind.condition(),
+                    condition: super::alarms::condition(kind),
                     state: state.clone(),
                     origin,
                     runbook: format!("{}/runbooks/{}", inputs.runbook_base_url, kind.runbook),
@@ -593,7 +579,7 @@ fn metric_widget(props: &Value, inputs: &Inputs<'_>, out: &mut WidgetOut) {
             Some(t) => t.alarms.push(kind.kind.clone()),
             None => thresholds.push(Threshold {
                 value: kind.threshold,
-                label: format!("alarm {}: {}", kind.kind, kind.condition()),
+                label: format!("alarm {}: {}", kind.kind, super::alarms::condition(kind)),
                 color: "#d62728".into(),
                 fill: None,
                 alarms: vec![kind.kind.clone()],
@@ -674,25 +660,26 @@ pub(crate) fn search_namespaces(widget: &Value) -> BTreeSet<String> {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    for m in metrics {
-        let Some(e) = m
-            .as_array()
-            .and_then(|a| a.iter().find_map(|i| i.get("expression")))
-            .and_then(Value::as_str)
+    for m in &metrics {
+        let Some(text) = MetricEntry::from_value(m)
+            .ok()
+            .and_then(|e| e.option_str("expression"))
         else {
             continue;
         };
-        let mut rest = e;
-        while let Some(i) = rest.find("SEARCH(") {
-            rest = &rest[i + 7..];
-            if let Some(start) = rest.find('{') {
-                let ns: String = rest[start + 1..]
-                    .chars()
-                    .take_while(|c| *c != ',' && *c != '}')
-                    .collect();
-                out.insert(ns.trim().trim_matches('"').to_owned());
+        let Ok(expr) = math::parse(text) else {
+            continue;
+        };
+        expr.walk(&mut |node| {
+            if let ExprKind::Call { name, args } = &node.kind
+                && name.eq_ignore_ascii_case("SEARCH")
+                && let Some(query) = args.first().and_then(|a| a.as_str())
+                && let Ok(q) = SearchQuery::parse(query)
+                && let Some(namespace) = q.searched_namespace()
+            {
+                out.insert(namespace.to_owned());
             }
-        }
+        });
     }
     out
 }
