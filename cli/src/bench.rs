@@ -143,7 +143,7 @@ pub async fn run_bench(args: &BenchArgs) -> Result<BenchReport, CliError> {
     let stack = Stack::start(StackOptions {
         config: config.clone(),
         run_dir: run_dir.clone(),
-        rules_dir: args.rules_dir.clone(),
+        rules_dir: crate::defaults::rules_dir(&args.rules_dir)?,
         faults: Faults::default(),
         aws: None,
     })

@@ -29,8 +29,8 @@ use payhook_aws::secrets::{
 };
 use payhook_aws::status_store::DEFAULT_TABLE_NAME;
 use payhook_core::bus::PAYMENT_EVENTS_BUS;
-use payhook_pattern::load_rules;
 use payhook_core::{Provider, Secret};
+use payhook_pattern::load_rules;
 
 use crate::CliError;
 use crate::config::{CONFIG_FILE_NAME, CONFIG_PATH_ENV, Config};
@@ -249,8 +249,9 @@ pub async fn run_with_output(
         .clone()
         .or_else(|| config.as_ref().map(|c| c.aws.region.clone()));
 
-    let rules = load_rules(&args.rules_dir)
-        .map_err(|e| CliError::Usage(format!("rules in {}: {e}", args.rules_dir.display())))?;
+    let dir = crate::defaults::rules_dir(&args.rules_dir)?;
+    let rules = load_rules(&dir)
+        .map_err(|e| CliError::Usage(format!("rules in {}: {e}", dir.display())))?;
     let names = StackNames::new(&stage)
         .with_table(&args.table)
         .with_event_bus(&args.event_bus);

@@ -14,8 +14,8 @@ use std::time::Duration;
 use clap::Args;
 use payhook_aws::provision::{StackNames, StackPlan, provision};
 use payhook_core::Provider;
-use payhook_pattern::load_rules;
 use payhook_core::status::Status;
+use payhook_pattern::load_rules;
 use serde::Serialize;
 use serde_json::json;
 
@@ -393,8 +393,10 @@ pub async fn run_demo(args: &DemoArgs) -> Result<DemoReport, CliError> {
     faults.reject_payment(&poison_payment);
     faults.crash_once_after_publishing(&crash_payment);
 
+    // Outside the repository: the rules (and the dashboards and alarms beside them) built in.
+    let rules_dir = crate::defaults::rules_dir(&args.rules_dir)?;
     let aws = match &args.aws_endpoint {
-        Some(endpoint) => Some(provision_demo_stage(endpoint, &config, &args.rules_dir).await?),
+        Some(endpoint) => Some(provision_demo_stage(endpoint, &config, &rules_dir).await?),
         None => None,
     };
     if let Some(target) = &aws {
@@ -406,7 +408,7 @@ pub async fn run_demo(args: &DemoArgs) -> Result<DemoReport, CliError> {
     let stack = Stack::start(StackOptions {
         config: config.clone(),
         run_dir: run_dir.clone(),
-        rules_dir: args.rules_dir.clone(),
+        rules_dir: rules_dir.clone(),
         faults,
         aws,
     })
@@ -488,7 +490,7 @@ pub async fn run_demo(args: &DemoArgs) -> Result<DemoReport, CliError> {
     )
     .map_err(|e| CliError::Failed(format!("summary: {e}")))?;
     // The dashboard files drawn with this run's metrics, to look at before deploying.
-    let root = args.rules_dir.parent().unwrap_or(std::path::Path::new("."));
+    let root = rules_dir.parent().unwrap_or(std::path::Path::new("."));
     let page =
         crate::dashboard::render_local(&root.join("dashboards"), &root.join("alarms"), &run_dir)?;
     let page = with_trace_links(page, &trace_waterfalls(&run_dir, &accepted_ids)?);

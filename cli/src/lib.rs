@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod check;
 pub mod config;
 pub mod dashboard;
+pub mod defaults;
 pub mod demo;
 pub mod democa;
 pub mod local;

@@ -63,9 +63,9 @@ pub fn run(command: RulesCommand) -> Result<i32, CliError> {
             Ok(if matched { 0 } else { 1 })
         }
         None => {
-            let rules = RuleSet::load(&args.rules_dir).map_err(|e| {
-                CliError::Usage(format!("rules in {}: {e}", args.rules_dir.display()))
-            })?;
+            let dir = crate::defaults::rules_dir(&args.rules_dir)?;
+            let rules = RuleSet::load(&dir)
+                .map_err(|e| CliError::Usage(format!("rules in {}: {e}", dir.display())))?;
             let names = rules
                 .matching_str(&event)
                 .map_err(|e| CliError::Usage(format!("--event is not a JSON object: {e}")))?;

@@ -67,7 +67,7 @@ pub async fn run(args: ServeArgs) -> Result<i32, CliError> {
     let stack = Stack::start(StackOptions {
         config,
         run_dir: run_dir.clone(),
-        rules_dir: args.rules_dir.clone(),
+        rules_dir: crate::defaults::rules_dir(&args.rules_dir)?,
         faults: Faults::default(),
         aws,
     })

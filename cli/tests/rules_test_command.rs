@@ -89,3 +89,36 @@ fn without_a_pattern_the_matching_rules_in_rules_dir_are_printed() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn outside_the_repository_the_built_in_rules_answer() {
+    let empty = std::env::temp_dir().join(format!("payhook-no-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let event = serde_json::json!({
+        "source": "payhook.stripe", "detail-type": "payment.refunded",
+        "detail": {"amount": 12.0, "currency": "USD", "event_type": "refund.succeeded"}
+    });
+    let out = payhook()
+        .current_dir(&empty)
+        .args(["rules", "test", "--event"])
+        .arg(event.to_string())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("refunds"), "{stdout}");
+    // A folder named explicitly is never replaced by the built-in one.
+    let out = payhook()
+        .current_dir(&empty)
+        .args(["rules", "test", "--rules-dir", "mine", "--event"])
+        .arg(event.to_string())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::remove_dir_all(&empty).unwrap();
+}
