@@ -14,6 +14,7 @@ use payhook::check::{
     CheckArgs, FOLDERS, Format, check_tree, check_tree_counted, render_json, render_text, run,
     stack,
 };
+use payhook_cloudwatch::check::NAMESPACE;
 use payhook_core::conformance::workspace_root;
 use serde_json::{Value, json};
 
@@ -587,15 +588,15 @@ fn placeholder_sets_and_vocabularies_agree_with_the_pulumi_program() {
     );
     assert_eq!(
         strings(&py["dashboard_lists"]),
-        sorted(stack::DASHBOARD_LIST_PLACEHOLDERS)
+        sorted(stack::dashboard_list_placeholders())
     );
     assert_eq!(
         strings(&py["alarm_global"]),
-        sorted(stack::ALARM_GLOBAL_PLACEHOLDERS)
+        sorted(stack::alarm_global_placeholders())
     );
     let scopes = py["alarm_scopes"].as_object().unwrap();
-    assert_eq!(scopes.len(), stack::ALARM_SCOPES.len());
-    for (scope, extra) in stack::ALARM_SCOPES {
+    assert_eq!(scopes.len(), stack::alarm_scopes().count());
+    for (scope, extra) in stack::alarm_scopes() {
         assert_eq!(
             strings(&scopes[scope]),
             sorted(extra.iter()),
@@ -614,4 +615,11 @@ fn placeholder_sets_and_vocabularies_agree_with_the_pulumi_program() {
         py["namespace"],
         payhook_telemetry::metrics::DEFAULT_NAMESPACE
     );
+    assert_eq!(NAMESPACE, payhook_telemetry::metrics::DEFAULT_NAMESPACE);
+    // The vocabulary file's providers are the domain's.
+    let domain: Vec<&str> = payhook_core::Provider::ALL
+        .iter()
+        .map(|p| p.as_str())
+        .collect();
+    assert_eq!(stack::providers(), domain);
 }

@@ -203,18 +203,13 @@ def load_rules(rules_dir: Path) -> list[RuleDefinition]:
 # alarms/*.json
 # --------------------------------------------------------------------------------------
 
-#: Placeholders every alarm may use.
-ALARM_GLOBAL_PLACEHOLDERS = frozenset(
-    {"region", "stage", "prefix", "api_name", "table_name", "event_bus_name"}
-)
-#: What one alarm file is instantiated for, and the extra placeholders each scope provides.
+#: Placeholders every alarm may use (from `placeholders.json`).
+ALARM_GLOBAL_PLACEHOLDERS = frozenset(placeholders.vocabulary()["alarm"]["global"])
+#: What one alarm file is instantiated for, and the extra placeholders each scope provides
+#: (from `placeholders.json`, in its order).
 ALARM_SCOPES: Mapping[str, frozenset[str]] = {
-    "queue": frozenset({"provider", "queue_name", "dlq_name", "function_name", "service"}),
-    "dlq": frozenset({"dlq", "queue_name", "source"}),
-    "function": frozenset({"function_name", "service", "log_group_name"}),
-    "rule": frozenset({"rule_name"}),
-    "provider": frozenset({"provider", "function_name", "service"}),
-    "api": frozenset(),
+    scope["scope"]: frozenset(scope["placeholders"])
+    for scope in placeholders.vocabulary()["alarm"]["scopes"]
 }
 SEVERITIES = ("critical", "high", "warning")
 COMPARISONS = (
@@ -575,22 +570,20 @@ def render_alarm(
 # --------------------------------------------------------------------------------------
 
 def dashboard_placeholders() -> frozenset[str]:
-    """String placeholders a dashboard may use (see dashboards/README.md)."""
-    names = {
-        "region", "stage", "prefix", "api_name", "table_name", "event_bus_name",
-        "runbook_base_url", "dashboard_name",
-    }
-    names.update(f"queue.{p}" for p in PROVIDERS)
-    names.update(f"dlq.{p}" for p in PROVIDERS)
-    names.add("dlq.events")
-    names.update(f"function.{f}" for f in FUNCTION_NAMES)
-    names.update(f"log_group.{f}" for f in FUNCTION_NAMES)
-    names.add("log_group.api-access")
+    """String placeholders a dashboard may use (see dashboards/README.md): those of
+    `placeholders.json`, with `{provider}` and `{function}` standing for each provider and
+    each pipeline function."""
+    dashboard = placeholders.vocabulary()["dashboard"]
+    names = set(dashboard["strings"])
+    for p in PROVIDERS:
+        names.update(n.replace("{provider}", p) for n in dashboard["per_provider"])
+    for f in FUNCTION_NAMES:
+        names.update(n.replace("{function}", f) for n in dashboard["per_function"])
     return frozenset(names)
 
 
-#: List placeholders a dashboard may use as whole array elements.
-DASHBOARD_LIST_PLACEHOLDERS = frozenset({"alarm_arns"})
+#: List placeholders a dashboard may use as whole array elements (from `placeholders.json`).
+DASHBOARD_LIST_PLACEHOLDERS = frozenset(placeholders.vocabulary()["dashboard"]["lists"])
 _DASHBOARD_NAME = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 WIDGET_TYPES = ("metric", "text", "log", "alarm", "explorer", "custom")
 

@@ -12,8 +12,21 @@ Syntax (documented in dashboards/README.md and alarms/README.md):
 
 from __future__ import annotations
 
+import functools
+import json
 import re
+from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
+
+#: Which placeholders the deploy fills: `placeholders.json` at the repository root, the one
+#: list this package and `payhook check` (cli/cloudwatch/src/check/stack.rs) both read.
+VOCABULARY_FILE = Path(__file__).resolve().parents[2] / "placeholders.json"
+
+
+@functools.cache
+def vocabulary() -> Mapping[str, Any]:
+    """The parsed placeholder vocabulary file."""
+    return json.loads(VOCABULARY_FILE.read_text(encoding="utf-8"))
 
 #: `${region}`, `${queue.stripe}`, `${function.webhook-validator}`.
 PLACEHOLDER = re.compile(r"\$\{([a-z][a-z0-9_]*(?:\.[a-z0-9][a-z0-9_-]*)?)\}")

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import REPO_ROOT
 from metric_catalogue import CATALOGUE, NAMESPACE
-from payhook_infra import definitions, placeholders
+from payhook_infra import definitions, placeholders, settings
 from payhook_infra.definitions import DefinitionError
 
 ALARMS = REPO_ROOT / "alarms"
@@ -100,6 +100,21 @@ def test_dashboard_bodies_use_only_documented_placeholders() -> None:
     for name in allowed:
         family = re.sub(r"\.(.+)$", ".<", name)
         assert name in documented or any(d.startswith(family) for d in documented), name
+
+
+def test_the_placeholder_vocabulary_is_the_shared_file() -> None:
+    """`placeholders.json` is the one list; the deploy expands it over its own providers and
+    functions, which the file's providers must match."""
+    vocabulary = json.loads((REPO_ROOT / "placeholders.json").read_text(encoding="utf-8"))
+    assert placeholders.VOCABULARY_FILE == REPO_ROOT / "placeholders.json"
+    assert tuple(vocabulary["providers"]) == settings.PROVIDERS
+    assert definitions.ALARM_GLOBAL_PLACEHOLDERS == frozenset(vocabulary["alarm"]["global"])
+    assert list(definitions.ALARM_SCOPES) == [s["scope"] for s in vocabulary["alarm"]["scopes"]]
+    assert definitions.DASHBOARD_LIST_PLACEHOLDERS == frozenset(vocabulary["dashboard"]["lists"])
+    names = definitions.dashboard_placeholders()
+    assert set(vocabulary["dashboard"]["strings"]) <= names
+    assert {"queue.stripe", "dlq.square", "function.sweeper", "log_group.paypal-processor"} <= names
+    assert not any("{" in n for n in names)
 
 
 def test_alarm_placeholders_are_documented() -> None:

@@ -472,4 +472,79 @@ mod tests {
         let nested = nested.and_then(|ast| eval(&ast, &mut env).map(|_| ()));
         assert!(nested.is_err(), "a number in an array: {nested:?}");
     }
+
+    /// The preview's view of an expression: any id is a series, any search finds one.
+    struct AnyMetric;
+
+    impl Env for AnyMetric {
+        fn id(&mut self, id: &str) -> Result<Val, String> {
+            Ok(Val::Ts(Labeled {
+                label: id.to_owned(),
+                points: [(0, 1.0), (60, 2.0)].into_iter().collect(),
+            }))
+        }
+        fn metrics(&mut self, filter: Option<&str>) -> Result<Vec<Labeled>, String> {
+            Ok(vec![Labeled {
+                label: filter.unwrap_or_default().to_owned(),
+                points: [(0, 1.0)].into_iter().collect(),
+            }])
+        }
+        fn search(&mut self, _: &str, _: &str, _: i64) -> Result<Vec<Labeled>, String> {
+            self.metrics(None)
+        }
+        fn grid(&self) -> Vec<i64> {
+            vec![0, 60, 120]
+        }
+    }
+
+    /// Every `expression` string in a JSON tree.
+    fn expressions(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, v) in map {
+                    match v {
+                        serde_json::Value::String(text) if key == "expression" => {
+                            out.push(text.clone())
+                        }
+                        other => expressions(other, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| expressions(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_expression_the_check_accepts_the_preview_evaluates() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut texts = Vec::new();
+        for folder in ["dashboards", "alarms"] {
+            let entries = std::fs::read_dir(root.join(folder)).unwrap_or_else(|e| panic!("{e}"));
+            for entry in entries.filter_map(Result::ok) {
+                let path = entry.path();
+                if path.extension().is_some_and(|x| x == "json") {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    let value: serde_json::Value =
+                        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+                    expressions(&value, &mut texts);
+                }
+            }
+        }
+        // The repository's own, and the array case the two parsers used to disagree on.
+        texts.push("SUM([errors, invocations]) / 2".to_owned());
+        texts.push("MAX([FILL(errors, 0), invocations])".to_owned());
+        let mut evaluated = 0;
+        for text in &texts {
+            let analysis = payhook_cloudwatch::check::expression::analyse(text);
+            if !analysis.problems.is_empty() || analysis.insights {
+                continue;
+            }
+            if let Err(e) = evaluate(text, &mut AnyMetric) {
+                panic!("`payhook check` accepts `{text}`, the preview cannot evaluate it: {e}");
+            }
+            evaluated += 1;
+        }
+        assert!(evaluated >= 20, "only {evaluated} expressions found");
+    }
 }

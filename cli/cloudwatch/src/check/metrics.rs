@@ -10,16 +10,42 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use payhook_telemetry::{MetricDef, Resolution, catalogue, metrics::DEFAULT_NAMESPACE};
-
 use super::codes;
 use super::dashboards::Dashboards;
 use super::placeholders::{self, Found};
 use super::report::{FileReport, Report, list};
 use super::stack;
 
-/// The namespace of the custom metrics (`POWERTOOLS_METRICS_NAMESPACE` as deployed).
-pub(crate) const NAMESPACE: &str = DEFAULT_NAMESPACE;
+/// The namespace of the custom metrics (`POWERTOOLS_METRICS_NAMESPACE` as deployed; the
+/// telemetry crate's default namespace, which `cli/tests/check_drift.rs` compares with this).
+pub const NAMESPACE: &str = "Payhook";
+
+/// The telemetry catalogue (`telemetry/src/catalogue.rs`) as the checks read it: every custom
+/// metric the code emits and the units CloudWatch knows. The caller builds it from the
+/// telemetry crate, which this crate does not depend on (it brings the Lambda runtime).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Catalogue {
+    /// Every `Payhook` metric.
+    pub metrics: Vec<CatalogueMetric>,
+    /// Every CloudWatch unit name (`Count`, `Milliseconds`, …).
+    pub units: Vec<String>,
+}
+
+/// One metric of the [`Catalogue`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogueMetric {
+    /// `WebhooksReceived`, …
+    pub name: String,
+    /// The unit it is emitted in.
+    pub unit: String,
+    /// Whether it is stored at 60-second (standard) resolution.
+    pub standard_resolution: bool,
+    /// Every dimension set it is emitted with, each as dimension names.
+    pub dimension_sets: Vec<Vec<String>>,
+    /// The function kinds that emit it (`webhook-validator`, `provider-processor`,
+    /// `event-processor`, `sweeper`; see [`super::stack::function_kind`]).
+    pub functions: Vec<String>,
+}
 
 /// Where a metric is used: on a dashboard, or in an alarm of a scope (`None`: invalid scope).
 #[derive(Debug, Clone, Copy)]
@@ -53,19 +79,26 @@ pub(crate) struct Use<'a> {
 /// A catalogue metric with one of its dimension sets, as `(name, sorted dimension names)`.
 pub(crate) type Shown = (String, Vec<String>);
 
-fn dimension_names(set: &[payhook_telemetry::Dimension]) -> Vec<String> {
-    let mut names: Vec<String> = set.iter().map(|d| d.as_str().to_owned()).collect();
+fn dimension_names(set: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = set.to_vec();
     names.sort();
     names
 }
 
 /// Checks one use of a `Payhook` metric; returns what it shows when name and dimension set are
 /// in the catalogue.
-pub(crate) fn check_custom(used: &Use<'_>, file: &mut FileReport<'_>) -> Option<Shown> {
-    let Some(def) = catalogue().iter().find(|d| d.name == used.name) else {
-        let hint = super::vocabulary::closest(used.name, catalogue().iter().map(|d| d.name))
-            .map(|k| format!(" (did you mean `{k}`?)"))
-            .unwrap_or_default();
+pub(crate) fn check_custom(
+    catalogue: &Catalogue,
+    used: &Use<'_>,
+    file: &mut FileReport<'_>,
+) -> Option<Shown> {
+    let Some(def) = catalogue.metrics.iter().find(|d| d.name == used.name) else {
+        let hint = super::vocabulary::closest(
+            used.name,
+            catalogue.metrics.iter().map(|d| d.name.as_str()),
+        )
+        .map(|k| format!(" (did you mean `{k}`?)"))
+        .unwrap_or_default();
         file.add(
             used.path,
             codes::UNKNOWN_METRIC,
@@ -108,7 +141,7 @@ pub(crate) fn check_custom(used: &Use<'_>, file: &mut FileReport<'_>) -> Option<
     check_values(def, used, file);
     if let Some((period, path)) = &used.period
         && *period < 60
-        && def.resolution == Resolution::Standard
+        && def.standard_resolution
     {
         file.add(
             path,
@@ -120,23 +153,22 @@ pub(crate) fn check_custom(used: &Use<'_>, file: &mut FileReport<'_>) -> Option<
         );
     }
     if let Some((unit, path)) = &used.unit
-        && *unit != def.unit.as_str()
+        && *unit != def.unit
     {
         file.add(
             path,
             codes::WRONG_UNIT,
             format!(
                 "`{}` is emitted in `{}`; selecting unit `{unit}` matches no data",
-                def.name,
-                def.unit.as_str()
+                def.name, def.unit
             ),
         );
     }
-    Some((def.name.to_owned(), wanted))
+    Some((def.name.clone(), wanted))
 }
 
 /// `service`, `provider` and `function_name` values name something that emits the metric.
-fn check_values(def: &MetricDef, used: &Use<'_>, file: &mut FileReport<'_>) {
+fn check_values(def: &CatalogueMetric, used: &Use<'_>, file: &mut FileReport<'_>) {
     let service = used
         .dimensions
         .iter()
@@ -214,10 +246,15 @@ fn resolved(
 }
 
 /// The services (one, or one per alarm instance) emit the metric.
-fn check_services(def: &MetricDef, services: &[String], path: &str, file: &mut FileReport<'_>) {
+fn check_services(
+    def: &CatalogueMetric,
+    services: &[String],
+    path: &str,
+    file: &mut FileReport<'_>,
+) {
     let emitters: Vec<String> = stack::function_names()
         .into_iter()
-        .filter(|f| stack::function_kind(f).is_some_and(|k| def.functions.contains(&k)))
+        .filter(|f| stack::function_kind(f).is_some_and(|k| def.functions.iter().any(|d| d == k)))
         .collect();
     let unknown: Vec<&String> = services
         .iter()
@@ -225,7 +262,7 @@ fn check_services(def: &MetricDef, services: &[String], path: &str, file: &mut F
         .collect();
     let silent: Vec<&String> = services
         .iter()
-        .filter(|s| stack::function_kind(s).is_some_and(|k| !def.functions.contains(&k)))
+        .filter(|s| stack::function_kind(s).is_some_and(|k| !def.functions.iter().any(|d| d == k)))
         .collect();
     if !unknown.is_empty() {
         file.add(
@@ -377,7 +414,12 @@ pub(crate) fn check_resource_dimension(
 }
 
 /// Every catalogue metric, with each of its dimension sets, is on some dashboard.
-pub(crate) fn check_coverage(root: &Path, dashboards: &Dashboards, report: &mut Report) {
+pub(crate) fn check_coverage(
+    catalogue: &Catalogue,
+    root: &Path,
+    dashboards: &Dashboards,
+    report: &mut Report,
+) {
     if !dashboards.complete || !root.join("dashboards").is_dir() {
         // A dashboard that does not parse (or no folder) is reported already; what it shows
         // cannot be known.
@@ -388,9 +430,9 @@ pub(crate) fn check_coverage(root: &Path, dashboards: &Dashboards, report: &mut 
         _ => (Path::new("dashboards").to_path_buf(), "$"),
     };
     let shown: BTreeSet<&Shown> = dashboards.shown.iter().collect();
-    for def in catalogue() {
-        for set in def.dimension_sets {
-            let key = (def.name.to_owned(), dimension_names(set));
+    for def in &catalogue.metrics {
+        for set in &def.dimension_sets {
+            let key = (def.name.clone(), dimension_names(set));
             if !shown.contains(&key) {
                 report.add(
                     &file,

@@ -2,47 +2,73 @@
 //! it: the placeholders it fills in dashboards and alarms, the alarm scopes and how many
 //! resources each covers, and the vocabularies its loader enforces.
 //!
-//! These mirror `definitions.py`, `monitoring.py` and `settings.py`; the test
+//! The placeholders come from `placeholders.json` at the repository root, the file
+//! `infra/payhook_infra/definitions.py` reads too, so the two cannot drift. The other
+//! vocabularies mirror `definitions.py`, `monitoring.py` and `settings.py`; the test
 //! `placeholder_sets_and_vocabularies_agree_with_the_pulumi_program` in
 //! `cli/tests/check_drift.rs` runs the Python definitions and fails when the two differ.
 
 use std::collections::BTreeSet;
+use std::sync::LazyLock;
 
-use payhook_core::Provider;
-use payhook_telemetry::FunctionKind;
+use serde::Deserialize;
+
+/// The placeholder vocabulary file, as committed.
+pub const PLACEHOLDERS_JSON: &str = include_str!("../../../../placeholders.json");
+
+/// `placeholders.json`.
+#[derive(Debug, Deserialize)]
+struct Vocabulary {
+    providers: Vec<String>,
+    dashboard: DashboardVocabulary,
+    alarm: AlarmVocabulary,
+}
+
+#[derive(Debug, Deserialize)]
+struct DashboardVocabulary {
+    strings: Vec<String>,
+    per_provider: Vec<String>,
+    per_function: Vec<String>,
+    lists: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AlarmVocabulary {
+    global: Vec<String>,
+    scopes: Vec<ScopeVocabulary>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ScopeVocabulary {
+    scope: String,
+    placeholders: Vec<String>,
+}
+
+static VOCABULARY: LazyLock<Vocabulary> = LazyLock::new(|| {
+    // The file is part of the build; a test below parses it, so this cannot fail in a release.
+    serde_json::from_str(PLACEHOLDERS_JSON).unwrap_or_else(|e| panic!("placeholders.json: {e}"))
+});
 
 /// List placeholders a dashboard may use, each only as a whole array element
 /// (`"alarms": ["${alarm_arns}"]`).
-pub const DASHBOARD_LIST_PLACEHOLDERS: [&str; 1] = ["alarm_arns"];
+pub fn dashboard_list_placeholders() -> &'static [String] {
+    &VOCABULARY.dashboard.lists
+}
 
 /// Placeholders every alarm may use, whatever its scope.
-pub const ALARM_GLOBAL_PLACEHOLDERS: [&str; 6] = [
-    "region",
-    "stage",
-    "prefix",
-    "api_name",
-    "table_name",
-    "event_bus_name",
-];
+pub fn alarm_global_placeholders() -> &'static [String] {
+    &VOCABULARY.alarm.global
+}
 
-/// Alarm scopes and the placeholders each adds to [`ALARM_GLOBAL_PLACEHOLDERS`].
-pub const ALARM_SCOPES: [(&str, &[&str]); 6] = [
-    (
-        "queue",
-        &[
-            "provider",
-            "queue_name",
-            "dlq_name",
-            "function_name",
-            "service",
-        ],
-    ),
-    ("dlq", &["dlq", "queue_name", "source"]),
-    ("function", &["function_name", "service", "log_group_name"]),
-    ("rule", &["rule_name"]),
-    ("provider", &["provider", "function_name", "service"]),
-    ("api", &[]),
-];
+/// Alarm scopes, in the file's order, and the placeholders each adds to
+/// [`alarm_global_placeholders`].
+pub fn alarm_scopes() -> impl Iterator<Item = (&'static str, &'static [String])> {
+    VOCABULARY
+        .alarm
+        .scopes
+        .iter()
+        .map(|s| (s.scope.as_str(), s.placeholders.as_slice()))
+}
 
 /// Widget types the deploy accepts (CloudWatch's five plus Lambda-backed `custom`).
 pub const WIDGET_TYPES: [&str; 6] = ["metric", "text", "log", "alarm", "explorer", "custom"];
@@ -78,7 +104,7 @@ const SWEEPER: &str = "sweeper";
 
 /// Provider names (`stripe`, `paypal`, `square`).
 pub fn providers() -> Vec<&'static str> {
-    Provider::ALL.iter().map(|p| p.as_str()).collect()
+    VOCABULARY.providers.iter().map(String::as_str).collect()
 }
 
 /// The logical names of the deployed functions, in deployment order: the validator, one
@@ -92,19 +118,24 @@ pub fn function_names() -> Vec<String> {
     names
 }
 
-/// Which binary a deployed function runs, from its logical name.
-pub fn function_kind(service: &str) -> Option<FunctionKind> {
+/// The binary of a provider's processor.
+const PROVIDER_PROCESSOR: &str = "provider-processor";
+
+/// Which binary a deployed function runs, from its logical name: `webhook-validator`,
+/// `provider-processor`, `event-processor` or `sweeper` (the telemetry catalogue's function
+/// kinds).
+pub fn function_kind(service: &str) -> Option<&'static str> {
     if service == VALIDATOR {
-        Some(FunctionKind::WebhookValidator)
+        Some(VALIDATOR)
     } else if service == EVENT_PROCESSOR {
-        Some(FunctionKind::EventProcessor)
+        Some(EVENT_PROCESSOR)
     } else if service == SWEEPER {
-        Some(FunctionKind::Sweeper)
+        Some(SWEEPER)
     } else if providers()
         .iter()
         .any(|p| service.strip_suffix("-processor") == Some(p))
     {
-        Some(FunctionKind::ProviderProcessor)
+        Some(PROVIDER_PROCESSOR)
     } else {
         None
     }
@@ -113,48 +144,42 @@ pub fn function_kind(service: &str) -> Option<FunctionKind> {
 /// Every string placeholder a dashboard may use (`region`, `queue.stripe`,
 /// `function.webhook-validator`, …), as `monitoring.dashboard_values` fills them.
 pub fn dashboard_placeholders() -> BTreeSet<String> {
-    let mut names: BTreeSet<String> = [
-        "region",
-        "stage",
-        "prefix",
-        "api_name",
-        "table_name",
-        "event_bus_name",
-        "runbook_base_url",
-        "dashboard_name",
-        "dlq.events",
-        "log_group.api-access",
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .collect();
+    let dashboard = &VOCABULARY.dashboard;
+    let mut names: BTreeSet<String> = dashboard.strings.iter().cloned().collect();
     for provider in providers() {
-        names.insert(format!("queue.{provider}"));
-        names.insert(format!("dlq.{provider}"));
+        names.extend(
+            dashboard
+                .per_provider
+                .iter()
+                .map(|n| n.replace("{provider}", provider)),
+        );
     }
     for function in function_names() {
-        names.insert(format!("function.{function}"));
-        names.insert(format!("log_group.{function}"));
+        names.extend(
+            dashboard
+                .per_function
+                .iter()
+                .map(|n| n.replace("{function}", &function)),
+        );
     }
     names
 }
 
 /// The placeholders an alarm of `scope` may use; `None` for an unknown scope.
 pub fn alarm_placeholders(scope: &str) -> Option<BTreeSet<String>> {
-    let (_, extra) = ALARM_SCOPES.iter().find(|(name, _)| *name == scope)?;
+    let (_, extra) = alarm_scopes().find(|(name, _)| *name == scope)?;
     Some(
-        ALARM_GLOBAL_PLACEHOLDERS
+        alarm_global_placeholders()
             .iter()
             .chain(extra.iter())
-            .map(|s| (*s).to_owned())
+            .cloned()
             .collect(),
     )
 }
 
 /// Every placeholder any alarm scope provides.
 pub fn all_alarm_placeholders() -> BTreeSet<String> {
-    ALARM_SCOPES
-        .iter()
+    alarm_scopes()
         .flat_map(|(scope, _)| alarm_placeholders(scope).unwrap_or_default())
         .collect()
 }
@@ -183,5 +208,37 @@ pub(crate) fn scope_values(scope: &str, placeholder: &str) -> Option<Vec<String>
         ("provider", "service") => Some(vec![VALIDATOR.to_owned()]),
         ("function", "service") => Some(function_names()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_vocabulary_file_expands_per_provider_and_function() {
+        let names = dashboard_placeholders();
+        for wanted in [
+            "region",
+            "queue.stripe",
+            "dlq.square",
+            "dlq.events",
+            "function.webhook-validator",
+            "log_group.paypal-processor",
+            "log_group.api-access",
+        ] {
+            assert!(names.contains(wanted), "{wanted}");
+        }
+        assert!(!names.iter().any(|n| n.contains('{')));
+        assert_eq!(dashboard_list_placeholders(), ["alarm_arns"]);
+        assert_eq!(
+            alarm_scopes().map(|(s, _)| s).collect::<Vec<_>>(),
+            ["queue", "dlq", "function", "rule", "provider", "api"]
+        );
+        assert_eq!(
+            function_kind("square-processor"),
+            Some("provider-processor")
+        );
+        assert_eq!(function_kind("api-key-authorizer"), None);
     }
 }

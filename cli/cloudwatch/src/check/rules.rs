@@ -4,7 +4,8 @@
 //! the bus, the functions targets may name, the one target dead-letter queue). Each file is also
 //! checked on its own, so every broken file is reported, not only the first one the loader
 //! stops at. The currency rates file `rules/currencies/rates.json` is checked with the loader
-//! the validator uses ([`payhook_core::currency::Rates::from_json`]).
+//! the validator uses (`payhook_core::currency::Rates::from_json`, passed in as a
+//! [`RatesLoader`]).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use payhook_pattern::{Pattern, RulesError, load_rules};
 use serde_json::{Map, Value};
 
+use super::RatesLoader;
 use super::codes;
 use super::json;
 use super::report::{FileReport, Report, index, key, list};
@@ -45,7 +47,7 @@ const RATES_FILE: &str = "rules/currencies/rates.json";
 
 /// Checks the currency rates file as the validator loads it (its absence fails the build,
 /// which embeds it).
-fn check_rates(root: &Path, report: &mut Report) {
+fn check_rates(root: &Path, rates: RatesLoader<'_>, report: &mut Report) {
     let rel = Path::new(RATES_FILE);
     if !root.join(rel).is_file() {
         return;
@@ -53,14 +55,14 @@ fn check_rates(root: &Path, report: &mut Report) {
     let Some(value) = json::read(root, rel, report) else {
         return;
     };
-    if let Err(e) = payhook_core::currency::Rates::from_json(&value.to_string()) {
-        report.add(rel, "$", codes::INVALID_RATES, e.to_string());
+    if let Err(e) = rates(&value.to_string()) {
+        report.add(rel, "$", codes::INVALID_RATES, e);
     }
 }
 
 /// Checks every rule file.
-pub(crate) fn check(root: &Path, report: &mut Report) -> Rules {
-    check_rates(root, report);
+pub(crate) fn check(root: &Path, rates: RatesLoader<'_>, report: &mut Report) -> Rules {
+    check_rates(root, rates, report);
     let files = json::folder_files(root, "rules", "json", report);
     let mut rules = Rules {
         complete: true,

@@ -122,10 +122,7 @@ fn walk_keys(value: &Value, path: &str, visit: &mut dyn FnMut(&str, &str)) {
 /// as whole array elements, none in keys (keys are never filled).
 pub(crate) fn check_dashboard(body: &Value, file: &mut FileReport<'_>) {
     let strings = stack::dashboard_placeholders();
-    let lists: Vec<String> = stack::DASHBOARD_LIST_PLACEHOLDERS
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+    let lists = stack::dashboard_list_placeholders();
     let known: Vec<&String> = strings.iter().chain(lists.iter()).collect();
     walk_strings(body, "$", &mut |path, text, in_array| {
         for found in scan(text) {

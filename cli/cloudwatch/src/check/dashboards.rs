@@ -6,14 +6,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use payhook_cloudwatch::metric::{self, EntryError, MetricEntry};
+use crate::metric::{self, EntryError, MetricEntry};
 use serde_json::{Map, Value};
 
 use super::alarms::Alarms;
 use super::codes;
 use super::expression::{self, Search};
 use super::json;
-use super::metrics::{self, NAMESPACE, Origin, Shown, Use};
+use super::metrics::{self, Catalogue, NAMESPACE, Origin, Shown, Use};
 use super::placeholders;
 use super::report::{FileReport, Report, index, key, list, type_name};
 use super::shape;
@@ -95,7 +95,12 @@ const EXPRESSION_OPTIONS: [&str; 10] = [
 const VIEWS: [&str; 6] = ["timeSeries", "singleValue", "gauge", "bar", "pie", "table"];
 
 /// Checks every dashboard.
-pub(crate) fn check(root: &Path, alarms: &Alarms, report: &mut Report) -> Dashboards {
+pub(crate) fn check(
+    catalogue: &Catalogue,
+    root: &Path,
+    alarms: &Alarms,
+    report: &mut Report,
+) -> Dashboards {
     let files = json::folder_files(root, "dashboards", "json", report);
     let mut dashboards = Dashboards {
         files: files.len(),
@@ -117,6 +122,7 @@ pub(crate) fn check(root: &Path, alarms: &Alarms, report: &mut Report) -> Dashbo
         };
         let mut file = report.file(&rel);
         let mut board = Board {
+            catalogue,
             root,
             file: &mut file,
             alarm_count: alarms.deployed,
@@ -129,6 +135,7 @@ pub(crate) fn check(root: &Path, alarms: &Alarms, report: &mut Report) -> Dashbo
 }
 
 struct Board<'a, 'r> {
+    catalogue: &'a Catalogue,
     root: &'a Path,
     file: &'a mut FileReport<'r>,
     alarm_count: Option<usize>,
@@ -583,8 +590,9 @@ impl Board<'_, '_> {
             let here = index(&at, i);
             match arn.as_str() {
                 Some(text)
-                    if placeholders::whole(text)
-                        .is_some_and(|n| stack::DASHBOARD_LIST_PLACEHOLDERS.contains(&n)) =>
+                    if placeholders::whole(text).is_some_and(|n| {
+                        stack::dashboard_list_placeholders().iter().any(|l| l == n)
+                    }) =>
                 {
                     count = count.zip(self.alarm_count).map(|(c, n)| c + n);
                 }
@@ -1233,7 +1241,7 @@ impl Board<'_, '_> {
                 period,
                 unit: None,
             };
-            if let Some(shown) = metrics::check_custom(&used, self.file) {
+            if let Some(shown) = metrics::check_custom(self.catalogue, &used, self.file) {
                 self.dashboards.shown.push(shown);
             }
         } else {
@@ -1366,7 +1374,7 @@ impl Board<'_, '_> {
             period: None,
             unit: None,
         };
-        if let Some(shown) = metrics::check_custom(&used, self.file) {
+        if let Some(shown) = metrics::check_custom(self.catalogue, &used, self.file) {
             self.dashboards.shown.push(shown);
         }
     }

@@ -5,14 +5,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use payhook_cloudwatch::alarm::{FIELDS, METRIC_FIELDS, QUERY_FIELDS};
-use payhook_telemetry::Unit;
+use crate::alarm::{FIELDS, METRIC_FIELDS, QUERY_FIELDS};
 use serde_json::{Map, Value};
 
 use super::codes;
 use super::expression;
 use super::json;
-use super::metrics::{self, NAMESPACE, Origin, Use};
+use super::metrics::{self, Catalogue, NAMESPACE, Origin, Use};
 use super::placeholders;
 use super::report::{FileReport, Report, index, key, list, type_name};
 use super::rules::Rules;
@@ -43,7 +42,12 @@ const MAX_OF_EACH: usize = 10;
 const MAX_EXPRESSION: usize = 2048;
 
 /// Checks every alarm file.
-pub(crate) fn check(root: &Path, rules: &Rules, report: &mut Report) -> Alarms {
+pub(crate) fn check(
+    catalogue: &Catalogue,
+    root: &Path,
+    rules: &Rules,
+    report: &mut Report,
+) -> Alarms {
     let files = json::folder_files(root, "alarms", "json", report);
     let runbooks_dir = root.join("runbooks");
     let mut alarms = Alarms {
@@ -66,7 +70,7 @@ pub(crate) fn check(root: &Path, rules: &Rules, report: &mut Report) -> Alarms {
             continue;
         };
         let mut file = report.file(&rel);
-        let checked = check_alarm(&value, &stem, &runbooks_dir, &mut file);
+        let checked = check_alarm(catalogue, &value, &stem, &runbooks_dir, &mut file);
         let runbook = checked.runbook.unwrap_or_else(|| format!("{stem}.md"));
         alarms.runbooks.entry(runbook).or_default().push(rel);
         alarms.deployed = alarms
@@ -84,6 +88,7 @@ struct Checked {
 }
 
 fn check_alarm(
+    catalogue: &Catalogue,
     value: &Value,
     stem: &str,
     runbooks_dir: &Path,
@@ -155,21 +160,14 @@ fn check_alarm(
             );
         }
     }
-    let scope = shape::one_of(
-        map,
-        "scope",
-        "$",
-        &stack::ALARM_SCOPES.map(|(s, _)| s),
-        true,
-        what,
-        file,
-    );
+    let scopes: Vec<&str> = stack::alarm_scopes().map(|(s, _)| s).collect();
+    let scope = shape::one_of(map, "scope", "$", &scopes, true, what, file);
     checked.scope = scope.map(str::to_owned);
     shape::one_of(map, "severity", "$", &stack::SEVERITIES, true, what, file);
 
     let period = match (map.get("metric"), map.get("metrics")) {
-        (Some(metric), None) => check_metric(metric, "$.metric", scope, file),
-        (None, Some(queries)) => check_queries(queries, scope, file),
+        (Some(metric), None) => check_metric(catalogue, metric, "$.metric", scope, file),
+        (None, Some(queries)) => check_queries(catalogue, queries, scope, file),
         (Some(_), Some(_)) => {
             file.add(
                 "$",
@@ -277,6 +275,7 @@ fn evaluation(map: &Map<String, Value>, period: Option<u64>, file: &mut FileRepo
 
 /// One `metric` object; returns its period when valid.
 fn check_metric(
+    catalogue: &Catalogue,
     value: &Value,
     path: &str,
     scope: Option<&str>,
@@ -353,10 +352,10 @@ fn check_metric(
     let unit = shape::string(map, "unit", path, false, what, file);
     let mut unit_ok = true;
     if let Some(unit) = unit
-        && Unit::from_name(unit).is_none()
+        && !catalogue.units.iter().any(|u| u == unit)
     {
         unit_ok = false;
-        let hint = closest(unit, Unit::ALL.iter().map(|u| u.as_str()))
+        let hint = closest(unit, catalogue.units.iter().map(String::as_str))
             .map(|k| format!(" (did you mean `{k}`?)"))
             .unwrap_or_default();
         file.add(
@@ -382,7 +381,7 @@ fn check_metric(
             period: period.map(|p| (p, key(path, "period"))),
             unit: unit.filter(|_| unit_ok).map(|u| (u, key(path, "unit"))),
         };
-        metrics::check_custom(&used, file);
+        metrics::check_custom(catalogue, &used, file);
     } else {
         for (name, value) in dimensions {
             metrics::check_resource_dimension(
@@ -420,7 +419,12 @@ fn period(
 }
 
 /// The `metrics` queries of a metric math alarm; returns the period the limit is computed with.
-fn check_queries(value: &Value, scope: Option<&str>, file: &mut FileReport<'_>) -> Option<u64> {
+fn check_queries(
+    catalogue: &Catalogue,
+    value: &Value,
+    scope: Option<&str>,
+    file: &mut FileReport<'_>,
+) -> Option<u64> {
     let Value::Array(queries) = value else {
         file.add(
             "$.metrics",
@@ -477,7 +481,7 @@ fn check_queries(value: &Value, scope: Option<&str>, file: &mut FileReport<'_>) 
         match (map.get("metric"), map.get("expression")) {
             (Some(metric), None) => {
                 stats += 1;
-                let period = check_metric(metric, &key(&path, "metric"), scope, file);
+                let period = check_metric(catalogue, metric, &key(&path, "metric"), scope, file);
                 first_period = first_period.or(period);
                 if map.contains_key("period") {
                     file.add(
