@@ -17,6 +17,20 @@
 use std::fmt::Display;
 use std::str::FromStr;
 
+use payhook_core::Provider;
+
+use crate::status_store::DEFAULT_TABLE_NAME;
+
+/// The status table's name (default [`DEFAULT_TABLE_NAME`]), for every function that has one.
+pub const STATUS_TABLE_ENV: &str = "STATUS_TABLE";
+
+/// The queue URL variable of each provider, for every function that sends to the queues.
+pub const QUEUE_URL_VARIABLES: [(Provider, &str); 3] = [
+    (Provider::Stripe, "QUEUE_URL_STRIPE"),
+    (Provider::Paypal, "QUEUE_URL_PAYPAL"),
+    (Provider::Square, "QUEUE_URL_SQUARE"),
+];
+
 /// A configuration variable is missing or invalid: the function cannot start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnvError {
@@ -82,6 +96,23 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         self.get(name).ok_or(EnvError::Missing { name, expected })
     }
 
+    /// The status table ([`STATUS_TABLE_ENV`], else [`DEFAULT_TABLE_NAME`]).
+    pub fn status_table(&self) -> String {
+        self.get(STATUS_TABLE_ENV)
+            .unwrap_or_else(|| DEFAULT_TABLE_NAME.to_owned())
+    }
+
+    /// Every provider's queue URL ([`QUEUE_URL_VARIABLES`], all required).
+    pub fn queue_urls(&self) -> Result<Vec<(Provider, String)>, EnvError> {
+        QUEUE_URL_VARIABLES
+            .into_iter()
+            .map(|(provider, name)| {
+                self.required(name, "the provider's SQS FIFO queue URL")
+                    .map(|url| (provider, url))
+            })
+            .collect()
+    }
+
     /// `name` parsed as `T`, or `default` when it is unset.
     pub fn parse_or<T>(&self, name: &'static str, default: T) -> Result<T, EnvError>
     where
@@ -119,6 +150,33 @@ mod tests {
         assert_eq!(env.get("B"), None);
         assert_eq!(env.get("C"), None);
         assert_eq!(env.get("D"), None);
+    }
+
+    #[test]
+    fn the_table_defaults_and_every_queue_url_is_required_in_provider_order() {
+        assert_eq!(
+            env(&[("STATUS_TABLE", " ")]).status_table(),
+            "webhook-processing"
+        );
+        assert_eq!(env(&[("STATUS_TABLE", " t-dev ")]).status_table(), "t-dev");
+        let all = env(&[
+            ("QUEUE_URL_SQUARE", "q3"),
+            ("QUEUE_URL_STRIPE", "q1"),
+            ("QUEUE_URL_PAYPAL", "q2"),
+        ]);
+        assert_eq!(
+            all.queue_urls().unwrap(),
+            vec![
+                (Provider::Stripe, "q1".to_owned()),
+                (Provider::Paypal, "q2".to_owned()),
+                (Provider::Square, "q3".to_owned()),
+            ]
+        );
+        let missing = env(&[("QUEUE_URL_STRIPE", "q1"), ("QUEUE_URL_PAYPAL", "")]);
+        assert_eq!(
+            missing.queue_urls().unwrap_err().variable(),
+            "QUEUE_URL_PAYPAL"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! | [`BlobStore`](payhook_core::blob::BlobStore) | [`S3BlobStore`] | the quarantine bucket: bodies too large for a status item |
 //! | [`CertificateFetcher`](payhook_core::signature::paypal::CertificateFetcher) | [`HttpsCertificateFetcher`] | none: HTTPS to PayPal |
 //!
+//! A Lambda builds its ports with [`Adapters`] (traced and shared, from one configuration).
 //! Every client is built from one [`sdk_config`]: region from the environment (else
 //! [`DEFAULT_REGION`]), `AWS_ENDPOINT_URL` or an explicit endpoint, short timeouts, and an
 //! HTTPS client on rustls with *ring*. [`create_table`], [`create_bucket`] and
@@ -36,6 +37,7 @@
 //! # }
 //! ```
 
+pub mod adapters;
 pub mod blob_store;
 pub mod certificate_fetcher;
 pub mod config;
@@ -52,6 +54,7 @@ pub mod secrets;
 pub mod status_store;
 pub mod traced;
 
+pub use adapters::Adapters;
 pub use blob_store::{S3BlobStore, create_bucket, s3_client};
 pub use certificate_fetcher::HttpsCertificateFetcher;
 pub use config::{DEFAULT_REGION, config_loader, sdk_config};

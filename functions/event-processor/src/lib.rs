@@ -2,15 +2,12 @@
 //! rule target's input transformer) through [`payhook_core::event_processor::EventProcessor`],
 //! inside a telemetry invocation, and its configuration from the environment ([`Config`]).
 
+pub use payhook_aws::env::STATUS_TABLE_ENV;
 use payhook_aws::env::{Env, EnvError};
-use payhook_aws::status_store::DEFAULT_TABLE_NAME;
 use payhook_core::event_processor::{
     EventProcessor, EventProcessorError, ProcessedOutcome, RoutedEvent,
 };
 use payhook_telemetry::{Annotation, ClassifiedError, Dimension, Invocation, Metric};
-
-/// The DynamoDB status table (default [`DEFAULT_TABLE_NAME`]).
-pub const STATUS_TABLE_ENV: &str = "STATUS_TABLE";
 
 /// The event processor's configuration, read once at cold start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,9 +21,7 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, EnvError> {
         let env = Env::new(lookup);
         Ok(Config {
-            status_table: env
-                .get(STATUS_TABLE_ENV)
-                .unwrap_or_else(|| DEFAULT_TABLE_NAME.to_owned()),
+            status_table: env.status_table(),
         })
     }
 }
@@ -121,4 +116,49 @@ pub async fn invoke(
             Ok(outcome)
         })
         .await
+}
+
+/// The function as deployed: the event processor over the status table, built once at cold
+/// start by `main.rs`.
+pub struct Lambda {
+    processor: EventProcessor,
+    function: payhook_telemetry::FunctionTelemetry,
+}
+
+impl std::fmt::Debug for Lambda {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lambda").finish_non_exhaustive()
+    }
+}
+
+impl Lambda {
+    /// The event processor over the status table. No I/O: the client connects on first use.
+    pub fn compose(
+        aws: &payhook_aws::Adapters,
+        config: Config,
+        function: payhook_telemetry::FunctionTelemetry,
+    ) -> Lambda {
+        Lambda {
+            processor: EventProcessor::new(
+                aws.status_store(&config.status_table),
+                std::sync::Arc::new(payhook_core::ports::SystemClock),
+            ),
+            function,
+        }
+    }
+
+    /// One routed event, inside its telemetry invocation; a retryable failure is returned as
+    /// the Lambda error that makes EventBridge deliver again.
+    pub async fn handle(
+        &self,
+        event: lambda_runtime::LambdaEvent<serde_json::Value>,
+    ) -> Result<(), lambda_runtime::Diagnostic> {
+        use payhook_telemetry::lambda::{diagnostic, invocation_context};
+        let invocation = self.function.start_with(invocation_context(&event.context));
+        let routed = routed_event(event.payload).map_err(|e| diagnostic(&e))?;
+        invoke(&self.processor, invocation, &routed)
+            .await
+            .map(|_| ())
+            .map_err(|e| diagnostic(&e))
+    }
 }

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+pub use payhook_aws::env::STATUS_TABLE_ENV;
 use payhook_aws::env::{Env, EnvError};
-use payhook_aws::status_store::DEFAULT_TABLE_NAME;
 use payhook_core::Provider;
 use payhook_core::processor::{
     BatchOutcome, DEFAULT_MAX_RECEIVE_COUNT, ProcessError, ProcessorConfig, ProviderProcessor,
@@ -18,8 +18,6 @@ use tracing::Instrument as _;
 
 /// The provider whose queue this deployment drains (required).
 pub const PROVIDER_ENV: &str = "PROVIDER";
-/// The DynamoDB status table (default [`DEFAULT_TABLE_NAME`]).
-pub const STATUS_TABLE_ENV: &str = "STATUS_TABLE";
 /// The EventBridge bus to publish to (default `payment-events`).
 pub const EVENT_BUS_NAME_ENV: &str = "EVENT_BUS_NAME";
 /// The queue's redrive `maxReceiveCount`: the receive on which a failure is final (default
@@ -64,9 +62,7 @@ impl Config {
         processor.tiers = tiers(&env)?;
         Ok(Config {
             processor,
-            status_table: env
-                .get(STATUS_TABLE_ENV)
-                .unwrap_or_else(|| DEFAULT_TABLE_NAME.to_owned()),
+            status_table: env.status_table(),
         })
     }
 }
@@ -321,4 +317,61 @@ fn queue_lag_ms(record: &QueueRecord, now_ms: i64) -> Option<f64> {
     let received: Received<'_> = serde_json::from_str(&record.body).ok()?;
     let at = payhook_core::event_processor::parse_rfc3339_ms(&received.received_at?)?;
     Some((now_ms - at).max(0) as f64)
+}
+
+/// The function as deployed: the processor composed from AWS adapters, built once at cold start
+/// by `main.rs`.
+pub struct Lambda {
+    processor: ProviderProcessor,
+    sqs: payhook_aws::aws_sdk_sqs::Client,
+    function: payhook_telemetry::FunctionTelemetry,
+}
+
+impl std::fmt::Debug for Lambda {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lambda").finish_non_exhaustive()
+    }
+}
+
+impl Lambda {
+    /// The processor over the status table, the payment records, the bus and the SQS client
+    /// that delays failed records' retries. No I/O: clients connect on first use.
+    pub fn compose(
+        aws: &payhook_aws::Adapters,
+        config: Config,
+        function: payhook_telemetry::FunctionTelemetry,
+    ) -> Lambda {
+        let processor = ProviderProcessor::new(
+            aws.status_store(&config.status_table),
+            aws.payment_store(&config.status_table),
+            aws.event_bus(),
+            Arc::new(payhook_core::ports::SystemClock),
+            config.processor,
+        )
+        .with_tracing(record_tracing());
+        Lambda {
+            processor,
+            sqs: aws.sqs(),
+            function,
+        }
+    }
+
+    /// One SQS batch, inside its telemetry invocation. The claims' lease ends when this
+    /// invocation does (or when the messages become visible again, if sooner); failed records
+    /// come back after their short retry delay, not the queue's visibility timeout.
+    pub async fn handle(&self, event: lambda_runtime::LambdaEvent<SqsEvent>) -> SqsBatchResponse {
+        let invocation = self
+            .function
+            .start_with(payhook_telemetry::lambda::invocation_context(
+                &event.context,
+            ));
+        let deadline_ms = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);
+        let records = queue_records(&event.payload);
+        let outcome = invoke(&self.processor, invocation, &records, deadline_ms).await;
+        if let (Some(url), deliveries) = deliveries(&event.payload) {
+            let queue = payhook_aws::SqsConsumer::new(self.sqs.clone(), url);
+            payhook_core::processor::delay_retries(&outcome, &deliveries, &queue).await;
+        }
+        batch_response(&outcome)
+    }
 }

@@ -5,22 +5,11 @@
 //! stack runs the same [`invoke`] for `payhook sweep`.
 
 use payhook_aws::env::{Env, EnvError};
-use payhook_aws::status_store::DEFAULT_TABLE_NAME;
+pub use payhook_aws::env::{QUEUE_URL_VARIABLES, STATUS_TABLE_ENV};
 use payhook_core::Provider;
 use payhook_core::sweeper::{SweepError, SweepReport, Sweeper, SweeperConfig};
 use payhook_telemetry::{ClassifiedError, Dimension, Invocation, Metric};
 use serde_json::{Value, json};
-
-/// The DynamoDB status table (default [`DEFAULT_TABLE_NAME`]).
-pub const STATUS_TABLE_ENV: &str = "STATUS_TABLE";
-
-/// Each provider's queue URL variable (`QUEUE_URL_STRIPE`, …): where a stuck webhook is
-/// enqueued again.
-pub const QUEUE_URL_VARIABLES: [(Provider, &str); 3] = [
-    (Provider::Stripe, "QUEUE_URL_STRIPE"),
-    (Provider::Paypal, "QUEUE_URL_PAYPAL"),
-    (Provider::Square, "QUEUE_URL_SQUARE"),
-];
 
 /// The sweeper's configuration, read once at cold start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,18 +28,9 @@ impl Config {
     /// (trimmed; empty means unset); an error names the variable.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, EnvError> {
         let env = Env::new(lookup);
-        let mut queue_urls = Vec::new();
-        for (provider, name) in QUEUE_URL_VARIABLES {
-            queue_urls.push((
-                provider,
-                env.required(name, "the provider's SQS FIFO queue URL")?,
-            ));
-        }
         Ok(Config {
-            status_table: env
-                .get(STATUS_TABLE_ENV)
-                .unwrap_or_else(|| DEFAULT_TABLE_NAME.to_owned()),
-            queue_urls,
+            status_table: env.status_table(),
+            queue_urls: env.queue_urls()?,
             sweeper: SweeperConfig::default(),
         })
     }
@@ -128,4 +108,50 @@ pub async fn invoke(sweeper: &Sweeper, invocation: Invocation) -> Result<SweepRe
             Ok(report)
         })
         .await
+}
+
+/// The function as deployed: the sweeper over the status table, the payment records and the
+/// providers' queues, built once at cold start by `main.rs`.
+pub struct Lambda {
+    sweeper: Sweeper,
+    function: payhook_telemetry::FunctionTelemetry,
+}
+
+impl std::fmt::Debug for Lambda {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lambda").finish_non_exhaustive()
+    }
+}
+
+impl Lambda {
+    /// The sweeper over AWS adapters. No I/O: clients connect on first use.
+    pub fn compose(
+        aws: &payhook_aws::Adapters,
+        config: Config,
+        function: payhook_telemetry::FunctionTelemetry,
+    ) -> Lambda {
+        Lambda {
+            sweeper: Sweeper::new(
+                aws.status_store(&config.status_table),
+                aws.payment_store(&config.status_table),
+                aws.fifo_queues(config.queue_urls),
+                std::sync::Arc::new(payhook_core::ports::SystemClock),
+                config.sweeper,
+            ),
+            function,
+        }
+    }
+
+    /// One scheduled sweep, inside its telemetry invocation (the event's content is not used).
+    pub async fn handle(
+        &self,
+        event: lambda_runtime::LambdaEvent<Value>,
+    ) -> Result<Value, lambda_runtime::Diagnostic> {
+        use payhook_telemetry::lambda::{diagnostic, invocation_context};
+        let invocation = self.function.start_with(invocation_context(&event.context));
+        invoke(&self.sweeper, invocation)
+            .await
+            .map(|report| summary(&report))
+            .map_err(|e| diagnostic(&e))
+    }
 }

@@ -36,8 +36,8 @@ use tracing::Instrument as _;
 pub struct Config {
     /// The stage (SSM path segment).
     pub stage: String,
-    /// The status table, when not the default name.
-    pub status_table: Option<String>,
+    /// The status table.
+    pub status_table: String,
     /// Each provider's queue URL.
     pub queue_urls: Vec<(payhook_core::Provider, String)>,
     /// Secrets cache lifetime, seconds.
@@ -49,12 +49,7 @@ pub struct Config {
     pub validator: payhook_core::validator::ValidatorConfig,
 }
 
-/// The queue URL variable of each provider.
-pub const QUEUE_URL_VARIABLES: [(payhook_core::Provider, &str); 3] = [
-    (payhook_core::Provider::Stripe, "QUEUE_URL_STRIPE"),
-    (payhook_core::Provider::Paypal, "QUEUE_URL_PAYPAL"),
-    (payhook_core::Provider::Square, "QUEUE_URL_SQUARE"),
-];
+pub use payhook_aws::env::{QUEUE_URL_VARIABLES, STATUS_TABLE_ENV};
 
 impl Config {
     /// Reads the settings through `lookup` (`std::env::var` in the binary), trimmed, empty
@@ -88,18 +83,12 @@ impl Config {
             },
         };
         validator.validate()?;
-        let mut queue_urls = Vec::new();
-        for (provider, name) in QUEUE_URL_VARIABLES {
-            queue_urls.push((
-                provider,
-                env.required(name, "the provider's SQS FIFO queue URL")?,
-            ));
-        }
+        let queue_urls = env.queue_urls()?;
         Ok(Config {
             stage: env
                 .get("PAYHOOK_STAGE")
                 .unwrap_or_else(|| "prod".to_owned()),
-            status_table: env.get("STATUS_TABLE"),
+            status_table: env.status_table(),
             queue_urls,
             secrets_ttl_secs: env.parse_or("SECRETS_TTL_SECONDS", 300)?,
             quarantine_bucket: env.get("QUARANTINE_BUCKET"),
@@ -355,5 +344,67 @@ fn record_outcome(
                 tracing::warn!(provider, status, error_code = code, error = %err, "webhook rejected");
             }
         }
+    }
+}
+
+/// The function as deployed: the validator composed from AWS adapters, built once at cold
+/// start by `main.rs`.
+pub struct Lambda {
+    validator: Validator,
+    function: payhook_telemetry::FunctionTelemetry,
+}
+
+impl std::fmt::Debug for Lambda {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lambda").finish_non_exhaustive()
+    }
+}
+
+impl Lambda {
+    /// The validator over SSM secrets, the status table, the providers' queues, PayPal's
+    /// certificates fetched over HTTPS (checked against Mozilla's roots) and, when configured,
+    /// the quarantine bucket. No I/O: clients connect on first use.
+    pub fn compose(
+        aws: &payhook_aws::Adapters,
+        config: Config,
+        function: payhook_telemetry::FunctionTelemetry,
+    ) -> Result<Lambda, Box<dyn std::error::Error + Send + Sync>> {
+        use payhook_core::signature::{PaypalCertificateCache, TrustAnchors};
+        use std::sync::Arc;
+        let certificates = PaypalCertificateCache::new(
+            Arc::new(payhook_aws::HttpsCertificateFetcher::new()?),
+            TrustAnchors::mozilla(),
+        );
+        let mut validator = Validator::new(
+            aws.secrets(
+                &config.stage,
+                std::time::Duration::from_secs(config.secrets_ttl_secs),
+            ),
+            aws.status_store(&config.status_table),
+            aws.fifo_queues(config.queue_urls),
+            Arc::new(certificates),
+            Arc::new(payhook_core::ports::SystemClock),
+            config.validator,
+        );
+        if let Some(bucket) = &config.quarantine_bucket {
+            validator = validator.with_quarantine_blobs(aws.blob_store(bucket));
+        }
+        Ok(Lambda {
+            validator,
+            function,
+        })
+    }
+
+    /// One API Gateway event, inside its telemetry invocation.
+    pub async fn handle(
+        &self,
+        event: lambda_runtime::LambdaEvent<ApiGatewayProxyRequest>,
+    ) -> ApiGatewayProxyResponse {
+        let invocation = self
+            .function
+            .start_with(payhook_telemetry::lambda::invocation_context(
+                &event.context,
+            ));
+        invoke(&self.validator, invocation, &event.payload).await
     }
 }

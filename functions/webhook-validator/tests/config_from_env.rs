@@ -32,7 +32,7 @@ fn config(extra: &[(&str, &str)]) -> Result<Config, String> {
 fn defaults_are_the_safe_ones() {
     let c = config(&[]).unwrap();
     assert_eq!(c.stage, "prod");
-    assert_eq!(c.status_table, None);
+    assert_eq!(c.status_table, "webhook-processing");
     assert_eq!(c.secrets_ttl_secs, 300);
     assert_eq!(c.queue_urls.len(), 3);
     assert_eq!(c.queue_urls[0].0, Provider::Stripe);
@@ -58,7 +58,7 @@ fn values_are_trimmed_and_empty_means_unset() {
     ])
     .unwrap();
     assert_eq!(c.stage, "staging");
-    assert_eq!(c.status_table, None);
+    assert_eq!(c.status_table, "webhook-processing");
     assert_eq!(c.validator.paypal_environment, PaypalEnvironment::Sandbox);
     assert!(c.validator.stripe_require_livemode);
 }
