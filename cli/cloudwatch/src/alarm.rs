@@ -160,3 +160,49 @@ impl AlarmKind {
         self.metric.is_none()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn every_alarm_file_reads_into_the_model_and_its_math_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../alarms");
+        let mut read = 0;
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{e}")) {
+            let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+            if path.extension().is_none_or(|x| x != "json") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+            let kind: AlarmKind =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+            assert_eq!(kind.is_math(), !kind.metrics.is_empty(), "{path:?}");
+            for expression in kind.metrics.iter().filter_map(|q| q.expression.as_deref()) {
+                crate::math::parse(expression).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+            }
+            assert!(
+                crate::check::stack::COMPARISONS.contains(&kind.comparison.as_str()),
+                "{path:?}"
+            );
+            read += 1;
+        }
+        assert!(read > 0);
+    }
+
+    #[test]
+    fn comparisons_become_operators_and_breaches() {
+        let text = r#"{"kind": "k", "title": "t", "scope": "api", "severity": "high",
+            "summary": "s", "runbook": "k.md", "metric": {"namespace": "AWS/SQS",
+            "metric_name": "M", "stat": "Sum", "period": 300}, "threshold": 5,
+            "comparison": "GreaterThanOrEqualToThreshold", "evaluation_periods": 1,
+            "treat_missing_data": "notBreaching"}"#;
+        let kind: AlarmKind = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(kind.operator(), ">=");
+        assert!(kind.breaches(5.0) && !kind.breaches(4.9));
+        assert_eq!(kind.period(), 300);
+        assert!(!kind.is_math());
+    }
+}

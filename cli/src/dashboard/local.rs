@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
+use payhook_cloudwatch::check::NAMESPACE;
 use serde_json::{Map, Value};
 
 use super::logs::LogRecord;
@@ -341,7 +342,7 @@ impl LocalRun {
         let mut out: Vec<(MetricId, Vec<(i64, f64)>)> = self
             .samples
             .iter()
-            .filter(|(id, _)| id.namespace == "Payhook" && id.name == name)
+            .filter(|(id, _)| id.namespace == NAMESPACE && id.name == name)
             .map(|(id, s)| (id.clone(), s.clone()))
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -1110,11 +1111,11 @@ impl MetricSource for LocalRun {
     }
 
     fn missing_note(&self, id: &MetricId) -> String {
-        if id.namespace == "Payhook" {
+        if id.namespace == NAMESPACE {
             let other: BTreeSet<String> = self
                 .samples
                 .keys()
-                .filter(|m| m.namespace == "Payhook" && m.name == id.name)
+                .filter(|m| m.namespace == NAMESPACE && m.name == id.name)
                 .map(|m| {
                     m.dimensions
                         .iter()

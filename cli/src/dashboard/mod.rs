@@ -610,4 +610,15 @@ mod tests {
         assert_eq!(relative_start_minutes("-P1DT1H"), Some(1500));
         assert_eq!(relative_start_minutes("2026-01-01T00:00:00Z"), None);
     }
+
+    #[test]
+    fn the_preview_fills_every_placeholder_of_the_vocabulary_file() {
+        use payhook_cloudwatch::check::stack;
+        let names = names::Names::local(String::new(), None);
+        let filled: BTreeSet<String> = names.dashboard_placeholders("d").into_keys().collect();
+        assert_eq!(filled, stack::dashboard_placeholders());
+        let common: BTreeSet<String> = names.common_placeholders().into_keys().collect();
+        let global: BTreeSet<String> = stack::alarm_global_placeholders().iter().cloned().collect();
+        assert_eq!(common, global);
+    }
 }

@@ -556,10 +556,13 @@ fn metric_widget(props: &Value, inputs: &Inputs<'_>, out: &mut WidgetOut) {
     drop(env);
 
     let mut thresholds = annotations(props);
+    // Math, not a bare `SEARCH(…)`: an expression whose tree is not one SEARCH call.
     let has_math = entries.iter().any(|e| {
-        e.expression
-            .as_deref()
-            .is_some_and(|x| !x.trim_start().to_ascii_uppercase().starts_with("SEARCH"))
+        e.expression.as_deref().is_some_and(|x| {
+            math::parse(x).map_or(true, |expr| {
+                !matches!(&expr.kind, ExprKind::Call { name, .. } if name.eq_ignore_ascii_case("SEARCH"))
+            })
+        })
     });
     let mut kinds_drawn: Vec<usize> = Vec::new();
     for (alarm, _, _) in inputs.alarms {
