@@ -5,6 +5,7 @@
 //!   that the check walks and the preview evaluates.
 //! - [`search`]: the query language of `SEARCH(…)`.
 //! - [`metric`]: metric identities and the metric arrays of dashboard widgets (`"."` included).
+//! - [`statistic`]: the statistics CloudWatch accepts (`Sum`, `p99`, `TM(10%:90%)`, …).
 //! - [`alarm`]: the alarm file format of `alarms/`.
 //! - [`check`]: the checker of `dashboards/`, `alarms/`, `rules/` and `runbooks/` behind
 //!   `payhook check`, with the placeholder vocabulary of `placeholders.json`.
@@ -17,3 +18,4 @@ pub mod check;
 pub mod math;
 pub mod metric;
 pub mod search;
+pub mod statistic;

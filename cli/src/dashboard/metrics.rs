@@ -2,82 +2,83 @@
 //! from (the local run's captured metrics, or CloudWatch).
 
 use std::collections::BTreeMap;
-use std::fmt;
+
+use payhook_cloudwatch::statistic::Bounded;
 
 pub(crate) use payhook_cloudwatch::metric::MetricId;
 
-/// A CloudWatch statistic.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Stat {
-    /// `Sum`.
-    Sum,
-    /// `Average`.
-    Average,
-    /// `Minimum`.
-    Minimum,
-    /// `Maximum`.
-    Maximum,
-    /// `SampleCount`.
-    SampleCount,
-    /// `pNN` (0–100).
-    Percentile(f64),
+/// A CloudWatch statistic, read by [`payhook_cloudwatch::statistic`] (the reader `payhook check`
+/// accepts statistics with).
+pub(crate) use payhook_cloudwatch::statistic::Statistic as Stat;
+
+/// Computing a statistic over raw samples.
+pub(crate) trait Aggregate {
+    /// Aggregates raw samples (none: no datapoint).
+    fn aggregate(self, values: &[f64]) -> Option<f64>;
 }
 
-impl Stat {
-    /// Parses `Sum`, `Average`, `Minimum`, `Maximum`, `SampleCount` or `pNN[.N]`.
-    pub(crate) fn parse(text: &str) -> Option<Stat> {
-        match text {
-            "Sum" => Some(Stat::Sum),
-            "Average" => Some(Stat::Average),
-            "Minimum" => Some(Stat::Minimum),
-            "Maximum" => Some(Stat::Maximum),
-            "SampleCount" => Some(Stat::SampleCount),
-            _ => {
-                let p: f64 = text.strip_prefix('p')?.parse().ok()?;
-                (0.0..=100.0).contains(&p).then_some(Stat::Percentile(p))
-            }
-        }
-    }
-
-    /// Whether values of this statistic add up over time (a total over a range is their sum).
-    pub(crate) fn is_additive(self) -> bool {
-        matches!(self, Stat::Sum | Stat::SampleCount)
-    }
-
-    /// Aggregates raw samples (none: no datapoint).
-    pub(crate) fn aggregate(self, values: &[f64]) -> Option<f64> {
+impl Aggregate for Stat {
+    fn aggregate(self, values: &[f64]) -> Option<f64> {
         if values.is_empty() {
             return None;
         }
         let n = values.len() as f64;
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
         Some(match self {
             Stat::Sum => values.iter().sum(),
             Stat::Average => values.iter().sum::<f64>() / n,
-            Stat::Minimum => values.iter().copied().fold(f64::INFINITY, f64::min),
-            Stat::Maximum => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            Stat::Minimum => sorted[0],
+            Stat::Maximum => sorted[sorted.len() - 1],
             Stat::SampleCount => n,
-            Stat::Percentile(p) => {
-                // Nearest rank, as CloudWatch reports for raw (non-distribution) samples.
-                let mut sorted = values.to_vec();
-                sorted.sort_by(f64::total_cmp);
-                let rank = ((p / 100.0) * n).ceil().max(1.0) as usize;
-                sorted[rank.min(sorted.len()) - 1]
+            // Nearest rank, as CloudWatch reports for raw (non-distribution) samples.
+            Stat::Percentile(p) => nearest_rank(&sorted, p),
+            Stat::Iqm => mean(within(&sorted, Some(25.0), Some(75.0), true))?,
+            Stat::Bounded {
+                kind,
+                low,
+                high,
+                percent,
+            } => {
+                let kept = within(&sorted, low, high, percent);
+                match kind {
+                    Bounded::TrimmedMean => mean(kept)?,
+                    Bounded::TrimmedSum => kept.iter().sum(),
+                    Bounded::TrimmedCount => kept.len() as f64,
+                    Bounded::PercentileRank => 100.0 * kept.len() as f64 / n,
+                    Bounded::WinsorizedMean => {
+                        let floor = kept.first().copied()?;
+                        let ceiling = kept.last().copied()?;
+                        sorted.iter().map(|v| v.clamp(floor, ceiling)).sum::<f64>() / n
+                    }
+                }
             }
         })
     }
 }
 
-impl fmt::Display for Stat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Stat::Sum => f.write_str("Sum"),
-            Stat::Average => f.write_str("Average"),
-            Stat::Minimum => f.write_str("Minimum"),
-            Stat::Maximum => f.write_str("Maximum"),
-            Stat::SampleCount => f.write_str("SampleCount"),
-            Stat::Percentile(p) => write!(f, "p{p}"),
-        }
+/// The value at percentile `p` of sorted samples (nearest rank).
+fn nearest_rank(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+/// The sorted samples within the bounds: percentiles (by rank) or values.
+fn within(sorted: &[f64], low: Option<f64>, high: Option<f64>, percent: bool) -> &[f64] {
+    if percent {
+        let n = sorted.len() as f64;
+        let from = low.map_or(0, |p| ((p / 100.0) * n).floor() as usize);
+        let to = high.map_or(sorted.len(), |p| ((p / 100.0) * n).ceil() as usize);
+        sorted.get(from..to.min(sorted.len())).unwrap_or_default()
+    } else {
+        let from = low.map_or(0, |l| sorted.partition_point(|v| *v < l));
+        let to = high.map_or(sorted.len(), |h| sorted.partition_point(|v| *v <= h));
+        sorted.get(from..to).unwrap_or_default()
     }
+}
+
+fn mean(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
 /// Datapoints by period start (Unix seconds).
@@ -169,6 +170,20 @@ mod tests {
         );
         assert_eq!(Stat::parse("p101"), None);
         assert_eq!(Stat::parse("sum"), None);
+    }
+
+    #[test]
+    fn every_statistic_the_check_accepts_is_computed() {
+        let v = [1.0, 2.0, 3.0, 4.0, 10.0, 6.0, 7.0, 8.0, 9.0, 5.0];
+        let stat = |s: &str| Stat::parse(s).and_then(|s| s.aggregate(&v));
+        assert_eq!(stat("IQM"), Some(5.5));
+        assert_eq!(stat("tm80"), Some(4.5));
+        assert_eq!(stat("TM(10%:90%)"), Some(5.5));
+        assert_eq!(stat("TM(2:4)"), Some(3.0));
+        assert_eq!(stat("tc50"), Some(5.0));
+        assert_eq!(stat("ts50"), Some(15.0));
+        assert_eq!(stat("WM(10%:90%)"), Some(5.5));
+        assert_eq!(stat("PR(:3)"), Some(30.0));
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! from `../shared/conformance/cloudwatch/NOTES.md`, the CloudWatch User Guide ("CloudWatch
 //! statistics definitions", "Use metric math") and the alarm format of `alarms/README.md`.
 
+use crate::statistic::{self, Statistic};
+
 /// The five basic statistics.
-pub(crate) const BASIC_STATISTICS: [&str; 5] =
-    ["SampleCount", "Average", "Sum", "Minimum", "Maximum"];
+pub(crate) const BASIC_STATISTICS: [&str; 5] = statistic::BASIC;
 
 /// Metric math functions (all written in upper case) and how many arguments each takes
 /// (`usize::MAX`: open-ended).
@@ -55,43 +56,10 @@ pub(crate) const MATH_FUNCTIONS: &[(&str, usize, usize)] = &[
 /// `SORT(METRICS(), AVG, DESC)`.
 pub(crate) const MATH_KEYWORDS: [&str; 4] = ["REPEAT", "LINEAR", "ASC", "DESC"];
 
-/// A statistic a dashboard may use: the basic five, `IQM`, percentiles and trimmed/winsorized
-/// forms in short (`p99`, `p99.9`, `tm90`, `wm98`, `tc90`, `ts90`) and range form
-/// (`TM(2%:98%)`, `TM(150:1000)`, `WM(…)`, `TC(…)`, `TS(…)`, `PR(:300)`), bounds 0–100 with up to 10 decimals.
+/// A statistic a dashboard may use: one [`Statistic::parse`] reads (the basic five, `IQM`,
+/// percentiles and the trimmed / winsorized forms), the reader the dashboard preview uses too.
 pub(crate) fn is_statistic(stat: &str) -> bool {
-    if BASIC_STATISTICS.contains(&stat) || stat == "IQM" {
-        return true;
-    }
-    for prefix in ["p", "tm", "wm", "tc", "ts"] {
-        if let Some(rest) = stat.strip_prefix(prefix)
-            && is_percent_number(rest)
-        {
-            return true;
-        }
-    }
-    for prefix in ["TM", "WM", "TC", "TS", "PR"] {
-        let Some(range) = stat
-            .strip_prefix(prefix)
-            .and_then(|r| r.strip_prefix('('))
-            .and_then(|r| r.strip_suffix(')'))
-        else {
-            continue;
-        };
-        let Some((low, high)) = range.split_once(':') else {
-            return false;
-        };
-        if low.is_empty() && high.is_empty() {
-            return false;
-        }
-        let percents = |b: &str| b.is_empty() || b.strip_suffix('%').is_some_and(is_percent_number);
-        let absolute = |b: &str| b.is_empty() || is_plain_number(b);
-        return if prefix == "PR" {
-            absolute(low) && absolute(high)
-        } else {
-            (percents(low) && percents(high)) || (absolute(low) && absolute(high))
-        };
-    }
-    false
+    Statistic::parse(stat).is_some()
 }
 
 /// A statistic an alarm file may use: the basic five or a percentile `p0`–`p100` with at most
@@ -111,27 +79,6 @@ pub(crate) fn is_alarm_statistic(stat: &str) -> bool {
         && whole.chars().all(|c| c.is_ascii_digit())
         && (!rest.contains('.') || (1..=2).contains(&fraction.len()))
         && fraction.chars().all(|c| c.is_ascii_digit())
-}
-
-/// `0`–`100` with up to 10 decimals.
-fn is_percent_number(text: &str) -> bool {
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
-    !whole.is_empty()
-        && whole.len() <= 3
-        && digits(whole)
-        && digits(fraction)
-        && fraction.len() <= 10
-        && (!text.contains('.') || !fraction.is_empty())
-        && text
-            .parse::<f64>()
-            .is_ok_and(|v| (0.0..=100.0).contains(&v))
-}
-
-/// A non-negative decimal number, optionally with an exponent (`150`, `0.005`, `1e3`).
-fn is_plain_number(text: &str) -> bool {
-    text.starts_with(|c: char| c.is_ascii_digit())
-        && text.parse::<f64>().is_ok_and(|v| v.is_finite() && v >= 0.0)
 }
 
 /// A dashboard period: 1, 5, 10, 30 (high-resolution metrics) or a positive multiple of 60.
