@@ -41,6 +41,12 @@ impl std::fmt::Display for CliError {
 
 impl std::error::Error for CliError {}
 
+impl From<payhook_aws::dlq::DlqError> for CliError {
+    fn from(e: payhook_aws::dlq::DlqError) -> Self {
+        CliError::Failed(e.to_string())
+    }
+}
+
 /// Now, in Unix seconds.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()

@@ -27,7 +27,8 @@
 //! the messages are invisible to other readers of the DLQ; and in a FIFO queue a message group
 //! with more messages than one receive returns shows only its head until those are visible
 //! again. Counts from `GetQueueAttributes` are shown alongside, so a partial listing shows.
-//! The local stack lists its in-memory DLQ without any of this.
+//! The local stack lists its in-memory DLQ without any of this. (The SQS operations are
+//! `payhook_aws::dlq`, shared with the local stack on an AWS endpoint.)
 //!
 //! # `payhook dlq redrive [--provider P]`
 //!
@@ -41,7 +42,7 @@
 //! SQS drops the copy. When a send fails, the rest of that message group stays in the DLQ (order
 //! is kept) and the exit code is 1. One line per message and a total are printed.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use bytes::Bytes;
@@ -51,10 +52,6 @@ use http::header::{ACCEPT, USER_AGENT};
 use http_body_util::{BodyExt as _, Full, Limited};
 use payhook_aws::DynamoStatusStore;
 use payhook_aws::aws_sdk_sqs::Client as SqsClient;
-use payhook_aws::aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, Message, MessageSystemAttributeName,
-    MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
-};
 use payhook_aws::provision::StackNames;
 use payhook_aws::status_store::DEFAULT_TABLE_NAME;
 use payhook_core::Provider;
@@ -74,23 +71,14 @@ pub const DEFAULT_DEPLOYED_STAGE: &str = "prod";
 /// Environment variable naming the stage when `--stage` is not given.
 pub const STAGE_ENV: &str = "PAYHOOK_AWS_STAGE";
 
-/// How long `dlq list` keeps the messages it received invisible before it resets them.
-pub const LIST_VISIBILITY_SECS: i32 = 30;
-
-/// How long `dlq redrive` holds a received message while it sends and deletes it.
-pub const REDRIVE_VISIBILITY_SECS: i32 = 60;
-
-/// Long-poll wait of each DLQ receive: an empty answer after it means the queue is drained.
-pub const RECEIVE_WAIT_SECS: i32 = 1;
-
-/// Messages one `ReceiveMessage` returns at most.
-const RECEIVE_BATCH: i32 = 10;
-
 /// Default most messages `dlq list` shows per provider.
 pub const DEFAULT_LIST_MAX: usize = 1000;
 
-/// Longest SQS `MessageDeduplicationId` (owned by the core, which builds every re-send's id).
-pub use payhook_core::sweeper::MAX_DEDUPLICATION_ID_CHARS;
+pub use payhook_aws::dlq::{
+    DlqMessage, LIST_VISIBILITY_SECS, MAX_DEDUPLICATION_ID_CHARS, RECEIVE_WAIT_SECS,
+    REDRIVE_VISIBILITY_SECS, RedrivenMessage, approximate_depth, peek, redrive_deduplication_id,
+    redrive_queue, required_queue_url as queue_url,
+};
 
 /// Characters of the last error `dlq list` shows in its table (the JSON output has it all).
 pub const ERROR_PREVIEW_CHARS: usize = 60;
@@ -228,37 +216,6 @@ pub struct DlqRedriveArgs {
     pub target: TargetArgs,
 }
 
-/// One dead-lettered message as `dlq list` shows it; also the item shape of the local admin
-/// API's `GET /_payhook/dlq/{provider}` (`provider` may be left out there).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DlqMessage {
-    /// The provider whose DLQ holds it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provider: Option<Provider>,
-    /// The SQS message id.
-    pub message_id: String,
-    /// The body's `webhook_id`, when the body is a canonical event.
-    #[serde(default)]
-    pub webhook_id: Option<String>,
-    /// `MessageGroupId`: the payment.
-    pub group_id: String,
-    /// `ApproximateReceiveCount` (on AWS including the listing's own receive).
-    #[serde(default)]
-    pub receive_count: u32,
-    /// `SentTimestamp`, Unix milliseconds.
-    #[serde(default)]
-    pub sent_timestamp_ms: Option<i64>,
-    /// Whether someone holds it in flight (local stack only).
-    #[serde(default)]
-    pub in_flight: bool,
-    /// The webhook's status in the table.
-    #[serde(default)]
-    pub status: Option<String>,
-    /// The webhook's last processing error in the table.
-    #[serde(default)]
-    pub last_error: Option<String>,
-}
-
 /// The local admin API's answer to `GET /_payhook/dlq/{provider}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalDlqList {
@@ -269,25 +226,6 @@ pub struct LocalDlqList {
     pub messages: Vec<DlqMessage>,
 }
 
-/// One message a redrive moved back; also the item shape of the local admin API's
-/// `POST /_payhook/dlq/{provider}/redrive` answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RedrivenMessage {
-    /// The provider.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provider: Option<Provider>,
-    /// The message id (the DLQ's; SQS gives the re-sent message a new one).
-    pub message_id: String,
-    /// The body's `webhook_id`, when known.
-    #[serde(default)]
-    pub webhook_id: Option<String>,
-    /// The message group, kept.
-    pub group_id: String,
-    /// The deduplication id it was re-sent with.
-    #[serde(default)]
-    pub deduplication_id: Option<String>,
-}
-
 /// The local admin API's answer to `POST /_payhook/dlq/{provider}/redrive`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalRedrive {
@@ -296,14 +234,6 @@ pub struct LocalRedrive {
     /// The moved messages, in order.
     #[serde(default)]
     pub messages: Vec<RedrivenMessage>,
-}
-
-/// The deduplication id a redriven message is re-sent with: `{webhook_id}:redrive:{sent_ms}`,
-/// where `sent_ms` is the DLQ message's `SentTimestamp` (fixed for that message, so a repeated
-/// redrive of the same message is deduplicated by SQS). Characters SQS does not allow become
-/// `_`, and a long webhook id is cut so the whole fits in [`MAX_DEDUPLICATION_ID_CHARS`].
-pub fn redrive_deduplication_id(webhook_id: &str, sent_ms: i64) -> String {
-    payhook_core::sweeper::deduplication_id_with(webhook_id, "redrive", sent_ms)
 }
 
 fn write_failed(e: std::io::Error) -> CliError {
@@ -633,7 +563,9 @@ async fn redrive(args: DlqRedriveArgs, out: &mut (dyn Write + Send)) -> Result<i
             for provider in providers(args.provider) {
                 let source_url = queue_url(&sqs, &names.queue(provider), &names.stage).await?;
                 let dlq_url = queue_url(&sqs, &names.dlq(provider), &names.stage).await?;
-                let mut write = |m: &RedrivenMessage| write_moved(out, m);
+                let mut write = |m: &RedrivenMessage| {
+                    write_moved(out, m).map_err(|e| payhook_aws::dlq::BoxError::from(e.to_string()))
+                };
                 let count = redrive_queue(
                     &sqs,
                     provider,
@@ -682,273 +614,6 @@ fn write_moved(out: &mut (dyn Write + Send), m: &RedrivenMessage) -> Result<(), 
     )
     .and_then(|()| out.flush())
     .map_err(write_failed)
-}
-
-// --- SQS -------------------------------------------------------------------------------------
-
-pub(crate) async fn queue_url(
-    sqs: &SqsClient,
-    name: &str,
-    stage: &str,
-) -> Result<String, CliError> {
-    match sqs.get_queue_url().queue_name(name).send().await {
-        Ok(output) => output
-            .queue_url()
-            .map(str::to_owned)
-            .ok_or_else(|| CliError::Failed(format!("SQS returned no URL for `{name}`"))),
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_queue_does_not_exist()) =>
-        {
-            Err(CliError::Failed(format!(
-                "no queue `{name}`: is stage `{stage}` deployed there, or created with \
-                 `payhook bootstrap --aws-endpoint URL`? (--stage, --region)"
-            )))
-        }
-        Err(err) => Err(CliError::Failed(format!(
-            "SQS GetQueueUrl `{name}`: {}",
-            payhook_aws::aws_sdk_sqs::error::DisplayErrorContext(&err)
-        ))),
-    }
-}
-
-/// `ApproximateNumberOfMessages` + `…NotVisible` + `…Delayed`, if SQS answers.
-async fn approximate_depth(sqs: &SqsClient, url: &str) -> Option<usize> {
-    let depth = payhook_aws::SqsConsumer::new(sqs.clone(), url)
-        .depth()
-        .await
-        .ok()?;
-    Some(depth.visible + depth.in_flight + depth.delayed)
-}
-
-async fn receive(
-    sqs: &SqsClient,
-    url: &str,
-    visibility_secs: i32,
-) -> Result<Vec<Message>, CliError> {
-    sqs.receive_message()
-        .queue_url(url)
-        .max_number_of_messages(RECEIVE_BATCH)
-        .visibility_timeout(visibility_secs)
-        .wait_time_seconds(RECEIVE_WAIT_SECS)
-        .message_system_attribute_names(MessageSystemAttributeName::All)
-        .send()
-        .await
-        .map(|output| output.messages().to_vec())
-        .map_err(|err| {
-            CliError::Failed(format!(
-                "SQS ReceiveMessage: {}",
-                payhook_aws::aws_sdk_sqs::error::DisplayErrorContext(&err)
-            ))
-        })
-}
-
-fn attribute(message: &Message, name: MessageSystemAttributeName) -> Option<&str> {
-    message
-        .attributes()
-        .and_then(|a| a.get(&name))
-        .map(String::as_str)
-}
-
-fn webhook_id_of(body: Option<&str>) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_str(body?).ok()?;
-    value.get("webhook_id")?.as_str().map(str::to_owned)
-}
-
-fn describe_message(message: &Message) -> DlqMessage {
-    DlqMessage {
-        provider: None,
-        message_id: message.message_id().unwrap_or_default().to_owned(),
-        webhook_id: webhook_id_of(message.body()),
-        group_id: attribute(message, MessageSystemAttributeName::MessageGroupId)
-            .unwrap_or_default()
-            .to_owned(),
-        receive_count: attribute(message, MessageSystemAttributeName::ApproximateReceiveCount)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-        sent_timestamp_ms: attribute(message, MessageSystemAttributeName::SentTimestamp)
-            .and_then(|v| v.parse().ok()),
-        in_flight: false,
-        status: None,
-        last_error: None,
-    }
-}
-
-/// Receives up to `max` messages of the queue with a short visibility timeout, then makes
-/// them all visible again (see the module documentation for the side effects).
-pub(crate) async fn peek(
-    sqs: &SqsClient,
-    url: &str,
-    max: usize,
-) -> Result<Vec<DlqMessage>, CliError> {
-    let mut listed: Vec<DlqMessage> = Vec::new();
-    // Latest receipt handle per message id: needed to make each visible again.
-    let mut handles: HashMap<String, String> = HashMap::new();
-    let outcome = async {
-        while listed.len() < max {
-            let batch = receive(sqs, url, LIST_VISIBILITY_SECS).await?;
-            let mut new = 0;
-            for message in &batch {
-                let described = describe_message(message);
-                let seen = handles.contains_key(&described.message_id);
-                if let Some(handle) = message.receipt_handle() {
-                    handles.insert(described.message_id.clone(), handle.to_owned());
-                }
-                if !seen && listed.len() < max {
-                    listed.push(described);
-                    new += 1;
-                }
-            }
-            if new == 0 {
-                break;
-            }
-        }
-        Ok::<(), CliError>(())
-    }
-    .await;
-    // Reset visibility even when a receive failed part way.
-    let reset = make_visible(sqs, url, &handles).await;
-    outcome?;
-    reset?;
-    Ok(listed)
-}
-
-async fn make_visible(
-    sqs: &SqsClient,
-    url: &str,
-    handles: &HashMap<String, String>,
-) -> Result<(), CliError> {
-    let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = handles
-        .values()
-        .enumerate()
-        .filter_map(|(i, handle)| {
-            ChangeMessageVisibilityBatchRequestEntry::builder()
-                .id(format!("m{i}"))
-                .receipt_handle(handle)
-                .visibility_timeout(0)
-                .build()
-                .ok()
-        })
-        .collect();
-    let mut failed = 0;
-    for chunk in entries.chunks(10) {
-        let result = sqs
-            .change_message_visibility_batch()
-            .queue_url(url)
-            .set_entries(Some(chunk.to_vec()))
-            .send()
-            .await;
-        match result {
-            Ok(output) => failed += output.failed().len(),
-            Err(_) => failed += chunk.len(),
-        }
-    }
-    if failed > 0 {
-        return Err(CliError::Failed(format!(
-            "{failed} listed message(s) could not be made visible again; they reappear by \
-             themselves within {LIST_VISIBILITY_SECS} s"
-        )));
-    }
-    Ok(())
-}
-
-/// Moves `dlq_url`'s messages to `source_url` (see the module documentation); returns how many
-/// moved, adding what could not be moved to `failures`.
-pub(crate) async fn redrive_queue(
-    sqs: &SqsClient,
-    provider: Provider,
-    dlq_url: &str,
-    source_url: &str,
-    on_moved: &mut (dyn FnMut(&RedrivenMessage) -> Result<(), CliError> + Send),
-    failures: &mut Vec<String>,
-) -> Result<usize, CliError> {
-    let mut moved: HashSet<String> = HashSet::new();
-    // Groups with a message that could not be sent: their later messages stay, to keep order.
-    let mut blocked: HashSet<String> = HashSet::new();
-    loop {
-        let batch = receive(sqs, dlq_url, REDRIVE_VISIBILITY_SECS).await?;
-        if batch.is_empty() {
-            break;
-        }
-        let mut progressed = false;
-        for message in &batch {
-            let described = describe_message(message);
-            let group = described.group_id.clone();
-            if group.is_empty() || blocked.contains(&group) {
-                if group.is_empty() {
-                    failures.push(format!(
-                        "{provider} message {}: no MessageGroupId (not a FIFO message?)",
-                        described.message_id
-                    ));
-                }
-                continue;
-            }
-            let key = described
-                .webhook_id
-                .clone()
-                .unwrap_or_else(|| described.message_id.clone());
-            let sent_ms = described.sent_timestamp_ms.unwrap_or_default();
-            let deduplication_id = redrive_deduplication_id(&key, sent_ms);
-            let trace = attribute(message, MessageSystemAttributeName::AwsTraceHeader)
-                .and_then(|header| {
-                    MessageSystemAttributeValue::builder()
-                        .data_type("String")
-                        .string_value(header)
-                        .build()
-                        .ok()
-                })
-                .map(|value| {
-                    HashMap::from([(MessageSystemAttributeNameForSends::AwsTraceHeader, value)])
-                });
-            let sent = sqs
-                .send_message()
-                .queue_url(source_url)
-                .message_body(message.body().unwrap_or_default())
-                .message_group_id(&group)
-                .message_deduplication_id(&deduplication_id)
-                .set_message_system_attributes(trace)
-                .send()
-                .await;
-            if let Err(err) = sent {
-                failures.push(format!(
-                    "{provider} {key} (group {group}): SendMessage: {}; it and the rest of its \
-                     group stay in the DLQ",
-                    payhook_aws::aws_sdk_sqs::error::DisplayErrorContext(&err)
-                ));
-                blocked.insert(group);
-                continue;
-            }
-            let deleted = sqs
-                .delete_message()
-                .queue_url(dlq_url)
-                .receipt_handle(message.receipt_handle().unwrap_or_default())
-                .send()
-                .await;
-            if let Err(err) = deleted {
-                failures.push(format!(
-                    "{provider} {key} (group {group}): sent back, but DeleteMessage on the DLQ \
-                     failed ({}); run redrive again within 5 minutes and SQS drops the repeat",
-                    payhook_aws::aws_sdk_sqs::error::DisplayErrorContext(&err)
-                ));
-                continue;
-            }
-            progressed = true;
-            if moved.insert(described.message_id.clone()) {
-                on_moved(&RedrivenMessage {
-                    provider: Some(provider),
-                    message_id: described.message_id,
-                    webhook_id: described.webhook_id,
-                    group_id: group,
-                    deduplication_id: Some(deduplication_id),
-                })?;
-            }
-        }
-        if !progressed {
-            break;
-        }
-    }
-    Ok(moved.len())
 }
 
 // --- local admin API -------------------------------------------------------------------------

@@ -31,13 +31,13 @@ use payhook_core::Provider;
 use payhook_core::bus::{BusEntry, BusError, EntryResult, EventBus};
 use payhook_core::event_processor::RoutedEvent;
 use payhook_core::memory_sqs::QueueStats;
-use payhook_pattern::{DEFAULT_RETRY_POLICY, RuleFile, RuleState};
 use payhook_core::payment::{PaymentRecord, PaymentStore};
 use payhook_core::ports::QueueError;
 use payhook_core::status::{
     PutOutcome, StatusItem, StatusPage, StatusQuery, StatusStore, StoreError, Transition,
     TransitionOutcome, TransmissionOutcome, TransmissionRecord,
 };
+use payhook_pattern::{DEFAULT_RETRY_POLICY, RuleFile, RuleState};
 use serde_json::json;
 
 use super::bus::{EventTarget, RuleStats};
@@ -178,9 +178,12 @@ impl AwsPipeline {
         let mut max_receive_count = None;
         let mut visibility_timeout_secs: Option<u32> = None;
         for provider in Provider::ALL {
-            let url = crate::oncall::queue_url(&sqs, &names.queue(provider), &names.stage).await?;
+            let url =
+                payhook_aws::dlq::required_queue_url(&sqs, &names.queue(provider), &names.stage)
+                    .await?;
             let dlq_url =
-                crate::oncall::queue_url(&sqs, &names.dlq(provider), &names.stage).await?;
+                payhook_aws::dlq::required_queue_url(&sqs, &names.dlq(provider), &names.stage)
+                    .await?;
             let count = redrive_max_receive_count(&sqs, &url)
                 .await?
                 .ok_or_else(|| {
@@ -204,15 +207,19 @@ impl AwsPipeline {
         }
         let events_dlq = SqsConsumer::new(
             sqs.clone(),
-            crate::oncall::queue_url(&sqs, &names.events_dlq(), &names.stage).await?,
+            payhook_aws::dlq::required_queue_url(&sqs, &names.events_dlq(), &names.stage).await?,
         );
         let mut rule_queues = Vec::new();
         for rule in rules {
             if rule.state != RuleState::Enabled {
                 continue;
             }
-            let url =
-                crate::oncall::queue_url(&sqs, &names.rule_queue(&rule.name), &names.stage).await?;
+            let url = payhook_aws::dlq::required_queue_url(
+                &sqs,
+                &names.rule_queue(&rule.name),
+                &names.stage,
+            )
+            .await?;
             let retry = rule
                 .targets
                 .first()

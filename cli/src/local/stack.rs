@@ -23,7 +23,6 @@ use payhook_core::blob::{BlobStore, MemoryBlobStore};
 use payhook_core::bus::{EventBus, PAYMENT_EVENTS_BUS};
 use payhook_core::event_processor::{EventProcessor, RoutedEvent};
 use payhook_core::memory_sqs::{FifoQueue, MemorySqs, QueueStats, ReceivedMessage};
-use payhook_pattern::load_rules;
 use payhook_core::payment::{MemoryPaymentStore, PaymentRecord, PaymentStore};
 use payhook_core::ports::{Clock, MessageVisibility, Queue, SecretStore, SystemClock};
 use payhook_core::processor::{
@@ -35,6 +34,7 @@ use payhook_core::status::{
 };
 use payhook_core::sweeper::{SweepReport, Sweeper, SweeperConfig};
 use payhook_core::validator::{ReplayOutcome, Validator};
+use payhook_pattern::load_rules;
 use payhook_telemetry::{FunctionConfig, FunctionKind, FunctionTelemetry, Telemetry, TraceExport};
 use serde::Serialize;
 use tracing::instrument::WithSubscriber as _;
@@ -46,7 +46,8 @@ use super::sink::BufferedFileSink;
 use super::xray::XrayListener;
 use crate::CliError;
 use crate::config::Config;
-use crate::oncall::{DEFAULT_LIST_MAX, DlqMessage, LocalRedrive, RedrivenMessage};
+use crate::oncall::{DEFAULT_LIST_MAX, LocalRedrive};
+use payhook_aws::dlq::{DlqMessage, RedrivenMessage};
 
 /// Pollers per provider queue (Lambda would run several concurrent batches too).
 pub const POLLERS_PER_QUEUE: usize = 4;
@@ -695,7 +696,7 @@ impl Stack {
                 .collect(),
             Backend::Aws { pipeline, .. } => {
                 let dlq = &pipeline.providers[&provider].dlq;
-                crate::oncall::peek(&pipeline.sqs, dlq.queue_url(), DEFAULT_LIST_MAX).await?
+                payhook_aws::dlq::peek(&pipeline.sqs, dlq.queue_url(), DEFAULT_LIST_MAX).await?
             }
         };
         for message in &mut messages {
@@ -746,9 +747,9 @@ impl Stack {
                         provider: None,
                         ..m.clone()
                     });
-                    Ok(())
+                    Ok::<(), payhook_aws::dlq::BoxError>(())
                 };
-                let n = crate::oncall::redrive_queue(
+                let n = payhook_aws::dlq::redrive_queue(
                     &pipeline.sqs,
                     provider,
                     queues.dlq.queue_url(),

@@ -42,6 +42,7 @@ pub mod blob_store;
 pub mod certificate_fetcher;
 pub mod config;
 pub mod consumer;
+pub mod dlq;
 pub mod env;
 pub mod error;
 pub mod eventbridge;
