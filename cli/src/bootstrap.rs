@@ -20,7 +20,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use payhook_aws::aws_config::{Region, SdkConfig};
+
 use payhook_aws::provision::{
     self, Outcome, SecureParameter, StackNames, StackPlan, VISIBILITY_TIMEOUT_SECONDS,
 };
@@ -39,9 +39,7 @@ use crate::config::{CONFIG_FILE_NAME, CONFIG_PATH_ENV, Config};
 /// own default).
 pub const DEFAULT_LOCAL_STAGE: &str = "local";
 
-/// The access key id (and secret) sent to an endpoint when the environment has no credentials
-/// (moto and LocalStack accept any).
-pub const LOCAL_ACCESS_KEY_ID: &str = "test";
+pub use payhook_aws::config::LOCAL_ACCESS_KEY_ID;
 
 /// Arguments of `payhook bootstrap`.
 #[derive(Debug, Clone, Args)]
@@ -88,29 +86,7 @@ pub struct BootstrapArgs {
     pub no_parameters: bool,
 }
 
-/// SDK configuration for the on-call tools and bootstrap: payhook's
-/// [`config_loader`](payhook_aws::config_loader) with `endpoint` (else `AWS_ENDPOINT_URL`, else
-/// AWS) and `region` (else the environment's, else us-east-1). With an endpoint and no
-/// `AWS_ACCESS_KEY_ID` or `AWS_PROFILE` in the environment, dummy credentials
-/// ([`LOCAL_ACCESS_KEY_ID`]) are used, which moto and LocalStack accept; otherwise the default
-/// credentials chain.
-pub async fn aws_sdk_config(endpoint: Option<&str>, region: Option<&str>) -> SdkConfig {
-    let mut loader = payhook_aws::config_loader(endpoint);
-    if let Some(region) = region {
-        loader = loader.region(Region::new(region.to_owned()));
-    }
-    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
-    if endpoint.is_some() && !set("AWS_ACCESS_KEY_ID") && !set("AWS_PROFILE") {
-        loader = loader.credentials_provider(payhook_aws::aws_sdk_sqs::config::Credentials::new(
-            LOCAL_ACCESS_KEY_ID,
-            LOCAL_ACCESS_KEY_ID,
-            None,
-            None,
-            "payhook-local",
-        ));
-    }
-    loader.load().await
-}
+pub use payhook_aws::config::sdk_config_for as aws_sdk_config;
 
 /// The SSM parameters of `config`'s provider secrets under `names`' stage, with `infra/`'s
 /// descriptions.

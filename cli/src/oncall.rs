@@ -56,10 +56,10 @@ use payhook_aws::provision::StackNames;
 use payhook_aws::status_store::DEFAULT_TABLE_NAME;
 use payhook_core::Provider;
 use payhook_core::status::{StatusItem, StatusStore, rfc3339_ms};
-use serde::{Deserialize, Serialize};
 
 use crate::CliError;
 use crate::bootstrap::aws_sdk_config;
+pub use crate::local::admin::{DEFAULT_LIST_MAX, LocalDlqList, LocalRedrive};
 use crate::send::{HttpClient, MAX_RESPONSE_BYTES, REQUEST_TIMEOUT, http_client};
 
 /// The local stack's default address (`payhook serve`'s default `--addr`).
@@ -70,9 +70,6 @@ pub const DEFAULT_DEPLOYED_STAGE: &str = "prod";
 
 /// Environment variable naming the stage when `--stage` is not given.
 pub const STAGE_ENV: &str = "PAYHOOK_AWS_STAGE";
-
-/// Default most messages `dlq list` shows per provider.
-pub const DEFAULT_LIST_MAX: usize = 1000;
 
 pub use payhook_aws::dlq::{
     DlqMessage, LIST_VISIBILITY_SECS, MAX_DEDUPLICATION_ID_CHARS, RECEIVE_WAIT_SECS,
@@ -214,26 +211,6 @@ pub struct DlqRedriveArgs {
     /// Where to look.
     #[command(flatten)]
     pub target: TargetArgs,
-}
-
-/// The local admin API's answer to `GET /_payhook/dlq/{provider}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LocalDlqList {
-    /// The provider.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provider: Option<Provider>,
-    /// Its DLQ's messages, in queue order.
-    pub messages: Vec<DlqMessage>,
-}
-
-/// The local admin API's answer to `POST /_payhook/dlq/{provider}/redrive`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LocalRedrive {
-    /// How many messages moved.
-    pub moved: usize,
-    /// The moved messages, in order.
-    #[serde(default)]
-    pub messages: Vec<RedrivenMessage>,
 }
 
 fn write_failed(e: std::io::Error) -> CliError {

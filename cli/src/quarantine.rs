@@ -26,16 +26,17 @@ use payhook_core::currency::Rates;
 use payhook_core::ports::{MemorySecretStore, SystemClock};
 use payhook_core::signature::{PaypalCertificateCache, StaticCertificateFetcher, TrustAnchors};
 use payhook_core::status::{Status, StatusItem, StatusQuery, StatusStore, list_up_to};
-use payhook_core::validator::{ReplayOutcome, Validator, ValidatorConfig};
-use serde::{Deserialize, Serialize};
+use payhook_core::validator::{Validator, ValidatorConfig};
+use serde::Serialize;
 
 use crate::CliError;
 use crate::bootstrap::aws_sdk_config;
+pub use crate::local::admin::{
+    DEFAULT_QUARANTINE_MAX, LocalQuarantineItem, LocalQuarantineList, QuarantineSummary,
+    ReplayReport,
+};
 use crate::oncall::{Target, TargetArgs, admin_url, local_api_error, request};
 use crate::send::http_client;
-
-/// Default most items `quarantine list` and `replay --all` go through.
-pub const DEFAULT_QUARANTINE_MAX: usize = 1000;
 
 /// `payhook quarantine …`
 #[derive(Debug, Clone, Subcommand)]
@@ -101,92 +102,6 @@ pub struct QuarantineReplayArgs {
     /// Where to replay.
     #[command(flatten)]
     pub target: TargetArgs,
-}
-
-/// One quarantined webhook as `list` shows it; also the item shape of the local admin API's
-/// `GET /_payhook/quarantine`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct QuarantineSummary {
-    /// `{provider}:{event id}`.
-    pub webhook_id: String,
-    /// The provider.
-    pub provider: Provider,
-    /// The provider's event type (`unknown` when not even the envelope could be read).
-    pub provider_event_type: String,
-    /// The normaliser's code and message.
-    #[serde(default)]
-    pub reason: Option<String>,
-    /// First receipt.
-    pub received_at: String,
-    /// Last change.
-    pub updated_at: String,
-    /// `inline` (in the item) or `s3` (in the quarantine bucket).
-    pub body: String,
-}
-
-impl QuarantineSummary {
-    /// The summary of `item`.
-    pub fn of(item: &StatusItem) -> Self {
-        QuarantineSummary {
-            webhook_id: item.webhook_id.clone(),
-            provider: item.provider,
-            provider_event_type: item.provider_event_type.clone(),
-            reason: item.quarantine_reason.clone(),
-            received_at: item.received_at.clone(),
-            updated_at: item.updated_at.clone(),
-            body: if item.raw_body_key.is_some() {
-                "s3"
-            } else {
-                "inline"
-            }
-            .to_owned(),
-        }
-    }
-}
-
-/// The local admin API's answer to `GET /_payhook/quarantine`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LocalQuarantineList {
-    /// The quarantined webhooks, oldest change first.
-    pub items: Vec<QuarantineSummary>,
-}
-
-/// What one replay did; also the local admin API's answer to
-/// `POST /_payhook/quarantine/{webhook_id}/replay`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReplayReport {
-    /// The webhook replayed.
-    pub webhook_id: String,
-    /// `queued`, `ignored`, `still_failing` or `not_quarantined`.
-    pub outcome: String,
-    /// The normaliser's code when still failing; the status when not quarantined.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
-impl ReplayReport {
-    /// The report of `outcome` for `webhook_id`.
-    pub fn of(webhook_id: &str, outcome: &ReplayOutcome) -> Self {
-        let (name, detail) = match outcome {
-            ReplayOutcome::Queued { .. } => ("queued", None),
-            ReplayOutcome::Ignored => ("ignored", None),
-            ReplayOutcome::StillFailing { reason } => ("still_failing", Some((*reason).to_owned())),
-            ReplayOutcome::NotQuarantined(status) => (
-                "not_quarantined",
-                Some(status.map_or_else(|| "no such webhook".to_owned(), |s| s.to_string())),
-            ),
-        };
-        ReplayReport {
-            webhook_id: webhook_id.to_owned(),
-            outcome: name.to_owned(),
-            detail,
-        }
-    }
-
-    /// Whether the webhook still cannot be normalised.
-    pub fn still_failing(&self) -> bool {
-        self.outcome == "still_failing"
-    }
 }
 
 fn write_failed(e: std::io::Error) -> CliError {
@@ -385,17 +300,6 @@ async fn show(args: QuarantineShowArgs, out: &mut (dyn Write + Send)) -> Result<
     Ok(0)
 }
 
-/// The local admin API's answer to `GET /_payhook/quarantine/{webhook_id}`: the item, and the
-/// body (base64) when it is kept in the blob store rather than in the item.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LocalQuarantineItem {
-    /// The status item.
-    pub item: StatusItem,
-    /// The raw body from the blob store, base64, when the item holds only its key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body_base64: Option<String>,
-}
-
 async fn replay(args: QuarantineReplayArgs, out: &mut (dyn Write + Send)) -> Result<i32, CliError> {
     let target = args.target.target()?;
     let reports = match aws_stage(&target, args.bucket.as_deref()).await? {
@@ -532,30 +436,4 @@ async fn replay_on_aws(
         reports.push(ReplayReport::of(&id, &outcome));
     }
     Ok(reports)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn replay_reports_name_the_outcome_and_what_failed() {
-        let failing = ReplayReport::of(
-            "stripe:evt_1",
-            &ReplayOutcome::StillFailing {
-                reason: "unsupported_currency",
-            },
-        );
-        assert!(failing.still_failing());
-        assert_eq!(failing.detail.as_deref(), Some("unsupported_currency"));
-        let moved = ReplayReport::of(
-            "stripe:evt_1",
-            &ReplayOutcome::NotQuarantined(Some(Status::Queued)),
-        );
-        assert_eq!(
-            (moved.outcome.as_str(), moved.detail.as_deref()),
-            ("not_quarantined", Some("QUEUED"))
-        );
-        assert!(!moved.still_failing());
-    }
 }

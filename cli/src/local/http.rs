@@ -25,13 +25,12 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use serde_json::json;
 
+use super::admin::{
+    DEFAULT_QUARANTINE_MAX, LocalDlqList, LocalQuarantineItem, LocalQuarantineList,
+    QuarantineSummary, ReplayReport,
+};
 use super::stack::Stack;
 use crate::CliError;
-use crate::oncall::LocalDlqList;
-use crate::quarantine::{
-    DEFAULT_QUARANTINE_MAX, LocalQuarantineItem, LocalQuarantineList, QuarantineSummary,
-    ReplayReport,
-};
 
 /// One key of the usage plan with its daily counter (reset at UTC midnight, as usage plans do).
 #[derive(Debug)]

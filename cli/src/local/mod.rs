@@ -2,6 +2,7 @@
 //! Gateway, SQS FIFO, EventBridge and DynamoDB, with logs, EMF metrics and X-Ray segments
 //! written into a run directory.
 
+pub mod admin;
 pub mod aws;
 pub mod bus;
 pub mod faults;

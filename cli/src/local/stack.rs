@@ -39,6 +39,7 @@ use payhook_telemetry::{FunctionConfig, FunctionKind, FunctionTelemetry, Telemet
 use serde::Serialize;
 use tracing::instrument::WithSubscriber as _;
 
+use super::admin::{DEFAULT_LIST_MAX, LocalRedrive};
 use super::aws::{AwsPipeline, RECEIVE_WAIT_SECS, deliver_rule_queue};
 use super::bus::{EventTarget, LocalBus, RuleStats};
 use super::faults::{Faults, FaultyBus, INJECTED_CRASH};
@@ -46,7 +47,6 @@ use super::sink::BufferedFileSink;
 use super::xray::XrayListener;
 use crate::CliError;
 use crate::config::Config;
-use crate::oncall::{DEFAULT_LIST_MAX, LocalRedrive};
 use payhook_aws::dlq::{DlqMessage, RedrivenMessage};
 
 /// Pollers per provider queue (Lambda would run several concurrent batches too).
@@ -216,7 +216,7 @@ async fn quarantine_blobs(aws: Option<&AwsTarget>) -> Arc<dyn BlobStore> {
     match aws {
         Some(target) => {
             let sdk =
-                crate::bootstrap::aws_sdk_config(Some(&target.endpoint), Some(&target.region))
+                payhook_aws::config::sdk_config_for(Some(&target.endpoint), Some(&target.region))
                     .await;
             let bucket = target.names.quarantine_bucket();
             Arc::new(Traced(S3BlobStore::new(s3_client(&sdk), bucket)))
@@ -261,9 +261,11 @@ impl Stack {
         // On an endpoint, resolve the stage first: a missing one fails before anything starts.
         let pipeline = match &aws {
             Some(target) => {
-                let sdk =
-                    crate::bootstrap::aws_sdk_config(Some(&target.endpoint), Some(&target.region))
-                        .await;
+                let sdk = payhook_aws::config::sdk_config_for(
+                    Some(&target.endpoint),
+                    Some(&target.region),
+                )
+                .await;
                 // Bootstrap puts every rule file on the stage's bus, whatever bus it names.
                 let files: Vec<_> = rules.iter().map(|(_, file, _)| file.clone()).collect();
                 let pipeline = AwsPipeline::connect(&sdk, target.names.clone(), &files).await?;

@@ -86,6 +86,34 @@ pub async fn sdk_config(endpoint_url: Option<&str>) -> SdkConfig {
     config_loader(endpoint_url).load().await
 }
 
+/// The access key id (and secret) sent to an endpoint when the environment has no credentials
+/// (moto and LocalStack accept any).
+pub const LOCAL_ACCESS_KEY_ID: &str = "test";
+
+/// SDK configuration for the on-call tools, `payhook bootstrap` and the local stack on an
+/// endpoint: [`config_loader`] with `endpoint` (else `AWS_ENDPOINT_URL`, else AWS) and `region`
+/// (else the environment's, else [`DEFAULT_REGION`]). With an endpoint and no
+/// `AWS_ACCESS_KEY_ID` or `AWS_PROFILE` in the environment, dummy credentials
+/// ([`LOCAL_ACCESS_KEY_ID`]) are used, which moto and LocalStack accept; otherwise the default
+/// credentials chain.
+pub async fn sdk_config_for(endpoint: Option<&str>, region: Option<&str>) -> SdkConfig {
+    let mut loader = config_loader(endpoint);
+    if let Some(region) = region {
+        loader = loader.region(Region::new(region.to_owned()));
+    }
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
+    if endpoint.is_some() && !set("AWS_ACCESS_KEY_ID") && !set("AWS_PROFILE") {
+        loader = loader.credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            LOCAL_ACCESS_KEY_ID,
+            LOCAL_ACCESS_KEY_ID,
+            None,
+            None,
+            "payhook-local",
+        ));
+    }
+    loader.load().await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
