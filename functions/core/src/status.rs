@@ -839,4 +839,610 @@ mod tests {
             .unwrap();
         assert!(listed.items.is_empty());
     }
+
+    #[test]
+    fn the_retention_and_the_event_age_margin_are_thirty_days_and_one_day() {
+        assert_eq!(DEFAULT_IDEMPOTENCY_RETENTION_SECS, 2_592_000);
+        assert_eq!(EVENT_AGE_MARGIN_SECS, 86_400);
+        assert_eq!(
+            max_event_age_secs(DEFAULT_IDEMPOTENCY_RETENTION_SECS),
+            2_505_600
+        );
+        assert_eq!(max_event_age_secs(345_600), 259_200);
+    }
+
+    #[test]
+    fn a_new_item_is_kept_for_the_retention_after_its_first_receipt() {
+        let it = item(Status::Received);
+        assert_eq!(it.expires_at, 1_767_225_600 + 2_592_000);
+        assert_eq!(it.received_at, "2026-01-01T00:00:00.000Z");
+        assert_eq!(it.updated_at, it.received_at);
+        let kept = it.with_retention_secs(1_767_225_600_999, 345_600);
+        assert_eq!(kept.expires_at, 1_767_225_600 + 345_600);
+    }
+
+    #[test]
+    fn the_trace_id_is_the_root_of_the_trace_header() {
+        assert_eq!(
+            trace_id_of_header(
+                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+            )
+            .as_deref(),
+            Some("1-5759e988-bd862e3fe1be46a994272793")
+        );
+        assert_eq!(
+            trace_id_of_header("Parent=53995c3f42cd8ad8; Root=1-a-b ;Sampled=0").as_deref(),
+            Some("1-a-b")
+        );
+        assert_eq!(
+            trace_id_of_header("Parent=53995c3f42cd8ad8;Sampled=1"),
+            None
+        );
+        assert_eq!(trace_id_of_header("Root=;Parent=53995c3f42cd8ad8"), None);
+        assert_eq!(trace_id_of_header(""), None);
+    }
+
+    #[test]
+    fn only_provider_prefixed_keys_are_webhook_items() {
+        for key in ["stripe:evt_1", "paypal:WH-1", "square:abc"] {
+            assert!(is_webhook_key(key), "{key}");
+        }
+        for key in [
+            "paypal-transmission#8c1a",
+            "adyen:evt_1",
+            "Stripe:evt_1",
+            "stripe",
+            "",
+        ] {
+            assert!(!is_webhook_key(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn statuses_are_stored_in_upper_case_and_read_back() {
+        let names: Vec<String> = Status::ALL.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            names,
+            [
+                "RECEIVED",
+                "QUEUED",
+                "PROCESSING",
+                "PUBLISHED",
+                "PROCESSED",
+                "IGNORED",
+                "FAILED",
+                "QUARANTINED"
+            ]
+        );
+        for status in Status::ALL {
+            assert_eq!(status.as_str().parse::<Status>(), Ok(status));
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                serde_json::json!(status.as_str())
+            );
+        }
+        assert_eq!(
+            "queued".parse::<Status>(),
+            Err(StoreError::Corrupt("unknown status `queued`".into()))
+        );
+    }
+
+    #[test]
+    fn only_processed_and_ignored_are_final() {
+        let open: Vec<Status> = Status::ALL.into_iter().filter(|s| s.is_open()).collect();
+        assert_eq!(
+            open,
+            [
+                Status::Received,
+                Status::Queued,
+                Status::Processing,
+                Status::Published,
+                Status::Failed,
+                Status::Quarantined
+            ]
+        );
+    }
+
+    #[test]
+    fn store_errors_have_stable_codes() {
+        assert_eq!(
+            StoreError::Unavailable("x".into()).code(),
+            "state_store_unavailable"
+        );
+        assert_eq!(
+            StoreError::Corrupt("x".into()).code(),
+            "state_store_corrupt"
+        );
+    }
+
+    #[test]
+    fn a_transition_needs_both_the_state_and_the_attempt() {
+        let mut it = item(Status::Queued);
+        it.attempts = 1;
+        let mut t = Transition::new(Status::Processing, &[Status::Queued], 2_000);
+        assert!(t.allows(&it));
+        t.if_attempt = Some(1);
+        assert!(t.allows(&it));
+        it.status = Status::Published;
+        assert!(!t.allows(&it), "the right attempt in the wrong state");
+        it.status = Status::Queued;
+        it.attempts = 2;
+        assert!(!t.allows(&it), "the right state for another attempt");
+    }
+
+    #[test]
+    fn a_lease_is_taken_over_only_from_processing() {
+        let mut t = Transition::new(Status::Processing, &[Status::Queued], 2_000);
+        t.or_lease_expired_at_ms = Some(2_000);
+        let mut held = item(Status::Processing);
+        held.lease_until_ms = Some(1_999);
+        assert!(t.allows(&held), "an ended lease");
+        held.lease_until_ms = Some(2_000);
+        assert!(
+            !t.allows(&held),
+            "a lease ending this instant is still held"
+        );
+        held.lease_until_ms = None;
+        assert!(t.allows(&held), "a PROCESSING item without a lease");
+        for status in [Status::Published, Status::Failed, Status::Received] {
+            let mut other = item(status);
+            other.lease_until_ms = Some(1);
+            assert!(!t.allows(&other), "{status}");
+            other.lease_until_ms = None;
+            assert!(!t.allows(&other), "{status} without a lease");
+        }
+        t.or_lease_expired_at_ms = None;
+        held.lease_until_ms = None;
+        assert!(!t.allows(&held), "no take-over asked for");
+    }
+
+    #[test]
+    fn a_transition_records_what_it_carries() {
+        let mut it = item(Status::Queued);
+        it.attempts = 2;
+        it.matched_rules = vec!["b-rule".into()];
+        it.message_body = Some("{}".into());
+        it.lease_until_ms = Some(5);
+        let mut t = Transition::new(Status::Processing, &[Status::Queued], 1_767_225_601_250);
+        t.lease_until_ms = Some(1_767_225_631_250);
+        t.increment_attempts = true;
+        t.tier = Some("high".into());
+        t.payment_effect = Some("transition".into());
+        t.add_matched_rules = vec!["c-rule".into(), "a-rule".into(), "b-rule".into()];
+        t.last_error = Some("bus_unavailable".into());
+        t.apply(&mut it);
+        assert_eq!(it.status, Status::Processing);
+        assert_eq!(it.updated_at, "2026-01-01T00:00:01.250Z");
+        assert_eq!(it.received_at, "2026-01-01T00:00:00.000Z");
+        assert_eq!(it.lease_until_ms, Some(1_767_225_631_250));
+        assert_eq!(it.attempts, 3);
+        assert_eq!(it.tier.as_deref(), Some("high"));
+        assert_eq!(it.payment_effect.as_deref(), Some("transition"));
+        assert_eq!(it.matched_rules, ["a-rule", "b-rule", "c-rule"]);
+        assert_eq!(it.last_error.as_deref(), Some("bus_unavailable"));
+        assert_eq!(it.message_body.as_deref(), Some("{}"), "still open");
+        assert_eq!(
+            (&it.queued_at, &it.published_at, &it.processed_at),
+            (&None, &None, &None)
+        );
+
+        // A transition that carries nothing keeps what the item has, but not its lease.
+        let bare = Transition::new(Status::Queued, &[Status::Processing], 1_767_225_602_000);
+        bare.apply(&mut it);
+        assert_eq!(it.attempts, 3);
+        assert_eq!(it.lease_until_ms, None);
+        assert_eq!(it.tier.as_deref(), Some("high"));
+        assert_eq!(it.payment_effect.as_deref(), Some("transition"));
+        assert_eq!(it.matched_rules, ["a-rule", "b-rule", "c-rule"]);
+        assert_eq!(it.last_error.as_deref(), Some("bus_unavailable"));
+        assert_eq!(it.queued_at.as_deref(), Some("2026-01-01T00:00:02.000Z"));
+    }
+
+    #[test]
+    fn ignored_also_drops_the_message_body() {
+        let mut it = item(Status::Quarantined);
+        it.message_body = Some("{}".into());
+        Transition::new(Status::Failed, &[Status::Quarantined], 2_000).apply(&mut it);
+        assert_eq!(it.message_body.as_deref(), Some("{}"), "FAILED is open");
+        Transition::new(Status::Ignored, &[Status::Failed], 3_000).apply(&mut it);
+        assert_eq!(it.message_body, None);
+    }
+
+    #[test]
+    fn each_state_is_stamped_the_first_time_it_is_reached() {
+        let mut it = item(Status::Received);
+        Transition::new(Status::Queued, &[Status::Received], 1_000).apply(&mut it);
+        Transition::new(Status::Queued, &[Status::Queued], 2_000).apply(&mut it);
+        assert_eq!(it.queued_at.as_deref(), Some("1970-01-01T00:00:01.000Z"));
+        Transition::new(Status::Published, &[Status::Queued], 3_000).apply(&mut it);
+        Transition::new(Status::Published, &[Status::Published], 4_000).apply(&mut it);
+        assert_eq!(it.published_at.as_deref(), Some("1970-01-01T00:00:03.000Z"));
+        Transition::new(Status::Processed, &[Status::Published], 5_000).apply(&mut it);
+        Transition::new(Status::Processed, &[Status::Processed], 6_000).apply(&mut it);
+        assert_eq!(it.processed_at.as_deref(), Some("1970-01-01T00:00:05.000Z"));
+        assert_eq!(it.queued_at.as_deref(), Some("1970-01-01T00:00:01.000Z"));
+        assert_eq!(it.published_at.as_deref(), Some("1970-01-01T00:00:03.000Z"));
+        assert_eq!(it.updated_at, "1970-01-01T00:00:06.000Z");
+    }
+
+    #[test]
+    fn the_put_time_is_published_at_unless_published_stamps_its_own() {
+        let mut early = item(Status::Queued);
+        let mut processed = Transition::new(Status::Processed, &[Status::Queued], 9_000);
+        processed.published_at_ms = Some(7_250);
+        processed.apply(&mut early);
+        assert_eq!(
+            early.published_at.as_deref(),
+            Some("1970-01-01T00:00:07.250Z")
+        );
+        assert_eq!(
+            early.processed_at.as_deref(),
+            Some("1970-01-01T00:00:09.000Z")
+        );
+
+        let mut it = item(Status::Processing);
+        let mut published = Transition::new(Status::Published, &[Status::Processing], 8_000);
+        published.published_at_ms = Some(7_250);
+        published.apply(&mut it);
+        assert_eq!(it.published_at.as_deref(), Some("1970-01-01T00:00:08.000Z"));
+        processed.apply(&mut it);
+        assert_eq!(
+            it.published_at.as_deref(),
+            Some("1970-01-01T00:00:08.000Z"),
+            "a recorded PUBLISHED time is kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_store_applies_a_transition_only_when_it_is_allowed() {
+        let store = MemoryStatusStore::new();
+        store.put_new(&item(Status::Received)).await.unwrap();
+        let refused = Transition::new(Status::Processing, &[Status::Queued], 2_000);
+        let TransitionOutcome::Rejected(Some(as_is)) =
+            store.transition("stripe:evt_1", &refused).await.unwrap()
+        else {
+            panic!("a RECEIVED item is not claimed from QUEUED");
+        };
+        assert_eq!(*as_is, item(Status::Received));
+        assert_eq!(
+            store.get("stripe:evt_1").await.unwrap(),
+            Some(item(Status::Received))
+        );
+        assert_eq!(
+            store.transition("stripe:evt_2", &refused).await.unwrap(),
+            TransitionOutcome::Rejected(None)
+        );
+        assert_eq!(store.get("stripe:evt_2").await.unwrap(), None);
+
+        let queued = Transition::new(Status::Queued, &[Status::Received], 2_000);
+        let TransitionOutcome::Applied(written) =
+            store.transition("stripe:evt_1", &queued).await.unwrap()
+        else {
+            panic!("RECEIVED → QUEUED applies");
+        };
+        assert_eq!(written.status, Status::Queued);
+        assert_eq!(store.get("stripe:evt_1").await.unwrap(), Some(*written));
+    }
+
+    #[tokio::test]
+    async fn put_new_never_overwrites_and_returns_the_item_there() {
+        let store = MemoryStatusStore::new();
+        let first = item(Status::Received);
+        assert_eq!(store.put_new(&first).await.unwrap(), PutOutcome::Created);
+        let mut second = item(Status::Ignored);
+        second.provider_event_type = "y".into();
+        assert_eq!(
+            store.put_new(&second).await.unwrap(),
+            PutOutcome::Exists(Box::new(first.clone()))
+        );
+        assert_eq!(store.snapshot().await, [first]);
+    }
+
+    #[tokio::test]
+    async fn the_snapshot_holds_every_item_in_id_order() {
+        let store = MemoryStatusStore::new();
+        stored(&store, "stripe:evt_b", Status::Processed, 1_000).await;
+        stored(&store, "paypal:WH-1", Status::Queued, 2_000).await;
+        stored(&store, "stripe:evt_a", Status::Ignored, 3_000).await;
+        let ids: Vec<String> = store
+            .snapshot()
+            .await
+            .into_iter()
+            .map(|i| i.webhook_id)
+            .collect();
+        assert_eq!(ids, ["paypal:WH-1", "stripe:evt_a", "stripe:evt_b"]);
+    }
+
+    #[tokio::test]
+    async fn a_transmission_id_keeps_its_body_until_its_record_expires() {
+        let store = MemoryStatusStore::new();
+        let first = TransmissionRecord::new("tx-1", b"{\"a\":1}", 1_000);
+        assert_eq!(
+            first.body_sha256,
+            "015abd7f5cc57a2dd94b7590f04ad8084273905ee33ec5cebeae62276a97f862"
+        );
+        assert_eq!(first.key, "paypal-transmission#tx-1");
+        let same = TransmissionRecord::new("tx-1", b"{\"a\":1}", 2_000);
+        let other = TransmissionRecord::new("tx-1", b"{\"a\":2}", 2_000);
+        assert_eq!(
+            store.record_transmission(&first, 900).await.unwrap(),
+            TransmissionOutcome::Recorded
+        );
+        assert_eq!(
+            store.record_transmission(&same, 950).await.unwrap(),
+            TransmissionOutcome::SameBody
+        );
+        assert_eq!(
+            store.record_transmission(&other, 1_000).await.unwrap(),
+            TransmissionOutcome::DifferentBody,
+            "the record still counts at its expiry second"
+        );
+        assert_eq!(
+            store
+                .record_transmission(&TransmissionRecord::new("tx-2", b"{\"a\":2}", 2_000), 1_000)
+                .await
+                .unwrap(),
+            TransmissionOutcome::Recorded,
+            "another transmission id"
+        );
+        assert_eq!(
+            store.record_transmission(&other, 1_001).await.unwrap(),
+            TransmissionOutcome::Recorded,
+            "an expired record no longer counts"
+        );
+        assert_eq!(
+            store.record_transmission(&first, 1_500).await.unwrap(),
+            TransmissionOutcome::DifferentBody,
+            "the new record replaced the expired one"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_page_ends_where_the_next_begins_and_the_last_page_says_so() {
+        let store = MemoryStatusStore::new();
+        // Two items changed in the same millisecond: the id orders them.
+        stored(&store, "stripe:evt_b", Status::Queued, 1_000).await;
+        stored(&store, "stripe:evt_a", Status::Queued, 1_000).await;
+        stored(&store, "stripe:evt_c", Status::Queued, 2_000).await;
+        let mut query = StatusQuery::new(Status::Queued, 2_001);
+        query.limit = 1;
+        let mut pages = Vec::new();
+        loop {
+            let page = store.list_by_status(&query).await.unwrap();
+            let ids: Vec<String> = page.items.iter().map(|i| i.webhook_id.clone()).collect();
+            pages.push((ids, page.next.clone()));
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => break,
+            }
+            assert!(pages.len() < 10, "the listing ends");
+        }
+        let cursor = |at: &str, id: &str| {
+            Some(PageCursor {
+                updated_at: at.into(),
+                webhook_id: id.into(),
+            })
+        };
+        assert_eq!(
+            pages,
+            [
+                (
+                    vec!["stripe:evt_a".to_owned()],
+                    cursor("1970-01-01T00:00:01.000Z", "stripe:evt_a")
+                ),
+                (
+                    vec!["stripe:evt_b".to_owned()],
+                    cursor("1970-01-01T00:00:01.000Z", "stripe:evt_b")
+                ),
+                (vec!["stripe:evt_c".to_owned()], None),
+            ]
+        );
+
+        // A page exactly as large as what is left is the last one.
+        let mut query = StatusQuery::new(Status::Queued, 2_001);
+        query.limit = 3;
+        let page = store.list_by_status(&query).await.unwrap();
+        assert_eq!(page.items.len(), 3);
+        assert_eq!(page.next, None);
+        // A limit of 0 lists one.
+        query.limit = 0;
+        let page = store.list_by_status(&query).await.unwrap();
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(
+            page.next,
+            cursor("1970-01-01T00:00:01.000Z", "stripe:evt_a")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_item_changed_at_the_cutoff_is_not_listed() {
+        let store = MemoryStatusStore::new();
+        stored(&store, "stripe:evt_a", Status::Failed, 1_000).await;
+        stored(&store, "stripe:evt_b", Status::Failed, 2_000).await;
+        stored(&store, "stripe:evt_i", Status::Ignored, 500).await;
+        let listed = store
+            .list_by_status(&StatusQuery::new(Status::Failed, 2_000))
+            .await
+            .unwrap();
+        let ids: Vec<&str> = listed.items.iter().map(|i| i.webhook_id.as_str()).collect();
+        assert_eq!(ids, ["stripe:evt_a"]);
+        let query = StatusQuery::new(Status::Ignored, 2_000);
+        assert!(!query.matches(&store.get("stripe:evt_i").await.unwrap().unwrap()));
+        assert!(StatusQuery::new(Status::Failed, 1_001).matches(&item_at(Status::Failed, 1_000)));
+        assert!(!StatusQuery::new(Status::Queued, 1_001).matches(&item_at(Status::Failed, 1_000)));
+    }
+
+    fn item_at(status: Status, at_ms: i64) -> StatusItem {
+        StatusItem::new("stripe:evt_1", Provider::Stripe, "x", status, at_ms)
+    }
+
+    #[tokio::test]
+    async fn list_up_to_follows_the_pages_up_to_the_most_asked_for() {
+        let store = std::sync::Arc::new(MemoryStatusStore::new());
+        for (n, id) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+            let at = 1_000 * (i64::try_from(n).unwrap() + 1);
+            stored(&store, &format!("stripe:evt_{id}"), Status::Received, at).await;
+        }
+        let ids = |items: Vec<StatusItem>| -> Vec<String> {
+            items.into_iter().map(|i| i.webhook_id).collect()
+        };
+        let mut query = StatusQuery::new(Status::Received, 10_000);
+        query.limit = 2;
+        let all = list_up_to(&store, query.clone(), 100).await.unwrap();
+        assert_eq!(
+            ids(all),
+            [
+                "stripe:evt_a",
+                "stripe:evt_b",
+                "stripe:evt_c",
+                "stripe:evt_d",
+                "stripe:evt_e"
+            ]
+        );
+        let three = list_up_to(&store, query.clone(), 3).await.unwrap();
+        assert_eq!(ids(three), ["stripe:evt_a", "stripe:evt_b", "stripe:evt_c"]);
+        let one = list_up_to(store.as_ref(), query.clone(), 1).await.unwrap();
+        assert_eq!(ids(one), ["stripe:evt_a"]);
+        assert!(list_up_to(&store, query, 0).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_shared_store_is_the_store_it_shares() {
+        let inner = std::sync::Arc::new(MemoryStatusStore::new());
+        let shared: std::sync::Arc<dyn StatusStore> = inner.clone();
+        let store: &dyn StatusStore = &shared;
+        assert_eq!(
+            store.put_new(&item(Status::Received)).await.unwrap(),
+            PutOutcome::Created
+        );
+        assert_eq!(
+            store.get("stripe:evt_1").await.unwrap(),
+            Some(item(Status::Received))
+        );
+        let queued = Transition::new(Status::Queued, &[Status::Received], 1_767_225_601_000);
+        let TransitionOutcome::Applied(written) =
+            store.transition("stripe:evt_1", &queued).await.unwrap()
+        else {
+            panic!("RECEIVED → QUEUED applies");
+        };
+        assert_eq!(written.status, Status::Queued);
+        let record = TransmissionRecord::new("tx-1", b"{}", 2_000);
+        assert_eq!(
+            store.record_transmission(&record, 1_000).await.unwrap(),
+            TransmissionOutcome::Recorded
+        );
+        assert_eq!(
+            store.record_transmission(&record, 1_000).await.unwrap(),
+            TransmissionOutcome::SameBody
+        );
+        let page = store
+            .list_by_status(&StatusQuery::new(Status::Queued, 1_767_225_602_000))
+            .await
+            .unwrap();
+        assert_eq!(page.items, [*written]);
+        assert_eq!(inner.snapshot().await, page.items);
+    }
+
+    /// A store that does not list, as test doubles are.
+    struct NoListing;
+
+    #[async_trait]
+    impl StatusStore for NoListing {
+        async fn get(&self, _: &str) -> Result<Option<StatusItem>, StoreError> {
+            Ok(None)
+        }
+        async fn put_new(&self, _: &StatusItem) -> Result<PutOutcome, StoreError> {
+            Ok(PutOutcome::Created)
+        }
+        async fn transition(
+            &self,
+            _: &str,
+            _: &Transition,
+        ) -> Result<TransitionOutcome, StoreError> {
+            Ok(TransitionOutcome::Rejected(None))
+        }
+        async fn record_transmission(
+            &self,
+            _: &TransmissionRecord,
+            _: i64,
+        ) -> Result<TransmissionOutcome, StoreError> {
+            Ok(TransmissionOutcome::Recorded)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_that_cannot_list_says_so() {
+        assert_eq!(
+            NoListing
+                .list_by_status(&StatusQuery::new(Status::Failed, 1_000))
+                .await,
+            Err(StoreError::Unavailable(
+                "this status store cannot list FAILED items".into()
+            ))
+        );
+    }
+
+    /// A store that records the page sizes it is asked for.
+    #[derive(Default)]
+    struct PageLog {
+        inner: MemoryStatusStore,
+        limits: Mutex<Vec<usize>>,
+    }
+
+    #[async_trait]
+    impl StatusStore for PageLog {
+        async fn get(&self, id: &str) -> Result<Option<StatusItem>, StoreError> {
+            self.inner.get(id).await
+        }
+        async fn put_new(&self, item: &StatusItem) -> Result<PutOutcome, StoreError> {
+            self.inner.put_new(item).await
+        }
+        async fn transition(
+            &self,
+            id: &str,
+            transition: &Transition,
+        ) -> Result<TransitionOutcome, StoreError> {
+            self.inner.transition(id, transition).await
+        }
+        async fn record_transmission(
+            &self,
+            record: &TransmissionRecord,
+            now_unix: i64,
+        ) -> Result<TransmissionOutcome, StoreError> {
+            self.inner.record_transmission(record, now_unix).await
+        }
+        async fn list_by_status(&self, query: &StatusQuery) -> Result<StatusPage, StoreError> {
+            self.limits.lock().await.push(query.limit);
+            self.inner.list_by_status(query).await
+        }
+    }
+
+    #[tokio::test]
+    async fn list_up_to_reads_no_more_than_it_returns() {
+        let store = PageLog::default();
+        for (n, id) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+            let at = 1_000 * (i64::try_from(n).unwrap() + 1);
+            stored(
+                &store.inner,
+                &format!("stripe:evt_{id}"),
+                Status::Received,
+                at,
+            )
+            .await;
+        }
+        let mut query = StatusQuery::new(Status::Received, 10_000);
+        query.limit = 2;
+        assert_eq!(list_up_to(&store, query.clone(), 3).await.unwrap().len(), 3);
+        assert_eq!(
+            *store.limits.lock().await,
+            [2, 1],
+            "two pages: 2 items, then 1"
+        );
+        store.limits.lock().await.clear();
+        assert!(list_up_to(&store, query, 0).await.unwrap().is_empty());
+        assert!(
+            store.limits.lock().await.is_empty(),
+            "nothing read for none"
+        );
+    }
 }
