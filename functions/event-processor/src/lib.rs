@@ -120,15 +120,10 @@ pub async fn invoke(
 
 /// The function as deployed: the event processor over the status table, built once at cold
 /// start by `main.rs`.
+#[derive(Debug)]
 pub struct Lambda {
     processor: EventProcessor,
     function: payhook_telemetry::FunctionTelemetry,
-}
-
-impl std::fmt::Debug for Lambda {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lambda").finish_non_exhaustive()
-    }
 }
 
 impl Lambda {

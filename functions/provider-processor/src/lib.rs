@@ -321,16 +321,11 @@ fn queue_lag_ms(record: &QueueRecord, now_ms: i64) -> Option<f64> {
 
 /// The function as deployed: the processor composed from AWS adapters, built once at cold start
 /// by `main.rs`.
+#[derive(Debug)]
 pub struct Lambda {
     processor: ProviderProcessor,
     sqs: payhook_aws::aws_sdk_sqs::Client,
     function: payhook_telemetry::FunctionTelemetry,
-}
-
-impl std::fmt::Debug for Lambda {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lambda").finish_non_exhaustive()
-    }
 }
 
 impl Lambda {

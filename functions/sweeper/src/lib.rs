@@ -112,15 +112,10 @@ pub async fn invoke(sweeper: &Sweeper, invocation: Invocation) -> Result<SweepRe
 
 /// The function as deployed: the sweeper over the status table, the payment records and the
 /// providers' queues, built once at cold start by `main.rs`.
+#[derive(Debug)]
 pub struct Lambda {
     sweeper: Sweeper,
     function: payhook_telemetry::FunctionTelemetry,
-}
-
-impl std::fmt::Debug for Lambda {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lambda").finish_non_exhaustive()
-    }
 }
 
 impl Lambda {

@@ -349,15 +349,10 @@ fn record_outcome(
 
 /// The function as deployed: the validator composed from AWS adapters, built once at cold
 /// start by `main.rs`.
+#[derive(Debug)]
 pub struct Lambda {
     validator: Validator,
     function: payhook_telemetry::FunctionTelemetry,
-}
-
-impl std::fmt::Debug for Lambda {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lambda").finish_non_exhaustive()
-    }
 }
 
 impl Lambda {
