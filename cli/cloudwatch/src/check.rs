@@ -1,6 +1,7 @@
-//! The checker behind `payhook check`: the observability files kept as code (`dashboards/`, `alarms/`, `rules/`,
-//! `runbooks/`) are checked before anything is deployed, so a dashboard that would silently show
-//! nothing or an alarm without a runbook is a failing check, not a surprise during an incident.
+//! The checker behind `payhook check`: the observability files kept as code (`dashboards/`,
+//! `alarms/`, `rules/`, `runbooks/`) are checked before anything is deployed, so a dashboard that
+//! would silently show nothing or an alarm without a runbook is a failing check, not a surprise
+//! during an incident.
 //! The command (in the `payhook` CLI) parses its arguments, builds the [`Context`] from the
 //! crates this one does not depend on, calls [`check_root`] and prints [`render_text`] or
 //! [`render_json`]: exit 0 when there is nothing to report, 1 when there are findings, 2 on a
@@ -25,12 +26,12 @@
 //!   format) and satisfy what the Pulumi program additionally requires.
 //! - **Cross-checks**: every alarm has its runbook and every runbook an alarm; every custom
 //!   metric (namespace `Payhook`) and dimension set on a dashboard or alarm is in the telemetry
-//!   catalogue (`telemetry/src/catalogue.rs`, passed in as a [`Catalogue`]), with `service` and `provider` values that
-//!   really emit it; every catalogue metric is on a dashboard; every placeholder is one the
-//!   Pulumi program fills ([`stack`]), with a suggestion when it looks misspelled; AWS resource
-//!   dimensions use the placeholder of their resource; links into the repository resolve;
-//!   runbooks name widgets that exist and keep their sections in order; the alarm status widget
-//!   can hold every alarm the stack creates.
+//!   catalogue (`telemetry/src/catalogue.rs`, passed in as a [`Catalogue`]), with `service` and
+//!   `provider` values that really emit it; every catalogue metric is on a dashboard; every
+//!   placeholder is one the Pulumi program fills ([`stack`]), with a suggestion when it looks
+//!   misspelled; AWS resource dimensions use the placeholder of their resource; links into the
+//!   repository resolve; runbooks name widgets that exist and keep their sections in order; the
+//!   alarm status widget can hold every alarm the stack creates.
 //!
 //! The vocabularies Pulumi enforces (placeholders, alarm scopes, widget types, severities,
 //! comparisons, missing-data values) live in [`stack`]; the placeholders are read from
@@ -41,8 +42,8 @@
 //! Written by hand, and why: AWS publishes no JSON Schema for `DashboardBody` (the notes above),
 //! and no crate parses CloudWatch metric math, so the structure rules live here and expressions
 //! are read with this crate's [`crate::math`] parser, the one the dashboard preview evaluates
-//! with; JSON is read with `serde_json` through a visitor that also records
-//! repeated keys, which `serde_json::Value` would drop silently.
+//! with; JSON is read with `serde_json` through a visitor that also records repeated keys, which
+//! `serde_json::Value` would drop silently.
 
 use std::collections::BTreeMap;
 use std::fmt;
