@@ -1,0 +1,12 @@
+//! The `payhook` command's integration tests, in one binary (one link of the AWS SDK instead of
+//! one per file): the configuration and `send`, the on-call tools against moto and the local
+//! stack, quarantine, `rules test`, `serve` killed mid-batch, `sweep`, and `verify` over the
+//! signature vectors.
+
+mod config_and_send;
+mod oncall_moto;
+mod quarantine;
+mod rules_test_command;
+mod serve_sigkill;
+mod sweep;
+mod verify_vectors;
