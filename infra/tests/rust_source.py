@@ -3,7 +3,9 @@ the Pulumi program with the code instead of with lists copied from it:
 
 - the environment variables each Lambda binary reads: the values of its `*_ENV: &str = "…"`
   constants and the upper-case `SNAKE_CASE` string literals in its crate's `src/` (a literal
-  ending in `_{}` is a family, one per provider: `QUEUE_URL_{}`), plus the telemetry crate's
+  ending in `_{}` is a family, one per provider: `QUEUE_URL_{}`), the variables behind each
+  shared reader of `functions/aws/src/env.rs` it calls (`env.status_table()`,
+  `env.queue_urls()`: the constants that method's body names), plus the telemetry crate's
   constants, which every binary reads;
 - the DynamoDB actions each function's handler needs: the status-store and payment-store
   methods its `payhook-core` module calls (`self.store.<method>(`, `self.payments.<method>(`),
@@ -42,6 +44,8 @@ PAYMENT_STORE = "functions/aws/src/payment_store.rs"
 #: The handlers' DynamoDB ports (`self.<field>.<method>(`) and the adapter implementing each.
 DYNAMODB_PORTS = {"store": STATUS_STORE, "payments": PAYMENT_STORE}
 SECRET_STORE = "functions/aws/src/secrets.rs"
+#: The environment rules every function crate reads through (`payhook_aws::env::Env`).
+ENV_READERS = "functions/aws/src/env.rs"
 
 _ENV_CONST = re.compile(r'_ENV: &str = "([A-Z][A-Z0-9_]*)";')
 _SNAKE_LITERAL = re.compile(r'"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)"')
@@ -66,9 +70,33 @@ def _read_in(crate_dir: str, providers: list[str], literals: bool) -> set[str]:
     return names
 
 
+_CONST = re.compile(r"pub const ([A-Z][A-Z0-9_]*):[^=]*=(.*?);", re.DOTALL)
+_LITERAL = re.compile(r'"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)"')
+_METHOD = re.compile(r"\n    pub fn (\w+)\(&self[^{]*\{(.*?)\n    \}", re.DOTALL)
+
+
+@lru_cache(maxsize=None)
+def env_readers() -> dict[str, frozenset[str]]:
+    """Each shared reader method of `Env` (`status_table`, `queue_urls`, …) and the variables
+    its body reads: the string literals of the constants it names."""
+    text = (REPO_ROOT / ENV_READERS).read_text()
+    constants = {name: set(_LITERAL.findall(value)) for name, value in _CONST.findall(text)}
+    readers: dict[str, frozenset[str]] = {}
+    for method, body in _METHOD.findall(text):
+        names = set().union(*(v for k, v in constants.items() if re.search(rf"\b{k}\b", body)))
+        if names:
+            readers[method] = frozenset(names)
+    return readers
+
+
 def env_read_by(binary: str, providers: list[str]) -> set[str]:
-    """The variables `binary`'s own crate reads."""
-    return _read_in(CRATES[binary], providers, literals=True)
+    """The variables `binary`'s own crate reads, itself or through the shared readers."""
+    names = _read_in(CRATES[binary], providers, literals=True)
+    for text in _sources(CRATES[binary]):
+        for method, variables in env_readers().items():
+            if re.search(rf"\benv\.{method}\(\)", text):
+                names |= variables
+    return names
 
 
 def env_read_by_telemetry() -> set[str]:
@@ -114,8 +142,9 @@ def dynamodb_actions_of(method: str, adapter: str = STATUS_STORE) -> set[str]:
 def handler_store_calls(binary: str, field: str = "store") -> set[str]:
     """The methods `binary`'s handler calls on its `field` port (`self.store.<method>(`)."""
     module = HANDLER_MODULES[binary]
-    main = (REPO_ROOT / CRATES[binary] / "src" / "main.rs").read_text()
-    assert f"payhook_core::{module}::" in main, f"{binary} no longer runs payhook_core::{module}"
+    # The crate composes and runs the handler (its `Lambda::compose` in `lib.rs`).
+    crate = "\n".join(_sources(CRATES[binary]))
+    assert f"payhook_core::{module}::" in crate, f"{binary} no longer runs payhook_core::{module}"
     text = (REPO_ROOT / "functions/core/src" / f"{module}.rs").read_text()
     return set(re.findall(rf"self\s*\.\s*{field}\s*\.\s*(\w+)\(", text))
 
