@@ -32,8 +32,13 @@ pub fn resolve(requested: &Path, default: &str) -> io::Result<PathBuf> {
 
 /// [`resolve`] for `--rules-dir`, as a command's error.
 pub fn rules_dir(requested: &Path) -> Result<PathBuf, crate::CliError> {
-    resolve(requested, "rules")
-        .map_err(|e| crate::CliError::Failed(format!("cannot write the built-in rules: {e}")))
+    folder(requested, "rules")
+}
+
+/// [`resolve`] for any built-in folder (`dashboards`, `alarms`, …), as a command's error.
+pub fn folder(requested: &Path, default: &str) -> Result<PathBuf, crate::CliError> {
+    resolve(requested, default)
+        .map_err(|e| crate::CliError::Failed(format!("cannot write the built-in {default}: {e}")))
 }
 
 /// Whether `folder` is one of the built-in folders.

@@ -538,7 +538,10 @@ pub async fn preview_aws(
 }
 
 /// Runs `payhook dashboard`: writes the page and prints how many widgets drew data (exit 0).
-pub async fn run(args: DashboardArgs) -> Result<i32, CliError> {
+pub async fn run(mut args: DashboardArgs) -> Result<i32, CliError> {
+    // Outside the repository: the dashboards and alarms built into the binary.
+    args.dashboards = crate::defaults::folder(&args.dashboards, "dashboards")?;
+    args.alarms = crate::defaults::folder(&args.alarms, "alarms")?;
     let preview = if args.aws {
         let config = payhook_aws::sdk_config(args.aws_endpoint.as_deref()).await;
         let stage = args.stage.as_deref().unwrap_or(names::DEFAULT_AWS_STAGE);

@@ -1,9 +1,11 @@
 //! The `payhook` command's integration tests, in one binary (one link of the AWS SDK instead of
-//! one per file): the configuration and `send`, the on-call tools against moto and the local
-//! stack, quarantine, `rules test`, `serve` killed mid-batch, `sweep`, and `verify` over the
-//! signature vectors.
+//! one per file): `check` and its drift cases, the configuration and `send`, the dashboard
+//! preview, the on-call tools against moto and the local stack, quarantine, `rules test`,
+//! `serve` killed mid-batch, `sweep`, and `verify` over the signature vectors.
 
+mod check_drift;
 mod config_and_send;
+mod dashboard_preview;
 mod oncall_moto;
 mod quarantine;
 mod rules_test_command;
