@@ -21,9 +21,9 @@ use payhook_aws::aws_sdk_ssm::types::ParameterType;
 use payhook_aws::moto::{self, MotoServer};
 use payhook_aws::provision::{self, StackNames, StackPlan};
 use payhook_aws::{DynamoStatusStore, create_table};
-use payhook_pattern::load_rules;
 use payhook_core::status::{Status, StatusItem, StatusStore};
 use payhook_core::{EventType, PaymentEvent, Provider};
+use payhook_pattern::load_rules;
 use serde_json::{Value, json};
 
 /// The commands under test, parsed the way the `payhook` binary parses them.

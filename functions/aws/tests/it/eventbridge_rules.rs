@@ -18,10 +18,10 @@ use payhook_aws::provision::{
 };
 use payhook_core::bus::{BusEntry, EntryResult, EventBus};
 use payhook_core::event_processor::RoutedEvent;
-use payhook_pattern::{RuleFile, RuleSet, load_rules};
 use payhook_core::payment::PaymentRecord;
 use payhook_core::processor::{PublishedDetail, TierThresholds};
 use payhook_core::{EventType, PaymentEvent, Provider};
+use payhook_pattern::{RuleFile, RuleSet, load_rules};
 use serde_json::{Value, json};
 
 use crate::support::moto_config;

@@ -316,12 +316,11 @@ impl Stage {
     /// The event processor's paths as `user`: recording a freshly routed event, and refusing
     /// (for a retry) one whose status item is gone.
     pub(crate) async fn event_processor_paths(&self, user: &str) -> Result<(), String> {
-        let rule_queues: Vec<String> =
-            payhook_pattern::load_rules(&workspace_root().join("rules"))
-                .expect("rules")
-                .iter()
-                .map(|rule| self.names.rule_queue(&rule.1.name))
-                .collect();
+        let rule_queues: Vec<String> = payhook_pattern::load_rules(&workspace_root().join("rules"))
+            .expect("rules")
+            .iter()
+            .map(|rule| self.names.rule_queue(&rule.1.name))
+            .collect();
         for drop_items in [false, true] {
             self.purge(&rule_queues).await;
             self.deliver("webhook-validator").await.expect("validator");
@@ -378,9 +377,7 @@ impl Stage {
     pub(crate) async fn record_routed_event(&self, user: &str) -> Result<(), String> {
         let observer = payhook_aws::aws_sdk_sqs::Client::new(&self.sdk("observer").await);
         let mut delivered = None;
-        for rule in
-            payhook_pattern::load_rules(&workspace_root().join("rules")).expect("rules")
-        {
+        for rule in payhook_pattern::load_rules(&workspace_root().join("rules")).expect("rules") {
             let name = self.names.rule_queue(&rule.1.name);
             let Some(url) = payhook_aws::consumer::queue_url(&observer, &name)
                 .await
