@@ -37,7 +37,7 @@ use crate::config::{CONFIG_FILE_NAME, CONFIG_PATH_ENV, Config};
 
 /// The stage used when neither `--stage` nor a configuration names one (the configuration's
 /// own default).
-pub const DEFAULT_LOCAL_STAGE: &str = "local";
+pub use payhook_aws::provision::DEFAULT_LOCAL_STAGE;
 
 pub use payhook_aws::config::LOCAL_ACCESS_KEY_ID;
 

@@ -601,8 +601,8 @@ pub struct AwsConfig {
 impl Default for AwsConfig {
     fn default() -> Self {
         AwsConfig {
-            stage: "local".to_owned(),
-            region: "us-east-1".to_owned(),
+            stage: payhook_aws::provision::DEFAULT_LOCAL_STAGE.to_owned(),
+            region: payhook_aws::DEFAULT_REGION.to_owned(),
             endpoint_url: None,
         }
     }

@@ -66,7 +66,7 @@ use crate::send::{HttpClient, MAX_RESPONSE_BYTES, REQUEST_TIMEOUT, http_client};
 pub const DEFAULT_LOCAL_URL: &str = "http://127.0.0.1:8787";
 
 /// The stage `--aws` uses without `--stage` or `$PAYHOOK_AWS_STAGE` (the Pulumi default).
-pub const DEFAULT_DEPLOYED_STAGE: &str = "prod";
+pub use payhook_aws::provision::DEFAULT_DEPLOYED_STAGE;
 
 /// Environment variable naming the stage when `--stage` is not given.
 pub const STAGE_ENV: &str = "PAYHOOK_AWS_STAGE";

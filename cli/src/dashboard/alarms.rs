@@ -11,7 +11,7 @@ use payhook_cloudwatch::alarm::AlarmMetric;
 
 use super::expr::{self, Env, Labeled, Val};
 use super::metrics::{MetricId, MetricSource, Points, Stat};
-use super::names::{self, FUNCTIONS, Names, providers};
+use super::names::{self, Names, functions, providers};
 use crate::CliError;
 
 /// The alarm's condition as drawn: `> 1000`, `>= 1`, …
@@ -145,7 +145,7 @@ pub(crate) fn instances(
                 }
             }
             "function" => {
-                for f in FUNCTIONS {
+                for f in functions() {
                     resources.push((
                         f.to_owned(),
                         with(vec![

@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 
 use super::logs::LogRecord;
 use super::metrics::{MetricId, MetricSource, Points, Stat, TimeRange, aggregate_samples};
-use super::names::{FUNCTIONS, Names, providers};
+use super::names::{Names, is_function, providers};
 use crate::CliError;
 use crate::local::stack::{LOGS_FILE, METRICS_FILE, SEGMENTS_FILE};
 
@@ -109,7 +109,7 @@ fn seconds_to_ms(v: &Value) -> Option<i64> {
 fn log_function(v: &Value) -> Option<String> {
     for key in ["function_name", "service"] {
         if let Some(s) = v.get(key).and_then(Value::as_str)
-            && FUNCTIONS.contains(&s)
+            && is_function(s)
         {
             return Some(s.to_owned());
         }
@@ -247,7 +247,7 @@ impl LocalRun {
                 .get("service")
                 .or_else(|| doc.get("function_name"))
                 .and_then(Value::as_str)
-                .filter(|s| FUNCTIONS.contains(s))
+                .filter(|s| is_function(s))
                 .map(str::to_owned);
             let ts = doc
                 .pointer("/_aws/Timestamp")
@@ -942,7 +942,7 @@ fn headline(summary: &Value) -> String {
 fn handler_function(node: &Value) -> Option<String> {
     let name = node.get("name").and_then(Value::as_str)?;
     let handler = name.strip_prefix("## ")?;
-    if FUNCTIONS.contains(&handler) {
+    if is_function(handler) {
         return Some(handler.to_owned());
     }
     if handler == "provider-processor" {
@@ -995,7 +995,7 @@ fn invocations_from_segments(docs: &[Value]) -> Vec<Invocation> {
         let name = doc.get("name").and_then(Value::as_str).unwrap_or_default();
         if !found
             && doc.get("parent_id").is_none()
-            && FUNCTIONS.contains(&name)
+            && is_function(name)
             && let (Some(s), Some(e)) = (
                 doc.get("start_time").and_then(seconds_to_ms),
                 doc.get("end_time").and_then(seconds_to_ms),
@@ -1020,7 +1020,7 @@ fn invocations_from_logs(logs: &[Value]) -> Vec<Invocation> {
         let (Some(function), Some(request)) = (
             v.get("function_name")
                 .and_then(Value::as_str)
-                .filter(|f| FUNCTIONS.contains(f)),
+                .filter(|f| is_function(f)),
             v.get("function_request_id").and_then(Value::as_str),
         ) else {
             continue;

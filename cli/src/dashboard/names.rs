@@ -6,27 +6,29 @@ use std::collections::BTreeMap;
 use payhook_core::Provider;
 use serde_json::Value;
 
-/// The six functions by logical name (the `service` dimension of `Payhook` metrics).
-pub(crate) const FUNCTIONS: [&str; 6] = [
-    "webhook-validator",
-    "stripe-processor",
-    "paypal-processor",
-    "square-processor",
-    "event-processor",
-    "sweeper",
-];
+/// The deployed functions by logical name (the `service` dimension of `Payhook` metrics): the
+/// one list `payhook check` uses ([`payhook_cloudwatch::check::stack::function_names`]).
+pub(crate) fn functions() -> &'static [String] {
+    static FUNCTIONS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    FUNCTIONS.get_or_init(payhook_cloudwatch::check::stack::function_names)
+}
+
+/// Whether `name` is one of the deployed [`functions`].
+pub(crate) fn is_function(name: &str) -> bool {
+    functions().iter().any(|f| f == name)
+}
 
 /// The account id written into local alarm ARNs (the local bus uses the same).
 pub(crate) const LOCAL_ACCOUNT: &str = "000000000000";
 
 /// The region of the local stack.
-pub(crate) const LOCAL_REGION: &str = "us-east-1";
+pub(crate) use payhook_aws::DEFAULT_REGION as LOCAL_REGION;
 
 /// The stage name of the local stack.
-pub(crate) const LOCAL_STAGE: &str = "local";
+pub(crate) use payhook_aws::provision::DEFAULT_LOCAL_STAGE as LOCAL_STAGE;
 
 /// The stage `--aws` looks at when `--stage` is not given.
-pub(crate) const DEFAULT_AWS_STAGE: &str = "prod";
+pub(crate) use payhook_aws::provision::DEFAULT_DEPLOYED_STAGE as DEFAULT_AWS_STAGE;
 
 /// Providers by name, in the order of [`Provider::ALL`].
 pub(crate) fn providers() -> impl Iterator<Item = &'static str> {
@@ -146,7 +148,7 @@ impl Names {
             map.insert(format!("dlq.{p}"), self.dlq(p));
         }
         map.insert("dlq.events".into(), self.dlq("events"));
-        for f in FUNCTIONS {
+        for f in functions() {
             map.insert(format!("function.{f}"), self.function(f));
             map.insert(format!("log_group.{f}"), self.log_group(f));
         }

@@ -247,7 +247,7 @@ pub fn proxy_event(
         "requestContext": {
             "accountId": super::bus::LOCAL_ACCOUNT,
             "resourceId": "local",
-            "stage": "local",
+            "stage": payhook_aws::provision::DEFAULT_LOCAL_STAGE,
             "requestId": request_id,
             "extendedRequestId": request_id,
             "requestTime": payhook_core::status::rfc3339_ms(payhook_core::ports::Clock::now_ms(&payhook_core::ports::SystemClock)),

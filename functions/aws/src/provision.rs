@@ -50,6 +50,13 @@ use crate::queue::{DLQ_RETENTION_SECONDS, FIFO_SUFFIX, dlq_name};
 use crate::secrets::parameter_name;
 use crate::status_store::{DEFAULT_TABLE_NAME, OPEN_STATUS_INDEX, TTL_ATTRIBUTE, create_table};
 
+/// The stage of the local stack (`payhook serve`, `payhook bootstrap` without `--stage`).
+pub const DEFAULT_LOCAL_STAGE: &str = "local";
+
+/// The stage a deployment, and the on-call tools' `--aws`, use when none is named (the Pulumi
+/// program's default).
+pub const DEFAULT_DEPLOYED_STAGE: &str = "prod";
+
 /// How long a provider queue keeps a message: 4 days, SQS's default (as `infra/` sets it).
 pub const QUEUE_RETENTION_SECONDS: u32 = 4 * 24 * 60 * 60;
 

@@ -87,7 +87,7 @@ impl Config {
         Ok(Config {
             stage: env
                 .get("PAYHOOK_STAGE")
-                .unwrap_or_else(|| "prod".to_owned()),
+                .unwrap_or_else(|| payhook_aws::provision::DEFAULT_DEPLOYED_STAGE.to_owned()),
             status_table: env.status_table(),
             queue_urls,
             secrets_ttl_secs: env.parse_or("SECRETS_TTL_SECONDS", 300)?,
