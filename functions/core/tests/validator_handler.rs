@@ -996,3 +996,421 @@ async fn a_received_item_keeps_the_exact_bytes_it_queued() {
         "what the sweeper would enqueue again is what was queued"
     );
 }
+
+#[test]
+fn every_error_code_has_its_fixed_public_message() {
+    use payhook_core::validator::{error_body, public_message};
+    let retry_later = "The webhook could not be stored; retry later.";
+    let expected = [
+        (
+            "unknown_provider",
+            "No webhook provider of that name; use stripe, paypal or square.",
+        ),
+        (
+            "provider_not_configured",
+            "This provider is not configured on this stage.",
+        ),
+        (
+            "payload_too_large",
+            "The request body is larger than accepted.",
+        ),
+        ("empty_body", "The request body is empty."),
+        (
+            "invalid_base64",
+            "The request body is flagged base64 but is not valid base64.",
+        ),
+        (
+            "missing_header",
+            "A signature header the provider always sends is missing.",
+        ),
+        ("malformed_header", "A signature header cannot be parsed."),
+        (
+            "no_v1_signature",
+            "The Stripe-Signature header carries no v1 signature.",
+        ),
+        (
+            "no_matching_signature",
+            "The signature does not match the request body.",
+        ),
+        (
+            "timestamp_too_old",
+            "The signature's timestamp is older than the tolerance.",
+        ),
+        (
+            "timestamp_out_of_tolerance",
+            "The transmission time is too far from now.",
+        ),
+        (
+            "transmission_replayed",
+            "This transmission was already received with another body.",
+        ),
+        (
+            "event_too_old",
+            "The event is older than this endpoint accepts.",
+        ),
+        (
+            "cert_url_not_allowed",
+            "The certificate URL is not one of PayPal's.",
+        ),
+        (
+            "cert_not_available",
+            "The certificate URL did not serve a certificate.",
+        ),
+        (
+            "cert_fetch_failed",
+            "The signing certificate could not be fetched; retry later.",
+        ),
+        (
+            "cert_expired",
+            "The signing certificate is outside its validity period.",
+        ),
+        ("cert_untrusted", "The signing certificate is not trusted."),
+        (
+            "cert_name_mismatch",
+            "The signing certificate is not a PayPal message certificate.",
+        ),
+        (
+            "unsupported_algorithm",
+            "The signature algorithm is not accepted.",
+        ),
+        (
+            "not_configured",
+            "Signature verification is not configured for this provider.",
+        ),
+        ("invalid_json", "The body is not valid JSON."),
+        (
+            "missing_field",
+            "The event lacks a field its type requires.",
+        ),
+        (
+            "invalid_field",
+            "A field of the event has an invalid value.",
+        ),
+        ("invalid_amount", "The event's amount is not valid."),
+        (
+            "unsupported_currency",
+            "The event's currency is not supported.",
+        ),
+        ("secret_store_unavailable", retry_later),
+        ("state_store_unavailable", retry_later),
+        ("state_store_corrupt", retry_later),
+        ("queue_unavailable", retry_later),
+        ("quarantine_unavailable", retry_later),
+        ("blob_store_unavailable", retry_later),
+        ("blob_store_not_configured", retry_later),
+        ("blob_missing", retry_later),
+        ("something_new", "The request was not accepted."),
+    ];
+    for (code, message) in expected {
+        assert_eq!(public_message(code), message, "{code}");
+    }
+    assert_eq!(
+        error_body("event_too_old", Some("req-1")),
+        serde_json::json!({
+            "error": "event_too_old",
+            "message": "The event is older than this endpoint accepts.",
+            "request_id": "req-1",
+        })
+    );
+    assert_eq!(
+        error_body("empty_body", None),
+        serde_json::json!({
+            "error": "empty_body",
+            "message": "The request body is empty.",
+            "request_id": null,
+        })
+    );
+}
+
+#[test]
+fn each_error_has_its_status_its_retry_and_whether_it_refuses_authenticity() {
+    use payhook_core::blob::BlobError;
+    use payhook_core::signature::SignatureError;
+    let cases: Vec<(ValidatorError, u16, bool)> = vec![
+        (
+            ValidatorError::UnknownProvider("adyen".parse::<Provider>().unwrap_err()),
+            404,
+            false,
+        ),
+        (
+            ValidatorError::Secrets(SecretError::NotConfigured(Provider::Paypal)),
+            404,
+            false,
+        ),
+        (
+            ValidatorError::Signature(SignatureError::EmptyBody),
+            400,
+            false,
+        ),
+        (
+            ValidatorError::Signature(SignatureError::CertFetchFailed("timeout".into())),
+            503,
+            false,
+        ),
+        (
+            ValidatorError::Signature(SignatureError::NoMatchingSignature),
+            401,
+            true,
+        ),
+        (
+            ValidatorError::Signature(SignatureError::MissingHeader("Stripe-Signature")),
+            401,
+            true,
+        ),
+        (
+            ValidatorError::TransmissionReplayed {
+                transmission_id: "tx-1".into(),
+            },
+            401,
+            true,
+        ),
+        (
+            ValidatorError::EventTooOld {
+                occurred_at: "2020-01-01T00:00:00Z".into(),
+                max_age_secs: 1,
+            },
+            401,
+            true,
+        ),
+        (
+            ValidatorError::PayloadTooLarge { size: 2, limit: 1 },
+            413,
+            false,
+        ),
+        (
+            ValidatorError::QuarantineUnavailable { size: 2, limit: 1 },
+            503,
+            false,
+        ),
+        (
+            ValidatorError::Secrets(SecretError::Unavailable("timeout".into())),
+            503,
+            false,
+        ),
+        (
+            ValidatorError::StateStore(StoreError::Corrupt("x".into())),
+            503,
+            false,
+        ),
+        (
+            ValidatorError::Queue(QueueError::Unavailable("x".into())),
+            503,
+            false,
+        ),
+        (
+            ValidatorError::QuarantineBlobs(BlobError::NotConfigured),
+            503,
+            false,
+        ),
+    ];
+    for (err, status, signature_failure) in cases {
+        assert_eq!(err.http_status(), status, "{err:?}");
+        assert_eq!(err.is_retryable(), status >= 500, "{err:?}");
+        assert_eq!(err.is_signature_failure(), signature_failure, "{err:?}");
+        assert_eq!(err.response(None).0, status, "{err:?}");
+    }
+}
+
+#[test]
+fn a_queue_refusing_the_size_is_a_413_and_any_other_queue_failure_a_503() {
+    let too_large = ValidatorError::from(QueueError::TooLarge {
+        size: 300_000,
+        limit: 262_144,
+    });
+    assert_eq!(
+        too_large,
+        ValidatorError::PayloadTooLarge {
+            size: 300_000,
+            limit: 262_144
+        }
+    );
+    assert_eq!(
+        (too_large.http_status(), too_large.code()),
+        (413, "payload_too_large")
+    );
+    let down = ValidatorError::from(QueueError::Unavailable("timeout".into()));
+    assert_eq!(
+        down,
+        ValidatorError::Queue(QueueError::Unavailable("timeout".into()))
+    );
+    assert_eq!(
+        (down.http_status(), down.code()),
+        (503, "queue_unavailable")
+    );
+}
+
+#[test]
+fn the_validators_limits() {
+    use payhook_core::validator::{
+        DEFAULT_MAX_BODY_BYTES, LONGEST_PROVIDER_RETRY_SECS, MAX_QUARANTINED_BODY_BYTES,
+        TRANSMISSION_RECORD_MARGIN_SECS,
+    };
+    assert_eq!(DEFAULT_MAX_BODY_BYTES, 1_048_576);
+    assert_eq!(LONGEST_PROVIDER_RETRY_SECS, 259_200, "3 days");
+    assert_eq!(MAX_QUARANTINED_BODY_BYTES, 286_720, "280 KiB");
+    assert_eq!(TRANSMISSION_RECORD_MARGIN_SECS, 3_600);
+    // The PayPal tolerance either side of the transmission time, and the margin.
+    assert_eq!(ValidatorConfig::default().transmission_record_secs(), 4_200);
+    let wide = ValidatorConfig {
+        paypal_tolerance_secs: 1_000,
+        ..ValidatorConfig::default()
+    };
+    assert_eq!(wide.transmission_record_secs(), 5_600);
+    // A tolerance past i64 still keeps the record (a quarter of i64::MAX, twice, and the margin).
+    let unbounded = ValidatorConfig {
+        paypal_tolerance_secs: u64::MAX,
+        ..ValidatorConfig::default()
+    };
+    assert_eq!(
+        unbounded.transmission_record_secs(),
+        4_611_686_018_427_391_502
+    );
+}
+
+#[test]
+fn a_zero_paypal_tolerance_or_body_limit_is_refused() {
+    let paypal = ValidatorConfig {
+        paypal_tolerance_secs: 0,
+        ..ValidatorConfig::default()
+    };
+    assert_eq!(
+        paypal.validate().unwrap_err().0,
+        "the PayPal tolerance must be at least 1 second"
+    );
+    let body = ValidatorConfig {
+        max_body_bytes: 0,
+        ..ValidatorConfig::default()
+    };
+    assert_eq!(
+        body.validate().unwrap_err().0,
+        "the body limit must be at least 1 byte"
+    );
+    let one = ValidatorConfig {
+        max_body_bytes: 1,
+        paypal_tolerance_secs: 1,
+        ..ValidatorConfig::default()
+    };
+    assert_eq!(one.validate(), Ok(()));
+    assert_eq!(ValidatorConfig::default().validate(), Ok(()));
+}
+
+#[tokio::test]
+async fn a_body_exactly_at_the_limit_is_accepted() {
+    let body = fixture("stripe/payment_intent.succeeded.jpy.json");
+    let v = validator_with(
+        Arc::new(MemoryStatusStore::new()),
+        Arc::new(MemoryQueue::new()),
+        secrets(),
+        NOW_MS,
+        ValidatorConfig {
+            idempotency_retention_secs: FIXTURE_RETENTION_SECS,
+            max_body_bytes: body.len(),
+            ..ValidatorConfig::default()
+        },
+    );
+    let accepted = send_signed_stripe(&v, &body).await.unwrap();
+    assert_eq!(accepted.response().0, 202);
+}
+
+/// A queue whose size limit is set per test.
+struct SizedQueue {
+    limit: usize,
+    inner: MemoryQueue,
+}
+
+#[async_trait]
+impl Queue for SizedQueue {
+    fn max_message_bytes(&self) -> usize {
+        self.limit
+    }
+    async fn send(&self, message: QueueMessage) -> Result<String, QueueError> {
+        self.inner.send(message).await
+    }
+}
+
+#[tokio::test]
+async fn a_message_exactly_at_the_queue_limit_is_queued_one_byte_over_is_not() {
+    let body = fixture("stripe/payment_intent.succeeded.jpy.json");
+    let probe = Arc::new(MemoryQueue::new());
+    send_signed_stripe(
+        &validator(Arc::new(MemoryStatusStore::new()), probe.clone()),
+        &body,
+    )
+    .await
+    .unwrap();
+    let size = probe.messages()[0].body.len();
+    let at = |limit: usize| {
+        validator(
+            Arc::new(MemoryStatusStore::new()),
+            Arc::new(SizedQueue {
+                limit,
+                inner: MemoryQueue::new(),
+            }),
+        )
+    };
+    let accepted = send_signed_stripe(&at(size), &body).await.unwrap();
+    assert_eq!(accepted.response().0, 202);
+    let err = send_signed_stripe(&at(size - 1), &body).await.unwrap_err();
+    assert_eq!(
+        err,
+        ValidatorError::PayloadTooLarge {
+            size,
+            limit: size - 1
+        }
+    );
+}
+
+/// An unknown-currency Stripe event padded to exactly `size` bytes.
+fn unknown_currency_body_of(event_id: &str, size: usize) -> Vec<u8> {
+    let mut event: serde_json::Value =
+        serde_json::from_slice(&unknown_currency_body(event_id)).unwrap();
+    event["pad"] = "".into();
+    let bare = serde_json::to_vec(&event).unwrap().len();
+    event["pad"] = "x".repeat(size - bare).into();
+    let body = serde_json::to_vec(&event).unwrap();
+    assert_eq!(body.len(), size);
+    body
+}
+
+#[tokio::test]
+async fn a_body_of_exactly_the_inline_limit_is_quarantined_inline() {
+    use payhook_core::blob::MemoryBlobStore;
+    use payhook_core::validator::MAX_QUARANTINED_BODY_BYTES;
+    let store = Arc::new(MemoryStatusStore::new());
+    let blobs = Arc::new(MemoryBlobStore::new());
+    let v =
+        validator(store.clone(), Arc::new(MemoryQueue::new())).with_quarantine_blobs(blobs.clone());
+    let inline = unknown_currency_body_of("evt_at_limit", MAX_QUARANTINED_BODY_BYTES);
+    assert_eq!(
+        send_signed_stripe(&v, &inline).await.unwrap().response().0,
+        202
+    );
+    let item = store.get("stripe:evt_at_limit").await.unwrap().unwrap();
+    assert_eq!(item.raw_body_key, None);
+    assert!(item.raw_body.is_some());
+    assert!(blobs.keys().is_empty());
+
+    let over = unknown_currency_body_of("evt_over_limit", MAX_QUARANTINED_BODY_BYTES + 1);
+    assert_eq!(
+        send_signed_stripe(&v, &over).await.unwrap().response().0,
+        202
+    );
+    let item = store.get("stripe:evt_over_limit").await.unwrap().unwrap();
+    assert_eq!(item.raw_body, None);
+    assert_eq!(blobs.keys().len(), 1);
+
+    // Without a blob store, the inline limit itself is still kept.
+    let store = Arc::new(MemoryStatusStore::new());
+    let v = validator(store.clone(), Arc::new(MemoryQueue::new()));
+    let accepted = send_signed_stripe(&v, &inline).await.unwrap();
+    assert_eq!(accepted.response().0, 202);
+    assert_eq!(
+        store
+            .get("stripe:evt_at_limit")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        Status::Quarantined
+    );
+}
