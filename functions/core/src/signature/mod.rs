@@ -215,4 +215,26 @@ mod tests {
         assert!(!SignatureError::NoMatchingSignature.is_retryable());
         assert_eq!(SignatureError::NotConfigured("x").http_status(), 401);
     }
+
+    #[test]
+    fn each_provider_requires_its_signature_headers() {
+        assert_eq!(
+            required_headers(crate::Provider::Stripe),
+            ["Stripe-Signature"]
+        );
+        assert_eq!(
+            required_headers(crate::Provider::Square),
+            ["x-square-hmacsha256-signature"]
+        );
+        assert_eq!(
+            required_headers(crate::Provider::Paypal),
+            [
+                "PAYPAL-TRANSMISSION-ID",
+                "PAYPAL-TRANSMISSION-TIME",
+                "PAYPAL-CERT-URL",
+                "PAYPAL-AUTH-ALGO",
+                "PAYPAL-TRANSMISSION-SIG"
+            ]
+        );
+    }
 }
