@@ -6,6 +6,7 @@
 //! folder under `CARGO_TARGET_TMPDIR`, seeds one change and asserts the complete list of
 //! findings, so a check that reports too much fails as surely as one that reports nothing.
 
+use crate::support::payhook;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -118,10 +119,6 @@ fn widget(tree: &Tree, title: &str) -> usize {
         .iter()
         .position(|w| w["properties"]["title"] == title)
         .unwrap_or_else(|| panic!("no widget titled {title:?}"))
-}
-
-fn payhook() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_payhook"))
 }
 
 #[test]

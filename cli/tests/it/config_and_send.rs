@@ -32,17 +32,7 @@ const NOW: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 
 /// A fresh, empty folder for one test.
 fn scratch(name: &str) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("config_and_send")
-        .join(format!(
-            "{name}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    crate::support::scratch_in("config_and_send", name)
 }
 
 /// One demo CA for the whole binary: RSA key generation is the slow part of `config init`.

@@ -10,5 +10,6 @@ mod oncall_moto;
 mod quarantine;
 mod rules_test_command;
 mod serve_sigkill;
+mod support;
 mod sweep;
 mod verify_vectors;

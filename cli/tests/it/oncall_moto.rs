@@ -62,17 +62,7 @@ fn rules_dir() -> PathBuf {
 
 /// A fresh, empty folder for one test.
 fn scratch(name: &str) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("oncall_moto")
-        .join(format!(
-            "{name}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    crate::support::scratch_in("oncall_moto", name)
 }
 
 /// A stage name of its own for each test (tests share one moto server).

@@ -1,14 +1,10 @@
 //! `payhook rules test` agrees with every case of the EventBridge conformance corpus, exits 2 on
 //! every invalid pattern, and names the rules in rules/ that match an event.
 
-use std::process::Command;
+use crate::support::payhook;
 
 use payhook_core::conformance::{conformance_dir, read_jsonl, workspace_root};
 use serde_json::Value;
-
-fn payhook() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_payhook"))
-}
 
 fn raw_or_json(case: &Value, raw: &str, parsed: &str) -> String {
     case.get(raw)

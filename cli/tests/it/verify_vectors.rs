@@ -1,15 +1,11 @@
 //! Every shared signature vector gives its expected result through `payhook verify`, and the
 //! command's exit codes follow its contract (0 valid, 1 invalid with JSON, 2 usage error).
 
+use crate::support::payhook;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use payhook_core::conformance::{conformance_dir, read_jsonl};
 use serde_json::Value;
-
-fn payhook() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_payhook"))
-}
 
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("verify-vectors");
