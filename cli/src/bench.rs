@@ -19,9 +19,8 @@ use crate::demo::{DemoReport, reconcile};
 use crate::local::faults::Faults;
 use crate::local::http::FrontDoor;
 use crate::local::stack::{Stack, StackOptions};
-use crate::payloads::{self, PayloadSpec};
-use crate::send::Sender;
 use crate::{CliError, unix_now};
+use payhook_devkit::payloads::{self, PayloadSpec};
 
 /// Hard ceiling on requests per run, so a typo cannot turn a bench into a flood.
 pub const MAX_REQUESTS: usize = 200_000;
@@ -151,7 +150,7 @@ pub async fn run_bench(args: &BenchArgs) -> Result<BenchReport, CliError> {
     let front = FrontDoor::serve(Arc::clone(&stack), listener)?;
 
     // Build and sign everything before the clock starts.
-    let sender = Sender::new(&config)?;
+    let sender = config.sender()?;
     let now = unix_now();
     let mut work = Vec::with_capacity(args.requests);
     for i in 0..args.requests {

@@ -61,8 +61,11 @@ use payhook_core::status::DEFAULT_IDEMPOTENCY_RETENTION_SECS;
 use payhook_core::validator::{DEFAULT_MAX_BODY_BYTES, ValidatorConfig};
 use serde::{Deserialize, Deserializer};
 
-use crate::democa::DemoCa;
-use crate::payloads::random_string;
+use payhook_devkit::democa::DemoCa;
+use payhook_devkit::http::{Sender, with_key};
+use payhook_devkit::payloads::{Signer, SigningKeys, random_bytes, random_string};
+use payhook_devkit::write_file;
+
 use crate::{CliError, unix_now};
 
 /// The configuration file's name in its folder.
@@ -631,20 +634,6 @@ pub fn local_webhook_url(port: u16, provider: Provider) -> String {
     format!("http://127.0.0.1:{port}/webhooks/{provider}")
 }
 
-/// `url` with the API key as its `key` query parameter (form-encoded), the form providers are
-/// given: `…/webhooks/stripe?key=…`. A URL that already has a `key` parameter is returned as is.
-pub fn with_key(url: &str, key: &str) -> String {
-    let query = url.split_once('?').map(|(_, q)| q);
-    let has_key = query
-        .is_some_and(|q| url::form_urlencoded::parse(q.as_bytes()).any(|(name, _)| name == "key"));
-    if has_key || key.is_empty() {
-        return url.to_owned();
-    }
-    let encoded: String = url::form_urlencoded::byte_serialize(key.as_bytes()).collect();
-    let separator = if query.is_some() { '&' } else { '?' };
-    format!("{url}{separator}key={encoded}")
-}
-
 impl Config {
     /// Loads the configuration: the file at `path`, else the one named by `PAYHOOK_CONFIG`,
     /// else `./payhook.toml`; then the `PAYHOOK_…` overrides; then validation.
@@ -943,6 +932,48 @@ impl Config {
         read_configured(&self.paypal.signing_key_file, "paypal.signing_key_file")
     }
 
+    /// What a [`Signer`] signs with: the first Stripe secret, Square's key and URL, PayPal's
+    /// webhook id, certificate URL and the key of `paypal.signing_key_file` when that is set
+    /// (without it only PayPal signing fails).
+    pub fn signing_keys(&self) -> Result<SigningKeys, CliError> {
+        let paypal_key_pem = match self.paypal.signing_key_file {
+            Some(_) => Some(self.paypal_signing_key_pem()?),
+            None => None,
+        };
+        Ok(SigningKeys {
+            stripe_secret: self
+                .stripe
+                .signing_secrets
+                .first()
+                .cloned()
+                .unwrap_or_else(|| Secret::new("")),
+            square_key: self.square.signature_key.clone(),
+            square_url: self.square.notification_url.clone(),
+            paypal_webhook_id: self.paypal.webhook_id.clone(),
+            paypal_cert_url: self.paypal.cert_url.clone(),
+            paypal_key_pem,
+        })
+    }
+
+    /// A [`Signer`] over this configuration's secrets.
+    pub fn signer(&self) -> Result<Signer, CliError> {
+        Ok(Signer::new(self.signing_keys()?)?)
+    }
+
+    /// A [`Sender`] with this configuration's secrets and each provider's API key, sent as
+    /// `?key=`.
+    pub fn sender(&self) -> Result<Sender, CliError> {
+        let by_provider = Provider::ALL
+            .iter()
+            .map(|&p| (p, self.api_key(p).clone()))
+            .collect();
+        Ok(Sender::new(
+            self.signer()?,
+            by_provider,
+            self.api.key.clone(),
+        )?)
+    }
+
     /// The local stack's URL for `provider`'s webhooks, without the key: derived from
     /// `square.notification_url` when it has the local shape `…/webhooks/square[?…]` (so
     /// `config init --port` carries over), else `http://127.0.0.1:8787/webhooks/{provider}`.
@@ -1076,15 +1107,14 @@ impl Config {
                 // Like the Stripe CLI's: `whsec_` and 32 random bytes in hex.
                 signing_secrets: vec![Secret::new(format!(
                     "whsec_{}",
-                    hex::encode(crate::payloads::random_bytes::<32>()?)
+                    hex::encode(random_bytes::<32>()?)
                 ))],
                 ..StripeConfig::default()
             },
             square: SquareConfig {
                 // Square's keys are 22 characters of URL-safe base64: 16 random bytes.
                 signature_key: Secret::new(
-                    base64::engine::general_purpose::URL_SAFE_NO_PAD
-                        .encode(crate::payloads::random_bytes::<16>()?),
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<16>()?),
                 ),
                 // Square signs the URL as registered, its `?key=` included.
                 notification_url: with_key(&local_webhook_url(port, Provider::Square), &square_key),
@@ -1206,24 +1236,6 @@ fn read_configured(file: &Option<PathBuf>, name: &str) -> Result<Vec<u8>, CliErr
         .map_err(|e| CliError::Usage(format!("{name}: cannot read {}: {e}", path.display())))
 }
 
-/// Writes `bytes` to `path`; `private` files are created readable by their owner only (Unix).
-pub(crate) fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<(), CliError> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    if private {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    #[cfg(not(unix))]
-    let _ = private;
-    options
-        .open(path)
-        .and_then(|mut file| file.write_all(bytes))
-        .map_err(|e| CliError::Failed(format!("cannot write {}: {e}", path.display())))
-}
-
 /// Writes a demo configuration into `dir` (created if needed): `payhook.toml` with fresh
 /// random secrets for a stack on `port`, and the demo PayPal CA, certificate and key
 /// ([`DemoCa`]), valid from a day before `now_unix`. Refuses to overwrite any of those files
@@ -1238,7 +1250,7 @@ pub fn init_with_ca(
     dir: &Path,
     port: u16,
     force: bool,
-    demo_ca: impl FnOnce() -> Result<DemoCa, CliError>,
+    demo_ca: impl FnOnce() -> Result<DemoCa, payhook_devkit::DevkitError>,
 ) -> Result<Config, CliError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| CliError::Failed(format!("cannot create {}: {e}", dir.display())))?;

@@ -23,9 +23,8 @@ use crate::config::{self, Config};
 use crate::local::faults::Faults;
 use crate::local::http::FrontDoor;
 use crate::local::stack::{AwsTarget, Stack, StackOptions};
-use crate::payloads::{self, PayloadSpec};
-use crate::send::Sender;
 use crate::{CliError, unix_now};
+use payhook_devkit::plan::{BookedPayment, Plan, UNKNOWN_API_KEY, plan};
 
 /// Arguments of `payhook demo`.
 #[derive(Debug, Clone, Args)]
@@ -44,21 +43,6 @@ pub struct DemoArgs {
     /// parameters) and every port uses the AWS adapters.
     #[arg(long, value_name = "URL")]
     pub aws_endpoint: Option<String>,
-}
-
-/// The key of the demo's request that API Gateway answers `403 Forbidden`.
-const UNKNOWN_API_KEY: &str = "phk_not_in_the_usage_plan";
-
-/// One request of the demo and what it is meant to show.
-#[derive(Debug, Clone)]
-struct Planned {
-    label: &'static str,
-    provider: Provider,
-    body: Vec<u8>,
-    webhook_id: Option<String>,
-    tamper_signature: bool,
-    unknown_api_key: bool,
-    copies: usize,
 }
 
 /// What the demo saw and concluded.
@@ -134,237 +118,6 @@ impl DemoReport {
     }
 }
 
-/// A payment whose books the demo checks from its payment record: captured once, refunded by
-/// exactly these amounts (in order of publication), whatever updates came in between.
-#[derive(Debug, Clone)]
-pub struct BookedPayment {
-    /// Its provider.
-    pub provider: Provider,
-    /// Its id.
-    pub payment_id: String,
-    /// The amount captured, minor units.
-    pub captured_minor: i64,
-    /// The `payment.refunded` deltas expected, minor units.
-    pub refunds: Vec<i64>,
-}
-
-/// What the demo sends, and what it expects of some of it.
-struct Plan {
-    planned: Vec<Planned>,
-    poison_payment: String,
-    crash_payment: String,
-    booked: Vec<BookedPayment>,
-}
-
-/// A Square payment's realistic life, sent in order: created (approved), completed, a fee filled
-/// in, a partial refund (pending, then completed) with the payment updated for it, a refund of
-/// the rest, the payment updated again, and a late copy of the approved version (stale). Square
-/// sends `payment.updated` for every change while the payment stays `COMPLETED`: the books
-/// must show one `payment.succeeded` and two `payment.refunded` (40.00, then 80.00).
-fn square_payment_life(
-    now: i64,
-    add: &mut impl FnMut(&'static str, PayloadSpec) -> Result<(), CliError>,
-) -> Result<BookedPayment, CliError> {
-    let provider = Provider::Square;
-    let payment = payloads::new_payment_id(provider)?;
-    let first_refund = format!("{payment}_refund_partial");
-    let second_refund = format!("{payment}_refund_rest");
-    let steps: [(&str, &str, &str, Option<&str>, i64); 9] = [
-        ("payment.created", "APPROVED", "120.00", None, 90),
-        ("payment.updated", "COMPLETED", "120.00", None, 80),
-        ("payment.updated", "COMPLETED", "120.00", None, 70),
-        (
-            "refund.created",
-            "PENDING",
-            "40.00",
-            Some(&first_refund),
-            60,
-        ),
-        (
-            "refund.updated",
-            "COMPLETED",
-            "40.00",
-            Some(&first_refund),
-            50,
-        ),
-        ("payment.updated", "COMPLETED", "120.00", None, 40),
-        (
-            "refund.created",
-            "COMPLETED",
-            "80.00",
-            Some(&second_refund),
-            30,
-        ),
-        ("payment.updated", "COMPLETED", "120.00", None, 20),
-        ("payment.updated", "APPROVED", "120.00", None, 85),
-    ];
-    for (event_type, status, amount, refund_id, seconds_ago) in steps {
-        let mut spec = PayloadSpec::new(provider)
-            .event_type(event_type)
-            .status(status)
-            .amount(amount, "USD")
-            .payment_id(payment.clone())
-            .at(now - seconds_ago);
-        if let Some(id) = refund_id {
-            spec = spec.refund_id(id);
-        }
-        add("square payment with updates and refunds", spec)?;
-    }
-    Ok(BookedPayment {
-        provider,
-        payment_id: payment,
-        captured_minor: 12_000,
-        refunds: vec![4_000, 8_000],
-    })
-}
-
-fn plan(now: i64) -> Result<Plan, CliError> {
-    let mut planned = Vec::new();
-    let mut booked = Vec::new();
-    let mut add = |label: &'static str, spec: PayloadSpec| -> Result<(), CliError> {
-        // Specs carry their own time (now, unless a payment's life spaces its events out).
-        let payload = payloads::build(&spec)?;
-        planned.push(Planned {
-            label,
-            provider: payload.provider,
-            webhook_id: Some(payload.webhook_id()),
-            body: payload.body,
-            tamper_signature: false,
-            unknown_api_key: false,
-            copies: 1,
-        });
-        Ok(())
-    };
-    for provider in Provider::ALL {
-        let currency = "USD";
-        for amount in ["4999.00", "250.00", "12.50"] {
-            add(
-                "payment",
-                PayloadSpec::new(provider)
-                    .event_type(payloads::default_event_type(provider))
-                    .amount(amount, currency),
-            )?;
-        }
-        for event_type in payloads::event_types(provider) {
-            if *event_type == payloads::unsupported_event_type(provider) {
-                add(
-                    "unsupported type",
-                    PayloadSpec::new(provider).event_type(*event_type),
-                )?;
-            } else {
-                add(
-                    "event",
-                    PayloadSpec::new(provider)
-                        .event_type(*event_type)
-                        .amount("75.00", currency),
-                )?;
-            }
-        }
-        // One payment's life in order: the same FIFO group (Square's, with its updates, below).
-        let payment = payloads::new_payment_id(provider)?;
-        let lifecycle: &[&str] = match provider {
-            Provider::Stripe => &["payment_intent.succeeded", "charge.refunded"],
-            Provider::Paypal => &["PAYMENT.CAPTURE.COMPLETED", "PAYMENT.CAPTURE.REFUNDED"],
-            Provider::Square => &[],
-        };
-        if !lifecycle.is_empty() {
-            booked.push(BookedPayment {
-                provider,
-                payment_id: payment.clone(),
-                captured_minor: 12_000,
-                refunds: vec![12_000],
-            });
-        }
-        for event_type in lifecycle {
-            add(
-                "payment lifecycle",
-                PayloadSpec::new(provider)
-                    .event_type(*event_type)
-                    .amount("120.00", currency)
-                    .payment_id(payment.clone()),
-            )?;
-        }
-    }
-    booked.push(square_payment_life(now, &mut add)?);
-    // Concurrent duplicates: the same delivery three times at once.
-    for provider in Provider::ALL {
-        let payload = payloads::build(&PayloadSpec::new(provider).amount("60.00", "EUR").at(now))?;
-        planned.push(Planned {
-            label: "concurrent duplicates",
-            provider,
-            webhook_id: Some(payload.webhook_id()),
-            body: payload.body,
-            tamper_signature: false,
-            unknown_api_key: false,
-            copies: 3,
-        });
-    }
-    // Bad signatures and a request without the API key.
-    for provider in Provider::ALL {
-        let payload = payloads::build(&PayloadSpec::new(provider).at(now))?;
-        planned.push(Planned {
-            label: "bad signature",
-            provider,
-            webhook_id: None,
-            body: payload.body,
-            tamper_signature: true,
-            unknown_api_key: false,
-            copies: 1,
-        });
-    }
-    let payload = payloads::build(&PayloadSpec::new(Provider::Stripe).at(now))?;
-    planned.push(Planned {
-        label: "unknown API key",
-        provider: Provider::Stripe,
-        webhook_id: None,
-        body: payload.body,
-        tamper_signature: false,
-        unknown_api_key: true,
-        copies: 1,
-    });
-    // The poison message: its events are rejected by the bus on every attempt.
-    let poison_payment = payloads::new_payment_id(Provider::Stripe)?;
-    let payload = payloads::build(
-        &PayloadSpec::new(Provider::Stripe)
-            .amount("42.00", "USD")
-            .payment_id(poison_payment.clone())
-            .at(now),
-    )?;
-    planned.push(Planned {
-        label: "poison message",
-        provider: Provider::Stripe,
-        webhook_id: Some(payload.webhook_id()),
-        body: payload.body,
-        tamper_signature: false,
-        unknown_api_key: false,
-        copies: 1,
-    });
-    // A processor that crashes right after PutEvents: the retry publishes again and the event
-    // processor absorbs the repeat.
-    let crash_payment = payloads::new_payment_id(Provider::Square)?;
-    let payload = payloads::build(
-        &PayloadSpec::new(Provider::Square)
-            .amount("64.00", "USD")
-            .payment_id(crash_payment.clone())
-            .at(now),
-    )?;
-    planned.push(Planned {
-        label: "processor crash after publishing",
-        provider: Provider::Square,
-        webhook_id: Some(payload.webhook_id()),
-        body: payload.body,
-        tamper_signature: false,
-        unknown_api_key: false,
-        copies: 1,
-    });
-    Ok(Plan {
-        planned,
-        poison_payment,
-        crash_payment,
-        booked,
-    })
-}
-
 /// Runs the demo: returns the report (the caller decides the exit code).
 pub async fn run_demo(args: &DemoArgs) -> Result<DemoReport, CliError> {
     let run_dir = args
@@ -420,7 +173,7 @@ pub async fn run_demo(args: &DemoArgs) -> Result<DemoReport, CliError> {
         run_dir.display()
     );
 
-    let sender = Sender::new(&config)?;
+    let sender = config.sender()?;
     let mut report = DemoReport::empty();
     report.backend = stack.backend_name();
     let mut accepted_ids: Vec<String> = Vec::new();

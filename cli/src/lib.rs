@@ -9,10 +9,8 @@ pub mod config;
 pub mod dashboard;
 pub mod defaults;
 pub mod demo;
-pub mod democa;
 pub mod local;
 pub mod oncall;
-pub mod payloads;
 pub mod quarantine;
 pub mod rules_cmd;
 pub mod send;
@@ -41,16 +39,20 @@ impl std::fmt::Display for CliError {
 
 impl std::error::Error for CliError {}
 
+impl From<payhook_devkit::DevkitError> for CliError {
+    fn from(e: payhook_devkit::DevkitError) -> Self {
+        if e.is_usage() {
+            CliError::Usage(e.to_string())
+        } else {
+            CliError::Failed(e.to_string())
+        }
+    }
+}
+
 impl From<payhook_aws::dlq::DlqError> for CliError {
     fn from(e: payhook_aws::dlq::DlqError) -> Self {
         CliError::Failed(e.to_string())
     }
 }
 
-/// Now, in Unix seconds.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+pub use payhook_devkit::unix_now;

@@ -60,7 +60,8 @@ use payhook_core::status::{StatusItem, StatusStore, rfc3339_ms};
 use crate::CliError;
 use crate::bootstrap::aws_sdk_config;
 pub use crate::local::admin::{DEFAULT_LIST_MAX, LocalDlqList, LocalRedrive};
-use crate::send::{HttpClient, MAX_RESPONSE_BYTES, REQUEST_TIMEOUT, http_client};
+pub(crate) use payhook_devkit::http::check_http_url;
+use payhook_devkit::http::{HttpClient, MAX_RESPONSE_BYTES, REQUEST_TIMEOUT, http_client};
 
 /// The local stack's default address (`payhook serve`'s default `--addr`).
 pub const DEFAULT_LOCAL_URL: &str = "http://127.0.0.1:8787";
@@ -155,15 +156,6 @@ impl TargetArgs {
             names: StackNames::new(stage).with_table(&self.table),
         })
     }
-}
-
-/// Refuses `url` unless it is an absolute http(s) URL with a host; `flag` names it in the error.
-pub(crate) fn check_http_url(url: &str, flag: &str) -> Result<(), CliError> {
-    url::Url::parse(url)
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-        .map(|_| ())
-        .ok_or_else(|| CliError::Usage(format!("{flag} `{url}` is not an http(s) URL")))
 }
 
 /// Arguments of `payhook status`.

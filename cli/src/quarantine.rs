@@ -36,7 +36,7 @@ pub use crate::local::admin::{
     ReplayReport,
 };
 use crate::oncall::{Target, TargetArgs, admin_url, local_api_error, request};
-use crate::send::http_client;
+use payhook_devkit::http::http_client;
 
 /// `payhook quarantine …`
 #[derive(Debug, Clone, Subcommand)]

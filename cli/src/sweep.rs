@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::CliError;
 use crate::oncall::{DEFAULT_LOCAL_URL, admin_url, check_http_url, local_api_error, request};
-use crate::send::http_client;
+use payhook_devkit::http::http_client;
 
 /// Arguments of `payhook sweep`.
 #[derive(Debug, Clone, Args)]

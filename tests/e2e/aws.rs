@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use payhook::demo::{DemoArgs, run_demo};
-use payhook::payloads::{self, PayloadSpec};
 use payhook_aws::aws_config::SdkConfig;
 use payhook_aws::aws_sdk_sqs::Client as SqsClient;
 use payhook_aws::moto::MotoServer;
@@ -14,6 +13,7 @@ use payhook_aws::{DynamoStatusStore, SqsConsumer};
 use payhook_core::Provider;
 use payhook_core::conformance::workspace_root;
 use payhook_core::status::{Status, StatusItem};
+use payhook_devkit::payloads::{self, PayloadSpec};
 
 use crate::support::{Harness, MotoStage};
 

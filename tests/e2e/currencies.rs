@@ -2,9 +2,9 @@
 //! currency of the rates file, and a currency without a rate is unrated, never guessed.
 
 use crate::support::Harness;
-use payhook::payloads::PayloadSpec;
 use payhook_core::Provider;
 use payhook_core::status::Status;
+use payhook_devkit::payloads::PayloadSpec;
 
 /// Posts a succeeded payment of `amount` `currency` from `provider`; returns its webhook id.
 async fn pay(h: &Harness, provider: Provider, amount: &str, currency: &str) -> String {

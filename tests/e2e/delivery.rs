@@ -1,9 +1,9 @@
 //! Delivery guarantees: order per payment, concurrent duplicates, signatures.
 
 use crate::support::Harness;
-use payhook::payloads::{self, PayloadSpec};
 use payhook_core::Provider;
 use payhook_core::status::Status;
+use payhook_devkit::payloads::{self, PayloadSpec};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_of_one_payment_are_processed_in_order() {

@@ -2,8 +2,8 @@
 //! and the admin API.
 
 use crate::support::Harness;
-use payhook::payloads::PayloadSpec;
 use payhook_core::Provider;
+use payhook_devkit::payloads::PayloadSpec;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_key_is_401_and_unknown_key_is_403_as_api_gateway_answers_and_reach_nothing() {

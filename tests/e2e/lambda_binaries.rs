@@ -28,13 +28,13 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use payhook::config;
-use payhook::payloads::{PayloadSpec, build, sign};
 use payhook_aws::SqsConsumer;
 use payhook_aws::aws_sdk_sqs::Client as SqsClient;
 use payhook_aws::moto::MotoServer;
 use payhook_core::Provider;
 use payhook_core::conformance::workspace_root;
 use payhook_core::status::{Status, StatusStore};
+use payhook_devkit::payloads::{PayloadSpec, build};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
@@ -463,13 +463,11 @@ async fn the_three_binaries_carry_one_webhook_in_one_trace_with_correlated_logs(
     )
     .await;
     let payload = build(&PayloadSpec::new(Provider::Stripe).amount("250.00", "USD")).unwrap();
-    let headers = sign(
-        &config,
-        Provider::Stripe,
-        &payload.body,
-        payhook::unix_now(),
-    )
-    .unwrap();
+    let headers = config
+        .signer()
+        .unwrap()
+        .sign(Provider::Stripe, &payload.body, payhook::unix_now())
+        .unwrap();
     let api_trace = format!(
         "Root=1-{:08x}-{:024x};Parent=53995c3f42cd8ad8;Sampled=1",
         payhook::unix_now(),

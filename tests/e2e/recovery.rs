@@ -1,9 +1,9 @@
 //! Recovery: poison → DLQ → redrive → processed, and a processor crash mid-batch.
 
 use crate::support::Harness;
-use payhook::payloads::{self, PayloadSpec};
 use payhook_core::Provider;
 use payhook_core::status::Status;
+use payhook_devkit::payloads::{self, PayloadSpec};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_goes_to_the_dlq_and_is_processed_after_redrive() {

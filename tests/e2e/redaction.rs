@@ -3,8 +3,8 @@
 //! none of those values, nor any configured secret, appears in a log line, an EMF document or
 //! an X-Ray segment.
 
-use payhook::payloads::PayloadSpec;
 use payhook_core::Provider;
+use payhook_devkit::payloads::PayloadSpec;
 use serde_json::json;
 
 use crate::support::Harness;

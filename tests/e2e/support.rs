@@ -7,18 +7,18 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use payhook::config::{self, Config};
-use payhook::democa::DemoCa;
 use payhook::local::faults::Faults;
 use payhook::local::http::FrontDoor;
 use payhook::local::stack::{AwsTarget, Stack, StackOptions};
-use payhook::payloads::{self, Payload, PayloadSpec};
-use payhook::send::Sender;
 use payhook::unix_now;
 use payhook_aws::aws_config::SdkConfig;
 use payhook_aws::moto::{MotoServer, REGION};
 use payhook_aws::provision::StackNames;
 use payhook_core::Provider;
 use payhook_core::conformance::workspace_root;
+use payhook_devkit::democa::DemoCa;
+use payhook_devkit::http::Sender;
+use payhook_devkit::payloads::{self, Payload, PayloadSpec};
 
 /// One demo CA for the whole test binary: RSA key generation is the slow part.
 fn demo_ca() -> DemoCa {
@@ -143,7 +143,7 @@ impl Harness {
         .await
         .expect("stack starts");
         let front = FrontDoor::serve(Arc::clone(&stack), listener).expect("front door");
-        let sender = Sender::new(&config).expect("sender");
+        let sender = config.sender().expect("sender");
         let harness = Harness {
             stack,
             front,
@@ -213,13 +213,13 @@ impl Harness {
 
     /// Redrives `provider`'s DLQ through the admin API; returns how many messages moved.
     pub(crate) async fn redrive(&self, provider: Provider) -> u64 {
-        let client = payhook::send::http_client().expect("client");
+        let client = payhook_devkit::http::http_client().expect("client");
         let url = format!(
             "http://{}/_payhook/dlq/{}/redrive",
             self.front.addr,
             provider.as_str()
         );
-        let (status, body) = payhook::send::post_empty(&client, &url)
+        let (status, body) = payhook_devkit::http::post_empty(&client, &url)
             .await
             .expect("admin answers");
         assert_eq!(status, 200, "{body}");
@@ -230,9 +230,9 @@ impl Harness {
 
     /// GETs an admin path and parses the JSON.
     pub(crate) async fn admin(&self, path: &str) -> (u16, serde_json::Value) {
-        let client = payhook::send::http_client().expect("client");
+        let client = payhook_devkit::http::http_client().expect("client");
         let url = format!("http://{}{path}", self.front.addr);
-        let (status, body) = payhook::send::get(&client, &url)
+        let (status, body) = payhook_devkit::http::get(&client, &url)
             .await
             .expect("admin answers");
         (

@@ -2,8 +2,8 @@
 //! (its claim, payment record, `PutEvents` and status writes) to the event processor, and every
 //! log line about the webhook carries its id and that trace's id.
 
-use payhook::payloads::PayloadSpec;
 use payhook_core::Provider;
+use payhook_devkit::payloads::PayloadSpec;
 use serde_json::Value;
 
 use crate::support::Harness;

@@ -17,15 +17,16 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use payhook::CliError;
 use payhook::config::{self, CONFIG_FILE_NAME, CONFIG_KEYS, Config, ConfigArgs};
-use payhook::democa::{DEMO_LEAF_COMMON_NAME, DemoCa};
-use payhook::payloads::{self, PayloadSpec, Signer};
-use payhook::send::{self, SendArgs, Sender};
+use payhook::send::{self, SendArgs};
 use payhook_core::normalise::{Normalised, normalise};
 use payhook_core::signature::{
     PaypalCertificateCache, PaypalEnvironment, PaypalVerifier, SignatureError, SquareVerifier,
     StaticCertificateFetcher, StripeVerifier, TrustAnchors,
 };
 use payhook_core::{EventType, Headers, Provider};
+use payhook_devkit::DevkitError;
+use payhook_devkit::democa::{DEMO_LEAF_COMMON_NAME, DemoCa};
+use payhook_devkit::payloads::{self, PayloadSpec};
 use serde_json::Value;
 
 const NOW: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
@@ -687,7 +688,7 @@ fn amounts_convert_exactly_with_each_providers_exponent() {
     ] {
         let spec = PayloadSpec::new(provider).amount(amount, currency);
         assert!(
-            matches!(payloads::build(&spec), Err(CliError::Usage(_))),
+            matches!(payloads::build(&spec), Err(DevkitError::Invalid(_))),
             "{provider} {amount} {currency}"
         );
     }
@@ -724,7 +725,10 @@ fn square_status_override_makes_a_failed_payment() {
     assert_eq!(event.event_type, EventType::PaymentFailed);
     assert_eq!(event.failure_code.as_deref(), Some("CARD_DECLINED"));
     let stripe = PayloadSpec::new(Provider::Stripe).status("FAILED");
-    assert!(matches!(payloads::build(&stripe), Err(CliError::Usage(_))));
+    assert!(matches!(
+        payloads::build(&stripe),
+        Err(DevkitError::Invalid(_))
+    ));
 }
 
 #[test]
@@ -790,14 +794,20 @@ async fn verify(config: &Config, provider: Provider, headers: &Headers, body: &[
 async fn every_signed_payload_verifies_with_the_matching_verifier() {
     let now = payhook::unix_now();
     let config = init(&scratch("signed"), 8787, false).unwrap();
-    let signer = Signer::from_config(&config).unwrap();
+    let signer = config.signer().unwrap();
     for (provider, event_type, _) in expectations() {
         let payload =
             payloads::build(&PayloadSpec::new(provider).event_type(event_type).at(now)).unwrap();
         let headers = headers_of(&signer.sign(provider, &payload.body, now).unwrap());
         verify(&config, provider, &headers, &payload.body, now).await;
-        // The one-shot form signs the same way.
-        let headers = headers_of(&payloads::sign(&config, provider, &payload.body, now).unwrap());
+        // A signer made again from the configuration signs the same way.
+        let headers = headers_of(
+            &config
+                .signer()
+                .unwrap()
+                .sign(provider, &payload.body, now)
+                .unwrap(),
+        );
         verify(&config, provider, &headers, &payload.body, now).await;
     }
 }
@@ -806,7 +816,7 @@ async fn every_signed_payload_verifies_with_the_matching_verifier() {
 fn signing_headers_have_the_providers_names_and_shapes() {
     let now = NOW;
     let config = init(&scratch("header-shapes"), 8787, false).unwrap();
-    let signer = Signer::from_config(&config).unwrap();
+    let signer = config.signer().unwrap();
     let names = |provider| -> Vec<(String, String)> { signer.sign(provider, b"{}", now).unwrap() };
     let stripe = names(Provider::Stripe);
     assert_eq!(stripe[0].0, "Stripe-Signature");
@@ -831,11 +841,11 @@ fn signing_headers_have_the_providers_names_and_shapes() {
 fn paypal_signing_without_a_key_is_a_usage_error() {
     let mut config = init(&scratch("no-key"), 8787, false).unwrap();
     config.paypal.signing_key_file = None;
-    let signer = Signer::from_config(&config).unwrap();
+    let signer = config.signer().unwrap();
     assert!(signer.sign(Provider::Stripe, b"{}", NOW).is_ok());
     assert!(matches!(
         signer.sign(Provider::Paypal, b"{}", NOW),
-        Err(CliError::Usage(_))
+        Err(DevkitError::Invalid(_))
     ));
 }
 
@@ -1061,7 +1071,7 @@ async fn send_without_a_listener_fails_and_bad_arguments_are_usage_errors() {
 async fn sender_reuses_connections_for_many_requests() {
     let (addr, log, connections) = start_server(200).await;
     let config = init(&scratch("sender"), addr.port(), false).unwrap();
-    let sender = Sender::new(&config).unwrap();
+    let sender = config.sender().unwrap();
     let url = config.webhook_url(Provider::Square);
     let mut tasks = Vec::new();
     for _ in 0..8 {

@@ -516,11 +516,11 @@ async fn status_reads_a_webhook_from_the_running_local_stack() {
     let front = FrontDoor::serve(Arc::clone(&stack), listener).unwrap();
     let base = format!("http://{}", front.addr);
 
-    let payload = payhook::payloads::build(
-        &payhook::payloads::PayloadSpec::new(Provider::Stripe).amount("25.00", "USD"),
+    let payload = payhook_devkit::payloads::build(
+        &payhook_devkit::payloads::PayloadSpec::new(Provider::Stripe).amount("25.00", "USD"),
     )
     .unwrap();
-    let sender = payhook::send::Sender::new(&config).unwrap();
+    let sender = config.sender().unwrap();
     let (status, response) = sender
         .send(
             &format!("{base}/webhooks/stripe"),
@@ -757,7 +757,7 @@ async fn dlq_commands_list_and_redrive_a_real_local_stacks_dead_letters() {
     use payhook::local::faults::Faults;
     use payhook::local::http::FrontDoor;
     use payhook::local::stack::{Stack, StackOptions};
-    use payhook::payloads::{PayloadSpec, build};
+    use payhook_devkit::payloads::{PayloadSpec, build};
 
     let dir = scratch("local-dlq");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -785,7 +785,7 @@ async fn dlq_commands_list_and_redrive_a_real_local_stacks_dead_letters() {
     .unwrap();
     let front = FrontDoor::serve(Arc::clone(&stack), listener).unwrap();
     let base = format!("http://{}", front.addr);
-    let sender = payhook::send::Sender::new(&config).unwrap();
+    let sender = config.sender().unwrap();
     let (status, response) = sender
         .send(
             &format!("{base}/webhooks/stripe"),

@@ -103,7 +103,7 @@ async fn a_quarantined_webhook_is_listed_shown_and_replayed_once_on_the_local_st
     let base = format!("http://{}", front.addr);
 
     let body = unknown_currency_body("evt_local_xts");
-    let sender = payhook::send::Sender::new(&config).unwrap();
+    let sender = config.sender().unwrap();
     let url = format!("{base}/webhooks/stripe");
     let (status, response) = sender
         .send(&url, Provider::Stripe, body.clone())

@@ -7,9 +7,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use payhook::config;
-use payhook::democa::DemoCa;
-use payhook::payloads::{self, PayloadSpec};
-use payhook::send::Sender;
 use payhook::unix_now;
 use payhook_aws::DynamoStatusStore;
 use payhook_aws::aws_sdk_dynamodb::Client as DynamoClient;
@@ -18,6 +15,8 @@ use payhook_aws::provision::StackNames;
 use payhook_core::Provider;
 use payhook_core::conformance::workspace_root;
 use payhook_core::status::{Status, StatusStore};
+use payhook_devkit::democa::DemoCa;
+use payhook_devkit::payloads::{self, PayloadSpec};
 
 const WEBHOOKS: usize = 24;
 
@@ -100,7 +99,7 @@ async fn serve_killed_mid_batch_and_restarted_processes_every_accepted_webhook_o
 
     let mut first = serve(&dir, "run-1", port, &moto.endpoint, &stage);
     wait_listening(port).await;
-    let sender = Sender::new(&config).expect("sender");
+    let sender = config.sender().expect("sender");
     let url = format!("http://127.0.0.1:{port}/webhooks/square");
     // Posted at once, so the processors receive them in batches of several records.
     let payloads: Vec<_> = (0..WEBHOOKS)

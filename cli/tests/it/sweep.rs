@@ -7,11 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use payhook::config;
-use payhook::democa::DemoCa;
 use payhook::local::faults::Faults;
 use payhook::local::http::FrontDoor;
 use payhook::local::stack::{AwsTarget, Stack, StackOptions};
-use payhook::payloads::{self, PayloadSpec};
 use payhook::sweep::{self, SweepArgs};
 use payhook::unix_now;
 use payhook_aws::DynamoStatusStore;
@@ -23,6 +21,8 @@ use payhook_core::conformance::workspace_root;
 use payhook_core::currency::Rates;
 use payhook_core::normalise::{Normalised, normalise_with};
 use payhook_core::status::{PutOutcome, Status, StatusItem, StatusStore, rfc3339_ms};
+use payhook_devkit::democa::DemoCa;
+use payhook_devkit::payloads::{self, PayloadSpec};
 
 async fn sweep_once(base: &str) -> (i32, String) {
     let mut out = Vec::new();

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use payhook::oncall::redrive_deduplication_id;
-use payhook::payloads::{self, PayloadSpec, Signer};
 use payhook_aws::aws_config::SdkConfig;
 use payhook_aws::aws_sdk_sqs::error::DisplayErrorContext;
 use payhook_aws::consumer::Received;
@@ -23,6 +22,7 @@ use payhook_core::processor::{ProcessorConfig, ProviderProcessor, RecordOutcome,
 use payhook_core::status::{Status, StatusStore as _, Transition, TransitionOutcome};
 use payhook_core::validator::{Accepted, Validator, WebhookRequest};
 use payhook_core::{Headers, Provider};
+use payhook_devkit::payloads::{self, PayloadSpec};
 use serde_json::Value;
 
 use crate::assert_all_published;
@@ -82,7 +82,7 @@ impl Stage {
         provider: Provider,
         body: &[u8],
     ) -> Result<Accepted, String> {
-        let signer = Signer::from_config(&self.config).expect("signer");
+        let signer = self.config.signer().expect("signer");
         let headers: Headers = signer
             .sign(provider, body, payhook::unix_now())
             .expect("signed")

@@ -8,8 +8,8 @@
 //! `payhook_core::normalise`) to the expected event type, payment id and amount; one
 //! unsupported type per provider is there to see it acknowledged and ignored.
 //!
-//! [`Signer`] (or the one-shot [`sign`]) adds the signature headers with the secrets of the
-//! [`Config`]: `Stripe-Signature` with the first endpoint secret, Square's HMAC over the
+//! [`Signer`] adds the signature headers with a configuration's secrets ([`SigningKeys`]):
+//! `Stripe-Signature` with the first endpoint secret, Square's HMAC over the
 //! notification URL and the body, PayPal's five `PAYPAL-*` headers with an RSA signature made
 //! with the demo signing key of `paypal.signing_key_file`.
 
@@ -34,8 +34,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::config::Config;
-use crate::{CliError, unix_now};
+use crate::{DevkitError, unix_now};
 
 /// Stripe event types [`build`] makes; the last one is not processed by payhook.
 pub const STRIPE_EVENT_TYPES: [&str; 8] = [
@@ -223,29 +222,29 @@ impl Payload {
 
 /// Builds one webhook body. Unknown event types, bad amounts and unknown currencies are usage
 /// errors that say what is accepted.
-pub fn build(spec: &PayloadSpec) -> Result<Payload, CliError> {
+pub fn build(spec: &PayloadSpec) -> Result<Payload, DevkitError> {
     let provider = spec.provider;
     let event_type = spec
         .event_type
         .clone()
         .unwrap_or_else(|| default_event_type(provider).to_owned());
     if !event_types(provider).contains(&event_type.as_str()) {
-        return Err(CliError::Usage(format!(
+        return Err(DevkitError::Invalid(format!(
             "{provider} event type `{event_type}` cannot be built; choose one of: {}",
             event_types(provider).join(", ")
         )));
     }
     if spec.status.is_some() && provider != Provider::Square {
-        return Err(CliError::Usage(
+        return Err(DevkitError::Invalid(
             "--status applies to square payloads only".into(),
         ));
     }
     let currency = currency::canonical_code(&spec.currency)
-        .map_err(|e| CliError::Usage(format!("--currency: {e}")))?;
+        .map_err(|e| DevkitError::Invalid(format!("--currency: {e}")))?;
     let exponent = currency::exponent(provider, &currency)
-        .map_err(|e| CliError::Usage(format!("--currency: {e}")))?;
+        .map_err(|e| DevkitError::Invalid(format!("--currency: {e}")))?;
     let amount_minor = currency::parse_decimal_minor(&spec.amount, exponent).map_err(|e| {
-        CliError::Usage(format!(
+        DevkitError::Invalid(format!(
             "--amount {:?} in {currency} ({exponent} decimals for {provider}): {e}",
             spec.amount
         ))
@@ -253,7 +252,7 @@ pub fn build(spec: &PayloadSpec) -> Result<Payload, CliError> {
     let payment_id = match &spec.payment_id {
         Some(id) if valid_id(id) => id.clone(),
         Some(id) => {
-            return Err(CliError::Usage(format!(
+            return Err(DevkitError::Invalid(format!(
                 "--payment-id {id:?} must be 1 to 100 printable ASCII characters without spaces"
             )));
         }
@@ -282,7 +281,7 @@ pub fn build(spec: &PayloadSpec) -> Result<Payload, CliError> {
         Provider::Paypal => serde_json::to_vec(&paypal(&ctx)?),
         Provider::Square => serde_json::to_vec(&square(&ctx)?),
     }
-    .map_err(|e| CliError::Failed(format!("cannot serialise the payload: {e}")))?;
+    .map_err(|e| DevkitError::Crypto(format!("cannot serialise the payload: {e}")))?;
     Ok(Payload {
         provider,
         event_id,
@@ -299,7 +298,7 @@ fn valid_id(id: &str) -> bool {
 }
 
 /// A new payment id in `provider`'s format (PaymentIntent, PayPal capture, Square payment).
-pub fn new_payment_id(provider: Provider) -> Result<String, CliError> {
+pub fn new_payment_id(provider: Provider) -> Result<String, DevkitError> {
     Ok(match provider {
         Provider::Stripe => format!("pi_{}", random_string(ALNUM, 24)?),
         Provider::Paypal => random_string(UPPER_ALNUM, 17)?,
@@ -308,7 +307,7 @@ pub fn new_payment_id(provider: Provider) -> Result<String, CliError> {
 }
 
 /// A new unique event id in `provider`'s format (`evt_…`, `WH-…-…`, a UUID).
-pub fn new_event_id(provider: Provider) -> Result<String, CliError> {
+pub fn new_event_id(provider: Provider) -> Result<String, DevkitError> {
     Ok(match provider {
         Provider::Stripe => format!("evt_{}", random_string(ALNUM, 24)?),
         Provider::Paypal => format!(
@@ -321,19 +320,19 @@ pub fn new_event_id(provider: Provider) -> Result<String, CliError> {
 }
 
 /// `N` bytes from the system's secure random generator.
-pub fn random_bytes<const N: usize>() -> Result<[u8; N], CliError> {
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], DevkitError> {
     let mut bytes = [0u8; N];
     SystemRandom::new()
         .fill(&mut bytes)
-        .map_err(|_| CliError::Failed("the system random generator failed".into()))?;
+        .map_err(|_| DevkitError::Random("the system random generator failed".into()))?;
     Ok(bytes)
 }
 
 /// `len` characters drawn uniformly from `alphabet` (at most 256 symbols) with the system's
 /// secure random generator.
-pub fn random_string(alphabet: &[u8], len: usize) -> Result<String, CliError> {
+pub fn random_string(alphabet: &[u8], len: usize) -> Result<String, DevkitError> {
     if alphabet.is_empty() {
-        return Err(CliError::Failed(
+        return Err(DevkitError::Random(
             "random_string needs a non-empty alphabet".into(),
         ));
     }
@@ -352,7 +351,7 @@ pub fn random_string(alphabet: &[u8], len: usize) -> Result<String, CliError> {
     Ok(out)
 }
 
-fn uuid_v4() -> Result<String, CliError> {
+fn uuid_v4() -> Result<String, DevkitError> {
     Ok(uuid::Builder::from_random_bytes(random_bytes::<16>()?)
         .into_uuid()
         .to_string())
@@ -399,17 +398,17 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// RFC 3339 in UTC with milliseconds, `seconds_before` before the event.
-    fn time(&self, seconds_before: i64) -> Result<String, CliError> {
+    fn time(&self, seconds_before: i64) -> Result<String, DevkitError> {
         rfc3339(self.now - seconds_before, true)
     }
 }
 
-fn rfc3339(unix: i64, millis: bool) -> Result<String, CliError> {
+fn rfc3339(unix: i64, millis: bool) -> Result<String, DevkitError> {
     let at = OffsetDateTime::from_unix_timestamp(unix)
-        .map_err(|e| CliError::Usage(format!("time {unix} is out of range: {e}")))?;
+        .map_err(|e| DevkitError::Invalid(format!("time {unix} is out of range: {e}")))?;
     let text = at
         .format(&Rfc3339)
-        .map_err(|e| CliError::Usage(format!("time {unix} cannot be formatted: {e}")))?;
+        .map_err(|e| DevkitError::Invalid(format!("time {unix} cannot be formatted: {e}")))?;
     // `Rfc3339` prints no fraction for whole seconds; the providers print milliseconds.
     Ok(match (millis, text.strip_suffix('Z')) {
         (true, Some(stem)) if !stem.contains('.') => format!("{stem}.000Z"),
@@ -420,7 +419,7 @@ fn rfc3339(unix: i64, millis: bool) -> Result<String, CliError> {
 // ---------------------------------------------------------------------------------------------
 // Stripe: an Event (`object: "event"`) around a PaymentIntent, Charge, Dispute or Customer.
 
-fn stripe(ctx: &Ctx<'_>) -> Result<Value, CliError> {
+fn stripe(ctx: &Ctx<'_>) -> Result<Value, DevkitError> {
     let charge_id = format!("ch_{}", random_string(ALNUM, 24)?);
     let (object, previous) = match ctx.event_type {
         "payment_intent.succeeded"
@@ -456,7 +455,7 @@ fn stripe(ctx: &Ctx<'_>) -> Result<Value, CliError> {
     }))
 }
 
-fn stripe_payment_intent(ctx: &Ctx<'_>, charge_id: &str) -> Result<Value, CliError> {
+fn stripe_payment_intent(ctx: &Ctx<'_>, charge_id: &str) -> Result<Value, DevkitError> {
     let payment_method = format!("pm_{}", random_string(ALNUM, 24)?);
     let (status, received, error, canceled_at, reason) = match ctx.event_type {
         "payment_intent.succeeded" => ("succeeded", ctx.money.minor, Value::Null, None, None),
@@ -535,7 +534,7 @@ fn stripe_payment_intent(ctx: &Ctx<'_>, charge_id: &str) -> Result<Value, CliErr
     Ok(object)
 }
 
-fn stripe_charge(ctx: &Ctx<'_>, charge_id: &str) -> Result<Value, CliError> {
+fn stripe_charge(ctx: &Ctx<'_>, charge_id: &str) -> Result<Value, DevkitError> {
     let mut object = json!({
         "id": charge_id,
         "object": "charge",
@@ -601,7 +600,7 @@ fn stripe_charge(ctx: &Ctx<'_>, charge_id: &str) -> Result<Value, CliError> {
     Ok(object)
 }
 
-fn stripe_dispute(ctx: &Ctx<'_>, charge_id: &str) -> Result<Value, CliError> {
+fn stripe_dispute(ctx: &Ctx<'_>, charge_id: &str) -> Result<Value, DevkitError> {
     let dispute_id = format!("dp_{}", random_string(ALNUM, 24)?);
     let closed = ctx.event_type == "charge.dispute.closed";
     let currency = ctx.money.currency.to_ascii_lowercase();
@@ -646,7 +645,7 @@ fn stripe_dispute(ctx: &Ctx<'_>, charge_id: &str) -> Result<Value, CliError> {
     }))
 }
 
-fn stripe_customer(ctx: &Ctx<'_>) -> Result<Value, CliError> {
+fn stripe_customer(ctx: &Ctx<'_>) -> Result<Value, DevkitError> {
     Ok(json!({
         "id": format!("cus_{}", random_string(ALNUM, 14)?),
         "object": "customer",
@@ -679,7 +678,7 @@ fn merge(object: &mut Value, rest: Value) {
 // ---------------------------------------------------------------------------------------------
 // PayPal: a webhook event (`WH-…`) around a Payments v2 capture or refund, a dispute or an order.
 
-fn paypal(ctx: &Ctx<'_>) -> Result<Value, CliError> {
+fn paypal(ctx: &Ctx<'_>) -> Result<Value, DevkitError> {
     let amount = format!("{} {}", ctx.money.decimal(), ctx.money.currency);
     let (resource_type, resource_version, summary, resource) = match ctx.event_type {
         "PAYMENT.CAPTURE.COMPLETED" => (
@@ -744,7 +743,7 @@ fn paypal(ctx: &Ctx<'_>) -> Result<Value, CliError> {
     }))
 }
 
-fn paypal_capture(ctx: &Ctx<'_>, status: &str) -> Result<Value, CliError> {
+fn paypal_capture(ctx: &Ctx<'_>, status: &str) -> Result<Value, DevkitError> {
     let order_id = random_string(UPPER_ALNUM, 17)?;
     let capture_url = format!("{PAYPAL_API}/v2/payments/captures/{}", ctx.payment_id);
     let mut capture = json!({
@@ -780,7 +779,7 @@ fn paypal_capture(ctx: &Ctx<'_>, status: &str) -> Result<Value, CliError> {
     Ok(capture)
 }
 
-fn paypal_refund(ctx: &Ctx<'_>) -> Result<Value, CliError> {
+fn paypal_refund(ctx: &Ctx<'_>) -> Result<Value, DevkitError> {
     let refund_id = random_string(UPPER_ALNUM, 17)?;
     Ok(json!({
         "id": refund_id,
@@ -803,7 +802,7 @@ fn paypal_refund(ctx: &Ctx<'_>) -> Result<Value, CliError> {
     }))
 }
 
-fn paypal_dispute(ctx: &Ctx<'_>) -> Result<Value, CliError> {
+fn paypal_dispute(ctx: &Ctx<'_>) -> Result<Value, DevkitError> {
     let dispute_id = format!("PP-D-{}", random_string(DIGITS, 8)?);
     let resolved = ctx.event_type == "CUSTOMER.DISPUTE.RESOLVED";
     let dispute_url = format!("{PAYPAL_API}/v1/customer/disputes/{dispute_id}");
@@ -841,7 +840,7 @@ fn paypal_dispute(ctx: &Ctx<'_>) -> Result<Value, CliError> {
     Ok(dispute)
 }
 
-fn paypal_order(ctx: &Ctx<'_>) -> Result<Value, CliError> {
+fn paypal_order(ctx: &Ctx<'_>) -> Result<Value, DevkitError> {
     let order_id = random_string(UPPER_ALNUM, 17)?;
     let order_url = format!("{PAYPAL_API}/v2/checkout/orders/{order_id}");
     Ok(json!({
@@ -870,7 +869,7 @@ fn paypal_order(ctx: &Ctx<'_>) -> Result<Value, CliError> {
 // ---------------------------------------------------------------------------------------------
 // Square: `{merchant_id, type, event_id, created_at, data: {type, id, object}}`.
 
-fn square(ctx: &Ctx<'_>) -> Result<Value, CliError> {
+fn square(ctx: &Ctx<'_>) -> Result<Value, DevkitError> {
     let location_id = random_string(UPPER_ALNUM, 13)?;
     let (data_type, data_id, object) = match ctx.event_type {
         "payment.created" | "payment.updated" => {
@@ -924,7 +923,7 @@ fn square(ctx: &Ctx<'_>) -> Result<Value, CliError> {
     }))
 }
 
-fn square_payment(ctx: &Ctx<'_>, status: &str, location_id: &str) -> Result<Value, CliError> {
+fn square_payment(ctx: &Ctx<'_>, status: &str, location_id: &str) -> Result<Value, DevkitError> {
     let (card_status, errors) = match status {
         "COMPLETED" => ("CAPTURED", None),
         "FAILED" => (
@@ -976,7 +975,7 @@ fn square_payment(ctx: &Ctx<'_>, status: &str, location_id: &str) -> Result<Valu
     }))
 }
 
-fn square_refund(ctx: &Ctx<'_>, status: &str, location_id: &str) -> Result<Value, CliError> {
+fn square_refund(ctx: &Ctx<'_>, status: &str, location_id: &str) -> Result<Value, DevkitError> {
     Ok(json!({
         "id": match ctx.refund_id {
             Some(id) => id.to_owned(),
@@ -994,7 +993,7 @@ fn square_refund(ctx: &Ctx<'_>, status: &str, location_id: &str) -> Result<Value
     }))
 }
 
-fn square_dispute(ctx: &Ctx<'_>, state: &str, location_id: &str) -> Result<Value, CliError> {
+fn square_dispute(ctx: &Ctx<'_>, state: &str, location_id: &str) -> Result<Value, DevkitError> {
     let created = ctx.event_type == "dispute.created";
     Ok(json!({
         "id": random_string(ALNUM, 20)?,
@@ -1016,8 +1015,35 @@ fn square_dispute(ctx: &Ctx<'_>, state: &str, location_id: &str) -> Result<Value
 // ---------------------------------------------------------------------------------------------
 // Signing.
 
-/// Signs webhook bodies as each provider would, with the secrets of a [`Config`]. Cheap to
-/// share (`Clone` shares the parsed PayPal key).
+/// What a [`Signer`] signs with: the secrets a stack's configuration holds (the local stack's
+/// `Config::signing_keys` in `cli/local/src/config.rs`).
+#[derive(Clone)]
+pub struct SigningKeys {
+    /// Stripe's endpoint signing secret (`whsec_…`).
+    pub stripe_secret: Secret,
+    /// Square's signature key.
+    pub square_key: Secret,
+    /// Square's notification URL, exactly as registered (Square signs it with the body).
+    pub square_url: String,
+    /// PayPal's webhook id (part of the signed message).
+    pub paypal_webhook_id: String,
+    /// The `PAYPAL-CERT-URL` sent.
+    pub paypal_cert_url: String,
+    /// The PayPal signing key, a PKCS#8 PEM (`None`: PayPal webhooks cannot be signed).
+    pub paypal_key_pem: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for SigningKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKeys")
+            .field("square_url", &self.square_url)
+            .field("paypal_cert_url", &self.paypal_cert_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Signs webhook bodies as each provider would, with [`SigningKeys`]. Cheap to share (`Clone`
+/// shares the parsed PayPal key).
 #[derive(Clone)]
 pub struct Signer {
     stripe_secret: Secret,
@@ -1043,24 +1069,18 @@ impl fmt::Debug for Signer {
 }
 
 impl Signer {
-    /// A signer over `config`'s secrets. The PayPal key is read from
-    /// `paypal.signing_key_file` when that is set; without it only PayPal signing fails.
-    pub fn from_config(config: &Config) -> Result<Signer, CliError> {
-        let paypal_key = match config.paypal.signing_key_file {
-            Some(_) => Some(Arc::new(parse_rsa_key(&config.paypal_signing_key_pem()?)?)),
+    /// A signer over `keys`. Without a PayPal key only PayPal signing fails.
+    pub fn new(keys: SigningKeys) -> Result<Signer, DevkitError> {
+        let paypal_key = match keys.paypal_key_pem {
+            Some(pem) => Some(Arc::new(parse_rsa_key(&pem)?)),
             None => None,
         };
         Ok(Signer {
-            stripe_secret: config
-                .stripe
-                .signing_secrets
-                .first()
-                .cloned()
-                .unwrap_or_else(|| Secret::new("")),
-            square_key: config.square.signature_key.clone(),
-            square_url: config.square.notification_url.clone(),
-            paypal_webhook_id: config.paypal.webhook_id.clone(),
-            paypal_cert_url: config.paypal.cert_url.clone(),
+            stripe_secret: keys.stripe_secret,
+            square_key: keys.square_key,
+            square_url: keys.square_url,
+            paypal_webhook_id: keys.paypal_webhook_id,
+            paypal_cert_url: keys.paypal_cert_url,
             paypal_key,
             rng: SystemRandom::new(),
         })
@@ -1072,7 +1092,7 @@ impl Signer {
         provider: Provider,
         body: &[u8],
         now_unix: i64,
-    ) -> Result<Vec<(String, String)>, CliError> {
+    ) -> Result<Vec<(String, String)>, DevkitError> {
         Ok(match provider {
             Provider::Stripe => vec![(
                 STRIPE_SIGNATURE_HEADER.to_owned(),
@@ -1086,9 +1106,13 @@ impl Signer {
         })
     }
 
-    fn sign_paypal(&self, body: &[u8], now_unix: i64) -> Result<Vec<(String, String)>, CliError> {
+    fn sign_paypal(
+        &self,
+        body: &[u8],
+        now_unix: i64,
+    ) -> Result<Vec<(String, String)>, DevkitError> {
         let key = self.paypal_key.as_ref().ok_or_else(|| {
-            CliError::Usage(
+            DevkitError::Invalid(
                 "paypal.signing_key_file is not set: PayPal webhooks cannot be signed \
                  (run `payhook config init` for a demo key)"
                     .into(),
@@ -1108,7 +1132,7 @@ impl Signer {
             message.as_bytes(),
             &mut signature,
         )
-        .map_err(|_| CliError::Failed("RSA signing failed".into()))?;
+        .map_err(|_| DevkitError::Crypto("RSA signing failed".into()))?;
         Ok(vec![
             (PAYPAL_TRANSMISSION_ID_HEADER.to_owned(), transmission_id),
             (
@@ -1131,25 +1155,14 @@ impl Signer {
     }
 }
 
-/// The signature headers for `body` from `provider` at `now_unix`, with `config`'s secrets
-/// (one-shot; keep a [`Signer`] to sign many).
-pub fn sign(
-    config: &Config,
-    provider: Provider,
-    body: &[u8],
-    now_unix: i64,
-) -> Result<Vec<(String, String)>, CliError> {
-    Signer::from_config(config)?.sign(provider, body, now_unix)
-}
-
-fn parse_rsa_key(pem: &[u8]) -> Result<RsaKeyPair, CliError> {
+fn parse_rsa_key(pem: &[u8]) -> Result<RsaKeyPair, DevkitError> {
     let der = PrivatePkcs8KeyDer::from_pem_slice(pem).map_err(|e| {
-        CliError::Usage(format!(
+        DevkitError::Invalid(format!(
             "paypal.signing_key_file: no PKCS#8 `PRIVATE KEY` PEM block: {e}"
         ))
     })?;
     RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).map_err(|e| {
-        CliError::Usage(format!(
+        DevkitError::Invalid(format!(
             "paypal.signing_key_file: not a usable RSA key: {e}"
         ))
     })

@@ -24,7 +24,7 @@ use rsa::pkcs8::EncodePrivateKey as _;
 use rustls_pki_types::PrivatePkcs8KeyDer;
 use time::{Duration, OffsetDateTime};
 
-use crate::CliError;
+use crate::DevkitError;
 
 /// The demo CA's subject common name.
 pub const DEMO_CA_COMMON_NAME: &str = "payhook local demo CA";
@@ -64,9 +64,9 @@ impl fmt::Debug for DemoCa {
 
 impl DemoCa {
     /// Generates a fresh CA and leaf, valid from one day before `now_unix` to a year after.
-    pub fn generate(now_unix: i64) -> Result<DemoCa, CliError> {
+    pub fn generate(now_unix: i64) -> Result<DemoCa, DevkitError> {
         let failed = |what: &str, e: &dyn fmt::Display| {
-            CliError::Failed(format!("cannot generate the demo PayPal CA: {what}: {e}"))
+            DevkitError::Crypto(format!("cannot generate the demo PayPal CA: {what}: {e}"))
         };
         let not_before = OffsetDateTime::from_unix_timestamp(now_unix - DEMO_VALID_BEFORE_SECS)
             .map_err(|e| failed("start of validity", &e))?;
@@ -117,10 +117,10 @@ impl DemoCa {
     }
 
     /// Writes the three PEM files; the key file is readable by its owner only (Unix).
-    pub fn write(&self, chain: &Path, trust_anchor: &Path, key: &Path) -> Result<(), CliError> {
-        crate::config::write_file(chain, self.chain_pem.as_bytes(), false)?;
-        crate::config::write_file(trust_anchor, self.ca_pem.as_bytes(), false)?;
-        crate::config::write_file(key, self.leaf_key_pem.as_bytes(), true)
+    pub fn write(&self, chain: &Path, trust_anchor: &Path, key: &Path) -> Result<(), DevkitError> {
+        crate::write_file(chain, self.chain_pem.as_bytes(), false)?;
+        crate::write_file(trust_anchor, self.ca_pem.as_bytes(), false)?;
+        crate::write_file(key, self.leaf_key_pem.as_bytes(), true)
     }
 }
 
