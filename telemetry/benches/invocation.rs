@@ -14,10 +14,11 @@ use std::time::Duration;
 
 use cpu_time::ThreadTime;
 use criterion::{Criterion, criterion_group, criterion_main};
-use payhook_telemetry::{
-    Annotation, Dimension, DiscardSink, FunctionConfig, FunctionKind, FunctionTelemetry, Metric,
-    Telemetry, TraceExport, aws_call_span,
-};
+use payhook_telemetry::{DiscardSink, FunctionConfig, FunctionKind, Telemetry, TraceExport};
+
+// The measured work, shared with the test that pins the output bytes (`tests/it/output_bytes.rs`).
+mod workload;
+use workload::one_invocation;
 
 fn trace_header() -> String {
     let secs = std::time::SystemTime::now()
@@ -25,39 +26,6 @@ fn trace_header() -> String {
         .expect("clock")
         .as_secs();
     format!("Root=1-{secs:08x}-00c0ffee123456789abcdef0;Parent=53995c3f42cd8ad8;Sampled=1")
-}
-
-/// One invocation's telemetry, as the validator's success path produces it.
-fn one_invocation(function: &FunctionTelemetry, header: &str) {
-    let invocation = function.start("8476a536-e9f4-11e8-9739-2dfe598c3fcd", Some(header));
-    let inv = invocation.handle();
-    inv.set_correlation_id("c6af9ac6-7b61-11e6-9a41-93e8deadbeef");
-    {
-        let _handler = invocation.span().enter();
-        inv.annotate(Annotation::Provider, "stripe");
-        tracing::info!(provider = "stripe", "webhook received");
-        {
-            let _call = aws_call_span("DynamoDB", "PutItem").entered();
-            tracing::info!(
-                webhook_id = "stripe:evt_1NG8Du2eZvKYlo2CUI79vXWy",
-                "recorded"
-            );
-        }
-        {
-            let _call = aws_call_span("SQS", "SendMessage").entered();
-            tracing::info!(queue = "stripe.fifo", "queued");
-        }
-        let p = [(Dimension::Provider, "stripe")];
-        inv.count(Metric::WebhooksReceived, &p);
-        inv.count(Metric::WebhooksAccepted, &p);
-        inv.metric(Metric::ValidationLatency, 12.5, &p);
-        inv.count(Metric::WebhooksDuplicate, &p);
-        inv.count(
-            Metric::WebhooksRejected,
-            &[(Dimension::Provider, "stripe"), (Dimension::Reason, "none")],
-        );
-    }
-    invocation.finish_ok();
 }
 
 fn invocation(c: &mut Criterion) {

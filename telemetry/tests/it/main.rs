@@ -7,7 +7,10 @@ mod invocation;
 mod lambda;
 mod logs;
 mod metrics;
+mod output_bytes;
 mod redaction;
 mod redaction_properties;
 mod support;
 mod traces;
+#[path = "../../benches/workload/mod.rs"]
+mod workload;
