@@ -1,9 +1,16 @@
-//! The validator's hot path for a ~2 KB Stripe event, and a provider processor batch of ten.
+//! The validator's hot path for each provider, and a provider processor batch of ten.
 //!
 //! Run with `cargo bench -p payhook-core --bench validator`.
 //!
-//! * `validator/verify_normalise_message`: verify the signature, parse and normalise, build the
-//!   queue message — the CPU work of one webhook (target: median ≤ 15 µs).
+//! * `{stripe,square,paypal}/floor_hmac_sha256`: HMAC-SHA256 of the same body — the least any
+//!   webhook validator must do per byte, printed in the same run as the figure it bounds, so
+//!   BENCHMARKS.md can give the ratio to it.
+//! * `stripe/verify_normalise_message`, `square/verify_normalise_message`: verify the signature,
+//!   normalise, build the queue message — the CPU work of one webhook (~2 KB bodies from
+//!   `tests/fixtures/`; target: median ≤ 8 µs).
+//! * `paypal/normalise_message`: the same without the signature check, whose RSA verification
+//!   is `paypal/verify_rsa_sha256` (from the shared conformance vector `paypal-018`, with its
+//!   certificate already cached; skipped, saying so, without the conformance folder).
 //! * `validator/handle_in_memory`: the whole handler over in-memory ports (secrets, status store,
 //!   queue), each iteration a new webhook.
 //! * `processor/batch_of_10`: claim, tier, publish and mark ten records (target ≤ 100 µs).
@@ -20,21 +27,25 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BatchSize, BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use payhook_core::bus::RecordingBus;
-use payhook_core::conformance::workspace_root;
+use payhook_core::conformance::{conformance_dir, read_jsonl, workspace_root};
 use payhook_core::normalise::{Normalised, normalise};
 use payhook_core::payment::MemoryPaymentStore;
 use payhook_core::ports::{
     FixedClock, MemorySecretStore, ProviderSecrets, Queue, QueueError, QueueMessage,
 };
 use payhook_core::processor::{ProcessorConfig, ProviderProcessor, QueueRecord};
+use payhook_core::signature::square::SQUARE_SIGNATURE_HEADER;
 use payhook_core::signature::{
-    PaypalCertificateCache, StaticCertificateFetcher, StripeVerifier, TrustAnchors,
+    PaypalCertificateCache, PaypalEnvironment, PaypalVerifier, SquareVerifier,
+    StaticCertificateFetcher, StripeVerifier, TrustAnchors,
 };
 use payhook_core::status::{MemoryStatusStore, Status, StatusItem, StatusStore};
 use payhook_core::validator::{Validator, ValidatorConfig, WebhookRequest};
 use payhook_core::{Headers, Provider, Secret};
+use ring::hmac;
 
 const NOW_MS: i64 = 1_767_225_600_000;
 const SECRET: &str = "whsec_bench_secret_0123456789abcdef";
@@ -49,9 +60,36 @@ impl Queue for NullQueue {
     }
 }
 
+fn fixture(file: &str) -> Vec<u8> {
+    std::fs::read(workspace_root().join("tests/fixtures").join(file))
+        .expect("the bench fixtures are part of the repo")
+}
+
 fn body() -> Vec<u8> {
-    std::fs::read(workspace_root().join("tests/fixtures/stripe/payment_intent.succeeded.jpy.json"))
-        .expect("the bench fixture is part of the repo")
+    fixture("stripe/payment_intent.succeeded.jpy.json")
+}
+
+/// What the validator does after verifying: normalise, stamp the receipt, build the message.
+fn normalise_message(provider: Provider, body: &[u8]) -> QueueMessage {
+    let Ok(Normalised::Event(mut event)) = normalise(provider, body) else {
+        panic!("supported event")
+    };
+    event.received_at = Some("2026-01-01T00:00:00.000Z".to_owned());
+    QueueMessage {
+        provider,
+        group_id: event.payment_id.clone(),
+        deduplication_id: event.webhook_id.clone(),
+        body: event.to_json(),
+        trace_header: None,
+    }
+}
+
+/// The floor of a group: HMAC-SHA256 of its body.
+fn bench_floor(group: &mut BenchmarkGroup<'_, WallTime>, body: &[u8]) {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, SECRET.as_bytes());
+    group.bench_function("floor_hmac_sha256", |b| {
+        b.iter(|| black_box(hmac::sign(&key, black_box(body))))
+    });
 }
 
 fn signed(body: &[u8]) -> Headers {
@@ -63,31 +101,119 @@ fn signed(body: &[u8]) -> Headers {
     h
 }
 
-fn bench_validator(c: &mut Criterion) {
+fn bench_hot_path(c: &mut Criterion) {
     let body = body();
     let headers = signed(&body);
     let verifier = StripeVerifier::new(vec![Secret::new(SECRET)]);
-    c.bench_function("validator/verify_normalise_message", |b| {
+    let mut group = c.benchmark_group("stripe");
+    bench_floor(&mut group, &body);
+    group.bench_function("verify_normalise_message", |b| {
         b.iter(|| {
             verifier
                 .verify(&headers, black_box(&body), NOW_MS / 1000)
                 .expect("valid");
-            let Ok(Normalised::Event(mut event)) = normalise(Provider::Stripe, black_box(&body))
-            else {
-                panic!("supported event")
-            };
-            event.received_at = Some("2026-01-01T00:00:00.000Z".to_owned());
-            let message = QueueMessage {
-                provider: Provider::Stripe,
-                group_id: event.payment_id.clone(),
-                deduplication_id: event.webhook_id.clone(),
-                body: event.to_json(),
-                trace_header: None,
-            };
-            black_box(message)
+            black_box(normalise_message(Provider::Stripe, black_box(&body)))
         })
     });
+    group.finish();
 
+    let body = fixture("square/payment.updated.eur.json");
+    const URL: &str = "https://hooks.example.com/webhooks/square";
+    let key = Secret::new(SECRET);
+    let headers: Headers = [(
+        SQUARE_SIGNATURE_HEADER,
+        SquareVerifier::sign(&key, URL, &body),
+    )]
+    .into_iter()
+    .collect();
+    let verifier = SquareVerifier::new(vec![key], URL);
+    let mut group = c.benchmark_group("square");
+    bench_floor(&mut group, &body);
+    group.bench_function("verify_normalise_message", |b| {
+        b.iter(|| {
+            verifier.verify(&headers, black_box(&body)).expect("valid");
+            black_box(normalise_message(Provider::Square, black_box(&body)))
+        })
+    });
+    group.finish();
+
+    let body = fixture("paypal/PAYMENT.CAPTURE.COMPLETED.jpy.json");
+    let mut group = c.benchmark_group("paypal");
+    bench_floor(&mut group, &body);
+    group.bench_function("normalise_message", |b| {
+        b.iter(|| black_box(normalise_message(Provider::Paypal, black_box(&body))))
+    });
+    match paypal_vector() {
+        Some(vector) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
+            let verify = || {
+                runtime.block_on(vector.verifier.verify(
+                    &vector.headers,
+                    black_box(&vector.body),
+                    vector.now_unix,
+                ))
+            };
+            verify().expect("the conformance vector verifies");
+            group.bench_function("verify_rsa_sha256", |b| b.iter(|| verify().expect("valid")));
+        }
+        None => eprintln!(
+            "paypal/verify_rsa_sha256 skipped: the conformance folder (PAYHOOK_CONFORMANCE_DIR) \
+             is not there"
+        ),
+    }
+    group.finish();
+}
+
+/// A genuine PayPal delivery (`paypal-018` of the shared signature vectors) and its verifier
+/// with the certificate chain served from memory.
+struct PaypalVector {
+    verifier: PaypalVerifier,
+    headers: Headers,
+    body: Vec<u8>,
+    now_unix: i64,
+}
+
+fn paypal_vector() -> Option<PaypalVector> {
+    let dir = conformance_dir()?.join("signatures");
+    let vector = read_jsonl(&dir.join("vectors.jsonl"))
+        .expect("vectors.jsonl")
+        .into_iter()
+        .find(|v| v["id"] == "paypal-018")?;
+    let text = |field: &str| vector[field].as_str().expect(field).to_owned();
+    let pem = |file: &str| std::fs::read(dir.join(file)).expect("PEM");
+    let chain: Vec<&str> = vector["trust_chain_files"]
+        .as_array()
+        .expect("chain")
+        .iter()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    let (anchor, intermediates) = chain.split_last().expect("anchor");
+    let mut bundle = pem(text("secret").strip_prefix("file:").expect("file:"));
+    for file in intermediates {
+        bundle.extend(pem(file));
+    }
+    let certificates = Arc::new(PaypalCertificateCache::new(
+        Arc::new(StaticCertificateFetcher::new(bundle)),
+        TrustAnchors::from_pem(&pem(anchor)).expect("anchor"),
+    ));
+    Some(PaypalVector {
+        verifier: PaypalVerifier::new(text("webhook_id"), certificates)
+            .with_environment(PaypalEnvironment::Sandbox),
+        headers: vector["headers"]
+            .as_object()
+            .expect("headers")
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str().unwrap_or_default()))
+            .collect(),
+        body: text("body").into_bytes(),
+        now_unix: vector["now"].as_i64().expect("now"),
+    })
+}
+
+fn bench_validator(c: &mut Criterion) {
+    let body = body();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
@@ -226,6 +352,7 @@ fn bench_stripe_header_size(c: &mut Criterion) {
 
 criterion_group!(
     benches,
+    bench_hot_path,
     bench_validator,
     bench_processor,
     bench_stripe_header_size

@@ -1,13 +1,12 @@
 //! Reading provider JSON with errors that name the field: typed accessors over a JSON object,
 //! id and timestamp validation, money, and the event builder shared by the three providers.
 
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
 use time::format_description::BorrowedFormatItem;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 
+use super::json::{self, Depth, Fields, Json, Schema};
 use super::{NormaliseError, Normalised};
 use crate::currency::{self, Rates};
 use crate::event::{EventType, PaymentEvent};
@@ -26,9 +25,14 @@ const MAX_EVENT_TYPE_LEN: usize = 100;
 const OCCURRED_AT_FORMAT: &[BorrowedFormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
 
-/// Deserializes a provider envelope, refusing anything but a JSON object at the top level
-/// (serde would otherwise read a JSON array positionally into the struct).
-pub(crate) fn parse_envelope<T: DeserializeOwned>(body: &[u8]) -> Result<T, NormaliseError> {
+/// Reads a provider body keeping the keys `schema` declares (see [`json`]), refusing anything
+/// but a JSON object at the top level (serde would otherwise read a JSON array positionally
+/// into a struct, and a scalar has no keys to miss).
+pub(crate) fn parse_body<'a>(
+    body: &'a [u8],
+    schema: &'static Schema,
+    depth: Depth,
+) -> Result<Fields<'a>, NormaliseError> {
     let first = body
         .iter()
         .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
@@ -37,7 +41,13 @@ pub(crate) fn parse_envelope<T: DeserializeOwned>(body: &[u8]) -> Result<T, Norm
             "expected a JSON object at the top level".into(),
         ));
     }
-    serde_json::from_slice(body).map_err(|e| NormaliseError::InvalidJson(e.to_string()))
+    match json::parse(body, schema, depth) {
+        Ok(Json::Object(fields)) => Ok(fields),
+        Ok(_) => Err(NormaliseError::InvalidJson(
+            "expected a JSON object at the top level".into(),
+        )),
+        Err(e) => Err(NormaliseError::InvalidJson(e.to_string())),
+    }
 }
 
 /// The last segment of a dotted path: the key to look up in the parent object.
@@ -56,7 +66,7 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> NormaliseError {
 /// last segment is the key (`obj.str("data.object.id")` reads key `id`).
 #[derive(Clone, Copy)]
 pub(crate) struct Obj<'a> {
-    map: &'a Map<String, Value>,
+    map: &'a Fields<'a>,
     /// The currencies amounts are resolved against (the built-in tables and the rates file).
     rates: &'a Rates,
 }
@@ -64,7 +74,7 @@ pub(crate) struct Obj<'a> {
 impl<'a> Obj<'a> {
     /// `value` as an object, or `invalid_field` at `path`; its amounts resolve against `rates`.
     pub(crate) fn new(
-        value: &'a Value,
+        value: &'a Json<'a>,
         path: &'static str,
         rates: &'a Rates,
     ) -> Result<Self, NormaliseError> {
@@ -77,7 +87,7 @@ impl<'a> Obj<'a> {
     /// `value` (an element of one of this object's arrays) as an object of the same event.
     pub(crate) fn child(
         &self,
-        value: &'a Value,
+        value: &'a Json<'a>,
         path: &'static str,
     ) -> Result<Obj<'a>, NormaliseError> {
         Obj::new(value, path, self.rates)
@@ -89,12 +99,12 @@ impl<'a> Obj<'a> {
     }
 
     /// The value at `path`; absent and `null` are the same.
-    pub(crate) fn get(&self, path: &'static str) -> Option<&'a Value> {
+    pub(crate) fn get(&self, path: &'static str) -> Option<&'a Json<'a>> {
         self.map.get(key_of(path)).filter(|v| !v.is_null())
     }
 
     /// The value at `path`, or `missing_field`.
-    pub(crate) fn req(&self, path: &'static str) -> Result<&'a Value, NormaliseError> {
+    pub(crate) fn req(&self, path: &'static str) -> Result<&'a Json<'a>, NormaliseError> {
         self.get(path).ok_or(NormaliseError::MissingField(path))
     }
 
@@ -109,10 +119,9 @@ impl<'a> Obj<'a> {
     }
 
     /// The array at `path`, required.
-    pub(crate) fn array(&self, path: &'static str) -> Result<&'a [Value], NormaliseError> {
+    pub(crate) fn array(&self, path: &'static str) -> Result<&'a [Json<'a>], NormaliseError> {
         self.req(path)?
             .as_array()
-            .map(Vec::as_slice)
             .ok_or_else(|| invalid(path, "expected a JSON array"))
     }
 
@@ -128,8 +137,8 @@ impl<'a> Obj<'a> {
     pub(crate) fn opt_str(&self, path: &'static str) -> Result<Option<&'a str>, NormaliseError> {
         match self.get(path) {
             None => Ok(None),
-            Some(Value::String(s)) if s.is_empty() => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
+            Some(Json::Str(s)) if s.is_empty() => Ok(None),
+            Some(Json::Str(s)) => Ok(Some(s)),
             Some(_) => Err(invalid(path, "expected a string")),
         }
     }
@@ -169,7 +178,7 @@ impl<'a> Obj<'a> {
         path: &'static str,
     ) -> Result<Option<String>, NormaliseError> {
         match self.get(path) {
-            None | Some(Value::Null) => Ok(None),
+            None | Some(Json::Null) => Ok(None),
             Some(value) => occurred_at_from_rfc3339(value, path).map(Some),
         }
     }
@@ -177,7 +186,7 @@ impl<'a> Obj<'a> {
     /// The non-negative integer at `path` (Square's object `version`), if present.
     pub(crate) fn opt_version(&self, path: &'static str) -> Result<Option<i64>, NormaliseError> {
         match self.get(path) {
-            None | Some(Value::Null) => Ok(None),
+            None | Some(Json::Null) => Ok(None),
             Some(value) => value
                 .as_i64()
                 .filter(|v| *v >= 0)
@@ -203,7 +212,7 @@ impl<'a> Obj<'a> {
 }
 
 /// `value` as a non-negative integer of minor units.
-fn minor_units(value: &Value, path: &'static str) -> Result<i64, NormaliseError> {
+fn minor_units(value: &Json<'_>, path: &'static str) -> Result<i64, NormaliseError> {
     match value.as_i64() {
         Some(amount) if amount >= 0 => Ok(amount),
         _ => Err(NormaliseError::InvalidAmount(format!(
@@ -232,24 +241,24 @@ pub(crate) fn valid_id(id: &str, path: &'static str) -> Result<String, Normalise
 
 /// The envelope's event id (`evt_…`, `WH-…`, Square's `event_id`).
 pub(crate) fn event_id(
-    value: Option<&Value>,
+    value: Option<&Json<'_>>,
     path: &'static str,
 ) -> Result<String, NormaliseError> {
     match value {
-        None | Some(Value::Null) => Err(NormaliseError::MissingField(path)),
-        Some(Value::String(s)) => valid_id(s, path),
+        None | Some(Json::Null) => Err(NormaliseError::MissingField(path)),
+        Some(Json::Str(s)) => valid_id(s, path),
         Some(_) => Err(invalid(path, "expected a string")),
     }
 }
 
 /// The envelope's event type: 1 to [`MAX_EVENT_TYPE_LEN`] printable ASCII characters.
 pub(crate) fn event_type(
-    value: Option<&Value>,
+    value: Option<&Json<'_>>,
     path: &'static str,
 ) -> Result<String, NormaliseError> {
     let text = match value {
-        None | Some(Value::Null) => return Err(NormaliseError::MissingField(path)),
-        Some(Value::String(s)) => s,
+        None | Some(Json::Null) => return Err(NormaliseError::MissingField(path)),
+        Some(Json::Str(s)) => s,
         Some(_) => return Err(invalid(path, "expected a string")),
     };
     if text.is_empty()
@@ -261,14 +270,14 @@ pub(crate) fn event_type(
             format!("an event type must be 1 to {MAX_EVENT_TYPE_LEN} printable ASCII characters"),
         ));
     }
-    Ok(text.clone())
+    Ok(text.to_string())
 }
 
 /// A required envelope value other than id and type (`created`, `data`, `resource`, …).
-pub(crate) fn required<'a>(
-    value: Option<&'a Value>,
+pub(crate) fn required<'a, 'b>(
+    value: Option<&'a Json<'b>>,
     path: &'static str,
-) -> Result<&'a Value, NormaliseError> {
+) -> Result<&'a Json<'b>, NormaliseError> {
     value
         .filter(|v| !v.is_null())
         .ok_or(NormaliseError::MissingField(path))
@@ -276,7 +285,7 @@ pub(crate) fn required<'a>(
 
 /// Unix seconds (Stripe `created`) as `occurred_at`.
 pub(crate) fn occurred_at_from_unix(
-    value: &Value,
+    value: &Json<'_>,
     path: &'static str,
 ) -> Result<String, NormaliseError> {
     let seconds = value
@@ -290,7 +299,7 @@ pub(crate) fn occurred_at_from_unix(
 /// An RFC 3339 timestamp with any offset (PayPal `create_time`, Square `created_at`) as
 /// `occurred_at`.
 pub(crate) fn occurred_at_from_rfc3339(
-    value: &Value,
+    value: &Json<'_>,
     path: &'static str,
 ) -> Result<String, NormaliseError> {
     let text = value
@@ -381,7 +390,7 @@ impl Money {
         let money = parent.obj(path)?;
         let currency = money.str(currency_path)?;
         let value = match money.req(value_path)? {
-            Value::String(value) => value,
+            Json::Str(value) => value,
             _ => {
                 return Err(NormaliseError::InvalidAmount(format!(
                     "`{value_path}` must be a decimal string"
@@ -475,12 +484,12 @@ pub(crate) fn build(head: Head, body: Body, rates: &Rates) -> Normalised {
 /// An optional string field of the envelope: absent or null is `None`, anything but a
 /// non-empty string is refused.
 pub(crate) fn optional_text(
-    value: Option<&Value>,
+    value: Option<&Json<'_>>,
     field: &'static str,
 ) -> Result<Option<String>, NormaliseError> {
     match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) if !text.is_empty() => Ok(Some(text.clone())),
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::Str(text)) if !text.is_empty() => Ok(Some(text.to_string())),
         Some(_) => Err(NormaliseError::InvalidField {
             field,
             reason: "expected a non-empty string".into(),
@@ -500,11 +509,26 @@ pub(crate) fn ignored(provider: Provider, event_id: String, event_type: String) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    /// A scalar JSON value as the sparse reader keeps it.
+    fn leaf(value: Value) -> Json<'static> {
+        match value {
+            Value::Null => Json::Null,
+            Value::Bool(b) => Json::Bool(b),
+            Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) => Json::PosInt(u),
+                (None, Some(i)) => Json::NegInt(i),
+                _ => Json::Float,
+            },
+            Value::String(s) => Json::Str(s.into()),
+            other => panic!("not a scalar: {other}"),
+        }
+    }
 
     #[test]
     fn occurred_at_is_utc_with_milliseconds() {
-        let at = |s: &str| occurred_at_from_rfc3339(&json!(s), "t");
+        let at = |s: &str| occurred_at_from_rfc3339(&leaf(json!(s)), "t");
         assert_eq!(
             at("2018-08-15T12:13:29-07:00").as_deref(),
             Ok("2018-08-15T19:13:29.000Z")
@@ -518,7 +542,7 @@ mod tests {
             Ok("2019-02-14T21:50:07.123Z")
         );
         assert_eq!(
-            occurred_at_from_unix(&json!(1735689600), "t").as_deref(),
+            occurred_at_from_unix(&leaf(json!(1735689600)), "t").as_deref(),
             Ok("2025-01-01T00:00:00.000Z")
         );
     }
@@ -532,7 +556,7 @@ mod tests {
             "2019-02-30T21:50:07Z",
             "",
         ] {
-            let err = occurred_at_from_rfc3339(&json!(s), "t").unwrap_err();
+            let err = occurred_at_from_rfc3339(&leaf(json!(s)), "t").unwrap_err();
             assert_eq!(err.code(), "invalid_field", "{s}");
         }
         for n in [
@@ -541,7 +565,7 @@ mod tests {
             json!(1.5),
             json!("1735689600"),
         ] {
-            let err = occurred_at_from_unix(&n, "t").unwrap_err();
+            let err = occurred_at_from_unix(&leaf(n.clone()), "t").unwrap_err();
             assert_eq!(err.code(), "invalid_field", "{n}");
         }
     }
@@ -558,16 +582,15 @@ mod tests {
 
     #[test]
     fn a_json_array_is_not_an_envelope() {
-        #[derive(serde::Deserialize)]
-        #[allow(dead_code)]
-        struct Two {
-            a: Option<Value>,
-            b: Option<Value>,
-        }
-        let err = parse_envelope::<Two>(br#" ["x", "y"]"#)
-            .err()
-            .map(|e| e.code());
-        assert_eq!(err, Some("invalid_json"));
-        assert!(parse_envelope::<Two>(b"\n {\"a\": 1}").is_ok());
+        static TWO: Schema = Schema {
+            keys: &[("a", json::Node::Leaf), ("b", json::Node::Leaf)],
+        };
+        let code = |body: &[u8]| parse_body(body, &TWO, Depth::Full).err().map(|e| e.code());
+        assert_eq!(code(br#" ["x", "y"]"#), Some("invalid_json"));
+        assert_eq!(code(b"1"), Some("invalid_json"));
+        assert_eq!(code(b"\n {\"a\": 1}"), None);
+        assert_eq!(code(br#"{"a": 1, "a": 2}"#), Some("invalid_json"));
+        assert_eq!(code(br#"{"c": 1, "c": 2}"#), None);
+        assert_eq!(code(br#"{"a": 1} x"#), Some("invalid_json"));
     }
 }

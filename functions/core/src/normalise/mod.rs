@@ -50,6 +50,7 @@
 //! a [`NormaliseError`] (HTTP 400) naming the field.
 
 mod fields;
+mod json;
 mod paypal;
 mod square;
 mod stripe;

@@ -3,31 +3,56 @@
 //! dispute shape are read; v1-era events (`PAYMENT.SALE.*`) are ignored. Amounts are decimal
 //! strings converted exactly with the ISO 4217 exponent; see the mapping table in [`super`].
 
-use serde::Deserialize;
-use serde::de::IgnoredAny;
-use serde_json::Value;
 use url::Url;
 
 use super::fields::{self, Body, Head, Money, Obj, Ordering};
+use super::json::{Depth, Json, Node, Schema};
 use super::{NormaliseError, Normalised};
 use crate::currency::Rates;
 use crate::event::EventType;
 use crate::provider::Provider;
 
-/// The envelope keys read here; see the Stripe module for why it is generic.
-#[derive(Deserialize)]
-struct Envelope<T> {
-    id: Option<Value>,
-    event_type: Option<Value>,
-    create_time: Option<T>,
-    resource: Option<T>,
-}
+/// Every key [`normalise`] reads (see [`super::json`]).
+static BODY: Schema = Schema {
+    keys: &[
+        ("id", Node::Leaf),
+        ("event_type", Node::Leaf),
+        ("create_time", Node::Leaf),
+        ("resource", Node::Object(&RESOURCE)),
+    ],
+};
+/// A capture, a refund or a dispute.
+static RESOURCE: Schema = Schema {
+    keys: &[
+        ("id", Node::Leaf),
+        ("status", Node::Leaf),
+        ("update_time", Node::Leaf),
+        ("amount", Node::Object(&MONEY)),
+        ("status_details", Node::Object(&STATUS_DETAILS)),
+        ("links", Node::Array(&LINK)),
+        ("dispute_id", Node::Leaf),
+        ("dispute_amount", Node::Object(&MONEY)),
+        ("disputed_transactions", Node::Array(&DISPUTED_TRANSACTION)),
+    ],
+};
+static MONEY: Schema = Schema {
+    keys: &[("currency_code", Node::Leaf), ("value", Node::Leaf)],
+};
+static STATUS_DETAILS: Schema = Schema {
+    keys: &[("reason", Node::Leaf)],
+};
+static LINK: Node = Node::Object(&Schema {
+    keys: &[("rel", Node::Leaf), ("href", Node::Leaf)],
+});
+static DISPUTED_TRANSACTION: Node = Node::Object(&Schema {
+    keys: &[("seller_transaction_id", Node::Leaf)],
+});
 
 pub(super) fn envelope(body: &[u8]) -> Result<(String, String), NormaliseError> {
-    let env: Envelope<IgnoredAny> = fields::parse_envelope(body)?;
+    let env = fields::parse_body(body, &BODY, Depth::TopLevel)?;
     Ok((
-        fields::event_id(env.id.as_ref(), "id")?,
-        fields::event_type(env.event_type.as_ref(), "event_type")?,
+        fields::event_id(env.present("id"), "id")?,
+        fields::event_type(env.present("event_type"), "event_type")?,
     ))
 }
 
@@ -53,19 +78,19 @@ fn kind(event_type: &str) -> Option<Kind> {
 }
 
 pub(super) fn normalise(body: &[u8], rates: &Rates) -> Result<Normalised, NormaliseError> {
-    let env: Envelope<Value> = fields::parse_envelope(body)?;
-    let event_id = fields::event_id(env.id.as_ref(), "id")?;
-    let event_type = fields::event_type(env.event_type.as_ref(), "event_type")?;
+    let env = fields::parse_body(body, &BODY, Depth::Full)?;
+    let event_id = fields::event_id(env.present("id"), "id")?;
+    let event_type = fields::event_type(env.present("event_type"), "event_type")?;
     let Some(kind) = kind(&event_type) else {
         return Ok(fields::ignored(Provider::Paypal, event_id, event_type));
     };
 
     let occurred_at = fields::occurred_at_from_rfc3339(
-        fields::required(env.create_time.as_ref(), "create_time")?,
+        fields::required(env.present("create_time"), "create_time")?,
         "create_time",
     )?;
     let resource = Obj::new(
-        fields::required(env.resource.as_ref(), "resource")?,
+        fields::required(env.present("resource"), "resource")?,
         "resource",
         rates,
     )?;
@@ -143,12 +168,12 @@ fn capture_id_from_up_link(refund: &Obj<'_>) -> Result<String, NormaliseError> {
     let links = refund.array("resource.links")?;
     let up = links
         .iter()
-        .filter_map(Value::as_object)
-        .find(|link| link.get("rel").and_then(Value::as_str) == Some("up"))
+        .filter_map(Json::as_object)
+        .find(|link| link.get("rel").and_then(Json::as_str) == Some("up"))
         .ok_or(NormaliseError::MissingField(UP_LINK))?;
     let href = match up.get("href") {
-        Some(Value::String(href)) => href,
-        None | Some(Value::Null) => return Err(NormaliseError::MissingField(UP_HREF)),
+        Some(Json::Str(href)) => href,
+        None | Some(Json::Null) => return Err(NormaliseError::MissingField(UP_HREF)),
         Some(_) => {
             return Err(NormaliseError::InvalidField {
                 field: UP_HREF,

@@ -3,32 +3,82 @@
 //! payment, refund or dispute carried in `data.object`; amounts are `Money` objects in ISO 4217
 //! minor units. See the mapping table in [`super`].
 
-use serde::Deserialize;
-use serde::de::IgnoredAny;
-use serde_json::Value;
-
 use super::fields::{self, Body, Head, Money, Obj, Ordering};
+use super::json::{Depth, Node, Schema};
 use super::{NormaliseError, Normalised};
 use crate::currency::Rates;
 use crate::event::EventType;
 use crate::provider::Provider;
 
-/// The envelope keys read here; see the Stripe module for why it is generic.
-#[derive(Deserialize)]
-struct Envelope<T> {
-    event_id: Option<Value>,
-    #[serde(rename = "type")]
-    event_type: Option<Value>,
-    created_at: Option<T>,
-    merchant_id: Option<T>,
-    data: Option<T>,
-}
+/// Every key [`normalise`] reads (see [`super::json`]).
+static BODY: Schema = Schema {
+    keys: &[
+        ("event_id", Node::Leaf),
+        ("type", Node::Leaf),
+        ("created_at", Node::Leaf),
+        ("merchant_id", Node::Leaf),
+        ("data", Node::Object(&DATA)),
+    ],
+};
+static DATA: Schema = Schema {
+    keys: &[("object", Node::Object(&OBJECT))],
+};
+static OBJECT: Schema = Schema {
+    keys: &[
+        ("payment", Node::Object(&PAYMENT)),
+        ("refund", Node::Object(&REFUND)),
+        ("dispute", Node::Object(&DISPUTE)),
+    ],
+};
+static MONEY: Schema = Schema {
+    keys: &[("amount", Node::Leaf), ("currency", Node::Leaf)],
+};
+static PAYMENT: Schema = Schema {
+    keys: &[
+        ("id", Node::Leaf),
+        ("status", Node::Leaf),
+        ("updated_at", Node::Leaf),
+        ("version", Node::Leaf),
+        ("amount_money", Node::Object(&MONEY)),
+        ("card_details", Node::Object(&CARD_DETAILS)),
+    ],
+};
+static CARD_DETAILS: Schema = Schema {
+    keys: &[("errors", Node::Array(&CARD_ERROR))],
+};
+static CARD_ERROR: Node = Node::Object(&Schema {
+    keys: &[("code", Node::Leaf)],
+});
+static REFUND: Schema = Schema {
+    keys: &[
+        ("id", Node::Leaf),
+        ("payment_id", Node::Leaf),
+        ("status", Node::Leaf),
+        ("updated_at", Node::Leaf),
+        ("version", Node::Leaf),
+        ("amount_money", Node::Object(&MONEY)),
+    ],
+};
+static DISPUTE: Schema = Schema {
+    keys: &[
+        ("id", Node::Leaf),
+        ("dispute_id", Node::Leaf),
+        ("state", Node::Leaf),
+        ("updated_at", Node::Leaf),
+        ("version", Node::Leaf),
+        ("amount_money", Node::Object(&MONEY)),
+        ("disputed_payment", Node::Object(&DISPUTED_PAYMENT)),
+    ],
+};
+static DISPUTED_PAYMENT: Schema = Schema {
+    keys: &[("payment_id", Node::Leaf)],
+};
 
 pub(super) fn envelope(body: &[u8]) -> Result<(String, String), NormaliseError> {
-    let env: Envelope<IgnoredAny> = fields::parse_envelope(body)?;
+    let env = fields::parse_body(body, &BODY, Depth::TopLevel)?;
     Ok((
-        fields::event_id(env.event_id.as_ref(), "event_id")?,
-        fields::event_type(env.event_type.as_ref(), "type")?,
+        fields::event_id(env.present("event_id"), "event_id")?,
+        fields::event_type(env.present("type"), "type")?,
     ))
 }
 
@@ -53,18 +103,22 @@ fn kind(event_type: &str) -> Option<Kind> {
 }
 
 pub(super) fn normalise(body: &[u8], rates: &Rates) -> Result<Normalised, NormaliseError> {
-    let env: Envelope<Value> = fields::parse_envelope(body)?;
-    let event_id = fields::event_id(env.event_id.as_ref(), "event_id")?;
-    let event_type = fields::event_type(env.event_type.as_ref(), "type")?;
+    let env = fields::parse_body(body, &BODY, Depth::Full)?;
+    let event_id = fields::event_id(env.present("event_id"), "event_id")?;
+    let event_type = fields::event_type(env.present("type"), "type")?;
     let Some(kind) = kind(&event_type) else {
         return Ok(fields::ignored(Provider::Square, event_id, event_type));
     };
 
     let occurred_at = fields::occurred_at_from_rfc3339(
-        fields::required(env.created_at.as_ref(), "created_at")?,
+        fields::required(env.present("created_at"), "created_at")?,
         "created_at",
     )?;
-    let data = Obj::new(fields::required(env.data.as_ref(), "data")?, "data", rates)?;
+    let data = Obj::new(
+        fields::required(env.present("data"), "data")?,
+        "data",
+        rates,
+    )?;
     let object = data.obj("data.object")?;
 
     let body = match kind {
@@ -80,7 +134,7 @@ pub(super) fn normalise(body: &[u8], rates: &Rates) -> Result<Normalised, Normal
         occurred_at,
         livemode: None,
         account: None,
-        merchant_id: fields::optional_text(env.merchant_id.as_ref(), "merchant_id")?,
+        merchant_id: fields::optional_text(env.present("merchant_id"), "merchant_id")?,
     };
     Ok(fields::build(head, body, rates))
 }

@@ -2,34 +2,57 @@
 //! previous_attributes}}`) into [`crate::PaymentEvent`]s. Amounts are integer minor units in
 //! Stripe's own currency table; see the mapping table in [`super`].
 
-use serde::Deserialize;
-use serde::de::IgnoredAny;
-use serde_json::Value;
-
 use super::fields::{self, Body, Head, Money, Obj, Ordering};
+use super::json::{Depth, Json, Node, Schema};
 use super::{NormaliseError, Normalised};
 use crate::currency::Rates;
 use crate::event::EventType;
 use crate::provider::Provider;
 
-/// The envelope keys read here. With `T = IgnoredAny` only id and type are materialised
-/// ([`envelope`]); both readings accept exactly the same bodies at this level.
-#[derive(Deserialize)]
-struct Envelope<T> {
-    id: Option<Value>,
-    #[serde(rename = "type")]
-    event_type: Option<Value>,
-    created: Option<T>,
-    livemode: Option<T>,
-    account: Option<T>,
-    data: Option<T>,
-}
+/// Every key [`normalise`] reads (see [`super::json`]).
+static BODY: Schema = Schema {
+    keys: &[
+        ("id", Node::Leaf),
+        ("type", Node::Leaf),
+        ("created", Node::Leaf),
+        ("livemode", Node::Leaf),
+        ("account", Node::Leaf),
+        ("data", Node::Object(&DATA)),
+    ],
+};
+static DATA: Schema = Schema {
+    keys: &[
+        ("object", Node::Object(&OBJECT)),
+        ("previous_attributes", Node::Object(&PREVIOUS_ATTRIBUTES)),
+    ],
+};
+/// A PaymentIntent, a Charge or a Dispute.
+static OBJECT: Schema = Schema {
+    keys: &[
+        ("object", Node::Leaf),
+        ("id", Node::Leaf),
+        ("amount", Node::Leaf),
+        ("amount_received", Node::Leaf),
+        ("amount_refunded", Node::Leaf),
+        ("currency", Node::Leaf),
+        ("status", Node::Leaf),
+        ("payment_intent", Node::Leaf),
+        ("charge", Node::Leaf),
+        ("last_payment_error", Node::Object(&PAYMENT_ERROR)),
+    ],
+};
+static PAYMENT_ERROR: Schema = Schema {
+    keys: &[("decline_code", Node::Leaf), ("code", Node::Leaf)],
+};
+static PREVIOUS_ATTRIBUTES: Schema = Schema {
+    keys: &[("amount_refunded", Node::Leaf)],
+};
 
 pub(super) fn envelope(body: &[u8]) -> Result<(String, String), NormaliseError> {
-    let env: Envelope<IgnoredAny> = fields::parse_envelope(body)?;
+    let env = fields::parse_body(body, &BODY, Depth::TopLevel)?;
     Ok((
-        fields::event_id(env.id.as_ref(), "id")?,
-        fields::event_type(env.event_type.as_ref(), "type")?,
+        fields::event_id(env.present("id"), "id")?,
+        fields::event_type(env.present("type"), "type")?,
     ))
 }
 
@@ -56,20 +79,20 @@ fn kind(event_type: &str) -> Option<Kind> {
 }
 
 pub(super) fn normalise(body: &[u8], rates: &Rates) -> Result<Normalised, NormaliseError> {
-    let env: Envelope<Value> = fields::parse_envelope(body)?;
-    let event_id = fields::event_id(env.id.as_ref(), "id")?;
-    let event_type = fields::event_type(env.event_type.as_ref(), "type")?;
+    let env = fields::parse_body(body, &BODY, Depth::Full)?;
+    let event_id = fields::event_id(env.present("id"), "id")?;
+    let event_type = fields::event_type(env.present("type"), "type")?;
     let Some(kind) = kind(&event_type) else {
         return Ok(fields::ignored(Provider::Stripe, event_id, event_type));
     };
 
     let occurred_at = fields::occurred_at_from_unix(
-        fields::required(env.created.as_ref(), "created")?,
+        fields::required(env.present("created"), "created")?,
         "created",
     )?;
-    let livemode = match env.livemode {
+    let livemode = match env.present("livemode") {
         None => None,
-        Some(Value::Bool(live)) => Some(live),
+        Some(Json::Bool(live)) => Some(*live),
         Some(_) => {
             return Err(NormaliseError::InvalidField {
                 field: "livemode",
@@ -77,7 +100,11 @@ pub(super) fn normalise(body: &[u8], rates: &Rates) -> Result<Normalised, Normal
             });
         }
     };
-    let data = Obj::new(fields::required(env.data.as_ref(), "data")?, "data", rates)?;
+    let data = Obj::new(
+        fields::required(env.present("data"), "data")?,
+        "data",
+        rates,
+    )?;
     let object = data.obj("data.object")?;
 
     let body = match kind {
@@ -91,7 +118,7 @@ pub(super) fn normalise(body: &[u8], rates: &Rates) -> Result<Normalised, Normal
         event_type,
         occurred_at,
         livemode,
-        account: fields::optional_text(env.account.as_ref(), "account")?,
+        account: fields::optional_text(env.present("account"), "account")?,
         merchant_id: None,
     };
     Ok(fields::build(head, body, rates))
