@@ -311,6 +311,31 @@ mod tests {
     }
 
     #[test]
+    fn a_header_of_exactly_8_kib_is_parsed_and_one_byte_more_is_malformed() {
+        let secret = Secret::new("whsec_unit");
+        let genuine = StripeVerifier::sign(&secret, 100, b"{}");
+        let padded = |len: usize| {
+            let header = format!("{genuine},v0=");
+            let pad = "0".repeat(len - header.len());
+            header + &pad
+        };
+        let verifier = StripeVerifier::new(vec![secret]);
+        let at_limit = padded(MAX_SIGNATURE_HEADER_BYTES);
+        assert_eq!(at_limit.len(), 8192);
+        assert_eq!(verifier.verify(&headers(&at_limit), b"{}", 100), Ok(()));
+        assert_eq!(
+            verifier.verify(
+                &headers(&padded(MAX_SIGNATURE_HEADER_BYTES + 1)),
+                b"{}",
+                100
+            ),
+            Err(SignatureError::MalformedHeader(
+                "Stripe-Signature: longer than 8 KiB".into()
+            ))
+        );
+    }
+
+    #[test]
     fn repeated_timestamp_is_malformed() {
         let secret = Secret::new("whsec_unit");
         let header = format!("{},t=1", StripeVerifier::sign(&secret, 100, b"{}"));
