@@ -1,23 +1,11 @@
 //! `payhook`: the command for developers and on-call — the local stack, signature checks,
 //! rule tests and the on-call tools. The binary (`main.rs`) parses arguments and dispatches to
-//! the modules here, which tests use directly.
+//! the command modules ([`commands`]), which argue, run the libraries (`payhook-local`,
+//! `payhook-devkit`) and print; the libraries' typed errors become a [`CliError`] here, at the
+//! exit-code boundary.
 
-pub mod bench;
-pub mod bootstrap;
-pub mod check;
-pub mod config;
-pub mod dashboard;
+pub mod commands;
 pub mod defaults;
-pub mod demo;
-pub mod local;
-pub mod oncall;
-pub mod quarantine;
-pub mod rules_cmd;
-pub mod send;
-pub mod serve;
-pub mod sweep;
-pub mod trace;
-pub mod verify;
 
 /// A failure of the command itself (exit 2), as opposed to a negative answer (exit 1).
 #[derive(Debug)]
@@ -41,6 +29,16 @@ impl std::error::Error for CliError {}
 
 impl From<payhook_devkit::DevkitError> for CliError {
     fn from(e: payhook_devkit::DevkitError) -> Self {
+        if e.is_usage() {
+            CliError::Usage(e.to_string())
+        } else {
+            CliError::Failed(e.to_string())
+        }
+    }
+}
+
+impl From<payhook_local::LocalError> for CliError {
+    fn from(e: payhook_local::LocalError) -> Self {
         if e.is_usage() {
             CliError::Usage(e.to_string())
         } else {

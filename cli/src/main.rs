@@ -8,7 +8,7 @@ use std::process::ExitCode;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
-use payhook::{
+use payhook::commands::{
     bench, bootstrap, check, config, dashboard, demo, oncall, quarantine, rules_cmd, send, serve,
     sweep, trace, verify,
 };

@@ -2,10 +2,10 @@
 //! 5xx or see an internal detail, PayPal retries (new transmissions) are duplicates, and events
 //! older than the idempotency retention are refused.
 
-use payhook::unix_now;
 use payhook_core::Provider;
 use payhook_core::status::EVENT_AGE_MARGIN_SECS;
 use payhook_devkit::payloads::{self, PayloadSpec};
+use payhook_devkit::unix_now;
 
 use crate::support::Harness;
 

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use payhook::demo::{DemoArgs, run_demo};
 use payhook_aws::aws_config::SdkConfig;
 use payhook_aws::aws_sdk_sqs::Client as SqsClient;
 use payhook_aws::moto::MotoServer;
@@ -14,6 +13,7 @@ use payhook_core::Provider;
 use payhook_core::conformance::workspace_root;
 use payhook_core::status::{Status, StatusItem};
 use payhook_devkit::payloads::{self, PayloadSpec};
+use payhook_local::demo::DemoOptions;
 
 use crate::support::{Harness, MotoStage};
 
@@ -157,14 +157,14 @@ async fn serve_refuses_an_endpoint_without_the_stage() {
         return;
     };
     let dir = crate::support::run_dir("moto-missing-stage");
-    let config = payhook::config::init(&dir, 8787, true, payhook::unix_now()).unwrap();
+    let config = payhook_local::config::init(&dir, 8787, true, payhook_devkit::unix_now()).unwrap();
     let names = StackNames::new("never-bootstrapped");
-    let error = payhook::local::stack::Stack::start(payhook::local::stack::StackOptions {
+    let error = payhook_local::stack::Stack::start(payhook_local::stack::StackOptions {
         config,
         run_dir: dir.join("run"),
         rules_dir: workspace_root().join("rules"),
         faults: Default::default(),
-        aws: Some(payhook::local::stack::AwsTarget {
+        aws: Some(payhook_local::stack::AwsTarget {
             endpoint: moto.endpoint.clone(),
             region: payhook_aws::moto::REGION.to_owned(),
             names,
@@ -185,13 +185,16 @@ async fn demo_on_moto_balances_its_books() {
     let Some(moto) = MotoServer::shared() else {
         return;
     };
-    let args = DemoArgs {
-        run_dir: Some(crate::support::run_dir("moto-demo")),
+    let options = DemoOptions {
+        run_dir: crate::support::run_dir("moto-demo"),
         rules_dir: workspace_root().join("rules"),
         timeout: 120,
         aws_endpoint: Some(moto.endpoint.clone()),
     };
-    let report = run_demo(&args).await.expect("demo runs");
+    let report = payhook_local::demo::run(&options)
+        .await
+        .expect("demo runs")
+        .report;
     assert!(report.balanced(), "{report:#?}");
     assert!(report.backend.starts_with("aws "), "{}", report.backend);
     assert_eq!(report.accepted, report.processed + report.failed);

@@ -1,6 +1,6 @@
 //! The full reconciliation: the demo's mix of traffic balances its books.
 
-use payhook::demo::{DemoArgs, run_demo};
+use payhook::commands::demo::{DemoArgs, run_demo};
 use payhook_core::conformance::workspace_root;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -41,7 +41,7 @@ async fn concurrent_duplicates_are_processed_once() {
     let headers = h
         .sender
         .signer()
-        .sign(Provider::Stripe, &p.body, payhook::unix_now())
+        .sign(Provider::Stripe, &p.body, payhook_devkit::unix_now())
         .unwrap();
     let mut tasks = Vec::new();
     for _ in 0..10 {
@@ -110,7 +110,7 @@ async fn bad_signatures_are_401_and_leave_no_trace() {
         let mut headers = h
             .sender
             .signer()
-            .sign(provider, &p.body, payhook::unix_now())
+            .sign(provider, &p.body, payhook_devkit::unix_now())
             .unwrap();
         let mut tampered = p.body.clone();
         tampered.push(b' ');

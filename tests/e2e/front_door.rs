@@ -12,7 +12,7 @@ async fn missing_key_is_401_and_unknown_key_is_403_as_api_gateway_answers_and_re
     let headers = h
         .sender
         .signer()
-        .sign(Provider::Stripe, &p.body, payhook::unix_now())
+        .sign(Provider::Stripe, &p.body, payhook_devkit::unix_now())
         .unwrap();
     let refused = [
         (h.sender.clone().with_api_key(None), 401, "Unauthorized"),

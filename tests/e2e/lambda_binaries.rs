@@ -27,7 +27,6 @@ use axum::routing::{get, post};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use payhook::config;
 use payhook_aws::SqsConsumer;
 use payhook_aws::aws_sdk_sqs::Client as SqsClient;
 use payhook_aws::moto::MotoServer;
@@ -35,6 +34,7 @@ use payhook_core::Provider;
 use payhook_core::conformance::workspace_root;
 use payhook_core::status::{Status, StatusStore};
 use payhook_devkit::payloads::{PayloadSpec, build};
+use payhook_local::config;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
@@ -66,7 +66,7 @@ async fn next(State(state): State<Arc<RuntimeState>>) -> Response {
     let Some(p) = state.queue.lock().await.recv().await else {
         return StatusCode::GONE.into_response();
     };
-    let deadline = payhook::unix_now() * 1000 + 300_000;
+    let deadline = payhook_devkit::unix_now() * 1000 + 300_000;
     let mut response = Response::new(Body::from(p.event));
     let headers = response.headers_mut();
     headers.insert(
@@ -356,7 +356,7 @@ fn api_gateway_event(provider: Provider, headers: &[(String, String)], body: &[u
             "accountId": "123456789012", "resourceId": "abc123", "stage": "prod",
             "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef", "httpMethod": "POST",
             "resourcePath": "/webhooks/{provider}", "path": "/prod/webhooks/stripe",
-            "protocol": "HTTP/1.1", "requestTimeEpoch": payhook::unix_now() * 1000,
+            "protocol": "HTTP/1.1", "requestTimeEpoch": payhook_devkit::unix_now() * 1000,
             "identity": {"sourceIp": "203.0.113.9"}, "apiId": "a1b2c3"
         },
         "body": String::from_utf8_lossy(body),
@@ -373,7 +373,7 @@ fn sqs_event(records: &[payhook_aws::Received], queue_arn: &str) -> Value {
                 "SentTimestamp": r.sent_timestamp_ms.unwrap_or_default().to_string(),
                 "MessageGroupId": r.record.group_id,
                 "SenderId": "AIDAHARNESS",
-                "ApproximateFirstReceiveTimestamp": (payhook::unix_now() * 1000).to_string(),
+                "ApproximateFirstReceiveTimestamp": (payhook_devkit::unix_now() * 1000).to_string(),
             });
             if let Some(trace) = &r.record.trace_header {
                 attributes["AWSTraceHeader"] = json!(trace);
@@ -418,7 +418,7 @@ async fn the_three_binaries_carry_one_webhook_in_one_trace_with_correlated_logs(
         return;
     };
     let dir = run_dir("lambda-binaries");
-    let config = config::init(&dir, 9, true, payhook::unix_now()).expect("demo config");
+    let config = config::init(&dir, 9, true, payhook_devkit::unix_now()).expect("demo config");
     let stage = bootstrap_on_moto(&dir, &config).await;
     let names = stage.target.names.clone();
     let envs = rendered_environments(&stage);
@@ -466,11 +466,11 @@ async fn the_three_binaries_carry_one_webhook_in_one_trace_with_correlated_logs(
     let headers = config
         .signer()
         .unwrap()
-        .sign(Provider::Stripe, &payload.body, payhook::unix_now())
+        .sign(Provider::Stripe, &payload.body, payhook_devkit::unix_now())
         .unwrap();
     let api_trace = format!(
         "Root=1-{:08x}-{:024x};Parent=53995c3f42cd8ad8;Sampled=1",
-        payhook::unix_now(),
+        payhook_devkit::unix_now(),
         u128::from(std::process::id()) << 32 | 0x00c0_ffee
     );
     let (ok, response) = validator
@@ -520,7 +520,7 @@ async fn the_three_binaries_carry_one_webhook_in_one_trace_with_correlated_logs(
     .await;
     let lambda_trace = format!(
         "Root=1-{:08x}-{:024x};Parent=0000000000000001;Sampled=1",
-        payhook::unix_now(),
+        payhook_devkit::unix_now(),
         0x5eed_u128
     );
     let event = sqs_event(

@@ -23,7 +23,7 @@ async fn no_secret_signature_card_number_or_email_reaches_logs_metrics_or_traces
     let headers = h
         .sender
         .signer()
-        .sign(Provider::Stripe, &bytes, payhook::unix_now())
+        .sign(Provider::Stripe, &bytes, payhook_devkit::unix_now())
         .unwrap();
     let signature = headers
         .iter()

@@ -6,11 +6,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use payhook::config::{self, Config};
-use payhook::local::faults::Faults;
-use payhook::local::http::FrontDoor;
-use payhook::local::stack::{AwsTarget, Stack, StackOptions};
-use payhook::unix_now;
 use payhook_aws::aws_config::SdkConfig;
 use payhook_aws::moto::{MotoServer, REGION};
 use payhook_aws::provision::StackNames;
@@ -19,6 +14,11 @@ use payhook_core::conformance::workspace_root;
 use payhook_devkit::democa::DemoCa;
 use payhook_devkit::http::Sender;
 use payhook_devkit::payloads::{self, Payload, PayloadSpec};
+use payhook_devkit::unix_now;
+use payhook_local::config::{self, Config};
+use payhook_local::faults::Faults;
+use payhook_local::http::FrontDoor;
+use payhook_local::stack::{AwsTarget, Stack, StackOptions};
 
 /// One demo CA for the whole test binary: RSA key generation is the slow part.
 fn demo_ca() -> DemoCa {
@@ -53,7 +53,7 @@ pub(crate) async fn bootstrap_on_moto(dir: &Path, config: &Config) -> MotoStage 
     let names = StackNames::new(&stage)
         .with_table(format!("webhook-processing-{stage}"))
         .with_event_bus(format!("payment-events-{stage}"));
-    payhook::bootstrap::bootstrap_stage(
+    payhook::commands::bootstrap::bootstrap_stage(
         &moto.endpoint,
         REGION,
         dir,

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use payhook::CliError;
-use payhook::check::{
+use payhook::commands::check::{
     CheckArgs, FOLDERS, Format, check_tree, check_tree_counted, render_json, render_text, run,
     stack,
 };

@@ -16,8 +16,8 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use payhook::CliError;
-use payhook::config::{self, CONFIG_FILE_NAME, CONFIG_KEYS, Config, ConfigArgs};
-use payhook::send::{self, SendArgs};
+use payhook::commands::config::{self, CONFIG_FILE_NAME, CONFIG_KEYS, Config, ConfigArgs};
+use payhook::commands::send::{self, SendArgs};
 use payhook_core::normalise::{Normalised, normalise};
 use payhook_core::signature::{
     PaypalCertificateCache, PaypalEnvironment, PaypalVerifier, SignatureError, SquareVerifier,
@@ -27,6 +27,7 @@ use payhook_core::{EventType, Headers, Provider};
 use payhook_devkit::DevkitError;
 use payhook_devkit::democa::{DEMO_LEAF_COMMON_NAME, DemoCa};
 use payhook_devkit::payloads::{self, PayloadSpec};
+use payhook_local::LocalError;
 use serde_json::Value;
 
 const NOW: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
@@ -44,7 +45,7 @@ fn shared_ca() -> DemoCa {
 }
 
 /// `payhook config init` into `dir`, reusing the shared demo CA.
-fn init(dir: &Path, port: u16, force: bool) -> Result<Config, CliError> {
+fn init(dir: &Path, port: u16, force: bool) -> Result<Config, LocalError> {
     config::init_with_ca(dir, port, force, || Ok(shared_ca()))
 }
 
@@ -119,7 +120,7 @@ fn init_refuses_to_overwrite_without_force() {
     let first = init(&dir, 8787, false).unwrap();
     let before = std::fs::read(dir.join(CONFIG_FILE_NAME)).unwrap();
     let err = init(&dir, 8787, false).unwrap_err();
-    assert!(matches!(err, CliError::Usage(_)), "{err}");
+    assert!(matches!(err, LocalError::Config(_)), "{err}");
     assert!(err.to_string().contains("--force"), "{err}");
     assert_eq!(std::fs::read(dir.join(CONFIG_FILE_NAME)).unwrap(), before);
 
@@ -292,7 +293,7 @@ fn config_path_comes_from_payhook_config_when_not_given() {
 fn missing_config_file_says_to_run_config_init() {
     let dir = scratch("missing");
     let err = Config::load_with_env(Some(&dir.join(CONFIG_FILE_NAME)), no_env).unwrap_err();
-    assert!(matches!(err, CliError::Usage(_)));
+    assert!(matches!(err, LocalError::Config(_)));
     assert!(err.to_string().contains("payhook config init"), "{err}");
 }
 
@@ -382,7 +383,7 @@ webhook_id = "WH1"
     assert_eq!(config.aws.region, "us-east-1");
     assert!(matches!(
         config.paypal_certificate_bundle(),
-        Err(CliError::Usage(_))
+        Err(LocalError::Config(_))
     ));
 }
 

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 use payhook::CliError;
-use payhook::dashboard::{self, Preview, WidgetSummary};
-use payhook::demo::{DemoArgs, run_demo};
+use payhook::commands::dashboard::{self, Preview, WidgetSummary};
+use payhook::commands::demo::{DemoArgs, run_demo};
 use payhook_aws::moto::{MotoServer, unique_name};
 
 /// Widgets the demo cannot feed, and why. Every other metric, log and alarm widget must draw.

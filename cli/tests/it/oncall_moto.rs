@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use payhook::bootstrap::BootstrapArgs;
-use payhook::oncall::{self, DlqCommand, StatusArgs, redrive_deduplication_id};
+use payhook::commands::bootstrap::BootstrapArgs;
+use payhook::commands::oncall::{self, DlqCommand, StatusArgs, redrive_deduplication_id};
 use payhook_aws::aws_config::SdkConfig;
 use payhook_aws::aws_sdk_dynamodb::Client as DynamoClient;
 use payhook_aws::aws_sdk_eventbridge::Client as EventsClient;
@@ -48,7 +48,7 @@ async fn payhook(args: &[&str]) -> (i32, String) {
         .unwrap_or_else(|e| panic!("{args:?}: {e}"));
     let mut out: Vec<u8> = Vec::new();
     let code = match cli.command {
-        Command::Bootstrap(a) => payhook::bootstrap::run_with_output(a, &mut out).await,
+        Command::Bootstrap(a) => payhook::commands::bootstrap::run_with_output(a, &mut out).await,
         Command::Status(a) => oncall::run_status_with_output(a, &mut out).await,
         Command::Dlq(c) => oncall::run_dlq_with_output(c, &mut out).await,
     }
@@ -442,8 +442,8 @@ async fn bootstrap_without_an_endpoint_is_a_usage_error_pointing_to_pulumi() {
     };
     args.rules_dir = rules_dir();
     if std::env::var_os("AWS_ENDPOINT_URL").is_some()
-        || std::env::var_os(payhook::config::CONFIG_PATH_ENV).is_some()
-        || Path::new(payhook::config::CONFIG_FILE_NAME).is_file()
+        || std::env::var_os(payhook::commands::config::CONFIG_PATH_ENV).is_some()
+        || Path::new(payhook::commands::config::CONFIG_FILE_NAME).is_file()
     {
         payhook_core::skip::skip_test(
             "AWS_ENDPOINT_URL, PAYHOOK_CONFIG or a payhook.toml is set (unset them to run this test)",
@@ -451,7 +451,7 @@ async fn bootstrap_without_an_endpoint_is_a_usage_error_pointing_to_pulumi() {
         return;
     }
     let mut out = Vec::new();
-    match payhook::bootstrap::run_with_output(args, &mut out).await {
+    match payhook::commands::bootstrap::run_with_output(args, &mut out).await {
         Err(payhook::CliError::Usage(message)) => assert!(message.contains("Pulumi"), "{message}"),
         other => panic!("{other:?}"),
     }
@@ -496,14 +496,14 @@ async fn status_prints_the_item_from_dynamodb_and_exits_1_for_an_unknown_webhook
 
 #[tokio::test]
 async fn status_reads_a_webhook_from_the_running_local_stack() {
-    use payhook::local::faults::Faults;
-    use payhook::local::http::FrontDoor;
-    use payhook::local::stack::{Stack, StackOptions};
+    use payhook_local::faults::Faults;
+    use payhook_local::http::FrontDoor;
+    use payhook_local::stack::{Stack, StackOptions};
 
     let dir = scratch("local-status");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let config = payhook::config::init(&dir, port, true, payhook::unix_now()).unwrap();
+    let config = payhook::commands::config::init(&dir, port, true, payhook::unix_now()).unwrap();
     let stack = Stack::start(StackOptions {
         config: config.clone(),
         run_dir: dir.join("run"),
@@ -754,15 +754,16 @@ async fn a_redrive_repeated_after_dying_between_send_and_delete_queues_the_messa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dlq_commands_list_and_redrive_a_real_local_stacks_dead_letters() {
-    use payhook::local::faults::Faults;
-    use payhook::local::http::FrontDoor;
-    use payhook::local::stack::{Stack, StackOptions};
     use payhook_devkit::payloads::{PayloadSpec, build};
+    use payhook_local::faults::Faults;
+    use payhook_local::http::FrontDoor;
+    use payhook_local::stack::{Stack, StackOptions};
 
     let dir = scratch("local-dlq");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let mut config = payhook::config::init(&dir, port, true, payhook::unix_now()).unwrap();
+    let mut config =
+        payhook::commands::config::init(&dir, port, true, payhook::unix_now()).unwrap();
     config.queues.visibility_timeout_seconds = 1;
     config.queues.max_receive_count = 2;
     // A poison message: the bus rejects this payment's events until the fault is cleared.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use clap::Parser;
-use payhook::quarantine::{self, QuarantineCommand};
+use payhook::commands::quarantine::{self, QuarantineCommand};
 use payhook_aws::DynamoStatusStore;
 use payhook_aws::aws_sdk_sqs::Client as SqsClient;
 use payhook_aws::moto::{self, MotoServer};
@@ -79,16 +79,17 @@ fn write_rates(path: &Path, with_xts: bool) {
 
 #[tokio::test]
 async fn a_quarantined_webhook_is_listed_shown_and_replayed_once_on_the_local_stack() {
-    use payhook::local::faults::Faults;
-    use payhook::local::http::FrontDoor;
-    use payhook::local::stack::{Stack, StackOptions};
+    use payhook_local::faults::Faults;
+    use payhook_local::http::FrontDoor;
+    use payhook_local::stack::{Stack, StackOptions};
 
     let dir = scratch("local");
     let rates = dir.join("rates.json");
     write_rates(&rates, false);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let mut config = payhook::config::init(&dir, port, true, payhook::unix_now()).unwrap();
+    let mut config =
+        payhook::commands::config::init(&dir, port, true, payhook::unix_now()).unwrap();
     config.processing.currency_rates_file = Some(rates.clone());
     let stack = Stack::start(StackOptions {
         config: config.clone(),

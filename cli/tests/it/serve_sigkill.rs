@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use payhook::config;
+use payhook::commands::config;
 use payhook::unix_now;
 use payhook_aws::DynamoStatusStore;
 use payhook_aws::aws_sdk_dynamodb::Client as DynamoClient;
@@ -84,7 +84,7 @@ async fn serve_killed_mid_batch_and_restarted_processes_every_accepted_webhook_o
     .expect("config");
     config.queues.visibility_timeout_seconds = 2;
     let stage = format!("kill{}", std::process::id() % 100_000);
-    payhook::bootstrap::bootstrap_stage(
+    payhook::commands::bootstrap::bootstrap_stage(
         &moto.endpoint,
         REGION,
         &dir,

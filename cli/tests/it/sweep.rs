@@ -6,11 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use payhook::config;
-use payhook::local::faults::Faults;
-use payhook::local::http::FrontDoor;
-use payhook::local::stack::{AwsTarget, Stack, StackOptions};
-use payhook::sweep::{self, SweepArgs};
+use payhook::commands::config;
+use payhook::commands::sweep::{self, SweepArgs};
 use payhook::unix_now;
 use payhook_aws::DynamoStatusStore;
 use payhook_aws::aws_sdk_dynamodb::Client as DynamoClient;
@@ -23,6 +20,9 @@ use payhook_core::normalise::{Normalised, normalise_with};
 use payhook_core::status::{PutOutcome, Status, StatusItem, StatusStore, rfc3339_ms};
 use payhook_devkit::democa::DemoCa;
 use payhook_devkit::payloads::{self, PayloadSpec};
+use payhook_local::faults::Faults;
+use payhook_local::http::FrontDoor;
+use payhook_local::stack::{AwsTarget, Stack, StackOptions};
 
 async fn sweep_once(base: &str) -> (i32, String) {
     let mut out = Vec::new();
@@ -85,7 +85,7 @@ async fn a_webhook_stranded_received_is_swept_back_onto_its_queue_and_processed_
     let stage = format!("sw{}", std::process::id() % 100_000);
     // A table of its own: the sweep lists the whole table's stuck items.
     let names = StackNames::new(&stage).with_table(moto::unique_name("webhook-processing"));
-    payhook::bootstrap::bootstrap_stage(
+    payhook::commands::bootstrap::bootstrap_stage(
         &moto.endpoint,
         REGION,
         &dir,

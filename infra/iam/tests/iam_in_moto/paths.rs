@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use payhook::oncall::redrive_deduplication_id;
+use payhook::commands::oncall::redrive_deduplication_id;
 use payhook_aws::aws_config::SdkConfig;
 use payhook_aws::aws_sdk_sqs::error::DisplayErrorContext;
 use payhook_aws::consumer::Received;
@@ -84,7 +84,7 @@ impl Stage {
     ) -> Result<Accepted, String> {
         let signer = self.config.signer().expect("signer");
         let headers: Headers = signer
-            .sign(provider, body, payhook::unix_now())
+            .sign(provider, body, payhook_devkit::unix_now())
             .expect("signed")
             .into_iter()
             .collect();
@@ -152,7 +152,7 @@ impl Stage {
         }
         let processor = processor(&sdk, &self.names, provider);
         let records: Vec<_> = received.iter().map(|r| r.record.clone()).collect();
-        let deadline = payhook::unix_now() * 1000 + 60_000;
+        let deadline = payhook_devkit::unix_now() * 1000 + 60_000;
         let outcome = processor.handle_batch(&records, deadline).await;
         // As `main.rs` does after the batch: each failed record gets its retry delay. That
         // call's failure is only logged there (the record comes back later), so it is
@@ -345,7 +345,7 @@ impl Stage {
     pub(crate) async fn crashed_claim(&self, webhook_id: &str) {
         let dynamodb = payhook_aws::aws_sdk_dynamodb::Client::new(&self.sdk("observer").await);
         let store = DynamoStatusStore::new(dynamodb).with_table_name(self.names.table.clone());
-        let now_ms = payhook::unix_now() * 1000;
+        let now_ms = payhook_devkit::unix_now() * 1000;
         let mut claim = Transition::new(Status::Processing, &[Status::Queued], now_ms);
         claim.lease_until_ms = Some(now_ms - 1);
         claim.increment_attempts = true;
@@ -449,7 +449,7 @@ impl MessageVisibility for RecordedVisibility<'_> {
 pub(crate) fn quarantined_body(event_id: &str) -> String {
     format!(
         r#"{{"id":"{event_id}","object":"event","type":"payment_intent.succeeded","created":{},"data":{{"object":{{"id":"pi_iam"}}}}}}"#,
-        payhook::unix_now()
+        payhook_devkit::unix_now()
     )
 }
 
@@ -473,7 +473,7 @@ async fn stranded_received(stage: &Stage) -> String {
     else {
         panic!("the default Stripe payload normalises");
     };
-    let received_ms = payhook::unix_now() * 1000 - 20 * 60_000;
+    let received_ms = payhook_devkit::unix_now() * 1000 - 20 * 60_000;
     event.received_at = Some(payhook_core::status::rfc3339_ms(received_ms));
     let mut item = payhook_core::status::StatusItem::new(
         event.webhook_id.clone(),

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use payhook::config::{self, Config};
 use payhook_aws::aws_config::{Region, SdkConfig};
 use payhook_aws::moto::{MotoServer, REGION, unique_name};
 use payhook_aws::provision::StackNames;
@@ -14,6 +13,7 @@ use payhook_aws::{DynamoStatusStore, SqsConsumer};
 use payhook_core::Provider;
 use payhook_core::conformance::workspace_root;
 use payhook_core::status::{Status, StatusStore as _};
+use payhook_local::config::{self, Config};
 use serde_json::Value;
 
 /// Each moto user's access key id and secret, by user name.
@@ -44,7 +44,7 @@ impl Stage {
         }
         let moto = MotoServer::start()?;
         let dir = scratch(name);
-        let config = config::init(&dir, 8787, false, payhook::unix_now()).expect("config");
+        let config = config::init(&dir, 8787, false, payhook_devkit::unix_now()).expect("config");
         let stage = format!("iam{}", std::process::id() % 100_000);
         let names = StackNames::new(&stage)
             .with_table(unique_name("webhook-processing"))
@@ -191,7 +191,7 @@ fn scratch(name: &str) -> PathBuf {
 /// Queues, DLQs, table, bus, rules (with stand-in queues) and SSM parameters, as
 /// `payhook bootstrap` makes them, before IAM is enforced.
 async fn bootstrap(moto: &MotoServer, dir: &Path, names: &StackNames, config: &Config) {
-    payhook::bootstrap::bootstrap_stage(
+    payhook::commands::bootstrap::bootstrap_stage(
         &moto.endpoint,
         REGION,
         dir,

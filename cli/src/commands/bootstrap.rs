@@ -21,19 +21,13 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use payhook_aws::provision::{
-    self, Outcome, SecureParameter, StackNames, StackPlan, VISIBILITY_TIMEOUT_SECONDS,
-};
-use payhook_aws::secrets::{
-    NOTIFICATION_URL_PARAMETER, SIGNING_SECRETS_PARAMETER, WEBHOOK_ID_PARAMETER,
-};
+use payhook_aws::provision::{self, Outcome, StackNames, StackPlan, VISIBILITY_TIMEOUT_SECONDS};
 use payhook_aws::status_store::DEFAULT_TABLE_NAME;
 use payhook_core::bus::PAYMENT_EVENTS_BUS;
-use payhook_core::{Provider, Secret};
 use payhook_pattern::load_rules;
 
 use crate::CliError;
-use crate::config::{CONFIG_FILE_NAME, CONFIG_PATH_ENV, Config};
+use crate::commands::config::{CONFIG_FILE_NAME, CONFIG_PATH_ENV, Config};
 
 /// The stage used when neither `--stage` nor a configuration names one (the configuration's
 /// own default).
@@ -88,53 +82,13 @@ pub struct BootstrapArgs {
 
 pub use payhook_aws::config::sdk_config_for as aws_sdk_config;
 
-/// The SSM parameters of `config`'s provider secrets under `names`' stage, with `infra/`'s
-/// descriptions.
-pub fn parameters_from_config(names: &StackNames, config: &Config) -> Vec<SecureParameter> {
-    let stripe_secrets: Vec<&str> = config
-        .stripe
-        .signing_secrets
-        .iter()
-        .map(Secret::expose)
-        .collect();
-    let parameter = |provider, name: &str, value: Secret, description: &str| SecureParameter {
-        name: names.parameter(provider, name),
-        value,
-        description: description.to_owned(),
-    };
-    vec![
-        parameter(
-            Provider::Stripe,
-            SIGNING_SECRETS_PARAMETER,
-            Secret::new(stripe_secrets.join(",")),
-            "Stripe endpoint signing secrets (whsec_...), comma-separated while rotating",
-        ),
-        parameter(
-            Provider::Square,
-            SIGNING_SECRETS_PARAMETER,
-            config.square.signature_key.clone(),
-            "Square webhook subscription signature key",
-        ),
-        parameter(
-            Provider::Square,
-            NOTIFICATION_URL_PARAMETER,
-            Secret::new(config.square.notification_url.clone()),
-            "The notification URL exactly as registered with Square (part of the signed bytes)",
-        ),
-        parameter(
-            Provider::Paypal,
-            WEBHOOK_ID_PARAMETER,
-            Secret::new(config.paypal.webhook_id.clone()),
-            "PayPal webhook id (part of the signed message)",
-        ),
-    ]
-}
+pub use payhook_local::stage::parameters_from_config;
 
 /// Loads the configuration named by `--config`; without it, the one `$PAYHOOK_CONFIG` names or
 /// `./payhook.toml` when it exists (`None` when neither does).
 fn optional_config(path: Option<&Path>) -> Result<Option<Config>, CliError> {
     if let Some(path) = path {
-        return Config::load(Some(path)).map(Some);
+        return Ok(Some(Config::load(Some(path))?));
     }
     let default = std::env::var(CONFIG_PATH_ENV)
         .ok()
@@ -142,7 +96,7 @@ fn optional_config(path: Option<&Path>) -> Result<Option<Config>, CliError> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(CONFIG_FILE_NAME));
     if default.is_file() {
-        Config::load(Some(&default)).map(Some)
+        Ok(Some(Config::load(Some(&default))?))
     } else {
         Ok(None)
     }
@@ -213,7 +167,7 @@ pub async fn run_with_output(
                     .into(),
             )
         })?;
-    crate::oncall::check_http_url(&endpoint, "--aws-endpoint")?;
+    crate::commands::oncall::check_http_url(&endpoint, "--aws-endpoint")?;
     let stage = args
         .stage
         .clone()

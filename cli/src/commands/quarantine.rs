@@ -30,13 +30,13 @@ use payhook_core::validator::{Validator, ValidatorConfig};
 use serde::Serialize;
 
 use crate::CliError;
-use crate::bootstrap::aws_sdk_config;
-pub use crate::local::admin::{
+use crate::commands::bootstrap::aws_sdk_config;
+use crate::commands::oncall::{Target, TargetArgs, admin_url, local_api_error, request};
+use payhook_devkit::http::http_client;
+pub use payhook_local::admin::{
     DEFAULT_QUARANTINE_MAX, LocalQuarantineItem, LocalQuarantineList, QuarantineSummary,
     ReplayReport,
 };
-use crate::oncall::{Target, TargetArgs, admin_url, local_api_error, request};
-use payhook_devkit::http::http_client;
 
 /// `payhook quarantine …`
 #[derive(Debug, Clone, Subcommand)]

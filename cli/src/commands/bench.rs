@@ -14,13 +14,13 @@ use clap::Args;
 use payhook_core::Provider;
 use serde::Serialize;
 
-use crate::config;
-use crate::demo::{DemoReport, reconcile};
-use crate::local::faults::Faults;
-use crate::local::http::FrontDoor;
-use crate::local::stack::{Stack, StackOptions};
+use crate::commands::config;
 use crate::{CliError, unix_now};
 use payhook_devkit::payloads::{self, PayloadSpec};
+use payhook_local::books::{DemoReport, reconcile};
+use payhook_local::faults::Faults;
+use payhook_local::http::FrontDoor;
+use payhook_local::stack::{Stack, StackOptions};
 
 /// Hard ceiling on requests per run, so a typo cannot turn a bench into a flood.
 pub const MAX_REQUESTS: usize = 200_000;
@@ -130,7 +130,7 @@ pub async fn run_bench(args: &BenchArgs) -> Result<BenchReport, CliError> {
     let run_dir = args
         .run_dir
         .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("runs/bench-{}", unix_now())));
+        .unwrap_or_else(|| payhook_local::run_dir::fresh("bench"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| CliError::Failed(format!("cannot bind 127.0.0.1: {e}")))?;

@@ -47,7 +47,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine as _;
-use clap::{Args, Subcommand};
 use payhook_core::Provider;
 use payhook_core::Secret;
 use payhook_core::memory_sqs::FifoQueueConfig;
@@ -66,7 +65,7 @@ use payhook_devkit::http::{Sender, with_key};
 use payhook_devkit::payloads::{Signer, SigningKeys, random_bytes, random_string};
 use payhook_devkit::write_file;
 
-use crate::{CliError, unix_now};
+use crate::LocalError;
 
 /// The configuration file's name in its folder.
 pub const CONFIG_FILE_NAME: &str = "payhook.toml";
@@ -639,7 +638,7 @@ impl Config {
     /// else `./payhook.toml`; then the `PAYHOOK_…` overrides; then validation.
     ///
     /// A missing file is a usage error that says to run `payhook config init`.
-    pub fn load(path: Option<&Path>) -> Result<Config, CliError> {
+    pub fn load(path: Option<&Path>) -> Result<Config, LocalError> {
         Config::load_with_env(path, |name| std::env::var(name).ok())
     }
 
@@ -647,7 +646,7 @@ impl Config {
     pub fn load_with_env(
         path: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Config, CliError> {
+    ) -> Result<Config, LocalError> {
         let path = match path {
             Some(path) => path.to_path_buf(),
             None => env(CONFIG_PATH_ENV)
@@ -658,14 +657,14 @@ impl Config {
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(CliError::Usage(format!(
+                return Err(LocalError::Config(format!(
                     "no configuration file at {}: run `payhook config init` to write one with \
                      fresh demo secrets (or pass --config FILE, or set {CONFIG_PATH_ENV})",
                     path.display()
                 )));
             }
             Err(e) => {
-                return Err(CliError::Usage(format!(
+                return Err(LocalError::Config(format!(
                     "cannot read {}: {e}",
                     path.display()
                 )));
@@ -680,15 +679,15 @@ impl Config {
         text: &str,
         path: &Path,
         env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Config, CliError> {
+    ) -> Result<Config, LocalError> {
         let shown = path.display();
         let mut table: toml::Table = text
             .parse()
-            .map_err(|e| CliError::Usage(format!("{shown} is not valid TOML: {e}")))?;
+            .map_err(|e| LocalError::Config(format!("{shown} is not valid TOML: {e}")))?;
         apply_env_overrides(&mut table, &env)?;
         let mut config: Config = toml::Value::Table(table)
             .try_into()
-            .map_err(|e| CliError::Usage(format!("{shown}: {e}")))?;
+            .map_err(|e| LocalError::Config(format!("{shown}: {e}")))?;
         config.path = path.to_path_buf();
         let base = config.base_dir();
         for file in [
@@ -714,7 +713,7 @@ impl Config {
     }
 
     /// Checks every value; all problems are reported at once.
-    pub fn validate(&self) -> Result<(), CliError> {
+    pub fn validate(&self) -> Result<(), LocalError> {
         let mut problems: Vec<String> = Vec::new();
         let mut require = |ok: bool, what: &str| {
             if !ok {
@@ -803,7 +802,7 @@ impl Config {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(CliError::Usage(format!(
+            Err(LocalError::Config(format!(
                 "{}: invalid configuration:\n  - {}",
                 self.path.display(),
                 problems.join("\n  - ")
@@ -862,9 +861,9 @@ impl Config {
 
     /// The rates file: `processing.currency_rates_file`, else the built-in copy of
     /// `rules/currencies/rates.json`.
-    pub fn currency_rates(&self) -> Result<payhook_core::currency::Rates, CliError> {
+    pub fn currency_rates(&self) -> Result<payhook_core::currency::Rates, LocalError> {
         let invalid = |e: payhook_core::currency::RatesError| {
-            CliError::Usage(format!("processing.currency_rates_file: {e}"))
+            LocalError::Config(format!("processing.currency_rates_file: {e}"))
         };
         match &self.processing.currency_rates_file {
             None => payhook_core::currency::Rates::bundled().map_err(invalid),
@@ -874,7 +873,7 @@ impl Config {
                     "processing.currency_rates_file",
                 )?;
                 let text = String::from_utf8(bytes).map_err(|_| {
-                    CliError::Usage("processing.currency_rates_file: not UTF-8".into())
+                    LocalError::Config("processing.currency_rates_file: not UTF-8".into())
                 })?;
                 payhook_core::currency::Rates::from_json(&text).map_err(invalid)
             }
@@ -898,26 +897,26 @@ impl Config {
     }
 
     /// The PEM bundle the certificate URL "returns" locally (`paypal.cert_file`).
-    pub fn paypal_certificate_bundle(&self) -> Result<Vec<u8>, CliError> {
+    pub fn paypal_certificate_bundle(&self) -> Result<Vec<u8>, LocalError> {
         read_configured(&self.paypal.cert_file, "paypal.cert_file")
     }
 
     /// PayPal's trust anchors: `paypal.trust_anchor_file`, or Mozilla's roots when unset.
-    pub fn paypal_trust_anchors(&self) -> Result<TrustAnchors, CliError> {
+    pub fn paypal_trust_anchors(&self) -> Result<TrustAnchors, LocalError> {
         match &self.paypal.trust_anchor_file {
             None => Ok(TrustAnchors::mozilla()),
             Some(_) => {
                 let pem =
                     read_configured(&self.paypal.trust_anchor_file, "paypal.trust_anchor_file")?;
                 TrustAnchors::from_pem(&pem)
-                    .map_err(|e| CliError::Usage(format!("paypal.trust_anchor_file: {e}")))
+                    .map_err(|e| LocalError::Config(format!("paypal.trust_anchor_file: {e}")))
             }
         }
     }
 
     /// The local stack's PayPal certificate cache: `paypal.cert_file` served for every URL,
     /// checked against [`Config::paypal_trust_anchors`].
-    pub fn paypal_certificate_cache(&self) -> Result<Arc<PaypalCertificateCache>, CliError> {
+    pub fn paypal_certificate_cache(&self) -> Result<Arc<PaypalCertificateCache>, LocalError> {
         let fetcher = Arc::new(StaticCertificateFetcher::new(
             self.paypal_certificate_bundle()?,
         ));
@@ -928,14 +927,14 @@ impl Config {
     }
 
     /// The PKCS#8 PEM signing key `payhook send` signs PayPal webhooks with.
-    pub fn paypal_signing_key_pem(&self) -> Result<Vec<u8>, CliError> {
+    pub fn paypal_signing_key_pem(&self) -> Result<Vec<u8>, LocalError> {
         read_configured(&self.paypal.signing_key_file, "paypal.signing_key_file")
     }
 
     /// What a [`Signer`] signs with: the first Stripe secret, Square's key and URL, PayPal's
     /// webhook id, certificate URL and the key of `paypal.signing_key_file` when that is set
     /// (without it only PayPal signing fails).
-    pub fn signing_keys(&self) -> Result<SigningKeys, CliError> {
+    pub fn signing_keys(&self) -> Result<SigningKeys, LocalError> {
         let paypal_key_pem = match self.paypal.signing_key_file {
             Some(_) => Some(self.paypal_signing_key_pem()?),
             None => None,
@@ -956,13 +955,13 @@ impl Config {
     }
 
     /// A [`Signer`] over this configuration's secrets.
-    pub fn signer(&self) -> Result<Signer, CliError> {
+    pub fn signer(&self) -> Result<Signer, LocalError> {
         Ok(Signer::new(self.signing_keys()?)?)
     }
 
     /// A [`Sender`] with this configuration's secrets and each provider's API key, sent as
     /// `?key=`.
-    pub fn sender(&self) -> Result<Sender, CliError> {
+    pub fn sender(&self) -> Result<Sender, LocalError> {
         let by_provider = Provider::ALL
             .iter()
             .map(|&p| (p, self.api_key(p).clone()))
@@ -1091,7 +1090,7 @@ impl Config {
 
     /// A demo configuration for the local stack in `dir` on `port`, with freshly generated
     /// random secrets and the demo PayPal files' default names (not written; see [`init`]).
-    pub fn generate(dir: &Path, port: u16) -> Result<Config, CliError> {
+    pub fn generate(dir: &Path, port: u16) -> Result<Config, LocalError> {
         let square_key = format!("phk_square_{}", random_string(ALPHANUMERIC, 40)?);
         Ok(Config {
             // One key per provider, each with its own quota, as deployed; api.key is the
@@ -1176,13 +1175,13 @@ fn number(value: f64) -> toml::Value {
 fn apply_env_overrides(
     table: &mut toml::Table,
     env: &impl Fn(&str) -> Option<String>,
-) -> Result<(), CliError> {
+) -> Result<(), LocalError> {
     for key in &CONFIG_KEYS {
         let name = key.env_var();
         let Some(raw) = env(&name) else {
             continue;
         };
-        let bad = |what: &str| CliError::Usage(format!("{name}={raw:?} is not {what}"));
+        let bad = |what: &str| LocalError::Config(format!("{name}={raw:?} is not {what}"));
         let value = match key.kind {
             KeyKind::Text => toml::Value::String(raw.clone()),
             KeyKind::Integer => raw
@@ -1216,7 +1215,7 @@ fn apply_env_overrides(
             .entry(key.section)
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         let toml::Value::Table(section) = section else {
-            return Err(CliError::Usage(format!(
+            return Err(LocalError::Config(format!(
                 "`{}` must be a table ([{}]) to apply {name}",
                 key.section, key.section
             )));
@@ -1226,21 +1225,21 @@ fn apply_env_overrides(
     Ok(())
 }
 
-fn read_configured(file: &Option<PathBuf>, name: &str) -> Result<Vec<u8>, CliError> {
+fn read_configured(file: &Option<PathBuf>, name: &str) -> Result<Vec<u8>, LocalError> {
     let path = file.as_ref().ok_or_else(|| {
-        CliError::Usage(format!(
+        LocalError::Config(format!(
             "{name} is not set in the configuration (run `payhook config init` for a demo one)"
         ))
     })?;
     std::fs::read(path)
-        .map_err(|e| CliError::Usage(format!("{name}: cannot read {}: {e}", path.display())))
+        .map_err(|e| LocalError::Config(format!("{name}: cannot read {}: {e}", path.display())))
 }
 
 /// Writes a demo configuration into `dir` (created if needed): `payhook.toml` with fresh
 /// random secrets for a stack on `port`, and the demo PayPal CA, certificate and key
 /// ([`DemoCa`]), valid from a day before `now_unix`. Refuses to overwrite any of those files
 /// unless `force`. Returns the configuration as [`Config::load`] will read it.
-pub fn init(dir: &Path, port: u16, force: bool, now_unix: i64) -> Result<Config, CliError> {
+pub fn init(dir: &Path, port: u16, force: bool, now_unix: i64) -> Result<Config, LocalError> {
     init_with_ca(dir, port, force, || DemoCa::generate(now_unix))
 }
 
@@ -1251,9 +1250,9 @@ pub fn init_with_ca(
     port: u16,
     force: bool,
     demo_ca: impl FnOnce() -> Result<DemoCa, payhook_devkit::DevkitError>,
-) -> Result<Config, CliError> {
+) -> Result<Config, LocalError> {
     std::fs::create_dir_all(dir)
-        .map_err(|e| CliError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+        .map_err(|e| LocalError::Io(format!("cannot create {}: {e}", dir.display())))?;
     let config = Config::generate(dir, port)?;
     let chain = dir.join(DEMO_CHAIN_FILE);
     let anchor = dir.join(DEMO_TRUST_ANCHOR_FILE);
@@ -1265,7 +1264,7 @@ pub fn init_with_ca(
             .map(|p| p.display().to_string())
             .collect();
         if !existing.is_empty() {
-            return Err(CliError::Usage(format!(
+            return Err(LocalError::Config(format!(
                 "{} already exist(s); pass --force to replace them with new secrets",
                 existing.join(", ")
             )));
@@ -1274,76 +1273,6 @@ pub fn init_with_ca(
     demo_ca()?.write(&chain, &anchor, &key)?;
     write_file(&config.path, config.render(false).as_bytes(), true)?;
     Ok(config)
-}
-
-/// Arguments of `payhook config`.
-#[derive(Debug, Args)]
-pub struct ConfigArgs {
-    /// What to do with the configuration.
-    #[command(subcommand)]
-    pub command: ConfigCommand,
-}
-
-/// `payhook config` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum ConfigCommand {
-    /// Write payhook.toml with fresh random secrets and a local demo CA for PayPal.
-    Init(ConfigInitArgs),
-    /// Print the effective configuration (file plus PAYHOOK_… overrides), secrets redacted.
-    Show(ConfigShowArgs),
-}
-
-/// Arguments of `payhook config init`.
-#[derive(Debug, Clone, Args)]
-pub struct ConfigInitArgs {
-    /// Folder to write payhook.toml and the demo PayPal PEM files into.
-    #[arg(long, default_value = ".")]
-    pub dir: PathBuf,
-    /// Replace existing files (and so every secret in them).
-    #[arg(long)]
-    pub force: bool,
-    /// Port of the local stack, for the Square notification URL.
-    #[arg(long, default_value_t = DEFAULT_PORT)]
-    pub port: u16,
-}
-
-/// Arguments of `payhook config show`.
-#[derive(Debug, Clone, Args)]
-pub struct ConfigShowArgs {
-    /// The configuration file (default: $PAYHOOK_CONFIG, else ./payhook.toml).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-}
-
-/// Runs `payhook config …`; returns the exit code.
-pub async fn run(args: ConfigArgs) -> Result<i32, CliError> {
-    match args.command {
-        ConfigCommand::Init(args) => run_init(args).await,
-        ConfigCommand::Show(args) => run_show(args).await,
-    }
-}
-
-/// Runs `payhook config init`: 0 when written; refusing to overwrite is a usage error.
-pub async fn run_init(args: ConfigInitArgs) -> Result<i32, CliError> {
-    let config = init(&args.dir, args.port, args.force, unix_now())?;
-    println!(
-        "wrote {} with fresh demo secrets, and the local PayPal demo CA \
-         ({DEMO_TRUST_ANCHOR_FILE}, {DEMO_CHAIN_FILE}, {DEMO_SIGNING_KEY_FILE})",
-        config.path.display()
-    );
-    println!(
-        "next: `payhook serve --config {}`, then `payhook send stripe --config {}`",
-        config.path.display(),
-        config.path.display()
-    );
-    Ok(0)
-}
-
-/// Runs `payhook config show`: prints the effective configuration with secrets redacted.
-pub async fn run_show(args: ConfigShowArgs) -> Result<i32, CliError> {
-    let config = Config::load(args.config.as_deref())?;
-    print!("{}", config.render(true));
-    Ok(0)
 }
 
 #[cfg(test)]

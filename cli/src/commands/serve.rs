@@ -9,11 +9,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::config::Config;
-use crate::local::faults::Faults;
-use crate::local::http::FrontDoor;
-use crate::local::stack::{AwsTarget, Stack, StackOptions};
-use crate::{CliError, unix_now};
+use crate::CliError;
+use crate::commands::config::Config;
+use payhook_local::faults::Faults;
+use payhook_local::http::FrontDoor;
+use payhook_local::stack::{AwsTarget, Stack, StackOptions};
 
 /// Arguments of `payhook serve`.
 #[derive(Debug, Clone, Args)]
@@ -50,7 +50,7 @@ pub async fn run(args: ServeArgs) -> Result<i32, CliError> {
     let run_dir = args
         .run_dir
         .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("runs/serve-{}", unix_now())));
+        .unwrap_or_else(|| payhook_local::run_dir::fresh("serve"));
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| CliError::Failed(format!("cannot listen on {}: {e}", args.addr)))?;
@@ -61,7 +61,7 @@ pub async fn run(args: ServeArgs) -> Result<i32, CliError> {
         .map(|url| url.trim().to_owned())
         .filter(|url| !url.is_empty());
     if let Some(url) = &endpoint {
-        crate::oncall::check_http_url(url, "--aws-endpoint")?;
+        crate::commands::oncall::check_http_url(url, "--aws-endpoint")?;
     }
     let aws = endpoint.map(|url| AwsTarget::from_config(url, &config));
     let stack = Stack::start(StackOptions {

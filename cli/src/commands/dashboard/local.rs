@@ -24,10 +24,7 @@ use super::logs::LogRecord;
 use super::metrics::{MetricId, MetricSource, Points, Stat, TimeRange, aggregate_samples};
 use super::names::{Names, is_function, providers};
 use crate::CliError;
-use crate::local::stack::{LOGS_FILE, METRICS_FILE, SEGMENTS_FILE};
-
-/// The run's summary file, written by `payhook demo`.
-pub(crate) const SUMMARY_FILE: &str = "summary.json";
+use payhook_local::run_dir::{LOGS_FILE, METRICS_FILE, SEGMENTS_FILE, SUMMARY_FILE};
 
 /// Gauges (queue depth, age) are sampled at least this often, as SQS publishes them.
 const GAUGE_STEP_MS: i64 = 60_000;

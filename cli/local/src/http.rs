@@ -25,12 +25,12 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use serde_json::json;
 
-use super::admin::{
+use crate::LocalError;
+use crate::admin::{
     DEFAULT_QUARANTINE_MAX, LocalDlqList, LocalQuarantineItem, LocalQuarantineList,
     QuarantineSummary, ReplayReport,
 };
-use super::stack::Stack;
-use crate::CliError;
+use crate::stack::Stack;
 
 /// One key of the usage plan with its daily counter (reset at UTC midnight, as usage plans do).
 #[derive(Debug)]
@@ -96,10 +96,10 @@ impl FrontDoor {
     pub fn serve(
         stack: Arc<Stack>,
         listener: tokio::net::TcpListener,
-    ) -> Result<FrontDoor, CliError> {
+    ) -> Result<FrontDoor, LocalError> {
         let addr = listener
             .local_addr()
-            .map_err(|e| CliError::Failed(format!("listener: {e}")))?;
+            .map_err(|e| LocalError::Io(format!("listener: {e}")))?;
         let state = AppState {
             keys: Arc::new(plan_keys(stack.config())),
             stack,
@@ -245,7 +245,7 @@ pub fn proxy_event(
         "pathParameters": {"provider": provider},
         "stageVariables": null,
         "requestContext": {
-            "accountId": super::bus::LOCAL_ACCOUNT,
+            "accountId": crate::bus::LOCAL_ACCOUNT,
             "resourceId": "local",
             "stage": payhook_aws::provision::DEFAULT_LOCAL_STAGE,
             "requestId": request_id,
@@ -387,7 +387,7 @@ async fn dlq_list(State(state): State<AppState>, Path(provider): Path<String>) -
     }
 }
 
-fn internal_error(e: &CliError) -> Response {
+fn internal_error(e: &LocalError) -> Response {
     (
         StatusCode::INTERNAL_SERVER_ERROR,
         axum::Json(json!({"error": "dlq_unavailable", "message": e.to_string()})),
@@ -415,7 +415,7 @@ async fn dlq_redrive(State(state): State<AppState>, Path(provider): Path<String>
     }
 }
 
-fn failure(code: &str, e: &CliError) -> Response {
+fn failure(code: &str, e: &LocalError) -> Response {
     (
         StatusCode::INTERNAL_SERVER_ERROR,
         axum::Json(json!({"error": code, "message": e.to_string()})),

@@ -5,7 +5,7 @@
 //! Its ports are either in memory (the default: [`MemorySqs`], [`LocalBus`],
 //! [`MemoryStatusStore`], secrets from the configuration) or, with [`StackOptions::aws`], the
 //! AWS adapters against an AWS-compatible endpoint holding a bootstrapped stage (see
-//! [`super::aws`]). The handlers, the front door, the admin API and the telemetry are the same
+//! [`crate::aws`]). The handlers, the front door, the admin API and the telemetry are the same
 //! either way.
 
 use std::collections::BTreeMap;
@@ -39,14 +39,14 @@ use payhook_telemetry::{FunctionConfig, FunctionKind, FunctionTelemetry, Telemet
 use serde::Serialize;
 use tracing::instrument::WithSubscriber as _;
 
-use super::admin::{DEFAULT_LIST_MAX, LocalRedrive};
-use super::aws::{AwsPipeline, RECEIVE_WAIT_SECS, deliver_rule_queue};
-use super::bus::{EventTarget, LocalBus, RuleStats};
-use super::faults::{Faults, FaultyBus, INJECTED_CRASH};
-use super::sink::BufferedFileSink;
-use super::xray::XrayListener;
-use crate::CliError;
+use crate::LocalError;
+use crate::admin::{DEFAULT_LIST_MAX, LocalRedrive};
+use crate::aws::{AwsPipeline, RECEIVE_WAIT_SECS, deliver_rule_queue};
+use crate::bus::{EventTarget, LocalBus, RuleStats};
 use crate::config::Config;
+use crate::faults::{Faults, FaultyBus, INJECTED_CRASH};
+use crate::sink::BufferedFileSink;
+use crate::xray::XrayListener;
 use payhook_aws::dlq::{DlqMessage, RedrivenMessage};
 
 /// Pollers per provider queue (Lambda would run several concurrent batches too).
@@ -68,12 +68,8 @@ pub fn local_processor_timeout_secs(visibility_timeout_secs: u32) -> u32 {
 /// How often buffered logs and metrics reach the run directory.
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
 
-/// File names inside the run directory.
-pub const LOGS_FILE: &str = "logs.jsonl";
-/// EMF documents, one per line.
-pub const METRICS_FILE: &str = "metrics.jsonl";
-/// X-Ray segment documents, one per line.
-pub const SEGMENTS_FILE: &str = "xray.jsonl";
+/// File names inside the run directory ([`crate::run_dir`]).
+pub use crate::run_dir::{LOGS_FILE, METRICS_FILE, SEGMENTS_FILE};
 
 /// An AWS-compatible endpoint holding a stage, for [`StackOptions::aws`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,8 +230,8 @@ impl std::fmt::Debug for Stack {
     }
 }
 
-fn failed(what: &str, e: impl std::fmt::Display) -> CliError {
-    CliError::Failed(format!("{what}: {e}"))
+fn failed(what: &str, e: impl std::fmt::Display) -> LocalError {
+    LocalError::Stack(format!("{what}: {e}"))
 }
 
 /// The ports the handlers get, before the bus exists.
@@ -249,7 +245,7 @@ struct Ports {
 impl Stack {
     /// Starts everything but the HTTP front door. With [`StackOptions::aws`], fails when the
     /// stage's queues are not on the endpoint (run `payhook bootstrap` first).
-    pub async fn start(options: StackOptions) -> Result<Arc<Stack>, CliError> {
+    pub async fn start(options: StackOptions) -> Result<Arc<Stack>, LocalError> {
         let StackOptions {
             config,
             run_dir,
@@ -412,7 +408,7 @@ impl Stack {
             local_processor_timeout_secs(visibility_timeout_secs),
             visibility_timeout_secs,
         )
-        .map_err(|e| CliError::Usage(format!("queues.visibility_timeout_seconds: {e}")))?;
+        .map_err(|e| LocalError::Config(format!("queues.visibility_timeout_seconds: {e}")))?;
         let (shutdown, _) = tokio::sync::watch::channel(false);
         let stack = Arc::new(Stack {
             validator_telemetry: function(FunctionKind::WebhookValidator, "webhook-validator"),
@@ -566,7 +562,7 @@ impl Stack {
     }
 
     /// Every status item.
-    pub async fn items(&self) -> Result<Vec<StatusItem>, CliError> {
+    pub async fn items(&self) -> Result<Vec<StatusItem>, LocalError> {
         match &self.backend {
             Backend::Memory { store, .. } => Ok(store.snapshot().await),
             Backend::Aws { pipeline, .. } => pipeline
@@ -678,7 +674,7 @@ impl Stack {
     /// `provider`'s dead letters, in queue order, with each webhook's status and last error
     /// from the table. In memory they are read in place; on an endpoint they are received and
     /// made visible again, as `payhook dlq list` does.
-    pub async fn dlq_messages(&self, provider: Provider) -> Result<Vec<DlqMessage>, CliError> {
+    pub async fn dlq_messages(&self, provider: Provider) -> Result<Vec<DlqMessage>, LocalError> {
         let mut messages = match &self.backend {
             Backend::Memory { sqs, .. } => sqs
                 .dlq_messages(provider)
@@ -714,7 +710,7 @@ impl Stack {
     }
 
     /// Moves `provider`'s dead letters back to its queue, in order, each exactly once.
-    pub async fn redrive(&self, provider: Provider) -> Result<LocalRedrive, CliError> {
+    pub async fn redrive(&self, provider: Provider) -> Result<LocalRedrive, LocalError> {
         match &self.backend {
             Backend::Memory { sqs, .. } => {
                 let bodies: std::collections::HashMap<String, String> = sqs
@@ -761,7 +757,7 @@ impl Stack {
                 )
                 .await?;
                 if !failures.is_empty() {
-                    return Err(CliError::Failed(format!(
+                    return Err(LocalError::Stack(format!(
                         "{n} moved; not moved: {}",
                         failures.join("; ")
                     )));
@@ -775,7 +771,7 @@ impl Stack {
     }
 
     /// Up to `max` quarantined webhooks, oldest change first.
-    pub async fn quarantined(&self, max: usize) -> Result<Vec<StatusItem>, CliError> {
+    pub async fn quarantined(&self, max: usize) -> Result<Vec<StatusItem>, LocalError> {
         let query = StatusQuery::new(Status::Quarantined, SystemClock.now_ms().saturating_add(1));
         list_up_to(self.store.as_ref(), query, max)
             .await
@@ -783,7 +779,7 @@ impl Stack {
     }
 
     /// A quarantined body kept in the blob store (`None` when the item holds it itself).
-    pub async fn quarantined_blob(&self, item: &StatusItem) -> Result<Option<Vec<u8>>, CliError> {
+    pub async fn quarantined_blob(&self, item: &StatusItem) -> Result<Option<Vec<u8>>, LocalError> {
         match &item.raw_body_key {
             Some(key) => self
                 .replay
@@ -797,7 +793,7 @@ impl Stack {
 
     /// Normalises a quarantined webhook again with the rates file as it is now and queues it
     /// if that succeeds (once: see [`Validator::replay_quarantined`]).
-    pub async fn replay_quarantined(&self, webhook_id: &str) -> Result<ReplayOutcome, CliError> {
+    pub async fn replay_quarantined(&self, webhook_id: &str) -> Result<ReplayOutcome, LocalError> {
         let ports = &self.replay;
         let validator = Validator::new(
             Arc::clone(&ports.secrets),
@@ -812,12 +808,14 @@ impl Stack {
             .replay_quarantined(webhook_id)
             .with_subscriber(self.telemetry.dispatch().clone())
             .await
-            .map_err(|e| CliError::Failed(format!("replaying `{webhook_id}`: {e} ({})", e.code())))
+            .map_err(|e| {
+                LocalError::Replay(format!("replaying `{webhook_id}`: {e} ({})", e.code()))
+            })
     }
 
     /// One sweep (see [`payhook_core::sweeper`]) with the deployed thresholds, or every state's
     /// threshold `older_than_secs`; counted as `StuckWebhooks` like the deployed sweeper's.
-    pub async fn sweep(&self, older_than_secs: Option<i64>) -> Result<SweepReport, CliError> {
+    pub async fn sweep(&self, older_than_secs: Option<i64>) -> Result<SweepReport, LocalError> {
         let ports = &self.replay;
         let config = older_than_secs.map_or_else(SweeperConfig::default, SweeperConfig::older_than);
         let sweeper = Sweeper::new(

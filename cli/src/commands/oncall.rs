@@ -58,10 +58,10 @@ use payhook_core::Provider;
 use payhook_core::status::{StatusItem, StatusStore, rfc3339_ms};
 
 use crate::CliError;
-use crate::bootstrap::aws_sdk_config;
-pub use crate::local::admin::{DEFAULT_LIST_MAX, LocalDlqList, LocalRedrive};
+use crate::commands::bootstrap::aws_sdk_config;
 pub(crate) use payhook_devkit::http::check_http_url;
 use payhook_devkit::http::{HttpClient, MAX_RESPONSE_BYTES, REQUEST_TIMEOUT, http_client};
+pub use payhook_local::admin::{DEFAULT_LIST_MAX, LocalDlqList, LocalRedrive};
 
 /// The local stack's default address (`payhook serve`'s default `--addr`).
 pub const DEFAULT_LOCAL_URL: &str = "http://127.0.0.1:8787";
@@ -143,7 +143,7 @@ impl TargetArgs {
             .or_else(|| std::env::var(STAGE_ENV).ok().filter(|s| !s.is_empty()))
             .unwrap_or_else(|| {
                 if aws_endpoint.is_some() {
-                    crate::bootstrap::DEFAULT_LOCAL_STAGE.to_owned()
+                    crate::commands::bootstrap::DEFAULT_LOCAL_STAGE.to_owned()
                 } else {
                     DEFAULT_DEPLOYED_STAGE.to_owned()
                 }

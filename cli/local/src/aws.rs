@@ -40,8 +40,8 @@ use payhook_core::status::{
 use payhook_pattern::{DEFAULT_RETRY_POLICY, RuleFile, RuleState};
 use serde_json::json;
 
-use super::bus::{EventTarget, RuleStats};
-use crate::CliError;
+use crate::LocalError;
+use crate::bus::{EventTarget, RuleStats};
 
 /// Visibility of a rule queue's message whose delivery failed: when it is retried.
 pub const RULE_RETRY_VISIBILITY_SECS: i32 = 1;
@@ -171,7 +171,7 @@ impl AwsPipeline {
         sdk: &SdkConfig,
         names: StackNames,
         rules: &[RuleFile],
-    ) -> Result<AwsPipeline, CliError> {
+    ) -> Result<AwsPipeline, LocalError> {
         let sqs = SqsClient::new(sdk);
         let mut queue = SqsFifoQueue::new(sqs.clone());
         let mut providers = BTreeMap::new();
@@ -187,7 +187,7 @@ impl AwsPipeline {
             let count = redrive_max_receive_count(&sqs, &url)
                 .await?
                 .ok_or_else(|| {
-                    CliError::Failed(format!(
+                    LocalError::Aws(format!(
                         "queue `{}` has no redrive policy: run `payhook bootstrap` again",
                         names.queue(provider)
                     ))
@@ -322,7 +322,7 @@ async fn queue_attribute(
     sqs: &SqsClient,
     url: &str,
     name: QueueAttributeName,
-) -> Result<Option<String>, CliError> {
+) -> Result<Option<String>, LocalError> {
     let output = sqs
         .get_queue_attributes()
         .queue_url(url)
@@ -330,7 +330,7 @@ async fn queue_attribute(
         .send()
         .await
         .map_err(|e| {
-            CliError::Failed(format!(
+            LocalError::Aws(format!(
                 "SQS GetQueueAttributes: {}",
                 payhook_aws::aws_sdk_sqs::error::DisplayErrorContext(e)
             ))
@@ -339,15 +339,15 @@ async fn queue_attribute(
 }
 
 /// The queue's `VisibilityTimeout`, seconds.
-async fn queue_visibility_timeout_secs(sqs: &SqsClient, url: &str) -> Result<u32, CliError> {
+async fn queue_visibility_timeout_secs(sqs: &SqsClient, url: &str) -> Result<u32, LocalError> {
     queue_attribute(sqs, url, QueueAttributeName::VisibilityTimeout)
         .await?
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| CliError::Failed(format!("queue {url} has no VisibilityTimeout")))
+        .ok_or_else(|| LocalError::Aws(format!("queue {url} has no VisibilityTimeout")))
 }
 
 /// `maxReceiveCount` of the queue's redrive policy, if it has one.
-async fn redrive_max_receive_count(sqs: &SqsClient, url: &str) -> Result<Option<u32>, CliError> {
+async fn redrive_max_receive_count(sqs: &SqsClient, url: &str) -> Result<Option<u32>, LocalError> {
     let policy = queue_attribute(sqs, url, QueueAttributeName::RedrivePolicy)
         .await?
         .and_then(|p| serde_json::from_str::<serde_json::Value>(&p).ok());

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde_json::Value;
 
+use payhook_local::run_dir::{RUNS_DIR, SEGMENTS_FILE};
+
 use crate::CliError;
 
 /// Width of the bar column, in characters.
@@ -47,9 +49,9 @@ struct Span {
 pub fn run(args: TraceArgs) -> Result<i32, CliError> {
     let run_dir = match args.run_dir {
         Some(dir) => dir,
-        None => newest_run_dir(Path::new("runs"))?,
+        None => newest_run_dir(Path::new(RUNS_DIR))?,
     };
-    let path = run_dir.join("xray.jsonl");
+    let path = run_dir.join(SEGMENTS_FILE);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
     let spans = parse(&text)?;
@@ -79,7 +81,7 @@ fn newest_run_dir(runs: &Path) -> Result<PathBuf, CliError> {
     })?;
     entries
         .filter_map(Result::ok)
-        .filter(|e| e.path().join("xray.jsonl").is_file())
+        .filter(|e| e.path().join(SEGMENTS_FILE).is_file())
         .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
         .map(|e| e.path())
         .ok_or_else(|| CliError::Usage(format!("no run with xray.jsonl under {}", runs.display())))

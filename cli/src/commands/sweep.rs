@@ -13,7 +13,9 @@ use http::Method;
 use serde::{Deserialize, Serialize};
 
 use crate::CliError;
-use crate::oncall::{DEFAULT_LOCAL_URL, admin_url, check_http_url, local_api_error, request};
+use crate::commands::oncall::{
+    DEFAULT_LOCAL_URL, admin_url, check_http_url, local_api_error, request,
+};
 use payhook_devkit::http::http_client;
 
 /// Arguments of `payhook sweep`.
