@@ -72,6 +72,7 @@ pub mod lambda;
 pub mod logger;
 pub mod metrics;
 pub mod redact;
+mod segment;
 pub mod sink;
 pub mod tracer;
 

@@ -1,6 +1,8 @@
 //! The Tracer: `tracing` spans become OpenTelemetry spans (through `tracing-opentelemetry`),
 //! which `opentelemetry-aws` turns into X-Ray segment documents and sends to the X-Ray daemon
-//! over UDP (`AWS_XRAY_DAEMON_ADDRESS`).
+//! over UDP (`AWS_XRAY_DAEMON_ADDRESS`). The usual invocation's document (a handler subsegment
+//! with its AWS calls, successful) is written directly instead (`segment.rs`), to the same
+//! bytes.
 //!
 //! In Lambda, Lambda itself writes the function's segment; this crate writes **independent
 //! subsegments** under it: one per handler (the invocation span) and one per AWS call
@@ -25,7 +27,7 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
@@ -36,12 +38,11 @@ use opentelemetry::trace::{
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_aws::trace::XrayIdGenerator;
 use opentelemetry_aws::trace::xray_propagator::{span_context_from_str, span_context_to_string};
-use opentelemetry_aws::xray_exporter::daemon_client::XrayDaemonClient;
 use opentelemetry_aws::xray_exporter::{
     SegmentDocument, SegmentDocumentExporter, SegmentTranslator, XrayExporter,
 };
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{
     SamplingDecision, SamplingResult, SdkTracerProvider, ShouldSample, SpanData, SpanExporter,
     SpanProcessor,
@@ -154,29 +155,94 @@ pub fn parse_daemon_address(value: &str) -> Option<SocketAddr> {
         .copied()
 }
 
+/// The daemon's UDP socket and a reused datagram buffer. What `opentelemetry-aws`'s
+/// `XrayDaemonClient` does (a non-blocking socket connected to the daemon, one datagram per
+/// document: the daemon header, then the document), with the buffer open to the direct encoder
+/// (`segment.rs`) too.
+#[derive(Debug)]
+struct DaemonClient {
+    socket: UdpSocket,
+    datagram: Mutex<Vec<u8>>,
+}
+
+impl DaemonClient {
+    const HEADER: &'static [u8] = b"{\"format\": \"json\", \"version\": 1}\n";
+
+    fn new(addr: SocketAddr) -> io::Result<Self> {
+        let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+        socket.set_nonblocking(true)?;
+        socket.connect(addr)?;
+        let mut datagram = Vec::with_capacity(65_507);
+        datagram.extend_from_slice(Self::HEADER);
+        Ok(Self {
+            socket,
+            datagram: Mutex::new(datagram),
+        })
+    }
+
+    /// Sends the document `write` appends after the header, unless it returns `false`.
+    fn send(&self, write: impl FnOnce(&mut Vec<u8>) -> bool) -> io::Result<bool> {
+        let mut datagram = self.datagram.lock().unwrap_or_else(PoisonError::into_inner);
+        datagram.truncate(Self::HEADER.len());
+        let written = write(&mut datagram);
+        let sent = if written {
+            self.socket.send(&datagram).map(|_| true)
+        } else {
+            Ok(false)
+        };
+        datagram.truncate(Self::HEADER.len());
+        sent
+    }
+}
+
 /// Sends segment documents to the daemon, or writes them to a sink.
 #[derive(Debug)]
 enum SegmentClient {
-    Daemon(XrayDaemonClient),
-    Sink(Arc<dyn Sink>),
+    Daemon(DaemonClient),
+    Sink(Arc<dyn Sink>, Mutex<Vec<u8>>),
 }
 
-impl SegmentDocumentExporter for SegmentClient {
+impl SegmentClient {
+    /// Sends (or writes) the one document `write` produces, unless it returns `false`; says
+    /// whether there was one.
+    fn send(&self, write: impl FnOnce(&mut Vec<u8>) -> bool) -> io::Result<bool> {
+        match self {
+            SegmentClient::Daemon(client) => client.send(write),
+            SegmentClient::Sink(sink, buf) => {
+                let mut buf = buf.lock().unwrap_or_else(PoisonError::into_inner);
+                buf.clear();
+                if !write(&mut buf) {
+                    return Ok(false);
+                }
+                // Documents are JSON written by serde_json or by the direct encoder: UTF-8.
+                if let Ok(line) = std::str::from_utf8(&buf) {
+                    sink.write_line(line);
+                }
+                Ok(true)
+            }
+        }
+    }
+}
+
+/// The client as the translator's exporter sees it (shared with the direct encoder's path).
+#[derive(Debug, Clone)]
+struct SharedClient(Arc<SegmentClient>);
+
+impl SegmentDocumentExporter for SharedClient {
     type Error = io::Error;
 
     async fn export_segment_documents(
         &self,
         batch: Vec<SegmentDocument<'_>>,
     ) -> Result<(), Self::Error> {
-        match self {
-            SegmentClient::Daemon(client) => client.export_segment_documents(batch).await,
-            SegmentClient::Sink(sink) => {
-                for doc in batch {
-                    sink.write_line(&doc.to_string());
-                }
-                Ok(())
-            }
+        for doc in batch {
+            self.0.send(|out| {
+                // Serialising into a Vec cannot fail.
+                let _ = serde_json::to_writer(out, &doc);
+                true
+            })?;
         }
+        Ok(())
     }
 }
 
@@ -226,21 +292,22 @@ pub(crate) fn build_provider(
     export: &TraceExport,
     log_group: Option<&str>,
 ) -> Result<Option<SdkTracerProvider>, TelemetryError> {
-    let client = match export {
-        TraceExport::Daemon(addr) => SegmentClient::Daemon(
-            XrayDaemonClient::new(*addr).map_err(TelemetryError::DaemonSocket)?,
-        ),
-        TraceExport::Sink(sink) => SegmentClient::Sink(sink.clone()),
+    let client = Arc::new(match export {
+        TraceExport::Daemon(addr) => {
+            SegmentClient::Daemon(DaemonClient::new(*addr).map_err(TelemetryError::DaemonSocket)?)
+        }
+        TraceExport::Sink(sink) => SegmentClient::Sink(sink.clone(), Mutex::new(Vec::new())),
         TraceExport::Disabled => return Ok(None),
-    };
+    });
     let mut translator = SegmentTranslator::new()
         .with_indexed_attrs(Annotation::ALL.iter().map(|a| a.as_str().to_owned()));
     if let Some(group) = log_group {
         translator = translator.with_log_group_name(group.to_owned());
     }
-    let exporter = XrayExporter::new(client).with_translator(translator.always_nest_subsegments());
+    let exporter = XrayExporter::new(SharedClient(client.clone()))
+        .with_translator(translator.always_nest_subsegments());
     let provider = SdkTracerProvider::builder()
-        .with_span_processor(InvocationSpanProcessor::new(exporter))
+        .with_span_processor(InvocationSpanProcessor::new(exporter, Some(client)))
         .with_id_generator(XrayIdGenerator::default())
         .with_sampler(InvocationSampler)
         // No service.name: the translator would name every segment after it.
@@ -264,21 +331,34 @@ const MAX_BUFFERED_SPANS: usize = 256;
 /// environment after the response, and there is no background thread. Written here because the
 /// SDK's simple processor exports span by span and its batch processor needs a thread and a
 /// timer.
+///
+/// The usual invocation's spans are written by the direct encoder (`segment.rs`) into the
+/// client's buffer; every other batch goes through `opentelemetry-aws`'s translator.
 #[derive(Debug)]
 struct InvocationSpanProcessor<E> {
     buffer: Mutex<Vec<SpanData>>,
     exporter: Mutex<E>,
+    /// Where the direct encoder's documents go; `None` leaves every batch to `exporter`.
+    direct: Option<Arc<SegmentClient>>,
 }
 
 impl<E: SpanExporter> InvocationSpanProcessor<E> {
-    fn new(exporter: E) -> Self {
+    fn new(exporter: E, direct: Option<Arc<SegmentClient>>) -> Self {
         Self {
             buffer: Mutex::new(Vec::new()),
             exporter: Mutex::new(exporter),
+            direct,
         }
     }
 
     fn export(&self, mut batch: Vec<SpanData>) -> OTelSdkResult {
+        if let Some(client) = &self.direct {
+            match client.send(|out| crate::segment::encode(&batch, out)) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) => return Err(OTelSdkError::InternalFailure(e.to_string())),
+            }
+        }
         let exporter = self.exporter.lock().unwrap_or_else(PoisonError::into_inner);
         let mut result = Ok(());
         while !batch.is_empty() {
@@ -326,6 +406,10 @@ impl<E: SpanExporter> SpanProcessor for InvocationSpanProcessor<E> {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
+        // The direct encoder writes no resource attributes: with any, the translator must.
+        if !resource.is_empty() {
+            self.direct = None;
+        }
         self.exporter
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner)
