@@ -13,7 +13,7 @@ use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
@@ -32,8 +32,8 @@ use tracing_subscriber::layer::SubscriberExt;
 use crate::catalogue::{Dimension, FunctionKind, Metric};
 use crate::error::TelemetryError;
 use crate::logger::{
-    INVOCATION_TARGET, LogFilter, LogLayer, LoggerConfig, ProcessInfo, with_pending_invocation,
-    write_direct,
+    INVOCATION_TARGET, LogFilter, LogLayer, LoggerConfig, ProcessInfo, render_context_keys,
+    with_pending_invocation, write_direct,
 };
 use crate::metrics::{
     DEFAULT_NAMESPACE, MetricRejected, MetricSet, MetricsConfig, NAMESPACE_ENV, cold_start_document,
@@ -311,6 +311,7 @@ impl Telemetry {
                 metrics,
                 metrics_sink: config.metrics_sink,
                 cold: AtomicBool::new(true),
+                flush_buffer: Mutex::new(String::with_capacity(1024)),
             }),
             telemetry: self.clone(),
         }
@@ -469,6 +470,8 @@ pub(crate) struct FunctionShared {
     metrics: MetricsConfig,
     metrics_sink: Arc<dyn Sink>,
     cold: AtomicBool,
+    /// The EMF documents of the invocation being flushed, reused from one to the next.
+    flush_buffer: Mutex<String>,
 }
 
 /// One function's telemetry: starts invocations. Cheap to clone.
@@ -575,6 +578,7 @@ impl FunctionTelemetry {
             keys: Mutex::new(LogKeys::default()),
             metrics: Mutex::new(MetricSet::new()),
             annotations: Mutex::new(Vec::new()),
+            context_keys: OnceLock::new(),
         });
 
         // Created under this telemetry's subscriber even when it is not the thread's default
@@ -636,6 +640,8 @@ pub(crate) struct InvocationState {
     keys: Mutex<LogKeys>,
     metrics: Mutex<MetricSet>,
     annotations: Mutex<Vec<(Annotation, String)>>,
+    /// The log keys that never change during the invocation, rendered at its first line.
+    context_keys: OnceLock<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -645,6 +651,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl InvocationState {
     pub(crate) fn log_keys(&self) -> MutexGuard<'_, LogKeys> {
         lock(&self.keys)
+    }
+
+    /// `,"service":…` to `,"function_request_id":…` of every log line of the invocation.
+    pub(crate) fn context_keys(&self) -> &str {
+        self.context_keys.get_or_init(|| render_context_keys(self))
     }
 }
 
@@ -893,18 +904,15 @@ impl Invocation {
         // Export the invocation's spans together (one nested document per trace).
         self.function.telemetry.flush();
         let shared = &self.function.shared;
-        let docs = {
-            let mut metrics = lock(&self.state.metrics);
-            let docs = if metrics.is_empty() {
-                Vec::new()
-            } else {
-                metrics.encode(&shared.metrics, now_ms())
-            };
+        let mut metrics = lock(&self.state.metrics);
+        if !metrics.is_empty() {
+            // Every document in one buffer, handed to the sink as one write.
+            let mut buf = lock(&shared.flush_buffer);
+            buf.clear();
+            metrics.encode_lines(&shared.metrics, now_ms(), &mut buf);
             metrics.clear();
-            docs
-        };
-        for doc in &docs {
-            shared.metrics_sink.write_line(doc);
+            drop(metrics);
+            shared.metrics_sink.write_lines(&buf);
         }
     }
 }

@@ -568,24 +568,69 @@ fn level_name(level: &Level) -> &'static str {
 }
 
 /// Appends the current time as RFC 3339 UTC with milliseconds (`2026-01-01T00:00:00.000Z`).
+/// The date and time up to the second are formatted once a second per thread.
 pub(crate) fn push_timestamp(buf: &mut String) {
-    let now = time::OffsetDateTime::now_utc();
-    let mut out = *b"\"0000-00-00T00:00:00.000Z\"";
-    let mut put = |at: usize, width: usize, mut v: u32| {
-        for i in (0..width).rev() {
-            out[at + i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
-    put(1, 4, now.year().clamp(0, 9999) as u32);
-    put(6, 2, u32::from(u8::from(now.month())));
-    put(9, 2, u32::from(now.day()));
-    put(12, 2, u32::from(now.hour()));
-    put(15, 2, u32::from(now.minute()));
-    put(18, 2, u32::from(now.second()));
-    put(21, 3, u32::from(now.millisecond()));
+    thread_local! {
+        /// The last second formatted, and its `"YYYY-MM-DDTHH:MM:SS` (with the opening quote).
+        static SECOND: std::cell::Cell<(i64, [u8; 20])> = const { std::cell::Cell::new((i64::MIN, [0; 20])) };
+    }
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX);
+    let (cached, mut prefix) = SECOND.get();
+    if cached != secs {
+        let now = time::OffsetDateTime::from_unix_timestamp(secs)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        prefix = *b"\"0000-00-00T00:00:00";
+        let mut put = |at: usize, width: usize, mut v: u32| {
+            for i in (0..width).rev() {
+                prefix[at + i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(1, 4, now.year().clamp(0, 9999) as u32);
+        put(6, 2, u32::from(u8::from(now.month())));
+        put(9, 2, u32::from(now.day()));
+        put(12, 2, u32::from(now.hour()));
+        put(15, 2, u32::from(now.minute()));
+        put(18, 2, u32::from(now.second()));
+        SECOND.set((secs, prefix));
+    }
     // Only ASCII digits were written into an ASCII template.
-    buf.push_str(std::str::from_utf8(&out).unwrap_or("null"));
+    buf.push_str(std::str::from_utf8(&prefix).unwrap_or("\"1970-01-01T00:00:00"));
+    let millis = since_epoch.subsec_millis();
+    let tail = [
+        b'.',
+        b'0' + (millis / 100) as u8,
+        b'0' + (millis / 10 % 10) as u8,
+        b'0' + (millis % 10) as u8,
+        b'Z',
+        b'"',
+    ];
+    buf.push_str(std::str::from_utf8(&tail).unwrap_or(".000Z\""));
+}
+
+/// The keys of an invocation's lines that stay the same all through it, from `service` to
+/// `function_request_id`, rendered once per invocation ([`InvocationState::context_keys`]).
+pub(crate) fn render_context_keys(inv: &InvocationState) -> String {
+    let mut buf = String::with_capacity(256);
+    buf.push_str(",\"service\":");
+    json::push_str(&mut buf, &inv.service);
+    buf.push_str(",\"cold_start\":");
+    buf.push_str(if inv.cold_start { "true" } else { "false" });
+    buf.push_str(",\"function_name\":");
+    json::push_str(&mut buf, &inv.function_name);
+    buf.push_str(",\"function_memory_size\":");
+    match inv.memory_size_mb {
+        Some(m) => json::push_u64(&mut buf, u64::from(m)),
+        None => buf.push_str("null"),
+    }
+    buf.push_str(",\"function_arn\":");
+    push_opt_str(&mut buf, inv.function_arn.as_deref());
+    buf.push_str(",\"function_request_id\":");
+    json::push_str(&mut buf, &inv.request_id);
+    buf
 }
 
 fn push_opt_str(buf: &mut String, v: Option<&str>) {
@@ -620,21 +665,7 @@ where
     let mut written = Written::default();
     match p.invocation {
         Some(inv) => {
-            buf.push_str(",\"service\":");
-            json::push_str(buf, &inv.service);
-            buf.push_str(",\"cold_start\":");
-            buf.push_str(if inv.cold_start { "true" } else { "false" });
-            buf.push_str(",\"function_name\":");
-            json::push_str(buf, &inv.function_name);
-            buf.push_str(",\"function_memory_size\":");
-            match inv.memory_size_mb {
-                Some(m) => json::push_u64(buf, u64::from(m)),
-                None => buf.push_str("null"),
-            }
-            buf.push_str(",\"function_arn\":");
-            push_opt_str(buf, inv.function_arn.as_deref());
-            buf.push_str(",\"function_request_id\":");
-            json::push_str(buf, &inv.request_id);
+            buf.push_str(inv.context_keys());
             buf.push_str(",\"xray_trace_id\":");
             push_opt_str(
                 buf,
@@ -797,4 +828,30 @@ pub(crate) fn write_direct(
     }
     buf.push('}');
     sink.write_line(&buf);
+}
+
+#[cfg(test)]
+mod tests {
+    use time::format_description::well_known::Rfc3339;
+
+    use super::push_timestamp;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_milliseconds_of_now() {
+        for _ in 0..3 {
+            let before = time::OffsetDateTime::now_utc();
+            let mut buf = String::new();
+            push_timestamp(&mut buf);
+            let after = time::OffsetDateTime::now_utc();
+            let text: String = serde_json::from_str(&buf).expect("a JSON string");
+            assert_eq!(text.len(), "2026-01-01T00:00:00.000Z".len(), "{text}");
+            assert!(text.ends_with('Z'), "{text}");
+            let at = time::OffsetDateTime::parse(&text, &Rfc3339).expect("RFC 3339");
+            let floor =
+                |t: time::OffsetDateTime| t.replace_nanosecond(t.millisecond() as u32 * 1_000_000);
+            assert!(floor(before).expect("ms") <= at && at <= after, "{text}");
+            // Within the same second the cached date is reused.
+            std::thread::sleep(std::time::Duration::from_millis(7));
+        }
+    }
 }

@@ -313,8 +313,21 @@ impl MetricSet {
     pub fn encode(&self, config: &MetricsConfig, timestamp_ms: i64) -> Vec<String> {
         let docs = plan_documents(&self.series);
         docs.iter()
-            .map(|doc| write_document(doc, config, timestamp_ms))
+            .map(|doc| {
+                let mut buf = String::with_capacity(256 + doc.chunks.len() * 64);
+                write_document(&mut buf, doc, config, timestamp_ms);
+                buf
+            })
             .collect()
+    }
+
+    /// [`MetricSet::encode`] into one buffer, each document followed by a newline, for
+    /// [`Sink::write_lines`](crate::Sink::write_lines): one write per flush.
+    pub(crate) fn encode_lines(&self, config: &MetricsConfig, timestamp_ms: i64, buf: &mut String) {
+        for doc in &plan_documents(&self.series) {
+            write_document(buf, doc, config, timestamp_ms);
+            buf.push('\n');
+        }
     }
 }
 
@@ -375,10 +388,14 @@ fn plan_documents(series: &[Series]) -> Vec<PlannedDoc<'_>> {
     docs
 }
 
-fn write_document(doc: &PlannedDoc<'_>, config: &MetricsConfig, timestamp_ms: i64) -> String {
-    let mut buf = String::with_capacity(256 + doc.chunks.len() * 64);
+fn write_document(
+    buf: &mut String,
+    doc: &PlannedDoc<'_>,
+    config: &MetricsConfig,
+    timestamp_ms: i64,
+) {
     buf.push_str("{\"_aws\":{\"Timestamp\":");
-    json::push_i64(&mut buf, timestamp_ms);
+    json::push_i64(buf, timestamp_ms);
     buf.push_str(",\"CloudWatchMetrics\":[");
     // One directive per distinct list of dimension sets.
     let mut done = vec![false; doc.chunks.len()];
@@ -393,7 +410,7 @@ fn write_document(doc: &PlannedDoc<'_>, config: &MetricsConfig, timestamp_ms: i6
         }
         first_directive = false;
         buf.push_str("{\"Namespace\":");
-        json::push_str(&mut buf, &config.namespace);
+        json::push_str(buf, &config.namespace);
         buf.push_str(",\"Dimensions\":[");
         for (si, set) in sets.iter().enumerate() {
             if si > 0 {
@@ -406,14 +423,14 @@ fn write_document(doc: &PlannedDoc<'_>, config: &MetricsConfig, timestamp_ms: i6
                     buf.push(',');
                 }
                 first = false;
-                json::push_str(&mut buf, d.as_str());
+                json::push_str(buf, d.as_str());
             }
             for (name, _) in &config.default_dimensions {
                 if !first {
                     buf.push(',');
                 }
                 first = false;
-                json::push_str(&mut buf, name);
+                json::push_str(buf, name);
             }
             buf.push(']');
         }
@@ -430,9 +447,9 @@ fn write_document(doc: &PlannedDoc<'_>, config: &MetricsConfig, timestamp_ms: i6
             }
             first_metric = false;
             buf.push_str("{\"Name\":");
-            json::push_str(&mut buf, series.name);
+            json::push_str(buf, series.name);
             buf.push_str(",\"Unit\":");
-            json::push_str(&mut buf, series.unit.as_str());
+            json::push_str(buf, series.unit.as_str());
             if series.resolution == Resolution::High {
                 buf.push_str(",\"StorageResolution\":1");
             }
@@ -443,39 +460,38 @@ fn write_document(doc: &PlannedDoc<'_>, config: &MetricsConfig, timestamp_ms: i6
     buf.push_str("]}");
     // Root members: the dimension values, then the metric values.
     buf.push(',');
-    json::push_key(&mut buf, Dimension::Service.as_str());
-    json::push_str(&mut buf, &config.service);
+    json::push_key(buf, Dimension::Service.as_str());
+    json::push_str(buf, &config.service);
     for (name, value) in &config.default_dimensions {
         buf.push(',');
-        json::push_key(&mut buf, name);
-        json::push_str(&mut buf, value);
+        json::push_key(buf, name);
+        json::push_str(buf, value);
     }
     for (d, v) in &doc.dims {
         if *d == Dimension::Service {
             continue;
         }
         buf.push(',');
-        json::push_key(&mut buf, d.as_str());
-        json::push_str(&mut buf, v);
+        json::push_key(buf, d.as_str());
+        json::push_str(buf, v);
     }
     for chunk in &doc.chunks {
         buf.push(',');
-        json::push_key(&mut buf, chunk.series.name);
+        json::push_key(buf, chunk.series.name);
         if let [single] = chunk.values {
-            json::push_f64(&mut buf, *single);
+            json::push_f64(buf, *single);
         } else {
             buf.push('[');
             for (k, v) in chunk.values.iter().enumerate() {
                 if k > 0 {
                     buf.push(',');
                 }
-                json::push_f64(&mut buf, *v);
+                json::push_f64(buf, *v);
             }
             buf.push(']');
         }
     }
     buf.push('}');
-    buf
 }
 
 /// The `ColdStart` document: one value, dimensions `service` and `function_name` (plus the

@@ -15,11 +15,23 @@ use std::sync::{Arc, Mutex, PoisonError};
 pub trait Sink: Send + Sync + fmt::Debug + 'static {
     /// Writes one line. `line` has no trailing newline; the sink adds it.
     fn write_line(&self, line: &str);
+
+    /// Writes several lines, each followed by a newline (`"a\nb\n"`), as one write where the
+    /// sink can (one invocation's EMF documents). By default, line by line.
+    fn write_lines(&self, lines: &str) {
+        for line in lines.split_terminator('\n') {
+            self.write_line(line);
+        }
+    }
 }
 
 impl<S: Sink + ?Sized> Sink for Arc<S> {
     fn write_line(&self, line: &str) {
         (**self).write_line(line);
+    }
+
+    fn write_lines(&self, lines: &str) {
+        (**self).write_lines(lines);
     }
 }
 
@@ -33,6 +45,11 @@ impl Sink for StdoutSink {
         // Stdout is line-buffered: the newline flushes the line in one write.
         let _ = out.write_all(line.as_bytes());
         let _ = out.write_all(b"\n");
+    }
+
+    fn write_lines(&self, lines: &str) {
+        // Ending in a newline, the whole goes out in one write.
+        let _ = io::stdout().lock().write_all(lines.as_bytes());
     }
 }
 
@@ -78,6 +95,11 @@ impl Sink for FileSink {
         let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
         // One write per line, so a reader never sees half a line from this process.
         let _ = file.write_all(&buf);
+    }
+
+    fn write_lines(&self, lines: &str) {
+        let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = file.write_all(lines.as_bytes());
     }
 }
 
@@ -143,4 +165,26 @@ pub struct DiscardSink;
 
 impl Sink for DiscardSink {
     fn write_line(&self, _line: &str) {}
+
+    fn write_lines(&self, _lines: &str) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_lines_are_written_line_by_line_or_at_once() {
+        let memory = MemorySink::new();
+        memory.write_lines("{\"a\":1}\n{\"b\":\"x\\ny\"}\n");
+        assert_eq!(memory.lines(), vec!["{\"a\":1}", "{\"b\":\"x\\ny\"}"]);
+
+        let path = std::env::temp_dir().join(format!("payhook-sink-{}.jsonl", std::process::id()));
+        let file = FileSink::create(&path).expect("create");
+        file.write_line("{\"a\":1}");
+        file.write_lines("{\"b\":2}\n{\"c\":3}\n");
+        let text = std::fs::read_to_string(&path).expect("read");
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(text, "{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n");
+    }
 }
