@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use payhook_core::conformance::{conformance_dir, read_jsonl};
-use payhook_core::signature::paypal::NEGATIVE_CACHE_SECS;
+use payhook_core::signature::paypal::{MAX_CACHED_CERTIFICATES, NEGATIVE_CACHE_SECS};
 use payhook_core::signature::{
     CertificateFetcher, FetchError, PaypalCertificateCache, PaypalEnvironment, PaypalVerifier,
     STRIPE_DEFAULT_TOLERANCE_SECS, SignatureError, SquareVerifier, StaticCertificateFetcher,
@@ -433,6 +433,110 @@ async fn paypal_certificate_url_answering_4xx_is_refused_not_retried_and_remembe
         assert!(!err.is_retryable());
     }
     assert_eq!(fetcher.fetches(), 1);
+}
+
+/// Serves `bundle` for the URLs whose path ends in `CERT-good` and answers 404 for every other
+/// one; counts every fetch.
+struct GoodOrNotFoundFetcher {
+    bundle: Vec<u8>,
+    fetches: AtomicUsize,
+}
+
+#[async_trait]
+impl CertificateFetcher for GoodOrNotFoundFetcher {
+    async fn fetch(&self, url: &url::Url) -> Result<Vec<u8>, FetchError> {
+        self.fetches.fetch_add(1, Ordering::SeqCst);
+        if url.path().ends_with("/CERT-good") {
+            Ok(self.bundle.clone())
+        } else {
+            Err(FetchError::Rejected("HTTP 404 Not Found".into()))
+        }
+    }
+}
+
+#[tokio::test]
+async fn paypal_a_full_certificate_cache_drops_expired_entries_then_the_one_ending_soonest() {
+    let Some(dir) = signatures_dir() else { return };
+    let v = vector(&dir, "paypal-018");
+    let (bundle, anchors) = paypal_bundle_and_anchors(&dir, &v);
+    let fetcher = Arc::new(GoodOrNotFoundFetcher {
+        bundle,
+        fetches: AtomicUsize::new(0),
+    });
+    let cache = Arc::new(PaypalCertificateCache::new(fetcher.clone(), anchors));
+    let verifier =
+        sandbox_verifier(str_field(&v, "webhook_id"), Arc::clone(&cache)).with_tolerance(3600);
+    let headers = headers_of(&v);
+    let body = str_field(&v, "body").as_bytes();
+    let now = v["now"].as_i64().expect("now");
+    let fetches = || fetcher.fetches.load(Ordering::SeqCst);
+    let url = |name: &str| format!("https://api.paypal.com/v1/notifications/certs/CERT-{name}");
+    let verify = |name: String, at: i64| {
+        let headers = with_cert_url(&headers, &url(&name));
+        let verifier = &verifier;
+        async move {
+            verifier
+                .verify(&headers, body, at)
+                .await
+                .map_err(|e| e.code())
+        }
+    };
+    assert!(cache.is_empty());
+
+    // The verified certificate (valid until 2035), then 31 refusals, the one refused at
+    // `now + i` remembered until `now + i + NEGATIVE_CACHE_SECS`: the cache is full.
+    assert_eq!(verify("good".into(), now).await, Ok(()));
+    assert!(!cache.is_empty());
+    for i in 0..31 {
+        assert_eq!(
+            verify(format!("{i}"), now + i).await,
+            Err("cert_not_available")
+        );
+    }
+    assert_eq!(cache.len(), MAX_CACHED_CERTIFICATES);
+    assert_eq!(fetches(), 32);
+
+    // Each new URL makes room by dropping the entry that ends soonest: refusals 0 to 7, in
+    // that order, never the certificate.
+    let later = now + 40;
+    for i in 0..8 {
+        assert_eq!(
+            verify(format!("new-{i}"), later).await,
+            Err("cert_not_available")
+        );
+        assert_eq!(cache.len(), MAX_CACHED_CERTIFICATES);
+    }
+    assert_eq!(fetches(), 40);
+    assert_eq!(verify("good".into(), later).await, Ok(()));
+    for name in (8..31)
+        .map(|i| i.to_string())
+        .chain((0..8).map(|i| format!("new-{i}")))
+    {
+        assert_eq!(verify(name, later).await, Err("cert_not_available"));
+    }
+    assert_eq!(
+        fetches(),
+        40,
+        "every entry but refusals 0 to 7 is still cached"
+    );
+    assert_eq!(verify("0".into(), later).await, Err("cert_not_available"));
+    assert_eq!(fetches(), 41, "refusal 0 was dropped");
+
+    // Refusal 8 made room for it. When refusals 9 to 20 have expired, a new URL sweeps out
+    // those twelve and drops nothing live.
+    let swept_at = now + 20 + NEGATIVE_CACHE_SECS;
+    assert_eq!(
+        verify("sweeper".into(), swept_at).await,
+        Err("cert_not_available")
+    );
+    assert_eq!(cache.len(), MAX_CACHED_CERTIFICATES - 12 + 1);
+    assert_eq!(fetches(), 42);
+    assert_eq!(verify("good".into(), swept_at).await, Ok(()));
+    assert_eq!(
+        verify("21".into(), swept_at).await,
+        Err("cert_not_available")
+    );
+    assert_eq!(fetches(), 42);
 }
 
 #[tokio::test]

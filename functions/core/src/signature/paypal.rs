@@ -490,4 +490,40 @@ mod tests {
             ));
         }
     }
+
+    #[test]
+    fn environments_are_spelt_live_and_sandbox_both_ways() {
+        for (environment, name) in [
+            (PaypalEnvironment::Live, "live"),
+            (PaypalEnvironment::Sandbox, "sandbox"),
+        ] {
+            assert_eq!(environment.as_str(), name);
+            assert_eq!(environment.to_string(), name);
+            assert_eq!(name.parse::<PaypalEnvironment>(), Ok(environment));
+        }
+        assert_eq!(PaypalEnvironment::default(), PaypalEnvironment::Live);
+        assert_eq!(
+            "Live".parse::<PaypalEnvironment>(),
+            Err("PayPal environment `Live` is neither `live` nor `sandbox`".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_transmission_id_of_128_characters_is_accepted_and_129_is_malformed() {
+        let with_id =
+            |id: &str| -> Headers { [(PAYPAL_TRANSMISSION_ID_HEADER, id)].into_iter().collect() };
+        // Characters, not bytes: 128 two-byte characters are within the limit.
+        let at_limit = "é".repeat(MAX_TRANSMISSION_ID_CHARS);
+        assert_eq!(transmission_id(&with_id(&at_limit)), Ok(at_limit.as_str()));
+        assert_eq!(
+            transmission_id(&with_id(&"a".repeat(MAX_TRANSMISSION_ID_CHARS + 1))),
+            Err(SignatureError::MalformedHeader(
+                "PAYPAL-TRANSMISSION-ID: longer than 128 characters".into()
+            ))
+        );
+        assert_eq!(
+            transmission_id(&with_id("")),
+            Err(SignatureError::MissingHeader(PAYPAL_TRANSMISSION_ID_HEADER))
+        );
+    }
 }
