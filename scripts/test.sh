@@ -9,7 +9,7 @@ step() { printf '\n==> %s\n' "$*"; }
 # moto, Chromium, the Python venv) fails instead of skipping. `PAYHOOK_STRICT_TESTS=0
 # scripts/test.sh` lets them skip; they are listed at the end either way.
 export PAYHOOK_STRICT_TESTS="${PAYHOOK_STRICT_TESTS:-1}"
-# The same rule as payhook_core::skip::strict: unset, empty or 0 is lenient.
+# The same rule as payhook_testkit::skip::strict: unset, empty or 0 is lenient.
 strict() { case "$PAYHOOK_STRICT_TESTS" in "" | 0) return 1 ;; esac; }
 missing=()
 need() { missing+=("$1"$'\n      '"$2"); }
@@ -67,7 +67,7 @@ step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "rust tests"
-# Every skip is appended here (payhook_core::skip) and listed after the tests.
+# Every skip is appended here (payhook_testkit::skip) and listed after the tests.
 PAYHOOK_SKIP_LOG="$(mktemp)"
 export PAYHOOK_SKIP_LOG
 trap 'rm -f "$PAYHOOK_SKIP_LOG"' EXIT

@@ -10,10 +10,10 @@ use payhook_aws::moto::MotoServer;
 use payhook_aws::provision::StackNames;
 use payhook_aws::{DynamoStatusStore, SqsConsumer};
 use payhook_core::Provider;
-use payhook_core::conformance::workspace_root;
 use payhook_core::status::{Status, StatusItem};
 use payhook_devkit::payloads::{self, PayloadSpec};
 use payhook_local::demo::DemoOptions;
+use payhook_testkit::conformance::workspace_root;
 
 use crate::support::{Harness, MotoStage};
 

@@ -1,7 +1,7 @@
 //! The full reconciliation: the demo's mix of traffic balances its books.
 
 use payhook::commands::demo::{DemoArgs, run_demo};
-use payhook_core::conformance::workspace_root;
+use payhook_testkit::conformance::workspace_root;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_traffic_reconciles_every_accepted_webhook() {

@@ -31,10 +31,10 @@ use payhook_aws::SqsConsumer;
 use payhook_aws::aws_sdk_sqs::Client as SqsClient;
 use payhook_aws::moto::MotoServer;
 use payhook_core::Provider;
-use payhook_core::conformance::workspace_root;
 use payhook_core::status::{Status, StatusStore};
 use payhook_devkit::payloads::{PayloadSpec, build};
 use payhook_local::config;
+use payhook_testkit::conformance::workspace_root;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 

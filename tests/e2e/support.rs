@@ -10,7 +10,6 @@ use payhook_aws::aws_config::SdkConfig;
 use payhook_aws::moto::{MotoServer, REGION};
 use payhook_aws::provision::StackNames;
 use payhook_core::Provider;
-use payhook_core::conformance::workspace_root;
 use payhook_devkit::democa::DemoCa;
 use payhook_devkit::http::Sender;
 use payhook_devkit::payloads::{self, Payload, PayloadSpec};
@@ -19,6 +18,7 @@ use payhook_local::config::{self, Config};
 use payhook_local::faults::Faults;
 use payhook_local::http::FrontDoor;
 use payhook_local::stack::{AwsTarget, Stack, StackOptions};
+use payhook_testkit::conformance::workspace_root;
 
 /// One demo CA for the whole test binary: RSA key generation is the slow part.
 fn demo_ca() -> DemoCa {

@@ -16,7 +16,7 @@ use payhook::commands::check::{
     stack,
 };
 use payhook_cloudwatch::check::NAMESPACE;
-use payhook_core::conformance::workspace_root;
+use payhook_testkit::conformance::workspace_root;
 use serde_json::{Value, json};
 
 /// A copy of the checked folders that a test may change.
@@ -554,7 +554,7 @@ fn sorted(items: impl IntoIterator<Item = impl ToString>) -> Vec<String> {
 fn placeholder_sets_and_vocabularies_agree_with_the_pulumi_program() {
     let python = workspace_root().join(".venv/bin/python");
     if !python.is_file() {
-        payhook_core::skip::skip_test(&format!(
+        payhook_testkit::skip::skip_test(&format!(
             "{} not found (run scripts/bootstrap-python.sh)",
             python.display()
         ));

@@ -533,7 +533,7 @@ fn run_chromium(chromium: &Path, page: &Path, extra: &[String]) -> String {
 #[test]
 fn headless_chromium_shows_every_fed_widget_with_data() {
     let Some(chromium) = chromium() else {
-        payhook_core::skip::skip_test("chromium not found (apt-get install -y chromium)");
+        payhook_testkit::skip::skip_test("chromium not found (apt-get install -y chromium)");
         return;
     };
     let run = demo();

@@ -445,7 +445,7 @@ async fn bootstrap_without_an_endpoint_is_a_usage_error_pointing_to_pulumi() {
         || std::env::var_os(payhook::commands::config::CONFIG_PATH_ENV).is_some()
         || Path::new(payhook::commands::config::CONFIG_FILE_NAME).is_file()
     {
-        payhook_core::skip::skip_test(
+        payhook_testkit::skip::skip_test(
             "AWS_ENDPOINT_URL, PAYHOOK_CONFIG or a payhook.toml is set (unset them to run this test)",
         );
         return;

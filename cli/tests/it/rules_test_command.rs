@@ -3,7 +3,7 @@
 
 use crate::support::payhook;
 
-use payhook_core::conformance::{conformance_dir, read_jsonl, workspace_root};
+use payhook_testkit::conformance::{conformance_dir, read_jsonl, workspace_root};
 use serde_json::Value;
 
 fn raw_or_json(case: &Value, raw: &str, parsed: &str) -> String {

@@ -13,10 +13,10 @@ use payhook_aws::aws_sdk_dynamodb::Client as DynamoClient;
 use payhook_aws::moto::{MotoServer, REGION};
 use payhook_aws::provision::StackNames;
 use payhook_core::Provider;
-use payhook_core::conformance::workspace_root;
 use payhook_core::status::{Status, StatusStore};
 use payhook_devkit::democa::DemoCa;
 use payhook_devkit::payloads::{self, PayloadSpec};
+use payhook_testkit::conformance::workspace_root;
 
 const WEBHOOKS: usize = 24;
 
@@ -67,7 +67,7 @@ async fn statuses(store: &DynamoStatusStore, ids: &[String]) -> Vec<Option<Statu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_killed_mid_batch_and_restarted_processes_every_accepted_webhook_once() {
     let Some(moto) = MotoServer::shared() else {
-        payhook_core::skip::skip_test("serve_killed_mid_batch…: moto_server is not installed");
+        payhook_testkit::skip::skip_test("serve_killed_mid_batch…: moto_server is not installed");
         return;
     };
     let dir =

@@ -14,7 +14,6 @@ use payhook_aws::aws_sdk_dynamodb::Client as DynamoClient;
 use payhook_aws::moto::{self, MotoServer, REGION};
 use payhook_aws::provision::StackNames;
 use payhook_core::Provider;
-use payhook_core::conformance::workspace_root;
 use payhook_core::currency::Rates;
 use payhook_core::normalise::{Normalised, normalise_with};
 use payhook_core::status::{PutOutcome, Status, StatusItem, StatusStore, rfc3339_ms};
@@ -23,6 +22,7 @@ use payhook_devkit::payloads::{self, PayloadSpec};
 use payhook_local::faults::Faults;
 use payhook_local::http::FrontDoor;
 use payhook_local::stack::{AwsTarget, Stack, StackOptions};
+use payhook_testkit::conformance::workspace_root;
 
 async fn sweep_once(base: &str) -> (i32, String) {
     let mut out = Vec::new();
@@ -69,7 +69,7 @@ fn stranded_received_item(now_ms: i64) -> StatusItem {
 #[tokio::test]
 async fn a_webhook_stranded_received_is_swept_back_onto_its_queue_and_processed_once() {
     let Some(moto) = MotoServer::shared() else {
-        payhook_core::skip::skip_test("sweep over moto: moto_server is not installed");
+        payhook_testkit::skip::skip_test("sweep over moto: moto_server is not installed");
         return;
     };
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))

@@ -4,7 +4,7 @@
 use crate::support::payhook;
 use std::path::{Path, PathBuf};
 
-use payhook_core::conformance::{conformance_dir, read_jsonl};
+use payhook_testkit::conformance::{conformance_dir, read_jsonl};
 use serde_json::Value;
 
 fn scratch(name: &str) -> PathBuf {

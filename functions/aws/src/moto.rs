@@ -16,7 +16,7 @@
 //!
 //! The executable is `$PAYHOOK_MOTO_SERVER`, else `.venv/bin/moto_server` in the workspace root
 //! (the test command creates that venv). Without it a test is skipped by
-//! [`payhook_core::skip::skip_test`]: a `SKIP` line when run by hand, a failure under the test
+//! [`payhook_testkit::skip::skip_test`]: a `SKIP` line when run by hand, a failure under the test
 //! command.
 //!
 //! Where moto differs from AWS: its DynamoDB backend checks a condition and writes without a
@@ -87,7 +87,7 @@ pub struct MotoServer {
 
 impl MotoServer {
     /// Starts a moto server of its own, waiting until it answers. `None` when moto is not
-    /// installed, after [`skip_test`](payhook_core::skip::skip_test) (a failure under the test
+    /// installed, after [`skip_test`](payhook_testkit::skip::skip_test) (a failure under the test
     /// command); panics when it does not start.
     pub fn start() -> Option<MotoServer> {
         find_executable_or_skip().map(|executable| start_with_retries(&executable))
@@ -156,7 +156,7 @@ pub fn unique_name(prefix: &str) -> String {
 fn find_executable_or_skip() -> Option<PathBuf> {
     let executable = find_executable();
     if executable.is_none() {
-        payhook_core::skip::skip_test(&format!(
+        payhook_testkit::skip::skip_test(&format!(
             "moto_server not found (run scripts/bootstrap-python.sh, or set {MOTO_SERVER_ENV})"
         ));
     }

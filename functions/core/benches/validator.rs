@@ -30,7 +30,6 @@ use async_trait::async_trait;
 use criterion::measurement::WallTime;
 use criterion::{BatchSize, BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use payhook_core::bus::RecordingBus;
-use payhook_core::conformance::{conformance_dir, read_jsonl, workspace_root};
 use payhook_core::normalise::{Normalised, normalise};
 use payhook_core::payment::MemoryPaymentStore;
 use payhook_core::ports::{
@@ -45,6 +44,7 @@ use payhook_core::signature::{
 use payhook_core::status::{MemoryStatusStore, Status, StatusItem, StatusStore};
 use payhook_core::validator::{Validator, ValidatorConfig, WebhookRequest};
 use payhook_core::{Headers, Provider, Secret};
+use payhook_testkit::conformance::{conformance_dir, read_jsonl, workspace_root};
 use ring::hmac;
 
 const NOW_MS: i64 = 1_767_225_600_000;

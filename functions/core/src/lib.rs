@@ -9,7 +9,6 @@
 
 pub mod blob;
 pub mod bus;
-pub mod conformance;
 pub mod currency;
 pub mod event;
 pub mod event_processor;
@@ -22,7 +21,6 @@ pub mod processor;
 pub mod provider;
 pub mod secret;
 pub mod signature;
-pub mod skip;
 pub mod status;
 pub mod sweeper;
 pub mod tier;

@@ -7,10 +7,10 @@
 use std::path::Path;
 use std::sync::LazyLock;
 
-use payhook_core::conformance::{conformance_dir, workspace_root};
 use payhook_core::currency::{minor_to_major_f64, parse_decimal_minor};
 use payhook_core::normalise::{NormaliseError, Normalised, envelope, normalise};
 use payhook_core::{PaymentEvent, Provider};
+use payhook_testkit::conformance::{conformance_dir, workspace_root};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{Map, Value};

@@ -8,10 +8,10 @@
 
 use std::path::{Path, PathBuf};
 
-use payhook_core::conformance::{conformance_dir, workspace_root};
 use payhook_core::currency::{exponent, minor_to_major_f64, parse_decimal_minor};
 use payhook_core::normalise::{NormaliseError, Normalised, envelope, normalise};
 use payhook_core::{EventType, PaymentEvent, Provider};
+use payhook_testkit::conformance::{conformance_dir, workspace_root};
 use serde_json::{Value, json};
 
 /// What one body must normalise to.

@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use payhook_core::conformance::{conformance_dir, read_jsonl, workspace_root};
 use payhook_core::currency::Rates;
 use payhook_core::normalise::{Normalised, normalise_with};
 use payhook_core::payment::{BusinessEventType, PaymentRecord};
 use payhook_core::processor::{Tier, TierThresholds};
 use payhook_core::{EventType, PaymentEvent, Provider};
 use payhook_pattern::{MAX_PATTERN_CHARS, Pattern, RuleSet, RuleState, RulesError, load_rules};
+use payhook_testkit::conformance::{conformance_dir, read_jsonl, workspace_root};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 

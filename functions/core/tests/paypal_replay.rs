@@ -11,7 +11,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use payhook_core::conformance::{conformance_dir, read_jsonl};
 use payhook_core::ports::{FixedClock, MemoryQueue, MemorySecretStore, ProviderSecrets};
 use payhook_core::signature::{
     PaypalCertificateCache, PaypalEnvironment, PaypalVerifier, StaticCertificateFetcher,
@@ -20,6 +19,7 @@ use payhook_core::signature::{
 use payhook_core::status::{MemoryStatusStore, StatusStore};
 use payhook_core::validator::{Accepted, Validator, ValidatorConfig, WebhookRequest};
 use payhook_core::{Headers, Provider};
+use payhook_testkit::conformance::{conformance_dir, read_jsonl};
 use serde_json::Value;
 
 /// The vector: its headers, body, certificate bundle and trust anchor, and its "now".

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use payhook_core::conformance::{conformance_dir, read_jsonl};
 use payhook_core::signature::paypal::{MAX_CACHED_CERTIFICATES, NEGATIVE_CACHE_SECS};
 use payhook_core::signature::{
     CertificateFetcher, FetchError, PaypalCertificateCache, PaypalEnvironment, PaypalVerifier,
@@ -17,6 +16,7 @@ use payhook_core::signature::{
     StripeVerifier, TrustAnchors, check_cert_url,
 };
 use payhook_core::{Headers, Secret};
+use payhook_testkit::conformance::{conformance_dir, read_jsonl};
 use serde_json::Value;
 
 /// The corpus size the README states; the test fails if fewer vectors were exercised.

@@ -6,12 +6,12 @@
 
 use std::sync::Arc;
 
-use payhook_core::conformance::{conformance_dir, read_jsonl};
 use payhook_core::signature::{
     PaypalCertificateCache, PaypalEnvironment, PaypalVerifier, SignatureError, SquareVerifier,
     StaticCertificateFetcher, StripeVerifier, TrustAnchors,
 };
 use payhook_core::{Headers, Secret};
+use payhook_testkit::conformance::{conformance_dir, read_jsonl};
 use proptest::prelude::*;
 use serde_json::Value;
 

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use async_trait::async_trait;
 use payhook_core::bus::RecordingBus;
-use payhook_core::conformance::workspace_root;
 use payhook_core::payment::MemoryPaymentStore;
 use payhook_core::ports::{
     Clock, MemoryQueue, MemorySecretStore, ProviderSecrets, Queue, QueueError, QueueMessage,
@@ -21,6 +20,7 @@ use payhook_core::status::{MemoryStatusStore, Status, StatusItem, StatusStore};
 use payhook_core::sweeper::{Action, SweepReport, Sweeper, SweeperConfig};
 use payhook_core::validator::{Validator, ValidatorConfig, WebhookRequest};
 use payhook_core::{Headers, Provider, Secret};
+use payhook_testkit::conformance::workspace_root;
 
 const T0: i64 = 1_767_225_600_000;
 const MINUTE: i64 = 60_000;

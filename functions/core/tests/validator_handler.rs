@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use payhook_core::conformance::workspace_root;
 use payhook_core::ports::{
     FixedClock, MemoryQueue, MemorySecretStore, ProviderSecrets, Queue, QueueError, QueueMessage,
 };
@@ -21,6 +20,7 @@ use payhook_core::validator::{
     Accepted, IgnoredReason, Validator, ValidatorConfig, ValidatorError, WebhookRequest,
 };
 use payhook_core::{Headers, Provider, Secret};
+use payhook_testkit::conformance::workspace_root;
 
 const NOW_MS: i64 = 1_767_225_600_000;
 const STRIPE_SECRET: &str = "whsec_validator_test";

@@ -100,11 +100,11 @@ impl FakeDaemon {
 
 /// The conformance folder (payhook-core's rule: skipped, or failed under the test command,
 /// when absent).
-pub(crate) use payhook_core::conformance::conformance_dir;
+pub(crate) use payhook_testkit::conformance::conformance_dir;
 
 /// The JSON Lines fixture at `path`, one value per non-empty line.
 pub(crate) fn read_jsonl(path: &Path) -> Vec<Value> {
-    payhook_core::conformance::read_jsonl(path)
+    payhook_testkit::conformance::read_jsonl(path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

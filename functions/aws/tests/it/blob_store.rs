@@ -6,7 +6,6 @@ use std::sync::Arc;
 use payhook_aws::moto::unique_name;
 use payhook_aws::{DynamoStatusStore, S3BlobStore, create_bucket, create_table, s3_client};
 use payhook_core::blob::{BlobStore, quarantine_key};
-use payhook_core::conformance::workspace_root;
 use payhook_core::currency::Rates;
 use payhook_core::ports::{FixedClock, MemoryQueue, MemorySecretStore, ProviderSecrets};
 use payhook_core::signature::{
@@ -17,6 +16,7 @@ use payhook_core::validator::{
     MAX_QUARANTINED_BODY_BYTES, ReplayOutcome, Validator, ValidatorConfig, WebhookRequest,
 };
 use payhook_core::{Headers, Provider, Secret};
+use payhook_testkit::conformance::workspace_root;
 
 use crate::support::moto_config;
 

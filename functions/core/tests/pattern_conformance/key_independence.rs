@@ -6,8 +6,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use payhook_core::conformance::read_jsonl;
 use payhook_pattern::Pattern;
+use payhook_testkit::conformance::read_jsonl;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use payhook_core::bus::{BusEntry, BusError, EntryResult, EventBus, RecordingBus};
-use payhook_core::conformance::workspace_root;
 use payhook_core::event_processor::{EventProcessor, ProcessedOutcome, RoutedEvent};
 use payhook_core::memory_sqs::{FifoQueueConfig, ManualClock, MemorySqs};
 use payhook_core::payment::{MemoryPaymentStore, PaymentRecord, PaymentStore};
@@ -28,6 +27,7 @@ use payhook_core::status::{
 };
 use payhook_core::validator::{Validator, ValidatorConfig, WebhookRequest};
 use payhook_core::{Headers, Provider, Secret};
+use payhook_testkit::conformance::workspace_root;
 use serde_json::json;
 
 /// When every test starts (2026-01-01T00:00:00Z).

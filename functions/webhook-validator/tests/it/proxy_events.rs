@@ -6,7 +6,6 @@ use std::sync::Arc;
 use aws_lambda_events::apigw::ApiGatewayProxyRequest;
 use aws_lambda_events::encodings::Body;
 use base64::Engine as _;
-use payhook_core::conformance::workspace_root;
 use payhook_core::ports::{FixedClock, MemoryQueue, MemorySecretStore, ProviderSecrets};
 use payhook_core::signature::{
     PaypalCertificateCache, StaticCertificateFetcher, StripeVerifier, TrustAnchors,
@@ -14,6 +13,7 @@ use payhook_core::signature::{
 use payhook_core::status::MemoryStatusStore;
 use payhook_core::validator::{Validator, ValidatorConfig};
 use payhook_core::{Provider, Secret};
+use payhook_testkit::conformance::workspace_root;
 use payhook_webhook_validator::handle_proxy_event;
 use serde_json::Value;
 

@@ -15,7 +15,6 @@ use payhook_aws::{
     DynamoPaymentStore, DynamoStatusStore, EventBridgeBus, S3BlobStore, SqsConsumer, SqsFifoQueue,
     SsmSecretStore, s3_client,
 };
-use payhook_core::conformance::workspace_root;
 use payhook_core::event_processor::EventProcessor;
 use payhook_core::ports::{MessageVisibility, QueueError, SystemClock};
 use payhook_core::processor::{ProcessorConfig, ProviderProcessor, RecordOutcome, delay_retries};
@@ -23,6 +22,7 @@ use payhook_core::status::{Status, StatusStore as _, Transition, TransitionOutco
 use payhook_core::validator::{Accepted, Validator, WebhookRequest};
 use payhook_core::{Headers, Provider};
 use payhook_devkit::payloads::{self, PayloadSpec};
+use payhook_testkit::conformance::workspace_root;
 use serde_json::Value;
 
 use crate::assert_all_published;

@@ -11,9 +11,9 @@ use payhook_aws::moto::{MotoServer, REGION, unique_name};
 use payhook_aws::provision::StackNames;
 use payhook_aws::{DynamoStatusStore, SqsConsumer};
 use payhook_core::Provider;
-use payhook_core::conformance::workspace_root;
 use payhook_core::status::{Status, StatusStore as _};
 use payhook_local::config::{self, Config};
+use payhook_testkit::conformance::workspace_root;
 use serde_json::Value;
 
 /// Each moto user's access key id and secret, by user name.
@@ -36,7 +36,7 @@ impl Stage {
     pub(crate) async fn start(name: &str, without_each: &[&str]) -> Option<Stage> {
         let python = workspace_root().join(".venv/bin/python");
         if !python.is_file() {
-            payhook_core::skip::skip_test(&format!(
+            payhook_testkit::skip::skip_test(&format!(
                 "{} not found (run scripts/bootstrap-python.sh)",
                 python.display()
             ));

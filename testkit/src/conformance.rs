@@ -1,5 +1,5 @@
 //! Locating the shared conformance fixtures (`../shared/conformance/` beside the project, or
-//! `PAYHOOK_CONFORMANCE_DIR`). Used by tests, benches and `payhook` self-checks; the fixtures
+//! `PAYHOOK_CONFORMANCE_DIR`). Used by tests and benches; the fixtures
 //! are others' public data and are read in place, never copied into the project.
 
 use std::path::{Path, PathBuf};
@@ -7,11 +7,10 @@ use std::path::{Path, PathBuf};
 /// Environment variable that points at another copy of the conformance folder.
 pub const CONFORMANCE_DIR_ENV: &str = "PAYHOOK_CONFORMANCE_DIR";
 
-/// The workspace root (two levels above this crate).
+/// The workspace root (the folder above this crate's).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
+        .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
 }

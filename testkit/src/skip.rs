@@ -7,7 +7,7 @@
 //! ```no_run
 //! # fn chromium() -> Option<std::path::PathBuf> { None }
 //! let Some(chromium) = chromium() else {
-//!     payhook_core::skip::skip_test("chromium not found (apt-get install -y chromium)");
+//!     payhook_testkit::skip::skip_test("chromium not found (apt-get install -y chromium)");
 //!     return;
 //! };
 //! # let _ = chromium;
