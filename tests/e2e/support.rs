@@ -53,7 +53,7 @@ pub(crate) async fn bootstrap_on_moto(dir: &Path, config: &Config) -> MotoStage 
     let names = StackNames::new(&stage)
         .with_table(format!("webhook-processing-{stage}"))
         .with_event_bus(format!("payment-events-{stage}"));
-    payhook::commands::bootstrap::bootstrap_stage(
+    payhook_local::stage::bootstrap_stage(
         &moto.endpoint,
         REGION,
         dir,

@@ -21,10 +21,10 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use payhook_aws::provision::{self, Outcome, StackNames, StackPlan, VISIBILITY_TIMEOUT_SECONDS};
+use payhook_aws::provision::{self, Outcome, StackNames, VISIBILITY_TIMEOUT_SECONDS};
 use payhook_aws::status_store::DEFAULT_TABLE_NAME;
 use payhook_core::bus::PAYMENT_EVENTS_BUS;
-use payhook_pattern::load_rules;
+use payhook_local::stage::{provision_stage, stage_plan};
 
 use crate::CliError;
 use crate::commands::config::{CONFIG_FILE_NAME, CONFIG_PATH_ENV, Config};
@@ -82,8 +82,6 @@ pub struct BootstrapArgs {
 
 pub use payhook_aws::config::sdk_config_for as aws_sdk_config;
 
-pub use payhook_local::stage::parameters_from_config;
-
 /// Loads the configuration named by `--config`; without it, the one `$PAYHOOK_CONFIG` names or
 /// `./payhook.toml` when it exists (`None` when neither does).
 fn optional_config(path: Option<&Path>) -> Result<Option<Config>, CliError> {
@@ -108,44 +106,8 @@ pub async fn run(args: BootstrapArgs) -> Result<i32, CliError> {
     run_with_output(args, &mut stdout).await
 }
 
-/// Creates the stage `names` on `endpoint` in `region` from the configuration file in
-/// `config_dir` (its provider secrets become the SSM parameters, its queue settings the
-/// queues'), with the rule files of `rules_dir` and a queue per rule as its target: what the
-/// tests, the demo and the harnesses do before running a stack on moto. Returns what bootstrap
-/// printed; fails with that output when it exits non-zero.
-pub async fn bootstrap_stage(
-    endpoint: &str,
-    region: &str,
-    config_dir: &Path,
-    config: &Config,
-    names: &StackNames,
-    rules_dir: PathBuf,
-) -> Result<String, CliError> {
-    let args = BootstrapArgs {
-        aws_endpoint: Some(endpoint.to_owned()),
-        config: Some(config_dir.join(CONFIG_FILE_NAME)),
-        stage: Some(names.stage.clone()),
-        region: Some(region.to_owned()),
-        rules_dir,
-        table: names.table.clone(),
-        event_bus: names.event_bus.clone(),
-        max_receive_count: Some(config.queues.max_receive_count),
-        visibility_timeout: config.queues.visibility_timeout_seconds,
-        no_rule_queues: false,
-        no_parameters: false,
-    };
-    let mut out = Vec::new();
-    let code = run_with_output(args, &mut out).await?;
-    let printed = String::from_utf8_lossy(&out).into_owned();
-    if code == 0 {
-        Ok(printed)
-    } else {
-        Err(CliError::Failed(format!(
-            "bootstrap of stage `{}` exited {code}: {printed}",
-            names.stage
-        )))
-    }
-}
+/// Creates a stage as the tests and harnesses do (the library's, re-exported for them).
+pub use payhook_local::stage::bootstrap_stage;
 
 /// [`run`] writing its lines to `out`.
 pub async fn run_with_output(
@@ -180,26 +142,22 @@ pub async fn run_with_output(
         .or_else(|| config.as_ref().map(|c| c.aws.region.clone()));
 
     let dir = crate::defaults::rules_dir(&args.rules_dir)?;
-    let rules = load_rules(&dir)
-        .map_err(|e| CliError::Usage(format!("rules in {}: {e}", dir.display())))?;
     let names = StackNames::new(&stage)
         .with_table(&args.table)
         .with_event_bus(&args.event_bus);
-    let mut plan = StackPlan::new(names.clone());
-    plan.max_receive_count = args
-        .max_receive_count
-        .or_else(|| config.as_ref().map(|c| c.queues.max_receive_count))
-        .unwrap_or(provision::DEFAULT_MAX_RECEIVE_COUNT);
+    let mut plan = stage_plan(names, &dir, config.as_ref())?;
+    if let Some(n) = args.max_receive_count {
+        plan.max_receive_count = n;
+    }
     plan.visibility_timeout_secs = args.visibility_timeout;
-    plan.rules = rules.into_iter().map(|(_, rule, _)| rule).collect();
     plan.rule_queues = !args.no_rule_queues;
-    match (&config, args.no_parameters) {
-        (Some(config), false) => plan.parameters = parameters_from_config(&names, config),
-        (None, false) => eprintln!(
+    if args.no_parameters {
+        plan.parameters.clear();
+    } else if config.is_none() {
+        eprintln!(
             "payhook bootstrap: no configuration file, so no SSM parameters are created (run \
              `payhook config init`, or pass --config FILE)"
-        ),
-        (_, true) => {}
+        );
     }
     plan.validate()
         .map_err(|e| CliError::Usage(e.to_string()))?;
@@ -211,9 +169,8 @@ pub async fn run_with_output(
         region.as_deref().unwrap_or("from the environment")
     )
     .map_err(write_failed)?;
-    let sdk = aws_sdk_config(Some(&endpoint), region.as_deref()).await;
     let mut write_error = None;
-    let result = provision::provision(&sdk, &plan, |line| {
+    let result = provision_stage(&endpoint, region.as_deref(), &plan, |line| {
         let written = writeln!(
             out,
             "{:<9} {:<11} {}",

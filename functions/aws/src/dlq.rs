@@ -425,5 +425,10 @@ mod tests {
         );
         let long = redrive_deduplication_id(&"x".repeat(400), 1);
         assert!(long.chars().count() <= MAX_DEDUPLICATION_ID_CHARS);
+        // Characters SQS does not allow are replaced, and the cut keeps the suffix.
+        let unusual = redrive_deduplication_id(&"x é".repeat(100), 1);
+        assert!(unusual.len() <= MAX_DEDUPLICATION_ID_CHARS, "{unusual}");
+        assert!(unusual.chars().all(|c| c.is_ascii_graphic()), "{unusual}");
+        assert!(unusual.ends_with(":redrive:1"), "{unusual}");
     }
 }

@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use payhook::commands::oncall::redrive_deduplication_id;
 use payhook_aws::aws_config::SdkConfig;
 use payhook_aws::aws_sdk_sqs::error::DisplayErrorContext;
 use payhook_aws::consumer::Received;
+use payhook_aws::dlq::redrive_deduplication_id;
 use payhook_aws::moto::unique_name;
 use payhook_aws::provision::StackNames;
 use payhook_aws::{

@@ -191,7 +191,7 @@ fn scratch(name: &str) -> PathBuf {
 /// Queues, DLQs, table, bus, rules (with stand-in queues) and SSM parameters, as
 /// `payhook bootstrap` makes them, before IAM is enforced.
 async fn bootstrap(moto: &MotoServer, dir: &Path, names: &StackNames, config: &Config) {
-    payhook::commands::bootstrap::bootstrap_stage(
+    payhook_local::stage::bootstrap_stage(
         &moto.endpoint,
         REGION,
         dir,
