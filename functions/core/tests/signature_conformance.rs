@@ -539,6 +539,36 @@ async fn paypal_a_full_certificate_cache_drops_expired_entries_then_the_one_endi
     assert_eq!(fetches(), 42);
 }
 
+/// The certificate bundles a URL may serve are read up to 64 KiB: the synthetic leaf padded with
+/// blank lines (text outside a PEM block is skipped) to exactly that size verifies, one byte
+/// more is refused before it is parsed.
+#[tokio::test]
+async fn paypal_certificate_bundle_of_exactly_64_kib_is_read_and_one_byte_more_is_refused() {
+    let Some(dir) = signatures_dir() else { return };
+    let v = vector(&dir, "paypal-018");
+    let (bundle, anchors) = paypal_bundle_and_anchors(&dir, &v);
+    let verify = |len: usize| {
+        let mut padded = bundle.clone();
+        padded.resize(len, b'\n');
+        let cache = PaypalCertificateCache::new(
+            Arc::new(StaticCertificateFetcher::new(padded)),
+            anchors.clone(),
+        );
+        let verifier = sandbox_verifier(str_field(&v, "webhook_id"), Arc::new(cache));
+        let headers = headers_of(&v);
+        let body = str_field(&v, "body").as_bytes().to_vec();
+        let now = v["now"].as_i64().expect("now");
+        async move { verifier.verify(&headers, &body, now).await }
+    };
+    assert_eq!(verify(64 * 1024).await, Ok(()));
+    assert_eq!(
+        verify(64 * 1024 + 1).await,
+        Err(SignatureError::CertUntrusted(
+            "certificate bundle is larger than 65536 bytes".into()
+        ))
+    );
+}
+
 #[tokio::test]
 async fn paypal_certificate_cache_is_keyed_by_the_normalised_url() {
     let Some(dir) = signatures_dir() else { return };

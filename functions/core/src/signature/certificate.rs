@@ -292,4 +292,13 @@ mod tests {
         ));
         assert!(!TrustAnchors::mozilla().is_empty());
     }
+
+    #[test]
+    fn anchors_without_a_certificate_are_empty() {
+        let none = TrustAnchors {
+            anchors: Vec::new(),
+        };
+        assert!(none.is_empty());
+        assert_eq!(none.len(), 0);
+    }
 }
