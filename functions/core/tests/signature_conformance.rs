@@ -140,16 +140,28 @@ async fn run_vector(dir: &Path, v: &Value) -> Result<(), SignatureError> {
         .verify(&headers, body),
         "paypal" => {
             let (bundle, anchors) = paypal_bundle_and_anchors(dir, v);
-            let cache = PaypalCertificateCache::new(
-                Arc::new(StaticCertificateFetcher::new(bundle)),
-                anchors,
-            );
-            sandbox_verifier(str_field(v, "webhook_id"), Arc::new(cache))
-                .verify(&headers, body, v["now"].as_i64().expect("paypal `now`"))
-                .await
+            verify_paypal_vector(v, bundle, anchors).await
         }
         other => panic!("{}: unknown provider {other}", v["id"]),
     }
+}
+
+/// PayPal vector `v` as delivered, through a verifier whose certificate URL serves `bundle` and
+/// which trusts `anchors`.
+async fn verify_paypal_vector(
+    v: &Value,
+    bundle: Vec<u8>,
+    anchors: TrustAnchors,
+) -> Result<(), SignatureError> {
+    let cache =
+        PaypalCertificateCache::new(Arc::new(StaticCertificateFetcher::new(bundle)), anchors);
+    sandbox_verifier(str_field(v, "webhook_id"), Arc::new(cache))
+        .verify(
+            &headers_of(v),
+            str_field(v, "body").as_bytes(),
+            v["now"].as_i64().expect("paypal `now`"),
+        )
+        .await
 }
 
 #[tokio::test]
@@ -550,15 +562,7 @@ async fn paypal_certificate_bundle_of_exactly_64_kib_is_read_and_one_byte_more_i
     let verify = |len: usize| {
         let mut padded = bundle.clone();
         padded.resize(len, b'\n');
-        let cache = PaypalCertificateCache::new(
-            Arc::new(StaticCertificateFetcher::new(padded)),
-            anchors.clone(),
-        );
-        let verifier = sandbox_verifier(str_field(&v, "webhook_id"), Arc::new(cache));
-        let headers = headers_of(&v);
-        let body = str_field(&v, "body").as_bytes().to_vec();
-        let now = v["now"].as_i64().expect("now");
-        async move { verifier.verify(&headers, &body, now).await }
+        verify_paypal_vector(&v, padded, anchors.clone())
     };
     assert_eq!(verify(64 * 1024).await, Ok(()));
     assert_eq!(
@@ -762,17 +766,7 @@ async fn paypal_sdk_era_certificates_chain_only_with_the_digicert_ev_root_added(
     let Some(dir) = signatures_dir() else { return };
     let v = vector(&dir, "paypal-001");
     let (bundle, _) = paypal_bundle_and_anchors(&dir, &v);
-    let verify = |anchors: TrustAnchors| {
-        let cache = PaypalCertificateCache::new(
-            Arc::new(StaticCertificateFetcher::new(bundle.clone())),
-            anchors,
-        );
-        let verifier = sandbox_verifier(str_field(&v, "webhook_id"), Arc::new(cache));
-        let headers = headers_of(&v);
-        let body = str_field(&v, "body").as_bytes().to_vec();
-        let now = v["now"].as_i64().expect("now");
-        async move { verifier.verify(&headers, &body, now).await }
-    };
+    let verify = |anchors: TrustAnchors| verify_paypal_vector(&v, bundle.clone(), anchors);
     // Mozilla's store has dropped DigiCert High Assurance EV Root CA, which the PayPal SDKs
     // bundle for these certificates.
     assert_eq!(
