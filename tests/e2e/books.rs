@@ -1,17 +1,30 @@
 //! The full reconciliation: the demo's mix of traffic balances its books.
 
-use payhook::commands::demo::{DemoArgs, run_demo};
+use payhook_local::demo::{DemoOptions, DemoRun};
 use payhook_testkit::conformance::workspace_root;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_traffic_reconciles_every_accepted_webhook() {
-    let args = DemoArgs {
-        run_dir: Some(crate::support::run_dir("demo")),
+    // What `payhook demo` does: the run, then the dashboard page with the run's traces.
+    let run_dir = crate::support::run_dir("demo");
+    let DemoRun {
+        report,
+        accepted_ids,
+    } = payhook_local::demo::run(&DemoOptions {
+        run_dir: run_dir.clone(),
         rules_dir: workspace_root().join("rules"),
         timeout: 60,
         aws_endpoint: None,
-    };
-    let report = run_demo(&args).await.expect("demo runs");
+    })
+    .await
+    .expect("demo runs");
+    payhook_dashboard::run_page(
+        &workspace_root().join("dashboards"),
+        &workspace_root().join("alarms"),
+        &run_dir,
+        &accepted_ids,
+    )
+    .expect("the dashboard page is drawn");
     assert!(report.balanced(), "{report:#?}");
     assert_eq!(report.accepted, report.processed + report.failed);
     assert_eq!(report.failed, 1, "the one poison message");
@@ -39,7 +52,6 @@ async fn demo_traffic_reconciles_every_accepted_webhook() {
     // Every webhook's trace drawn as a waterfall the dashboard page links to; the webhook whose
     // processor crashed after publishing shows both attempts and the event processor in one
     // trace.
-    let run_dir = args.run_dir.as_ref().unwrap();
     let page = std::fs::read_to_string(run_dir.join("dashboard.html")).unwrap();
     let svgs: Vec<String> = std::fs::read_dir(run_dir.join("traces"))
         .unwrap()
@@ -59,7 +71,7 @@ async fn demo_traffic_reconciles_every_accepted_webhook() {
         "a retried webhook's attempts are in its one trace"
     );
     for name in ["logs.jsonl", "metrics.jsonl", "xray.jsonl", "summary.json"] {
-        let path = args.run_dir.as_ref().unwrap().join(name);
+        let path = run_dir.join(name);
         let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         assert!(len > 0, "{name} written");
     }

@@ -5,8 +5,9 @@
 //! one processor crash right after publishing),
 //! waits until the pipeline is idle, prints a summary and checks the books: every accepted
 //! webhook ends `PROCESSED` exactly once, or `FAILED` with its message in the DLQ. The run itself
-//! is the local stack's (`cli/local/src/demo.rs`); this command draws the dashboard page and the
-//! traces of the run and prints the summary.
+//! is the local stack's (`cli/local/src/demo.rs`), the dashboard page and the traces of the run
+//! are drawn by `payhook-dashboard` (`cli/dashboard/src/run_page.rs`); this command prints the
+//! summary.
 
 use std::path::PathBuf;
 
@@ -53,78 +54,16 @@ pub async fn run_demo(args: &DemoArgs) -> Result<DemoReport, CliError> {
         aws_endpoint: args.aws_endpoint.clone(),
     })
     .await?;
-    // The dashboard files drawn with this run's metrics, to look at before deploying.
+    // The dashboard files drawn with this run's metrics, to look at before deploying, with
+    // each accepted webhook's trace.
     let root = rules_dir.parent().unwrap_or(std::path::Path::new("."));
-    let page = crate::commands::dashboard::render_local(
+    payhook_dashboard::run_page(
         &root.join("dashboards"),
         &root.join("alarms"),
         &run_dir,
+        &accepted_ids,
     )?;
-    let page = with_trace_links(page, &trace_waterfalls(&run_dir, &accepted_ids)?);
-    std::fs::write(
-        run_dir.join(crate::commands::dashboard::DASHBOARD_FILE),
-        page,
-    )
-    .map_err(|e| CliError::Failed(format!("dashboard page: {e}")))?;
     Ok(report)
-}
-
-/// Where the demo writes each sampled webhook's waterfall, beside the dashboard page.
-pub const TRACES_DIR: &str = "traces";
-
-/// Draws each sampled webhook's trace (from the run's `xray.jsonl`) as an SVG waterfall in
-/// [`TRACES_DIR`]; returns `(webhook id, file name)` of those drawn.
-fn trace_waterfalls(
-    run_dir: &std::path::Path,
-    webhook_ids: &[String],
-) -> Result<Vec<(String, String)>, CliError> {
-    let dir = run_dir.join(TRACES_DIR);
-    std::fs::create_dir_all(&dir).map_err(|e| CliError::Failed(format!("traces: {e}")))?;
-    let segments = run_dir.join(payhook_local::run_dir::SEGMENTS_FILE);
-    let mut drawn = Vec::new();
-    for id in webhook_ids {
-        let Some(svg) = crate::commands::trace::waterfall_svg_from_file(&segments, id) else {
-            continue;
-        };
-        let file: String = id
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect::<String>()
-            + ".svg";
-        std::fs::write(dir.join(&file), svg)
-            .map_err(|e| CliError::Failed(format!("trace {id}: {e}")))?;
-        drawn.push((id.clone(), file));
-    }
-    Ok(drawn)
-}
-
-/// The dashboard page with a list of the sampled webhooks, each linked to its waterfall.
-fn with_trace_links(page: String, drawn: &[(String, String)]) -> String {
-    if drawn.is_empty() {
-        return page;
-    }
-    let mut section = String::from(
-        "<section id=\"traces\"><h2>Traces of this run's webhooks</h2>\
-         <p>Each webhook's journey as X-Ray would draw it: validator, queue, processor record, bus, \
-         event processor (<code>payhook trace WEBHOOK_ID</code> prints the same in a terminal).</p><ul>",
-    );
-    for (id, file) in drawn {
-        section.push_str(&format!(
-            "<li><a href=\"{TRACES_DIR}/{file}\">{}</a></li>",
-            id.replace('&', "&amp;").replace('<', "&lt;")
-        ));
-    }
-    section.push_str("</ul></section>");
-    match page.rfind("</body>") {
-        Some(at) => format!("{}{section}{}", &page[..at], &page[at..]),
-        None => page + &section,
-    }
 }
 
 /// Prints the summary table.

@@ -27,9 +27,6 @@ pub(crate) use payhook_aws::DEFAULT_REGION as LOCAL_REGION;
 /// The stage name of the local stack.
 pub(crate) use payhook_aws::provision::DEFAULT_LOCAL_STAGE as LOCAL_STAGE;
 
-/// The stage `--aws` looks at when `--stage` is not given.
-pub(crate) use payhook_aws::provision::DEFAULT_DEPLOYED_STAGE as DEFAULT_AWS_STAGE;
-
 /// Providers by name, in the order of [`Provider::ALL`].
 pub(crate) fn providers() -> impl Iterator<Item = &'static str> {
     Provider::ALL.iter().map(|p| p.as_str())

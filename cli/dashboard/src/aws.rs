@@ -15,7 +15,7 @@ use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
 
 use super::metrics::{MetricId, MetricSource, Points, Stat, TimeRange};
-use crate::CliError;
+use crate::DashboardError;
 
 /// `GetMetricData` takes at most this many queries per call.
 const MAX_QUERIES_PER_CALL: usize = 500;
@@ -250,7 +250,7 @@ impl MetricSource for CloudWatchSource {
 pub(crate) async fn alarm_states(
     client: &Client,
     prefix: &str,
-) -> Result<HashMap<String, String>, CliError> {
+) -> Result<HashMap<String, String>, DashboardError> {
     let mut states = HashMap::new();
     let mut token: Option<String> = None;
     loop {
@@ -261,7 +261,7 @@ pub(crate) async fn alarm_states(
             .send()
             .await
             .map_err(|e| {
-                CliError::Failed(format!(
+                DashboardError::Aws(format!(
                     "DescribeAlarms: {}",
                     aws_sdk_cloudwatch::error::DisplayErrorContext(&e)
                 ))

@@ -517,7 +517,7 @@ mod tests {
 
     #[test]
     fn every_expression_the_check_accepts_the_preview_evaluates() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let mut texts = Vec::new();
         for folder in ["dashboards", "alarms"] {
             let entries = std::fs::read_dir(root.join(folder)).unwrap_or_else(|e| panic!("{e}"));

@@ -1,17 +1,18 @@
-//! `payhook dashboard`: draws the CloudWatch dashboards of `dashboards/` into one
+//! `payhook-dashboard`: draws the CloudWatch dashboards of `dashboards/` into one
 //! self-contained HTML page (inline CSS and SVG, no script, nothing fetched), so a dashboard
 //! change can be seen before it is deployed, and on-call can open one file when the console is
-//! slow.
+//! slow. `payhook dashboard` (`cli/src/commands/dashboard.rs`) parses its arguments, calls
+//! [`preview_local`] or [`preview_aws`] and prints; `payhook demo` writes [`run_page`]'s page.
 //!
 //! The numbers come from one of two places:
 //!
-//! - **a local run** (`--run-dir`, what `payhook demo` writes): the EMF documents of
+//! - **a local run** ([`preview_local`], what `payhook demo` writes): the EMF documents of
 //!   `metrics.jsonl` extracted as CloudWatch would, plus local equivalents of the metrics AWS
 //!   publishes itself (Lambda, API Gateway, SQS, EventBridge, DynamoDB, EMF errors), derived
 //!   from the run's logs, X-Ray segments and `summary.json` (the table is in `local.rs`); log
 //!   widgets run their Logs Insights query over the captured logs;
-//! - **CloudWatch** (`--aws [--aws-endpoint URL]`): `GetMetricData` for a deployed stage, and the
-//!   deployed alarms' states.
+//! - **CloudWatch** ([`preview_aws`]): `GetMetricData` for a deployed stage, and the deployed
+//!   alarms' states.
 //!
 //! Either way the placeholders are filled with that stack's names (`dashboards/README.md`), each
 //! metric is aggregated per period with its statistic, metric math (`IF`, `FILL`, `METRICS()`,
@@ -19,15 +20,16 @@
 //! as lines on the widgets showing their metric, and the alarm widget shows every alarm with its
 //! state computed from the same metrics. A widget without data says why ("no local data for
 //! AWS/DynamoDB …"). Every widget element carries `data-widget-index`, `data-widget-type`,
-//! `data-has-data`, `data-series` and `data-thresholds`.
+//! `data-has-data`, `data-series` and `data-thresholds`. A webhook's X-Ray trace is drawn as a
+//! waterfall, in text or SVG, by [`trace`].
 //!
 //! Written by hand (no charting or templating crate): the SVG is a few lines per chart, and the
 //! page must stay one file with nothing to load.
 //!
 //! ```no_run
-//! # fn main() -> Result<(), payhook::CliError> {
+//! # fn main() -> Result<(), payhook_dashboard::DashboardError> {
 //! use std::path::Path;
-//! let html = payhook::dashboard::render_local(
+//! let html = payhook_dashboard::render_local(
 //!     Path::new("dashboards"),
 //!     Path::new("alarms"),
 //!     Path::new("runs/demo-1767225600"),
@@ -39,18 +41,19 @@
 
 mod alarms;
 mod aws;
-pub(crate) mod expr;
+mod expr;
 mod html;
 mod local;
 mod logs;
 mod metrics;
 mod names;
+mod run_page;
+pub mod trace;
 mod widgets;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use clap::Args;
 use payhook_aws::aws_config::SdkConfig;
 use serde_json::Value;
 
@@ -59,42 +62,47 @@ use self::logs::LogRecord;
 use self::metrics::{MetricSource, TimeRange};
 use self::names::Names;
 use self::widgets::{Inputs, WidgetOut};
-use crate::CliError;
+
+pub use self::run_page::{TRACES_DIR, run_page};
+
+/// A failure to draw the dashboards. [`DashboardError::code`] is stable; the message is for
+/// people.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DashboardError {
+    /// A dashboard, alarm or run file (or its folder) is missing or not what it should be.
+    #[error("{0}")]
+    Input(String),
+    /// A CloudWatch call failed.
+    #[error("{0}")]
+    Aws(String),
+    /// The page or a trace drawing could not be written.
+    #[error("{0}")]
+    Write(String),
+}
+
+impl DashboardError {
+    /// The stable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DashboardError::Input(_) => "dashboard.input_invalid",
+            DashboardError::Aws(_) => "dashboard.aws_failed",
+            DashboardError::Write(_) => "dashboard.write_failed",
+        }
+    }
+
+    /// Whether the caller's input is at fault (the CLI says `usage error`), rather than
+    /// something the drawing needed.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, DashboardError::Input(_))
+    }
+}
 
 /// The page's file name inside a run directory.
 pub const DASHBOARD_FILE: &str = "dashboard.html";
 
 /// The time range `--aws` shows when neither `--since-minutes` nor the dashboard's `start` says.
 pub const DEFAULT_SINCE_MINUTES: u64 = 180;
-
-/// Arguments of `payhook dashboard`.
-#[derive(Debug, Clone, Args)]
-pub struct DashboardArgs {
-    /// The run directory to draw from (what `payhook demo` wrote); required without `--aws`.
-    #[arg(long)]
-    pub run_dir: Option<PathBuf>,
-    /// Where to write the page (default: <run-dir>/dashboard.html, or ./dashboard.html).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// The dashboard bodies.
-    #[arg(long, default_value = "dashboards")]
-    pub dashboards: PathBuf,
-    /// The alarm definitions (thresholds to draw, alarms to evaluate).
-    #[arg(long, default_value = "alarms")]
-    pub alarms: PathBuf,
-    /// Draw from a deployed stack's CloudWatch metrics instead of a local run.
-    #[arg(long)]
-    pub aws: bool,
-    /// The AWS endpoint (moto, LocalStack); default AWS_ENDPOINT_URL, else AWS itself.
-    #[arg(long, requires = "aws")]
-    pub aws_endpoint: Option<String>,
-    /// The stage whose names fill the placeholders (default: `local`, or `prod` with `--aws`).
-    #[arg(long)]
-    pub stage: Option<String>,
-    /// With `--aws`: how far back to look (default: the dashboard's `start`, else 180).
-    #[arg(long)]
-    pub since_minutes: Option<u64>,
-}
 
 /// One widget as drawn.
 #[derive(Debug, Clone)]
@@ -115,6 +123,24 @@ pub struct WidgetSummary {
     pub thresholds: usize,
     /// Why some or all of it has no data.
     pub notes: Vec<String>,
+}
+
+impl WidgetSummary {
+    /// What a widget without data says: its title (else its kind) and why (`title — note`).
+    pub fn no_data(&self) -> String {
+        format!(
+            "{} — {}",
+            if self.title.is_empty() {
+                &self.kind
+            } else {
+                &self.title
+            },
+            self.notes
+                .first()
+                .map(String::as_str)
+                .unwrap_or("nothing to show")
+        )
+    }
 }
 
 /// A rendered page and what it shows.
@@ -150,9 +176,10 @@ struct Dashboard {
     body: Value,
 }
 
-fn load_dashboards(dir: &Path) -> Result<Vec<Dashboard>, CliError> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| CliError::Usage(format!("dashboards directory {}: {e}", dir.display())))?;
+fn load_dashboards(dir: &Path) -> Result<Vec<Dashboard>, DashboardError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        DashboardError::Input(format!("dashboards directory {}: {e}", dir.display()))
+    })?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -160,7 +187,7 @@ fn load_dashboards(dir: &Path) -> Result<Vec<Dashboard>, CliError> {
         .collect();
     paths.sort();
     if paths.is_empty() {
-        return Err(CliError::Usage(format!(
+        return Err(DashboardError::Input(format!(
             "no *.json dashboard in {}",
             dir.display()
         )));
@@ -169,9 +196,9 @@ fn load_dashboards(dir: &Path) -> Result<Vec<Dashboard>, CliError> {
         .into_iter()
         .map(|p| {
             let text = std::fs::read_to_string(&p)
-                .map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))?;
+                .map_err(|e| DashboardError::Input(format!("{}: {e}", p.display())))?;
             let body = serde_json::from_str(&text)
-                .map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))?;
+                .map_err(|e| DashboardError::Input(format!("{}: {e}", p.display())))?;
             let stem = p
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -341,18 +368,7 @@ fn render(spec: &RenderSpec<'_>, source: &dyn MetricSource) -> Preview {
     let mut footer = spec.footer.clone();
     footer.extend(warnings);
     for w in preview.data_widgets().filter(|w| !w.has_data) {
-        footer.push(format!(
-            "no data: {} — {}",
-            if w.title.is_empty() {
-                &w.kind
-            } else {
-                &w.title
-            },
-            w.notes
-                .first()
-                .map(String::as_str)
-                .unwrap_or("nothing to show")
-        ));
+        footer.push(format!("no data: {}", w.no_data()));
     }
     preview.html = html::page(
         &spec.title,
@@ -371,7 +387,7 @@ pub fn render_local(
     dashboards_dir: &Path,
     alarms_dir: &Path,
     run_dir: &Path,
-) -> Result<String, CliError> {
+) -> Result<String, DashboardError> {
     Ok(preview_local(dashboards_dir, alarms_dir, run_dir, None)?.html)
 }
 
@@ -381,7 +397,7 @@ pub fn preview_local(
     alarms_dir: &Path,
     run_dir: &Path,
     stage: Option<&str>,
-) -> Result<Preview, CliError> {
+) -> Result<Preview, DashboardError> {
     let dashboards = load_dashboards(dashboards_dir)?;
     let kinds = alarms::load_kinds(alarms_dir)?;
     let names = Names::local(repository_url(dashboards_dir), stage);
@@ -438,7 +454,7 @@ pub async fn preview_aws(
     alarms_dir: &Path,
     stage: &str,
     since_minutes: Option<u64>,
-) -> Result<Preview, CliError> {
+) -> Result<Preview, DashboardError> {
     let dashboards = load_dashboards(dashboards_dir)?;
     let kinds = alarms::load_kinds(alarms_dir)?;
     let region = config
@@ -456,7 +472,7 @@ pub async fn preview_aws(
             })
         })
         .unwrap_or(DEFAULT_SINCE_MINUTES);
-    let now = crate::unix_now();
+    let now = payhook_devkit::unix_now();
     let since_secs = i64::try_from(since.saturating_mul(60)).unwrap_or(i64::MAX / 2);
     let range = TimeRange {
         start: now - since_secs,
@@ -537,73 +553,34 @@ pub async fn preview_aws(
     Ok(preview)
 }
 
-/// Runs `payhook dashboard`: writes the page and prints how many widgets drew data (exit 0).
-pub async fn run(mut args: DashboardArgs) -> Result<i32, CliError> {
-    // Outside the repository: the dashboards and alarms built into the binary.
-    args.dashboards = crate::defaults::folder(&args.dashboards, "dashboards")?;
-    args.alarms = crate::defaults::folder(&args.alarms, "alarms")?;
-    let preview = if args.aws {
-        let config = payhook_aws::sdk_config(args.aws_endpoint.as_deref()).await;
-        let stage = args.stage.as_deref().unwrap_or(names::DEFAULT_AWS_STAGE);
-        preview_aws(
-            &config,
-            &args.dashboards,
-            &args.alarms,
-            stage,
-            args.since_minutes,
-        )
-        .await?
-    } else {
-        let run_dir = args.run_dir.as_deref().ok_or_else(|| {
-            CliError::Usage("--run-dir DIR is required (or --aws to draw from CloudWatch)".into())
-        })?;
-        preview_local(
-            &args.dashboards,
-            &args.alarms,
-            run_dir,
-            args.stage.as_deref(),
-        )?
-    };
-    let out = match (&args.out, &args.run_dir) {
-        (Some(out), _) => out.clone(),
-        (None, Some(dir)) if !args.aws => dir.join(DASHBOARD_FILE),
-        (None, _) => PathBuf::from(DASHBOARD_FILE),
-    };
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| CliError::Failed(format!("{}: {e}", parent.display())))?;
-    }
-    std::fs::write(&out, &preview.html)
-        .map_err(|e| CliError::Failed(format!("{}: {e}", out.display())))?;
-    println!(
-        "{}: {} of {} widgets drew data",
-        out.display(),
-        preview.with_data(),
-        preview.total()
-    );
-    for w in preview.data_widgets().filter(|w| !w.has_data) {
-        println!(
-            "  no data: {} — {}",
-            if w.title.is_empty() {
-                &w.kind
-            } else {
-                &w.title
-            },
-            w.notes
-                .first()
-                .map(String::as_str)
-                .unwrap_or("nothing to show")
-        );
-    }
-    for w in &preview.warnings {
-        eprintln!("payhook dashboard: {w}");
-    }
-    Ok(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codes_are_stable_and_only_input_is_a_usage_error() {
+        let all = [
+            (
+                DashboardError::Input(String::new()),
+                "dashboard.input_invalid",
+                true,
+            ),
+            (
+                DashboardError::Aws(String::new()),
+                "dashboard.aws_failed",
+                false,
+            ),
+            (
+                DashboardError::Write(String::new()),
+                "dashboard.write_failed",
+                false,
+            ),
+        ];
+        for (error, code, usage) in &all {
+            assert_eq!(error.code(), *code);
+            assert_eq!(error.is_usage(), *usage);
+        }
+    }
 
     #[test]
     fn relative_starts_become_minutes() {

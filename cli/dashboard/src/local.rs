@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 use super::logs::LogRecord;
 use super::metrics::{MetricId, MetricSource, Points, Stat, TimeRange, aggregate_samples};
 use super::names::{Names, is_function, providers};
-use crate::CliError;
+use crate::DashboardError;
 use payhook_local::run_dir::{LOGS_FILE, METRICS_FILE, SEGMENTS_FILE, SUMMARY_FILE};
 
 /// Gauges (queue depth, age) are sampled at least this often, as SQS publishes them.
@@ -67,7 +67,7 @@ struct Access {
     error: Option<String>,
 }
 
-fn read_lines(path: &Path, required: bool) -> Result<Vec<String>, CliError> {
+fn read_lines(path: &Path, required: bool) -> Result<Vec<String>, DashboardError> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(text
             .lines()
@@ -75,7 +75,7 @@ fn read_lines(path: &Path, required: bool) -> Result<Vec<String>, CliError> {
             .map(str::to_owned)
             .collect()),
         Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(CliError::Usage(format!(
+        Err(e) => Err(DashboardError::Input(format!(
             "{}: {e} (is this a run directory written by `payhook demo`?)",
             path.display()
         ))),
@@ -149,7 +149,7 @@ impl LocalRun {
     }
 
     /// Reads `run_dir` (`metrics.jsonl` required; logs, segments and summary when present).
-    pub(crate) fn load(run_dir: &Path, names: &Names) -> Result<LocalRun, CliError> {
+    pub(crate) fn load(run_dir: &Path, names: &Names) -> Result<LocalRun, DashboardError> {
         let mut run = LocalRun::default();
         let metrics = read_lines(&run_dir.join(METRICS_FILE), true)?;
         let logs = read_lines(&run_dir.join(LOGS_FILE), false)?;
@@ -1093,7 +1093,7 @@ impl MetricSource for LocalRun {
 
     fn range(&self) -> TimeRange {
         self.range.unwrap_or_else(|| {
-            let now = crate::unix_now();
+            let now = payhook_devkit::unix_now();
             TimeRange {
                 start: now,
                 end: now,

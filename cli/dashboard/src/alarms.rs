@@ -12,7 +12,7 @@ use payhook_cloudwatch::alarm::AlarmMetric;
 use super::expr::{self, Env, Labeled, Val};
 use super::metrics::{MetricId, MetricSource, Points, Stat};
 use super::names::{self, Names, functions, providers};
-use crate::CliError;
+use crate::DashboardError;
 
 /// The alarm's condition as drawn: `> 1000`, `>= 1`, …
 pub(crate) fn condition(kind: &AlarmKind) -> String {
@@ -24,9 +24,9 @@ pub(crate) fn condition(kind: &AlarmKind) -> String {
 }
 
 /// Reads every `*.json` of `dir`, sorted by name.
-pub(crate) fn load_kinds(dir: &Path) -> Result<Vec<AlarmKind>, CliError> {
+pub(crate) fn load_kinds(dir: &Path) -> Result<Vec<AlarmKind>, DashboardError> {
     let entries = std::fs::read_dir(dir)
-        .map_err(|e| CliError::Usage(format!("alarms directory {}: {e}", dir.display())))?;
+        .map_err(|e| DashboardError::Input(format!("alarms directory {}: {e}", dir.display())))?;
     let mut paths: Vec<_> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -37,9 +37,9 @@ pub(crate) fn load_kinds(dir: &Path) -> Result<Vec<AlarmKind>, CliError> {
         .iter()
         .map(|p| {
             let text = std::fs::read_to_string(p)
-                .map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))?;
+                .map_err(|e| DashboardError::Input(format!("{}: {e}", p.display())))?;
             serde_json::from_str(&text)
-                .map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))
+                .map_err(|e| DashboardError::Input(format!("{}: {e}", p.display())))
         })
         .collect()
 }
@@ -377,7 +377,7 @@ mod tests {
 
     #[test]
     fn every_alarm_file_parses_and_applies_to_its_resources() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../alarms");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../alarms");
         let kinds = load_kinds(&dir).unwrap_or_else(|e| panic!("{e}"));
         assert!(!kinds.is_empty());
         let names = Names::local(String::new(), None);
