@@ -108,7 +108,7 @@ pub async fn post_webhook(
         .body(Full::new(body.into()))
         .map_err(|e| DevkitError::Invalid(format!("cannot build the request: {e}")))?;
 
-    exchange(client, request, url).await
+    exchange(client, request, no_response_from(url)).await
 }
 
 /// GETs `url` (the local stack's admin API); returns status and body like [`post_webhook`].
@@ -132,42 +132,59 @@ async fn request_without_body(
         .header(USER_AGENT, concat!("payhook/", env!("CARGO_PKG_VERSION")))
         .body(Full::new(Bytes::new()))
         .map_err(|e| DevkitError::Invalid(format!("cannot build the request: {e}")))?;
-    exchange(client, request, url).await
+    exchange(client, request, no_response_from(url)).await
 }
 
-/// Sends `request` and reads the answer, bounded in size and time.
-async fn exchange(
+/// Why an [`exchange`] brought no answer, for the caller to put in its own words.
+#[derive(Debug, Clone, Copy)]
+pub enum NoAnswer<'a> {
+    /// The request failed before a response came (connection refused, TLS, …).
+    Request(&'a (dyn StdError + 'static)),
+    /// The response's body could not be read, or was larger than [`MAX_RESPONSE_BYTES`].
+    Body(&'a (dyn StdError + 'static)),
+    /// No complete answer within [`REQUEST_TIMEOUT`].
+    Timeout,
+}
+
+/// Sends `request` and reads the answer, bounded in size ([`MAX_RESPONSE_BYTES`]) and time
+/// ([`REQUEST_TIMEOUT`]); returns its status and body (invalid UTF-8 replaced). Without an
+/// answer, [`DevkitError::NoResponse`] with what `say` makes of why (the kit's own requests
+/// name the URL and the whole cause; the on-call tools say which stack did not answer).
+pub async fn exchange(
     client: &HttpClient,
     request: http::Request<Full<Bytes>>,
-    url: &str,
+    say: impl Fn(NoAnswer<'_>) -> String,
 ) -> Result<(u16, String), DevkitError> {
     let exchange = async {
-        let response = client.request(request).await.map_err(|e| {
-            DevkitError::NoResponse(format!("no response from {url}: {}", error_chain(&e)))
-        })?;
+        let response = client
+            .request(request)
+            .await
+            .map_err(|e| DevkitError::NoResponse(say(NoAnswer::Request(&e))))?;
         let status = response.status().as_u16();
         let body = match Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
             .collect()
             .await
         {
             Ok(collected) => collected.to_bytes(),
-            Err(e) => {
-                return Err(DevkitError::NoResponse(format!(
-                    "reading the response from {url}: {}",
-                    error_chain(e.as_ref())
-                )));
-            }
+            Err(e) => return Err(DevkitError::NoResponse(say(NoAnswer::Body(e.as_ref())))),
         };
         Ok((status, String::from_utf8_lossy(&body).into_owned()))
     };
     tokio::time::timeout(REQUEST_TIMEOUT, exchange)
         .await
-        .map_err(|_| {
-            DevkitError::NoResponse(format!(
-                "no response from {url} within {} s",
-                REQUEST_TIMEOUT.as_secs()
-            ))
-        })?
+        .map_err(|_| DevkitError::NoResponse(say(NoAnswer::Timeout)))?
+}
+
+/// The kit's words for a request to `url` that brought no answer.
+fn no_response_from(url: &str) -> impl Fn(NoAnswer<'_>) -> String + '_ {
+    move |why| match why {
+        NoAnswer::Request(e) => format!("no response from {url}: {}", error_chain(e)),
+        NoAnswer::Body(e) => format!("reading the response from {url}: {}", error_chain(e)),
+        NoAnswer::Timeout => format!(
+            "no response from {url} within {} s",
+            REQUEST_TIMEOUT.as_secs()
+        ),
+    }
 }
 
 /// `url` as a URI, refused unless it is an absolute http:// or https:// URL.

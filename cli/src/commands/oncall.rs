@@ -49,7 +49,7 @@ use bytes::Bytes;
 use clap::{Args, Subcommand};
 use http::Method;
 use http::header::{ACCEPT, USER_AGENT};
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::Full;
 use payhook_aws::DynamoStatusStore;
 use payhook_aws::aws_sdk_sqs::Client as SqsClient;
 use payhook_aws::provision::StackNames;
@@ -60,7 +60,7 @@ use payhook_core::status::{StatusItem, StatusStore, rfc3339_ms};
 use crate::CliError;
 use crate::commands::bootstrap::aws_sdk_config;
 pub(crate) use payhook_devkit::http::check_http_url;
-use payhook_devkit::http::{HttpClient, MAX_RESPONSE_BYTES, REQUEST_TIMEOUT, http_client};
+use payhook_devkit::http::{HttpClient, NoAnswer, REQUEST_TIMEOUT, exchange, http_client};
 pub use payhook_local::admin::{DEFAULT_LIST_MAX, LocalDlqList, LocalRedrive};
 
 /// The local stack's default address (`payhook serve`'s default `--addr`).
@@ -627,29 +627,19 @@ pub(crate) async fn request(
         )
         .body(Full::new(Bytes::new()))
         .map_err(|e| CliError::Usage(format!("cannot build a request to {url}: {e}")))?;
-    let exchange = async {
-        let response = client.request(request).await.map_err(|e| {
-            CliError::Failed(format!(
-                "no answer from the local stack at {url} ({e}): is `payhook serve` running? \
-                 (or use --aws / --aws-endpoint)"
-            ))
-        })?;
-        let status = response.status().as_u16();
-        let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
-            .collect()
-            .await
-            .map_err(|e| CliError::Failed(format!("reading the answer from {url}: {e}")))?
-            .to_bytes();
-        Ok((status, String::from_utf8_lossy(&body).into_owned()))
-    };
-    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
-        .await
-        .map_err(|_| {
-            CliError::Failed(format!(
-                "no answer from {url} within {} s",
-                REQUEST_TIMEOUT.as_secs()
-            ))
-        })?
+    let answer = exchange(client, request, |why| match why {
+        NoAnswer::Request(e) => format!(
+            "no answer from the local stack at {url} ({e}): is `payhook serve` running? \
+             (or use --aws / --aws-endpoint)"
+        ),
+        NoAnswer::Body(e) => format!("reading the answer from {url}: {e}"),
+        NoAnswer::Timeout => format!(
+            "no answer from {url} within {} s",
+            REQUEST_TIMEOUT.as_secs()
+        ),
+    })
+    .await?;
+    Ok(answer)
 }
 
 /// The first `chars` characters of `text`, with `…` when cut.
@@ -693,18 +683,6 @@ mod tests {
             untraced.contains(r#"filter correlation_id = "stripe:evt_1" |"#),
             "{untraced}"
         );
-    }
-
-    #[test]
-    fn redrive_deduplication_ids_are_fixed_per_dlq_message_and_fit_sqs() {
-        assert_eq!(
-            redrive_deduplication_id("stripe:evt_1", 1_767_225_600_000),
-            "stripe:evt_1:redrive:1767225600000"
-        );
-        let long = redrive_deduplication_id(&"x é".repeat(100), 1);
-        assert!(long.len() <= MAX_DEDUPLICATION_ID_CHARS, "{long}");
-        assert!(long.chars().all(|c| c.is_ascii_graphic()), "{long}");
-        assert!(long.ends_with(":redrive:1"));
     }
 
     #[test]
