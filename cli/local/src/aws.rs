@@ -30,13 +30,13 @@ use payhook_aws::{
 use payhook_core::Provider;
 use payhook_core::bus::{BusEntry, BusError, EntryResult, EventBus};
 use payhook_core::event_processor::RoutedEvent;
-use payhook_core::memory_sqs::QueueStats;
 use payhook_core::payment::{PaymentRecord, PaymentStore};
 use payhook_core::ports::QueueError;
 use payhook_core::status::{
     PutOutcome, StatusItem, StatusPage, StatusQuery, StatusStore, StoreError, Transition,
     TransitionOutcome, TransmissionOutcome, TransmissionRecord,
 };
+use payhook_memory::sqs::QueueStats;
 use payhook_pattern::{DEFAULT_RETRY_POLICY, RuleFile, RuleState};
 use serde_json::json;
 

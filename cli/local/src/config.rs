@@ -49,7 +49,6 @@ use std::sync::Arc;
 use base64::Engine as _;
 use payhook_core::Provider;
 use payhook_core::Secret;
-use payhook_core::memory_sqs::FifoQueueConfig;
 use payhook_core::ports::{MemorySecretStore, ProviderSecrets};
 use payhook_core::processor::TierThresholds;
 use payhook_core::signature::{
@@ -58,6 +57,7 @@ use payhook_core::signature::{
 };
 use payhook_core::status::DEFAULT_IDEMPOTENCY_RETENTION_SECS;
 use payhook_core::validator::{DEFAULT_MAX_BODY_BYTES, ValidatorConfig};
+use payhook_memory::sqs::FifoQueueConfig;
 use serde::{Deserialize, Deserializer};
 
 use payhook_devkit::democa::DemoCa;

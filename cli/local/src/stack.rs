@@ -22,7 +22,6 @@ use payhook_core::Provider;
 use payhook_core::blob::{BlobStore, MemoryBlobStore};
 use payhook_core::bus::{EventBus, PAYMENT_EVENTS_BUS};
 use payhook_core::event_processor::{EventProcessor, RoutedEvent};
-use payhook_core::memory_sqs::{FifoQueue, MemorySqs, QueueStats, ReceivedMessage};
 use payhook_core::payment::{MemoryPaymentStore, PaymentRecord, PaymentStore};
 use payhook_core::ports::{Clock, MessageVisibility, Queue, SecretStore, SystemClock};
 use payhook_core::processor::{
@@ -34,6 +33,7 @@ use payhook_core::status::{
 };
 use payhook_core::sweeper::{SweepReport, Sweeper, SweeperConfig};
 use payhook_core::validator::{ReplayOutcome, Validator};
+use payhook_memory::sqs::{FifoQueue, MemorySqs, QueueStats, ReceivedMessage};
 use payhook_pattern::load_rules;
 use payhook_telemetry::{FunctionConfig, FunctionKind, FunctionTelemetry, Telemetry, TraceExport};
 use serde::Serialize;

@@ -13,7 +13,6 @@ pub mod currency;
 pub mod event;
 pub mod event_processor;
 pub mod headers;
-pub mod memory_sqs;
 pub mod normalise;
 pub mod payment;
 pub mod ports;

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use payhook_core::Provider;
-use payhook_core::memory_sqs::{
+use payhook_core::ports::{Queue, QueueError, QueueMessage, SQS_MAX_MESSAGE_BYTES};
+use payhook_memory::sqs::{
     DEDUPLICATION_WINDOW_MS, FifoQueue, FifoQueueConfig, ManualClock, MemorySqs, QueueStats,
     ReceivedMessage, SendMessage, SqsError,
 };
-use payhook_core::ports::{Queue, QueueError, QueueMessage, SQS_MAX_MESSAGE_BYTES};
 use proptest::prelude::*;
 
 const T0: i64 = 1_767_225_600_000;

@@ -1,7 +1,7 @@
 //! Throughput of the in-memory SQS FIFO queue that carries the local stack's webhooks: send a
 //! batch across many message groups, then receive ten at a time and delete each message.
 //!
-//! Run with `cargo bench -p payhook-core --bench memory_sqs`.
+//! Run with `cargo bench -p payhook-memory --bench memory_sqs`.
 
 // `criterion_group!` generates an undocumented public function.
 #![allow(missing_docs)]
@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use payhook_core::memory_sqs::{FifoQueue, FifoQueueConfig, MAX_RECEIVE_BATCH, SendMessage};
 use payhook_core::ports::SystemClock;
+use payhook_memory::sqs::{FifoQueue, FifoQueueConfig, MAX_RECEIVE_BATCH, SendMessage};
 
 /// Payments in flight at once: a busy shop's worth of message groups.
 const GROUPS: usize = 1_000;

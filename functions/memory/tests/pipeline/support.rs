@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use payhook_core::bus::{BusEntry, BusError, EntryResult, EventBus, RecordingBus};
 use payhook_core::event_processor::{EventProcessor, ProcessedOutcome, RoutedEvent};
-use payhook_core::memory_sqs::{FifoQueueConfig, ManualClock, MemorySqs};
 use payhook_core::payment::{MemoryPaymentStore, PaymentRecord, PaymentStore};
 use payhook_core::ports::{
     Clock, MemorySecretStore, ProviderSecrets, Queue, QueueError, QueueMessage,
@@ -27,6 +26,7 @@ use payhook_core::status::{
 };
 use payhook_core::validator::{Validator, ValidatorConfig, WebhookRequest};
 use payhook_core::{Headers, Provider, Secret};
+use payhook_memory::sqs::{FifoQueueConfig, ManualClock, MemorySqs};
 use payhook_testkit::conformance::workspace_root;
 use serde_json::json;
 
@@ -504,7 +504,7 @@ impl World {
 
     async fn settle(
         &self,
-        received: &[payhook_core::memory_sqs::ReceivedMessage],
+        received: &[payhook_memory::sqs::ReceivedMessage],
         outcome: &BatchOutcome,
     ) {
         let queue = self.sqs.queue(Provider::Stripe).clone();

@@ -60,7 +60,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use payhook_core::memory_sqs::{FifoQueue, FifoQueueConfig, ManualClock, SendMessage};
+//! use payhook_memory::sqs::{FifoQueue, FifoQueueConfig, ManualClock, SendMessage};
 //!
 //! let clock = Arc::new(ManualClock::new(1_767_225_600_000));
 //! let queue = FifoQueue::new(FifoQueueConfig::new("stripe.fifo").max_receive_count(3), clock.clone())?;
@@ -82,7 +82,7 @@
 //! let again = queue.receive(10)?;
 //! assert_eq!(again[0].body, r#"{"n":2}"#);
 //! assert_eq!(again[0].attributes.approximate_receive_count, 2);
-//! # Ok::<(), payhook_core::memory_sqs::SqsError>(())
+//! # Ok::<(), payhook_memory::sqs::SqsError>(())
 //! ```
 
 use std::borrow::Cow;
@@ -98,10 +98,10 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::ports::{
+use payhook_core::Provider;
+use payhook_core::ports::{
     Clock, MessageVisibility, Queue, QueueError, QueueMessage, SQS_MAX_MESSAGE_BYTES,
 };
-use crate::provider::Provider;
 
 /// How long a deduplication id is remembered, from the first send: 5 minutes (SQS FIFO).
 pub const DEDUPLICATION_WINDOW_MS: i64 = 5 * 60 * 1000;
@@ -1096,7 +1096,7 @@ impl FifoQueue {
 /// use std::sync::Arc;
 /// use std::time::Duration;
 /// use payhook_core::Provider;
-/// use payhook_core::memory_sqs::MemorySqs;
+/// use payhook_memory::sqs::MemorySqs;
 /// use payhook_core::ports::{Queue, QueueMessage, SystemClock};
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
