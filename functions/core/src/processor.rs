@@ -37,12 +37,13 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument as _;
 
-use crate::bus::{BusEntry, BusError, EntryResult, EventBus, PAYMENT_EVENTS_BUS};
 use crate::event::{EventType, PaymentEvent};
 use crate::payment::{
     Applied, BusinessEvent, BusinessEventType, Effect, PaymentRecord, PaymentStore,
 };
-use crate::ports::{Clock, MessageVisibility};
+use crate::ports::{
+    BusEntry, BusError, Clock, EntryResult, EventBus, MessageVisibility, PAYMENT_EVENTS_BUS,
+};
 use crate::provider::Provider;
 use crate::status::{
     Status, StatusItem, StatusStore, StoreError, Transition, TransitionOutcome, rfc3339_ms,

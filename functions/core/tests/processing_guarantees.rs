@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use payhook_core::bus::{BusEntry, BusError, EntryResult, EventBus, RecordingBus};
 use payhook_core::event_processor::{EventProcessor, ProcessedOutcome, RoutedEvent};
 use payhook_core::payment::MemoryPaymentStore;
 use payhook_core::ports::FixedClock;
+use payhook_core::ports::{BusEntry, BusError, EntryResult, EventBus, RecordingBus};
 use payhook_core::processor::{
     ProcessError, ProcessorConfig, ProviderProcessor, QueueRecord, RecordOutcome, Tier,
 };

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use async_trait::async_trait;
-use payhook_core::bus::RecordingBus;
 use payhook_core::payment::MemoryPaymentStore;
+use payhook_core::ports::RecordingBus;
 use payhook_core::ports::{
     Clock, MemoryQueue, MemorySecretStore, ProviderSecrets, Queue, QueueError, QueueMessage,
 };

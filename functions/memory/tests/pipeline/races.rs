@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use payhook_core::Provider;
-use payhook_core::bus::{BusEntry, BusError, EntryResult, EventBus};
+use payhook_core::ports::{BusEntry, BusError, EntryResult, EventBus};
 use payhook_core::processor::{ProcessError, QueueRecord, RecordOutcome};
 use payhook_core::status::{
     PutOutcome, Status, StatusItem, StatusStore, StoreError, Transition, TransitionOutcome,

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use payhook_core::bus::{BusEntry, BusError, EntryResult, EventBus, RecordingBus};
 use payhook_core::event_processor::{EventProcessor, ProcessedOutcome, RoutedEvent};
 use payhook_core::payment::{MemoryPaymentStore, PaymentRecord, PaymentStore};
+use payhook_core::ports::{BusEntry, BusError, EntryResult, EventBus, RecordingBus};
 use payhook_core::ports::{
     Clock, MemorySecretStore, ProviderSecrets, Queue, QueueError, QueueMessage,
 };

@@ -1,84 +1,16 @@
-//! The ports the handlers are written against, and their in-memory adapters. The AWS adapters
-//! live in `payhook-aws`; `payhook serve` and the tests use the ones here.
+//! The provider FIFO queues: the sending port (the validator, the sweeper), the visibility port
+//! (a processor's caller), and a queue that only records what it is sent. The AWS adapters are
+//! `payhook_aws::SqsFifoQueue` and `payhook_aws::SqsConsumer`; the SQS FIFO emulator of the
+//! local stack is `payhook-memory`'s.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
 use crate::provider::Provider;
-use crate::secret::Secret;
 
 /// SQS's largest message: 256 KiB (body plus attributes).
 pub const SQS_MAX_MESSAGE_BYTES: usize = 262_144;
-
-/// What the validator needs to verify one provider's webhooks.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProviderSecrets {
-    /// Stripe endpoint secrets (several during a rotation) or Square signature keys.
-    pub signing_secrets: Vec<Secret>,
-    /// Square: the notification URL configured on the subscription (signed with the body).
-    pub notification_url: Option<String>,
-    /// PayPal: the receiver's webhook id (part of the signed string).
-    pub webhook_id: Option<String>,
-}
-
-/// Where provider secrets come from (SSM Parameter Store in AWS).
-#[async_trait]
-pub trait SecretStore: Send + Sync {
-    /// The secrets of `provider`. A provider with nothing configured fails closed.
-    async fn provider_secrets(&self, provider: Provider) -> Result<ProviderSecrets, SecretError>;
-}
-
-/// Secrets could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SecretError {
-    /// The provider has no secrets configured.
-    #[error("no secrets configured for {0}")]
-    NotConfigured(Provider),
-    /// The store could not be reached.
-    #[error("secret store unavailable: {0}")]
-    Unavailable(String),
-}
-
-impl SecretError {
-    /// Stable machine code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            SecretError::NotConfigured(_) => "provider_not_configured",
-            SecretError::Unavailable(_) => "secret_store_unavailable",
-        }
-    }
-}
-
-/// Secrets held in memory (local stack, tests).
-#[derive(Debug, Default)]
-pub struct MemorySecretStore {
-    secrets: HashMap<Provider, ProviderSecrets>,
-}
-
-impl MemorySecretStore {
-    /// An empty store: every provider is unconfigured.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets the secrets of one provider.
-    pub fn with(mut self, provider: Provider, secrets: ProviderSecrets) -> Self {
-        self.secrets.insert(provider, secrets);
-        self
-    }
-}
-
-#[async_trait]
-impl SecretStore for MemorySecretStore {
-    async fn provider_secrets(&self, provider: Provider) -> Result<ProviderSecrets, SecretError> {
-        self.secrets
-            .get(&provider)
-            .cloned()
-            .ok_or(SecretError::NotConfigured(provider))
-    }
-}
 
 /// One message for a provider's FIFO queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,7 +86,8 @@ pub trait MessageVisibility: Send + Sync {
 }
 
 /// A queue that keeps every sent message in memory, deduplicating on the deduplication id as
-/// SQS FIFO does (used by tests and benches; the local stack has the full FIFO emulation).
+/// SQS FIFO does (used by tests and benches; the local stack has the full FIFO emulation,
+/// `payhook_memory::sqs`).
 #[derive(Debug, Default)]
 pub struct MemoryQueue {
     sent: Mutex<Vec<QueueMessage>>,
@@ -192,35 +125,6 @@ impl Queue for MemoryQueue {
         }
         sent.push(message);
         Ok(format!("mem-{}", sent.len() - 1))
-    }
-}
-
-/// Wall-clock time, injectable for tests.
-pub trait Clock: Send + Sync {
-    /// Now, in Unix milliseconds.
-    fn now_ms(&self) -> i64;
-}
-
-/// The system clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0)
-    }
-}
-
-/// A clock that stands still at a set instant (tests, `payhook verify --now`).
-#[derive(Debug, Clone, Copy)]
-pub struct FixedClock(pub i64);
-
-impl Clock for FixedClock {
-    fn now_ms(&self) -> i64 {
-        self.0
     }
 }
 

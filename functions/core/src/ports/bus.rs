@@ -1,5 +1,6 @@
-//! The `payment-events` EventBridge bus as a port, and the entry the provider processors put
-//! on it.
+//! The `payment-events` EventBridge bus as a port, the entry the provider processors put on it,
+//! and a bus that only records (`payhook_aws::EventBridgeBus` is the AWS adapter; the local
+//! stack's routing bus is `payhook-local`'s).
 
 use std::sync::Mutex;
 
@@ -60,8 +61,7 @@ pub trait EventBus: Send + Sync {
     async fn put_events(&self, entries: &[BusEntry]) -> Result<Vec<EntryResult>, BusError>;
 }
 
-/// A bus that records what it is given (tests, benches); the local stack's routing bus lives
-/// in the `payhook` CLI.
+/// A bus that records what it is given (tests, benches).
 #[derive(Debug, Default)]
 pub struct RecordingBus {
     entries: Mutex<Vec<BusEntry>>,
