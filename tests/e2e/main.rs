@@ -8,6 +8,7 @@ mod currencies;
 mod delivery;
 mod front_door;
 mod lambda_binaries;
+mod lambda_harness;
 mod recovery;
 mod redaction;
 mod support;
