@@ -35,22 +35,19 @@
 #[path = "../e2e/support.rs"]
 mod support;
 
-#[allow(
-    dead_code,
-    reason = "the harness also serves the lambda_binaries test"
-)]
+#[allow(dead_code, reason = "the harness also serves the lambda_binaries test")]
 #[path = "../e2e/lambda_harness.rs"]
 mod lambda_harness;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use payhook_local::config;
 use payhook_aws::SqsConsumer;
 use payhook_aws::aws_sdk_sqs::Client as SqsClient;
 use payhook_aws::moto::MotoServer;
 use payhook_core::Provider;
 use payhook_devkit::payloads::{PayloadSpec, build};
+use payhook_local::config;
 use serde_json::{Value, json};
 
 use lambda_harness::{
@@ -151,8 +148,8 @@ async fn run() {
     let signer = config.signer().expect("signer");
     let webhooks = (0..EVENTS)
         .map(|_| {
-            let payload =
-                build(&PayloadSpec::new(Provider::Stripe).amount("250.00", "USD")).expect("payload");
+            let payload = build(&PayloadSpec::new(Provider::Stripe).amount("250.00", "USD"))
+                .expect("payload");
             let headers = signer
                 .sign(Provider::Stripe, &payload.body, payhook_devkit::unix_now())
                 .expect("signed");

@@ -15,13 +15,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use payhook_local::config;
 use payhook_aws::SqsConsumer;
 use payhook_aws::aws_sdk_sqs::Client as SqsClient;
 use payhook_aws::moto::MotoServer;
 use payhook_core::Provider;
 use payhook_core::status::{Status, StatusStore};
 use payhook_devkit::payloads::{PayloadSpec, build};
+use payhook_local::config;
 use serde_json::{Value, json};
 
 use crate::lambda_harness::{
@@ -98,6 +98,13 @@ async fn the_three_binaries_carry_one_webhook_in_one_trace_with_correlated_logs(
         &common,
     )
     .await;
+    // Its init ends with its first call for work, before any event is waiting.
+    let ready = validator
+        .runtime
+        .wait_first_next(Duration::from_secs(30))
+        .await
+        .expect("the validator asks the Runtime API for work");
+    assert!(ready >= validator.started);
     let payload = build(&PayloadSpec::new(Provider::Stripe).amount("250.00", "USD")).unwrap();
     let headers = config
         .signer()

@@ -52,7 +52,11 @@ pub(crate) struct RuntimeApi {
 }
 
 async fn next(State(state): State<Arc<RuntimeState>>) -> Response {
-    state.first_next.lock().unwrap().get_or_insert_with(Instant::now);
+    state
+        .first_next
+        .lock()
+        .unwrap()
+        .get_or_insert_with(Instant::now);
     let Some(p) = state.queue.lock().await.recv().await else {
         return StatusCode::GONE.into_response();
     };
@@ -145,7 +149,11 @@ impl RuntimeApi {
         }
     }
 
-    pub(crate) async fn invoke(&self, event: &Value, trace_header: Option<String>) -> (bool, Value) {
+    pub(crate) async fn invoke(
+        &self,
+        event: &Value,
+        trace_header: Option<String>,
+    ) -> (bool, Value) {
         let request_id = uuid_like();
         let (tx, rx) = oneshot::channel();
         self.state
@@ -345,7 +353,9 @@ pub(crate) async fn eventbridge_tap(moto: String) -> (String, Entries) {
 }
 
 /// Each function's environment as the Pulumi program renders it for `stage`.
-pub(crate) fn rendered_environments(stage: &MotoStage) -> HashMap<String, BTreeMap<String, String>> {
+pub(crate) fn rendered_environments(
+    stage: &MotoStage,
+) -> HashMap<String, BTreeMap<String, String>> {
     let python = workspace_root().join(".venv/bin/python");
     let names = &stage.target.names;
     let out = std::process::Command::new(&python)
@@ -362,7 +372,11 @@ pub(crate) fn rendered_environments(stage: &MotoStage) -> HashMap<String, BTreeM
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-pub(crate) fn api_gateway_event(provider: Provider, headers: &[(String, String)], body: &[u8]) -> Value {
+pub(crate) fn api_gateway_event(
+    provider: Provider,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Value {
     let headers: serde_json::Map<String, Value> =
         headers.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
     json!({
@@ -416,4 +430,3 @@ pub(crate) fn sqs_event(records: &[payhook_aws::Received], queue_arn: &str) -> V
         .collect();
     json!({ "Records": records })
 }
-
