@@ -43,18 +43,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use payhook_aws::SqsConsumer;
-use payhook_aws::aws_sdk_sqs::Client as SqsClient;
 use payhook_aws::moto::MotoServer;
 use payhook_core::Provider;
 use payhook_devkit::payloads::{PayloadSpec, build};
-use payhook_local::config;
 use serde_json::{Value, json};
 
-use lambda_harness::{
-    api_gateway_event, binary, eventbridge_tap, rendered_environments, sqs_event, start_function,
-    xray_daemon,
-};
-use support::{bootstrap_on_moto, run_dir};
+use lambda_harness::{Chain, api_gateway_event, binary, sqs_event, start_function};
 
 /// Processes started per function.
 const STARTS: usize = 7;
@@ -93,36 +87,8 @@ async fn run() {
         binary(name);
     }
 
-    let dir = run_dir("cold-start");
-    let config = config::init(&dir, 9, true, payhook_devkit::unix_now()).expect("demo config");
-    let stage = bootstrap_on_moto(&dir, &config).await;
-    let names = stage.target.names.clone();
-    let envs = rendered_environments(&stage);
-    let (xray, _segments) = xray_daemon().await;
-    let (tap, put) = eventbridge_tap(moto.endpoint.clone()).await;
-    let sqs = SqsClient::new(&stage.sdk);
-    let queue_url = |name: String| {
-        let sqs = sqs.clone();
-        async move {
-            sqs.get_queue_url()
-                .queue_name(name)
-                .send()
-                .await
-                .expect("queue")
-                .queue_url()
-                .expect("url")
-                .to_owned()
-        }
-    };
-    let common: Vec<(String, String)> = vec![
-        ("AWS_REGION".into(), stage.target.region.clone()),
-        ("AWS_DEFAULT_REGION".into(), stage.target.region.clone()),
-        ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
-        ("AWS_ENDPOINT_URL".into(), moto.endpoint.clone()),
-        ("AWS_XRAY_DAEMON_ADDRESS".into(), xray.to_string()),
-        ("AWS_XRAY_CONTEXT_MISSING".into(), "LOG_ERROR".into()),
-    ];
+    let chain = Chain::start("cold-start", moto).await;
+    let (envs, common) = (&chain.envs, &chain.common);
     let mut results = Vec::new();
 
     let hello_events = (0..EVENTS).map(|i| json!({ "hello": i })).collect();
@@ -132,7 +98,7 @@ async fn run() {
             hello.to_str().expect("UTF-8 path"),
             "hello",
             &BTreeMap::new(),
-            &common,
+            common,
             hello_events,
             |response| response.get("hello").is_some(),
         )
@@ -140,12 +106,8 @@ async fn run() {
     );
 
     // The validator: a new signed Stripe webhook per event.
-    let mut validator_env = envs["webhook-validator"].clone();
-    for provider in Provider::ALL {
-        let key = format!("QUEUE_URL_{}", provider.as_str().to_uppercase());
-        validator_env.insert(key, queue_url(names.queue(provider)).await);
-    }
-    let signer = config.signer().expect("signer");
+    let validator_env = chain.validator_env().await;
+    let signer = chain.config.signer().expect("signer");
     let webhooks = (0..EVENTS)
         .map(|_| {
             let payload = build(&PayloadSpec::new(Provider::Stripe).amount("250.00", "USD"))
@@ -162,7 +124,7 @@ async fn run() {
             "webhook-validator",
             "webhook-validator",
             &validator_env,
-            &common,
+            common,
             webhooks,
             |response| response["statusCode"] == 202,
         )
@@ -171,12 +133,12 @@ async fn run() {
 
     // The Stripe processor: one record of what the validator queued per event, its AWS calls
     // through the tap that keeps each PutEvents entry.
-    let stripe_queue = queue_url(names.queue(Provider::Stripe)).await;
+    let stripe_queue = chain.queue_url(Provider::Stripe).await;
     let queue_arn = format!(
         "arn:aws:sqs:us-east-1:123456789012:{}",
-        names.queue(Provider::Stripe)
+        chain.stage.target.names.queue(Provider::Stripe)
     );
-    let consumer = SqsConsumer::new(sqs.clone(), stripe_queue);
+    let consumer = SqsConsumer::new(chain.sqs.clone(), stripe_queue);
     let mut records = Vec::new();
     while records.len() < EVENTS {
         let batch = consumer.receive(10, 1, Some(900)).await.expect("receive");
@@ -187,19 +149,13 @@ async fn run() {
         .iter()
         .map(|r| sqs_event(std::slice::from_ref(r), &queue_arn))
         .collect();
-    let mut through_tap = common.clone();
-    for (key, value) in &mut through_tap {
-        if key == "AWS_ENDPOINT_URL" {
-            value.clone_from(&tap);
-        }
-    }
     results.push(
         measure(
             "provider-processor (Stripe)",
             "provider-processor",
             "stripe-processor",
             &envs["stripe-processor"],
-            &through_tap,
+            &chain.through_tap,
             record_events,
             |response| response["batchItemFailures"] == json!([]),
         )
@@ -207,7 +163,7 @@ async fn run() {
     );
 
     // The event processor: each entry the processor put, as the rule's target receives it.
-    let entries = put.lock().expect("entries").clone();
+    let entries = chain.put.lock().expect("entries").clone();
     assert_eq!(entries.len(), EVENTS, "one PutEvents entry per webhook");
     let routed = entries
         .into_iter()
@@ -229,7 +185,7 @@ async fn run() {
             "event-processor",
             "event-processor",
             &envs["event-processor"],
-            &common,
+            common,
             routed,
             |_| true,
         )

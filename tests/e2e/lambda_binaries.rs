@@ -16,19 +16,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use payhook_aws::SqsConsumer;
-use payhook_aws::aws_sdk_sqs::Client as SqsClient;
 use payhook_aws::moto::MotoServer;
 use payhook_core::Provider;
 use payhook_core::status::{Status, StatusStore};
 use payhook_devkit::payloads::{PayloadSpec, build};
-use payhook_local::config;
 use serde_json::{Value, json};
 
-use crate::lambda_harness::{
-    api_gateway_event, eventbridge_tap, rendered_environments, sqs_event, start_function,
-    xray_daemon,
-};
-use crate::support::{bootstrap_on_moto, run_dir};
+use crate::lambda_harness::{Chain, api_gateway_event, sqs_event, start_function};
 
 /// Every span of the received documents as `(trace id, name)`.
 fn spans(docs: &[Value]) -> Vec<(String, String)> {
@@ -53,49 +47,17 @@ async fn the_three_binaries_carry_one_webhook_in_one_trace_with_correlated_logs(
     let Some(moto) = MotoServer::shared() else {
         return;
     };
-    let dir = run_dir("lambda-binaries");
-    let config = config::init(&dir, 9, true, payhook_devkit::unix_now()).expect("demo config");
-    let stage = bootstrap_on_moto(&dir, &config).await;
+    let chain = Chain::start("lambda-binaries", moto).await;
+    let (config, stage, envs, common) = (&chain.config, &chain.stage, &chain.envs, &chain.common);
     let names = stage.target.names.clone();
-    let envs = rendered_environments(&stage);
-    let (xray, segments) = xray_daemon().await;
-    let (eventbridge, put) = eventbridge_tap(moto.endpoint.clone()).await;
-    let sqs = SqsClient::new(&stage.sdk);
-    let queue_url = |name: String| {
-        let sqs = sqs.clone();
-        async move {
-            sqs.get_queue_url()
-                .queue_name(name)
-                .send()
-                .await
-                .unwrap()
-                .queue_url()
-                .unwrap()
-                .to_owned()
-        }
-    };
-    let common: Vec<(String, String)> = vec![
-        ("AWS_REGION".into(), stage.target.region.clone()),
-        ("AWS_DEFAULT_REGION".into(), stage.target.region.clone()),
-        ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
-        ("AWS_ENDPOINT_URL".into(), moto.endpoint.clone()),
-        ("AWS_XRAY_DAEMON_ADDRESS".into(), xray.to_string()),
-        ("AWS_XRAY_CONTEXT_MISSING".into(), "LOG_ERROR".into()),
-    ];
 
     // The validator, as API Gateway invokes it; the queue URLs resolved to the stage's.
-    let mut validator_env = envs["webhook-validator"].clone();
-    for provider in Provider::ALL {
-        let key = format!("QUEUE_URL_{}", provider.as_str().to_uppercase());
-        assert!(validator_env.contains_key(&key), "the program sets {key}");
-        validator_env.insert(key, queue_url(names.queue(provider)).await);
-    }
+    let validator_env = chain.validator_env().await;
     let validator = start_function(
         "webhook-validator",
         "webhook-validator",
         &validator_env,
-        &common,
+        common,
     )
     .await;
     // Its init ends with its first call for work, before any event is waiting.
@@ -134,8 +96,8 @@ async fn the_three_binaries_carry_one_webhook_in_one_trace_with_correlated_logs(
         .to_owned();
 
     // The processor, as the event source mapping invokes it: its own invocation trace.
-    let stripe_queue = queue_url(names.queue(Provider::Stripe)).await;
-    let consumer = SqsConsumer::new(sqs.clone(), stripe_queue);
+    let stripe_queue = chain.queue_url(Provider::Stripe).await;
+    let consumer = SqsConsumer::new(chain.sqs.clone(), stripe_queue);
     let received = consumer.receive(10, 5, Some(60)).await.unwrap();
     assert_eq!(received.len(), 1, "the webhook is on its queue");
     assert_eq!(
@@ -148,17 +110,11 @@ async fn the_three_binaries_carry_one_webhook_in_one_trace_with_correlated_logs(
         "AWSTraceHeader continues the validator's trace"
     );
     // Its AWS endpoint is the tap, which forwards every call to moto.
-    let mut through_tap = common.clone();
-    for (key, value) in &mut through_tap {
-        if key == "AWS_ENDPOINT_URL" {
-            value.clone_from(&eventbridge);
-        }
-    }
     let processor = start_function(
         "provider-processor",
         "stripe-processor",
         &envs["stripe-processor"],
-        &through_tap,
+        &chain.through_tap,
     )
     .await;
     let lambda_trace = format!(
@@ -176,7 +132,8 @@ async fn the_three_binaries_carry_one_webhook_in_one_trace_with_correlated_logs(
     let (ok, response) = processor.runtime.invoke(&event, Some(lambda_trace)).await;
     assert!(ok, "{response}");
     assert_eq!(response["batchItemFailures"], json!([]), "{response}");
-    let (entry_trace, detail) = put
+    let (entry_trace, detail) = chain
+        .put
         .lock()
         .unwrap()
         .first()
@@ -194,7 +151,7 @@ async fn the_three_binaries_carry_one_webhook_in_one_trace_with_correlated_logs(
         "event-processor",
         "event-processor",
         &envs["event-processor"],
-        &common,
+        common,
     )
     .await;
     let routed = json!({
@@ -221,7 +178,7 @@ async fn the_three_binaries_carry_one_webhook_in_one_trace_with_correlated_logs(
     // One trace: the validator, the processor's record (with its AWS calls) and the event
     // processor. The segments reach the daemon stand-in when each invocation ends.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let all = spans(&segments.lock().unwrap());
+    let all = spans(&chain.segments.lock().unwrap());
     let in_trace: Vec<&str> = all
         .iter()
         .filter(|(t, _)| *t == trace_id)

@@ -430,3 +430,82 @@ pub(crate) fn sqs_event(records: &[payhook_aws::Received], queue_arn: &str) -> V
         .collect();
     json!({ "Records": records })
 }
+
+/// The stage and stand-ins the three binaries are chained through: a stage bootstrapped on moto
+/// from a fresh demo config, each function's rendered environment, the X-Ray daemon and the
+/// EventBridge tap, and the environment every function shares.
+pub(crate) struct Chain {
+    pub(crate) config: payhook_local::config::Config,
+    pub(crate) stage: MotoStage,
+    pub(crate) envs: HashMap<String, BTreeMap<String, String>>,
+    pub(crate) segments: Arc<Mutex<Vec<Value>>>,
+    pub(crate) put: Entries,
+    pub(crate) sqs: payhook_aws::aws_sdk_sqs::Client,
+    /// Credentials, region, moto as the endpoint, the daemon's address.
+    pub(crate) common: Vec<(String, String)>,
+    /// The same with the tap as the endpoint, so each `PutEvents` entry is kept.
+    pub(crate) through_tap: Vec<(String, String)>,
+}
+
+impl Chain {
+    /// Sets the chain up under run directory `name` on `moto`.
+    pub(crate) async fn start(name: &str, moto: &payhook_aws::moto::MotoServer) -> Chain {
+        let dir = crate::support::run_dir(name);
+        let config = payhook_local::config::init(&dir, 9, true, payhook_devkit::unix_now())
+            .expect("demo config");
+        let stage = crate::support::bootstrap_on_moto(&dir, &config).await;
+        let envs = rendered_environments(&stage);
+        let (xray, segments) = xray_daemon().await;
+        let (tap, put) = eventbridge_tap(moto.endpoint.clone()).await;
+        let sqs = payhook_aws::aws_sdk_sqs::Client::new(&stage.sdk);
+        let common: Vec<(String, String)> = vec![
+            ("AWS_REGION".into(), stage.target.region.clone()),
+            ("AWS_DEFAULT_REGION".into(), stage.target.region.clone()),
+            ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+            ("AWS_ENDPOINT_URL".into(), moto.endpoint.clone()),
+            ("AWS_XRAY_DAEMON_ADDRESS".into(), xray.to_string()),
+            ("AWS_XRAY_CONTEXT_MISSING".into(), "LOG_ERROR".into()),
+        ];
+        let mut through_tap = common.clone();
+        for (key, value) in &mut through_tap {
+            if key == "AWS_ENDPOINT_URL" {
+                value.clone_from(&tap);
+            }
+        }
+        Chain {
+            config,
+            stage,
+            envs,
+            segments,
+            put,
+            sqs,
+            common,
+            through_tap,
+        }
+    }
+
+    /// The URL of `provider`'s queue in the stage.
+    pub(crate) async fn queue_url(&self, provider: Provider) -> String {
+        self.sqs
+            .get_queue_url()
+            .queue_name(self.stage.target.names.queue(provider))
+            .send()
+            .await
+            .expect("queue")
+            .queue_url()
+            .expect("url")
+            .to_owned()
+    }
+
+    /// The validator's rendered environment with each queue URL resolved to the stage's.
+    pub(crate) async fn validator_env(&self) -> BTreeMap<String, String> {
+        let mut env = self.envs["webhook-validator"].clone();
+        for provider in Provider::ALL {
+            let key = format!("QUEUE_URL_{}", provider.as_str().to_uppercase());
+            assert!(env.contains_key(&key), "the program sets {key}");
+            env.insert(key, self.queue_url(provider).await);
+        }
+        env
+    }
+}
