@@ -1,9 +1,9 @@
 //! Races that race: processors on tokio's multi-thread runtime over ports that yield, so their
 //! claims really interleave, and a take-over whose loser fails while the winner still works.
 
-use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use payhook_core::Provider;
@@ -13,7 +13,7 @@ use payhook_core::status::{
     PutOutcome, Status, StatusItem, StatusStore, StoreError, Transition, TransitionOutcome,
     TransmissionOutcome, TransmissionRecord,
 };
-use tokio::sync::{Barrier, oneshot};
+use tokio::sync::{Barrier, mpsc, oneshot};
 
 use crate::support::{Delivery, Faulty, Kill, LOCAL, T0, World};
 
@@ -116,39 +116,55 @@ async fn processors_racing_on_one_webhook_on_many_threads_publish_it_once() {
     }
 }
 
-/// A bus whose calls each wait for a verdict from the test: `Ok` publishes, `Err` fails.
-#[derive(Default)]
+/// A bus whose calls each hand the test a gate as they arrive and wait for its verdict:
+/// `Ok` publishes, `Err` fails. The test learns who is in `PutEvents` from the arrivals, so it
+/// never has to guess which processor got there first.
 struct GatedBus {
-    inner: Option<Arc<dyn EventBus>>,
-    gates: Mutex<VecDeque<oneshot::Receiver<Result<(), String>>>>,
+    inner: Arc<dyn EventBus>,
+    arrivals: mpsc::UnboundedSender<oneshot::Sender<Result<(), String>>>,
 }
 
 impl GatedBus {
-    fn gate(&self) -> oneshot::Sender<Result<(), String>> {
-        let (tx, rx) = oneshot::channel();
-        self.gates.lock().unwrap().push_back(rx);
-        tx
+    fn new(inner: Arc<dyn EventBus>) -> (Self, Arrivals) {
+        let (arrivals, rx) = mpsc::unbounded_channel();
+        (Self { inner, arrivals }, Arrivals(rx))
     }
 }
 
 #[async_trait]
 impl EventBus for GatedBus {
     async fn put_events(&self, entries: &[BusEntry]) -> Result<Vec<EntryResult>, BusError> {
-        let gate = self.gates.lock().unwrap().pop_front().unwrap();
-        gate.await.unwrap().map_err(BusError)?;
-        self.inner.as_ref().unwrap().put_events(entries).await
+        let (gate, verdict) = oneshot::channel();
+        self.arrivals.send(gate).expect("the test is listening");
+        verdict
+            .await
+            .expect("the test answers every call")
+            .map_err(BusError)?;
+        self.inner.put_events(entries).await
     }
 }
 
-async fn wait_for_attempt(world: &World, webhook_id: &str, attempts: u32) {
-    for _ in 0..100_000 {
-        let item = world.store.get(webhook_id).await.unwrap().unwrap();
-        if item.status == Status::Processing && item.attempts == attempts {
-            return;
-        }
-        tokio::task::yield_now().await;
+/// The gates of the `PutEvents` calls, in the order the calls arrived.
+struct Arrivals(mpsc::UnboundedReceiver<oneshot::Sender<Result<(), String>>>);
+
+impl Arrivals {
+    async fn next(&mut self, who: &str) -> oneshot::Sender<Result<(), String>> {
+        within(&format!("{who} reaching PutEvents"), self.0.recv())
+            .await
+            .expect("the bus is alive")
     }
-    panic!("claim {attempts} of {webhook_id} never happened");
+}
+
+/// A step that hangs fails the test after a bound instead of stalling the whole run.
+async fn within<F: std::future::Future>(what: &str, step: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(30), step)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not happen within 30 s"))
+}
+
+async fn claim_of(world: &World, webhook_id: &str) -> (Status, u32) {
+    let item = world.store.get(webhook_id).await.unwrap().unwrap();
+    (item.status, item.attempts)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,11 +172,8 @@ async fn a_failure_handler_never_releases_a_claim_taken_over_after_its_lease_end
     let mut world = World::new(LOCAL);
     let d = Delivery::stripe("slow", "slow", T0);
     world.post(&d, &Kill::never()).await;
-    let bus = Arc::new(GatedBus {
-        inner: Some(world.bus.clone()),
-        ..GatedBus::default()
-    });
-    let (gate_a, gate_b) = (bus.gate(), bus.gate());
+    let (bus, mut arrivals) = GatedBus::new(world.bus.clone());
+    let bus = Arc::new(bus);
 
     // A claims, then stalls in PutEvents past its lease and its invocation.
     let a = world.processor(world.store.clone(), bus.clone());
@@ -168,7 +181,11 @@ async fn a_failure_handler_never_releases_a_claim_taken_over_after_its_lease_end
     record_a.message_id = "m-a".into();
     let deadline_a = world.now() + 300_000;
     let a = tokio::spawn(async move { a.handle_batch(&[record_a], deadline_a).await });
-    wait_for_attempt(&world, &d.webhook_id, 1).await;
+    let gate_a = arrivals.next("A").await;
+    assert_eq!(
+        claim_of(&world, &d.webhook_id).await,
+        (Status::Processing, 1)
+    );
     world.clock.advance(301_000);
 
     // B, the next receive, takes the expired claim over and is publishing when A fails.
@@ -178,23 +195,33 @@ async fn a_failure_handler_never_releases_a_claim_taken_over_after_its_lease_end
     record_b.receive_count = 2;
     let deadline_b = world.now() + 300_000;
     let b = tokio::spawn(async move { b.handle_batch(&[record_b], deadline_b).await });
-    wait_for_attempt(&world, &d.webhook_id, 2).await;
+    let gate_b = arrivals.next("B").await;
+    assert_eq!(
+        claim_of(&world, &d.webhook_id).await,
+        (Status::Processing, 2)
+    );
     gate_a.send(Err("EventBridge unavailable".into())).unwrap();
+    let a = within("A's failure handling", a).await.unwrap();
     assert!(matches!(
-        a.await.unwrap().records[0].1,
+        a.records[0].1,
         RecordOutcome::Failed {
             error: ProcessError::Bus(_),
             ..
         }
     ));
-    let after_a = world.store.get(&d.webhook_id).await.unwrap().unwrap();
+    let after_a = claim_of(&world, &d.webhook_id).await;
 
     gate_b.send(Ok(())).unwrap();
-    let b = b.await.unwrap().records.remove(0).1;
+    let b = within("B's publication", b)
+        .await
+        .unwrap()
+        .records
+        .remove(0)
+        .1;
     assert_eq!(
-        (after_a.status, after_a.attempts),
+        after_a,
         (Status::Processing, 2),
-        "B's claim stands after A failed: {after_a:?}"
+        "B's claim stands after A failed"
     );
     assert!(matches!(b, RecordOutcome::Published { .. }), "{b:?}");
     world.deliver_events().await;
