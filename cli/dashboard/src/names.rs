@@ -114,7 +114,7 @@ impl Names {
 
     /// The event bus.
     pub(crate) fn bus(&self) -> String {
-        payhook_core::bus::PAYMENT_EVENTS_BUS.to_owned()
+        payhook_core::ports::PAYMENT_EVENTS_BUS.to_owned()
     }
 
     /// A function's log group.

@@ -28,10 +28,9 @@ use payhook_aws::{
     DynamoPaymentStore, DynamoStatusStore, EventBridgeBus, QueueDepth, SqsConsumer, SqsFifoQueue,
 };
 use payhook_core::Provider;
-use payhook_core::bus::{BusEntry, BusError, EntryResult, EventBus};
 use payhook_core::event_processor::RoutedEvent;
 use payhook_core::payment::{PaymentRecord, PaymentStore};
-use payhook_core::ports::QueueError;
+use payhook_core::ports::{BusEntry, BusError, EntryResult, EventBus, QueueError};
 use payhook_core::status::{
     PutOutcome, StatusItem, StatusPage, StatusQuery, StatusStore, StoreError, Transition,
     TransitionOutcome, TransmissionOutcome, TransmissionRecord,

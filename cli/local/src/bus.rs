@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use payhook_core::bus::{BusEntry, BusError, EntryResult, EventBus};
 use payhook_core::event_processor::RoutedEvent;
+use payhook_core::ports::{BusEntry, BusError, EntryResult, EventBus};
 use payhook_core::status::rfc3339_ms;
 use payhook_pattern::{Pattern, RetryPolicy, RuleFile, RuleState};
 use serde::Serialize;

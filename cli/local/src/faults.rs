@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use payhook_core::bus::{BusEntry, BusError, EntryResult, EventBus};
+use payhook_core::ports::{BusEntry, BusError, EntryResult, EventBus};
 
 /// What to break.
 #[derive(Debug, Default, Clone)]

@@ -20,10 +20,11 @@ use payhook_aws::provision::StackNames;
 use payhook_aws::{S3BlobStore, SqsConsumer, SsmSecretStore, Traced, s3_client};
 use payhook_core::Provider;
 use payhook_core::blob::{BlobStore, MemoryBlobStore};
-use payhook_core::bus::{EventBus, PAYMENT_EVENTS_BUS};
 use payhook_core::event_processor::{EventProcessor, RoutedEvent};
 use payhook_core::payment::{MemoryPaymentStore, PaymentRecord, PaymentStore};
-use payhook_core::ports::{Clock, MessageVisibility, Queue, SecretStore, SystemClock};
+use payhook_core::ports::{
+    Clock, EventBus, MessageVisibility, PAYMENT_EVENTS_BUS, Queue, SecretStore, SystemClock,
+};
 use payhook_core::processor::{
     ProcessError, ProcessorConfig, ProviderProcessor, QueueRecord, RecordOutcome, check_timeouts,
     delay_retries,

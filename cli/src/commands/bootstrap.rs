@@ -23,7 +23,7 @@ use clap::Args;
 
 use payhook_aws::provision::{self, Outcome, StackNames, VISIBILITY_TIMEOUT_SECONDS};
 use payhook_aws::status_store::DEFAULT_TABLE_NAME;
-use payhook_core::bus::PAYMENT_EVENTS_BUS;
+use payhook_core::ports::PAYMENT_EVENTS_BUS;
 use payhook_local::stage::{provision_stage, stage_plan};
 
 use crate::CliError;

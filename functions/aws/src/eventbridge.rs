@@ -1,12 +1,12 @@
 //! The `payment-events` bus through EventBridge `PutEvents`, implementing
-//! [`payhook_core::bus::EventBus`]. Each entry carries the X-Ray `TraceHeader`; partial
+//! [`payhook_core::ports::EventBus`]. Each entry carries the X-Ray `TraceHeader`; partial
 //! failures are reported entry by entry so the processor fails exactly the records whose
 //! entries were rejected.
 
 use async_trait::async_trait;
 use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
-use payhook_core::bus::{BusEntry, BusError, EntryResult, EventBus, PUT_EVENTS_MAX_ENTRIES};
+use payhook_core::ports::{BusEntry, BusError, EntryResult, EventBus, PUT_EVENTS_MAX_ENTRIES};
 
 /// An EventBridge bus.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@
 //! | [`StatusStore`](payhook_core::status::StatusStore) | [`DynamoStatusStore`] | the `webhook-processing` DynamoDB table, conditional writes |
 //! | [`Queue`](payhook_core::ports::Queue) | [`SqsFifoQueue`] | one SQS FIFO queue per provider |
 //! | (receiving side) | [`SqsConsumer`] | `ReceiveMessage` / `DeleteMessageBatch`, as an event source mapping |
-//! | [`EventBus`](payhook_core::bus::EventBus) | [`EventBridgeBus`] | EventBridge `PutEvents` to `payment-events` |
+//! | [`EventBus`](payhook_core::ports::EventBus) | [`EventBridgeBus`] | EventBridge `PutEvents` to `payment-events` |
 //! | [`BlobStore`](payhook_core::blob::BlobStore) | [`S3BlobStore`] | the quarantine bucket: bodies too large for a status item |
 //! | [`CertificateFetcher`](payhook_core::signature::paypal::CertificateFetcher) | [`HttpsCertificateFetcher`] | none: HTTPS to PayPal |
 //!

@@ -42,7 +42,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use aws_sdk_ssm::types::ParameterType;
 use payhook_core::Provider;
 use payhook_core::Secret;
-use payhook_core::bus::PAYMENT_EVENTS_BUS;
+use payhook_core::ports::PAYMENT_EVENTS_BUS;
 use payhook_pattern::{RuleFile, RuleState as FileRuleState};
 
 use crate::error::{ProvisionError, describe};

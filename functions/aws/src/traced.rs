@@ -7,9 +7,9 @@
 use async_trait::async_trait;
 use payhook_core::Provider;
 use payhook_core::blob::{BlobError, BlobStore};
-use payhook_core::bus::{BusEntry, BusError, EntryResult, EventBus};
 use payhook_core::ports::{
-    ProviderSecrets, Queue, QueueError, QueueMessage, SecretError, SecretStore,
+    BusEntry, BusError, EntryResult, EventBus, ProviderSecrets, Queue, QueueError, QueueMessage,
+    SecretError, SecretStore,
 };
 use payhook_core::status::{
     PutOutcome, StatusItem, StatusPage, StatusQuery, StatusStore, StoreError, Transition,

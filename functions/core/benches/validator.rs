@@ -29,11 +29,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use criterion::measurement::WallTime;
 use criterion::{BatchSize, BenchmarkGroup, Criterion, criterion_group, criterion_main};
-use payhook_core::bus::RecordingBus;
 use payhook_core::normalise::{Normalised, normalise};
 use payhook_core::payment::MemoryPaymentStore;
 use payhook_core::ports::{
-    FixedClock, MemorySecretStore, ProviderSecrets, Queue, QueueError, QueueMessage,
+    FixedClock, MemorySecretStore, ProviderSecrets, Queue, QueueError, QueueMessage, RecordingBus,
 };
 use payhook_core::processor::{ProcessorConfig, ProviderProcessor, QueueRecord};
 use payhook_core::signature::square::SQUARE_SIGNATURE_HEADER;

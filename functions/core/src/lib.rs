@@ -8,14 +8,6 @@
 //! Lambda (with `payhook-aws` adapters) and inside `payhook serve` (with the in-memory ones).
 
 pub mod blob;
-/// The event bus port at its earlier path, for the crates that still import it from here: the
-/// same items as [`ports`]' (`EventBus`, `BusEntry`, `RecordingBus`, …).
-pub mod bus {
-    pub use crate::ports::{
-        BusEntry, BusError, EntryResult, EventBus, PAYMENT_EVENTS_BUS, PUT_EVENTS_MAX_ENTRIES,
-        RecordingBus,
-    };
-}
 pub mod currency;
 pub mod event;
 pub mod event_processor;

@@ -11,9 +11,8 @@ use std::sync::Arc;
 
 use aws_lambda_events::sqs::SqsEvent;
 use payhook_core::Provider;
-use payhook_core::bus::RecordingBus;
 use payhook_core::payment::MemoryPaymentStore;
-use payhook_core::ports::SystemClock;
+use payhook_core::ports::{RecordingBus, SystemClock};
 use payhook_core::processor::{BatchOutcome, ProcessError, ProviderProcessor, RecordOutcome, Tier};
 use payhook_core::status::{MemoryStatusStore, Status, StatusStore};
 use payhook_provider_processor::{

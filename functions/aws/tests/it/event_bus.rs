@@ -8,7 +8,7 @@ use payhook_aws::aws_sdk_eventbridge::Client;
 use payhook_aws::aws_sdk_eventbridge::types::Target;
 use payhook_aws::aws_sdk_sqs::types::QueueAttributeName;
 use payhook_aws::moto::unique_name;
-use payhook_core::bus::{BusEntry, EntryResult, EventBus, PUT_EVENTS_MAX_ENTRIES};
+use payhook_core::ports::{BusEntry, EntryResult, EventBus, PUT_EVENTS_MAX_ENTRIES};
 
 use crate::support::{config_for, moto_config, refused_endpoint, within};
 

@@ -16,9 +16,9 @@ use payhook_aws::moto::unique_name;
 use payhook_aws::provision::{
     Outcome, RULE_QUEUE_TARGET_ID, ResourceKind, StackNames, StackPlan, provision,
 };
-use payhook_core::bus::{BusEntry, EntryResult, EventBus};
 use payhook_core::event_processor::RoutedEvent;
 use payhook_core::payment::PaymentRecord;
+use payhook_core::ports::{BusEntry, EntryResult, EventBus};
 use payhook_core::processor::{PublishedDetail, TierThresholds};
 use payhook_core::{EventType, PaymentEvent, Provider};
 use payhook_pattern::{RuleFile, RuleSet, load_rules};
