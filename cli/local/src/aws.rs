@@ -35,12 +35,12 @@ use payhook_core::status::{
     PutOutcome, StatusItem, StatusPage, StatusQuery, StatusStore, StoreError, Transition,
     TransitionOutcome, TransmissionOutcome, TransmissionRecord,
 };
+use payhook_memory::eventbridge::{EventTarget, RuleStats};
 use payhook_memory::sqs::QueueStats;
 use payhook_pattern::{DEFAULT_RETRY_POLICY, RuleFile, RuleState};
 use serde_json::json;
 
 use crate::LocalError;
-use crate::bus::{EventTarget, RuleStats};
 
 /// Visibility of a rule queue's message whose delivery failed: when it is retried.
 pub const RULE_RETRY_VISIBILITY_SECS: i32 = 1;

@@ -245,7 +245,7 @@ pub fn proxy_event(
         "pathParameters": {"provider": provider},
         "stageVariables": null,
         "requestContext": {
-            "accountId": crate::bus::LOCAL_ACCOUNT,
+            "accountId": payhook_memory::eventbridge::LOCAL_ACCOUNT,
             "resourceId": "local",
             "stage": payhook_aws::provision::DEFAULT_LOCAL_STAGE,
             "requestId": request_id,

@@ -9,7 +9,6 @@
 pub mod admin;
 pub mod aws;
 pub mod books;
-pub mod bus;
 pub mod config;
 pub mod demo;
 pub mod faults;

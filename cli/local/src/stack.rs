@@ -2,7 +2,7 @@
 //! pollers each, as Lambda's concurrency would), the bus routing with `rules/` to the event
 //! processor, and the conditional-write status store.
 //!
-//! Its ports are either in memory (the default: [`MemorySqs`], [`LocalBus`],
+//! Its ports are either in memory (the default: [`MemorySqs`], [`MemoryBus`],
 //! [`MemoryStatusStore`], secrets from the configuration) or, with [`StackOptions::aws`], the
 //! AWS adapters against an AWS-compatible endpoint holding a bootstrapped stage (see
 //! [`crate::aws`]). The handlers, the front door, the admin API and the telemetry are the same
@@ -34,6 +34,7 @@ use payhook_core::status::{
 };
 use payhook_core::sweeper::{SweepReport, Sweeper, SweeperConfig};
 use payhook_core::validator::{ReplayOutcome, Validator};
+use payhook_memory::eventbridge::{EventTarget, MemoryBus, RuleStats};
 use payhook_memory::sqs::{FifoQueue, MemorySqs, QueueStats, ReceivedMessage};
 use payhook_pattern::load_rules;
 use payhook_telemetry::{FunctionConfig, FunctionKind, FunctionTelemetry, Telemetry, TraceExport};
@@ -43,7 +44,6 @@ use tracing::instrument::WithSubscriber as _;
 use crate::LocalError;
 use crate::admin::{DEFAULT_LIST_MAX, LocalRedrive};
 use crate::aws::{AwsPipeline, RECEIVE_WAIT_SECS, deliver_rule_queue};
-use crate::bus::{EventTarget, LocalBus, RuleStats};
 use crate::config::Config;
 use crate::faults::{Faults, FaultyBus, INJECTED_CRASH};
 use crate::sink::BufferedFileSink;
@@ -167,7 +167,7 @@ enum Backend {
     Memory {
         store: Arc<MemoryStatusStore>,
         sqs: Arc<MemorySqs>,
-        bus: Arc<LocalBus>,
+        bus: Arc<MemoryBus>,
     },
     Aws {
         endpoint: String,
@@ -379,7 +379,7 @@ impl Stack {
             ),
             (None, Some((store, sqs))) => {
                 let bus = async {
-                    LocalBus::start(
+                    MemoryBus::start(
                         PAYMENT_EVENTS_BUS,
                         &config.aws.region,
                         &rules,

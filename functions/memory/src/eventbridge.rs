@@ -1,7 +1,9 @@
-//! The local `payment-events` bus: routes each `PutEvents` entry through the rules in `rules/`
-//! with the same matcher as `payhook rules test`, and delivers `{"rule", "event"}` to the
-//! event processor (what the input transformer does in AWS), with each target's retry policy
-//! and a dead-letter list for deliveries that exhaust it.
+//! An in-memory EventBridge bus, the counterpart of `payhook_aws::EventBridgeBus`: routes each
+//! `PutEvents` entry through the bus's enabled rules (`rules/`, matched by `payhook-pattern`, as
+//! `payhook rules test` does) and delivers `{"rule", "event"}` to an [`EventTarget`] (what the
+//! input transformer does in AWS), with each target's retry policy and a dead-letter list for
+//! deliveries that exhaust it. The local stack (`payhook serve`) runs its `payment-events` bus
+//! on it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-/// The account id the local bus stamps on events.
+/// The account id the in-memory bus stamps on events.
 pub const LOCAL_ACCOUNT: &str = "000000000000";
 
 /// Delay before the first retry of a failed delivery (doubles per attempt, capped).
@@ -86,8 +88,8 @@ struct Counters {
     dead: AtomicU64,
 }
 
-/// The local bus.
-pub struct LocalBus {
+/// The in-memory bus.
+pub struct MemoryBus {
     name: String,
     region: String,
     routes: Arc<Vec<Route>>,
@@ -98,15 +100,15 @@ pub struct LocalBus {
     dead_letters: Arc<Mutex<Vec<DeadLetter>>>,
 }
 
-impl std::fmt::Debug for LocalBus {
+impl std::fmt::Debug for MemoryBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalBus")
+        f.debug_struct("MemoryBus")
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
 }
 
-impl LocalBus {
+impl MemoryBus {
     /// A bus named `name` routing with the enabled `rules` of that bus to `target`, with
     /// `workers` concurrent deliveries. Must be called inside a tokio runtime.
     pub fn start(
@@ -115,7 +117,7 @@ impl LocalBus {
         rules: &[(std::path::PathBuf, RuleFile, Pattern)],
         target: Arc<dyn EventTarget>,
         workers: usize,
-    ) -> Arc<LocalBus> {
+    ) -> Arc<MemoryBus> {
         let routes: Vec<Route> = rules
             .iter()
             .filter(|(_, file, _)| file.event_bus == name && file.state == RuleState::Enabled)
@@ -198,7 +200,7 @@ impl LocalBus {
                 }
             });
         }
-        Arc::new(LocalBus {
+        Arc::new(MemoryBus {
             name: name.to_owned(),
             region: region.to_owned(),
             routes,
@@ -272,7 +274,7 @@ fn rfc3339_seconds() -> String {
 }
 
 #[async_trait]
-impl EventBus for LocalBus {
+impl EventBus for MemoryBus {
     async fn put_events(&self, entries: &[BusEntry]) -> Result<Vec<EntryResult>, BusError> {
         let mut results = Vec::with_capacity(entries.len());
         for entry in entries {
