@@ -61,5 +61,3 @@ impl From<payhook_aws::dlq::DlqError> for CliError {
         CliError::Failed(e.to_string())
     }
 }
-
-pub use payhook_devkit::unix_now;

@@ -14,10 +14,11 @@ use clap::Args;
 use payhook_core::Provider;
 use serde::Serialize;
 
-use crate::commands::config;
-use crate::{CliError, unix_now};
+use crate::CliError;
 use payhook_devkit::payloads::{self, PayloadSpec};
+use payhook_devkit::unix_now;
 use payhook_local::books::{DemoReport, reconcile};
+use payhook_local::config;
 use payhook_local::faults::Faults;
 use payhook_local::http::FrontDoor;
 use payhook_local::stack::{Stack, StackOptions};

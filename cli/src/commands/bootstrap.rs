@@ -20,20 +20,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-
-use payhook_aws::provision::{self, Outcome, StackNames, VISIBILITY_TIMEOUT_SECONDS};
+use payhook_aws::provision::{
+    self, DEFAULT_LOCAL_STAGE, Outcome, StackNames, VISIBILITY_TIMEOUT_SECONDS,
+};
 use payhook_aws::status_store::DEFAULT_TABLE_NAME;
 use payhook_core::ports::PAYMENT_EVENTS_BUS;
+use payhook_local::config::{CONFIG_FILE_NAME, CONFIG_PATH_ENV, Config};
 use payhook_local::stage::{provision_stage, stage_plan};
 
 use crate::CliError;
-use crate::commands::config::{CONFIG_FILE_NAME, CONFIG_PATH_ENV, Config};
-
-/// The stage used when neither `--stage` nor a configuration names one (the configuration's
-/// own default).
-pub use payhook_aws::provision::DEFAULT_LOCAL_STAGE;
-
-pub use payhook_aws::config::LOCAL_ACCESS_KEY_ID;
 
 /// Arguments of `payhook bootstrap`.
 #[derive(Debug, Clone, Args)]
@@ -80,8 +75,6 @@ pub struct BootstrapArgs {
     pub no_parameters: bool,
 }
 
-pub use payhook_aws::config::sdk_config_for as aws_sdk_config;
-
 /// Loads the configuration named by `--config`; without it, the one `$PAYHOOK_CONFIG` names or
 /// `./payhook.toml` when it exists (`None` when neither does).
 fn optional_config(path: Option<&Path>) -> Result<Option<Config>, CliError> {
@@ -105,9 +98,6 @@ pub async fn run(args: BootstrapArgs) -> Result<i32, CliError> {
     let mut stdout = std::io::stdout();
     run_with_output(args, &mut stdout).await
 }
-
-/// Creates a stage as the tests and harnesses do (the library's, re-exported for them).
-pub use payhook_local::stage::bootstrap_stage;
 
 /// [`run`] writing its lines to `out`.
 pub async fn run_with_output(

@@ -16,7 +16,7 @@ use payhook_telemetry::{Resolution, Unit};
 
 use crate::CliError;
 
-pub use payhook_cloudwatch::check::{FOLDERS, codes, render_json, render_text, stack};
+use payhook_cloudwatch::check::{render_json, render_text};
 
 /// Arguments of `payhook check`.
 #[derive(Debug, Clone, clap::Args)]

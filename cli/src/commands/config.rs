@@ -1,13 +1,16 @@
 //! `payhook config init|show`: writes a demo configuration or prints the effective one. The
 //! configuration itself (schema, environment overrides, rendering, generation) is the local
-//! stack's: `cli/local/src/config.rs`, re-exported here.
+//! stack's: `cli/local/src/config.rs` (`payhook_local::config`).
 
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-pub use payhook_local::config::*;
+use payhook_devkit::unix_now;
+use payhook_local::config::{
+    Config, DEFAULT_PORT, DEMO_CHAIN_FILE, DEMO_SIGNING_KEY_FILE, DEMO_TRUST_ANCHOR_FILE, init,
+};
 
-use crate::{CliError, unix_now};
+use crate::CliError;
 
 /// Arguments of `payhook config`.
 #[derive(Debug, Args)]

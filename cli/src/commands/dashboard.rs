@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use payhook_aws::provision::DEFAULT_DEPLOYED_STAGE;
 
-pub use payhook_dashboard::{
-    DASHBOARD_FILE, DEFAULT_SINCE_MINUTES, Preview, WidgetSummary, preview_aws, preview_local,
-};
+use payhook_dashboard::{DASHBOARD_FILE, preview_aws, preview_local};
 
 use crate::CliError;
 

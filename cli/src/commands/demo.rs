@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-pub use payhook_local::books::DemoReport;
+use payhook_local::books::DemoReport;
 use payhook_local::demo::{DemoOptions, DemoRun};
 
 use crate::CliError;

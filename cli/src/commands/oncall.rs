@@ -34,7 +34,8 @@
 //!
 //! Moves every DLQ message back to its source queue, in order, each exactly once: receive from
 //! the DLQ, `SendMessage` to the source queue with the same body, message group and
-//! `AWSTraceHeader` and the deduplication id [`redrive_deduplication_id`]
+//! `AWSTraceHeader` and the deduplication id
+//! [`redrive_deduplication_id`](payhook_aws::dlq::redrive_deduplication_id)
 //! (`{webhook_id}:redrive:{SentTimestamp}`), then `DeleteMessage` from the DLQ — only after the
 //! send succeeded. The id is fresh (the original id is still inside SQS's 5-minute window when
 //! a message dead-letters quickly) yet fixed for that DLQ message, so if a redrive dies between
@@ -52,31 +53,26 @@ use http::header::{ACCEPT, USER_AGENT};
 use http_body_util::Full;
 use payhook_aws::DynamoStatusStore;
 use payhook_aws::aws_sdk_sqs::Client as SqsClient;
-use payhook_aws::provision::StackNames;
+use payhook_aws::config::sdk_config_for;
+use payhook_aws::dlq::{
+    DlqMessage, RedrivenMessage, approximate_depth, peek, redrive_queue,
+    required_queue_url as queue_url,
+};
+use payhook_aws::provision::{DEFAULT_DEPLOYED_STAGE, DEFAULT_LOCAL_STAGE, StackNames};
 use payhook_aws::status_store::DEFAULT_TABLE_NAME;
 use payhook_core::Provider;
 use payhook_core::status::{StatusItem, StatusStore, rfc3339_ms};
-
-use crate::CliError;
-use crate::commands::bootstrap::aws_sdk_config;
 pub(crate) use payhook_devkit::http::check_http_url;
 use payhook_devkit::http::{HttpClient, NoAnswer, REQUEST_TIMEOUT, exchange, http_client};
-pub use payhook_local::admin::{DEFAULT_LIST_MAX, LocalDlqList, LocalRedrive};
+use payhook_local::admin::{DEFAULT_LIST_MAX, LocalDlqList, LocalRedrive};
+
+use crate::CliError;
 
 /// The local stack's default address (`payhook serve`'s default `--addr`).
 pub const DEFAULT_LOCAL_URL: &str = "http://127.0.0.1:8787";
 
-/// The stage `--aws` uses without `--stage` or `$PAYHOOK_AWS_STAGE` (the Pulumi default).
-pub use payhook_aws::provision::DEFAULT_DEPLOYED_STAGE;
-
 /// Environment variable naming the stage when `--stage` is not given.
 pub const STAGE_ENV: &str = "PAYHOOK_AWS_STAGE";
-
-pub use payhook_aws::dlq::{
-    DlqMessage, LIST_VISIBILITY_SECS, MAX_DEDUPLICATION_ID_CHARS, RECEIVE_WAIT_SECS,
-    REDRIVE_VISIBILITY_SECS, RedrivenMessage, approximate_depth, peek, redrive_deduplication_id,
-    redrive_queue, required_queue_url as queue_url,
-};
 
 /// Characters of the last error `dlq list` shows in its table (the JSON output has it all).
 pub const ERROR_PREVIEW_CHARS: usize = 60;
@@ -143,7 +139,7 @@ impl TargetArgs {
             .or_else(|| std::env::var(STAGE_ENV).ok().filter(|s| !s.is_empty()))
             .unwrap_or_else(|| {
                 if aws_endpoint.is_some() {
-                    crate::commands::bootstrap::DEFAULT_LOCAL_STAGE.to_owned()
+                    DEFAULT_LOCAL_STAGE.to_owned()
                 } else {
                     DEFAULT_DEPLOYED_STAGE.to_owned()
                 }
@@ -267,7 +263,7 @@ pub async fn run_status_with_output(
             region,
             names,
         } => {
-            let sdk = aws_sdk_config(endpoint.as_deref(), region.as_deref()).await;
+            let sdk = sdk_config_for(endpoint.as_deref(), region.as_deref()).await;
             let store = DynamoStatusStore::new(payhook_aws::aws_sdk_dynamodb::Client::new(&sdk))
                 .with_table_name(&names.table);
             match store.get(&args.webhook_id).await {
@@ -400,7 +396,7 @@ async fn list(args: DlqListArgs, out: &mut (dyn Write + Send)) -> Result<i32, Cl
             region,
             names,
         } => {
-            let sdk = aws_sdk_config(endpoint.as_deref(), region.as_deref()).await;
+            let sdk = sdk_config_for(endpoint.as_deref(), region.as_deref()).await;
             let sqs = SqsClient::new(&sdk);
             let store = DynamoStatusStore::new(payhook_aws::aws_sdk_dynamodb::Client::new(&sdk))
                 .with_table_name(&names.table);
@@ -527,7 +523,7 @@ async fn redrive(args: DlqRedriveArgs, out: &mut (dyn Write + Send)) -> Result<i
             region,
             names,
         } => {
-            let sdk = aws_sdk_config(endpoint.as_deref(), region.as_deref()).await;
+            let sdk = sdk_config_for(endpoint.as_deref(), region.as_deref()).await;
             let sqs = SqsClient::new(&sdk);
             for provider in providers(args.provider) {
                 let source_url = queue_url(&sqs, &names.queue(provider), &names.stage).await?;

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use clap::{Args, Subcommand};
 use http::Method;
+use payhook_aws::config::sdk_config_for;
 use payhook_aws::{DynamoStatusStore, S3BlobStore, SqsFifoQueue, s3_client};
 use payhook_core::Provider;
 use payhook_core::currency::Rates;
@@ -27,16 +28,15 @@ use payhook_core::ports::{MemorySecretStore, SystemClock};
 use payhook_core::signature::{PaypalCertificateCache, StaticCertificateFetcher, TrustAnchors};
 use payhook_core::status::{Status, StatusItem, StatusQuery, StatusStore, list_up_to};
 use payhook_core::validator::{Validator, ValidatorConfig};
-use serde::Serialize;
-
-use crate::CliError;
-use crate::commands::bootstrap::aws_sdk_config;
-use crate::commands::oncall::{Target, TargetArgs, admin_url, local_api_error, request};
 use payhook_devkit::http::http_client;
-pub use payhook_local::admin::{
+use payhook_local::admin::{
     DEFAULT_QUARANTINE_MAX, LocalQuarantineItem, LocalQuarantineList, QuarantineSummary,
     ReplayReport,
 };
+use serde::Serialize;
+
+use crate::CliError;
+use crate::commands::oncall::{Target, TargetArgs, admin_url, local_api_error, request};
 
 /// `payhook quarantine …`
 #[derive(Debug, Clone, Subcommand)]
@@ -147,7 +147,7 @@ async fn aws_stage(target: &Target, bucket: Option<&str>) -> Result<Option<AwsSt
     else {
         return Ok(None);
     };
-    let sdk = aws_sdk_config(endpoint.as_deref(), region.as_deref()).await;
+    let sdk = sdk_config_for(endpoint.as_deref(), region.as_deref()).await;
     let store = DynamoStatusStore::new(payhook_aws::aws_sdk_dynamodb::Client::new(&sdk))
         .with_table_name(&names.table);
     Ok(Some(AwsStage {

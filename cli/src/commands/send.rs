@@ -20,7 +20,7 @@ use payhook_devkit::payloads::{self, PayloadSpec};
 use serde_json::{Value, json};
 
 use crate::CliError;
-use crate::commands::config::Config;
+use payhook_local::config::Config;
 
 /// Arguments of `payhook send`.
 #[derive(Debug, Clone, Args)]

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::CliError;
-use crate::commands::config::Config;
+use payhook_local::config::Config;
 use payhook_local::faults::Faults;
 use payhook_local::http::FrontDoor;
 use payhook_local::stack::{AwsTarget, Stack, StackOptions};

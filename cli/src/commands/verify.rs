@@ -17,9 +17,10 @@ use payhook_core::signature::{
     StaticCertificateFetcher, StripeVerifier, TrustAnchors,
 };
 use payhook_core::{Headers, Provider, Secret};
+use payhook_devkit::unix_now;
 use serde_json::json;
 
-use crate::{CliError, unix_now};
+use crate::CliError;
 
 /// Arguments of `payhook verify`.
 #[derive(Debug, Args)]

@@ -11,11 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use payhook::CliError;
-use payhook::commands::check::{
-    CheckArgs, FOLDERS, Format, check_tree, check_tree_counted, render_json, render_text, run,
-    stack,
-};
-use payhook_cloudwatch::check::NAMESPACE;
+use payhook::commands::check::{CheckArgs, Format, check_tree, check_tree_counted, run};
+use payhook_cloudwatch::check::{FOLDERS, NAMESPACE, render_json, render_text, stack};
 use payhook_testkit::conformance::workspace_root;
 use serde_json::{Value, json};
 

@@ -16,7 +16,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use payhook::CliError;
-use payhook::commands::config::{self, CONFIG_FILE_NAME, CONFIG_KEYS, Config, ConfigArgs};
+use payhook::commands::config::{self as config_command, ConfigArgs};
 use payhook::commands::send::{self, SendArgs};
 use payhook_core::normalise::{Normalised, normalise};
 use payhook_core::signature::{
@@ -28,6 +28,7 @@ use payhook_devkit::DevkitError;
 use payhook_devkit::democa::{DEMO_LEAF_COMMON_NAME, DemoCa};
 use payhook_devkit::payloads::{self, PayloadSpec};
 use payhook_local::LocalError;
+use payhook_local::config::{self, CONFIG_FILE_NAME, CONFIG_KEYS, Config};
 use serde_json::Value;
 
 const NOW: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
@@ -40,7 +41,7 @@ fn scratch(name: &str) -> PathBuf {
 /// One demo CA for the whole binary: RSA key generation is the slow part of `config init`.
 fn shared_ca() -> DemoCa {
     static CA: OnceLock<DemoCa> = OnceLock::new();
-    CA.get_or_init(|| DemoCa::generate(payhook::unix_now()).unwrap())
+    CA.get_or_init(|| DemoCa::generate(payhook_devkit::unix_now()).unwrap())
         .clone()
 }
 
@@ -144,7 +145,7 @@ async fn config_init_command_writes_then_refuses() {
     #[derive(Parser)]
     struct Cli {
         #[command(subcommand)]
-        config: config::ConfigCommand,
+        config: config_command::ConfigCommand,
     }
     let dir = scratch("init-command");
     let parse = |extra: &[&str]| {
@@ -154,17 +155,22 @@ async fn config_init_command_writes_then_refuses() {
             command: Cli::parse_from(argv).config,
         }
     };
-    assert_eq!(config::run(parse(&["--port", "9555"])).await.unwrap(), 0);
+    assert_eq!(
+        config_command::run(parse(&["--port", "9555"]))
+            .await
+            .unwrap(),
+        0
+    );
     let loaded = Config::load_with_env(Some(&dir.join(CONFIG_FILE_NAME)), no_env).unwrap();
     assert_eq!(
         loaded.webhook_url(Provider::Stripe),
         "http://127.0.0.1:9555/webhooks/stripe"
     );
     assert!(matches!(
-        config::run(parse(&[])).await,
+        config_command::run(parse(&[])).await,
         Err(CliError::Usage(_))
     ));
-    assert_eq!(config::run(parse(&["--force"])).await.unwrap(), 0);
+    assert_eq!(config_command::run(parse(&["--force"])).await.unwrap(), 0);
     let show = Cli::parse_from([
         "config",
         "show",
@@ -174,7 +180,7 @@ async fn config_init_command_writes_then_refuses() {
     let show = ConfigArgs {
         command: show.config,
     };
-    assert_eq!(config::run(show).await.unwrap(), 0);
+    assert_eq!(config_command::run(show).await.unwrap(), 0);
 }
 
 #[cfg(unix)]
@@ -793,7 +799,7 @@ async fn verify(config: &Config, provider: Provider, headers: &Headers, body: &[
 
 #[tokio::test]
 async fn every_signed_payload_verifies_with_the_matching_verifier() {
-    let now = payhook::unix_now();
+    let now = payhook_devkit::unix_now();
     let config = init(&scratch("signed"), 8787, false).unwrap();
     let signer = config.signer().unwrap();
     for (provider, event_type, _) in expectations() {
@@ -983,7 +989,7 @@ async fn send_posts_signed_payloads_to_the_local_stack_url() {
                 provider,
                 &headers,
                 &request.body,
-                payhook::unix_now(),
+                payhook_devkit::unix_now(),
             )
             .await;
             let event = normalise(provider, &request.body).unwrap();

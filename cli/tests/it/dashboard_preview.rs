@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 use payhook::CliError;
-use payhook::commands::dashboard::{self, Preview, WidgetSummary};
+use payhook::commands::dashboard;
 use payhook::commands::demo::{DemoArgs, run_demo};
 use payhook_aws::moto::{MotoServer, unique_name};
+use payhook_dashboard::{DASHBOARD_FILE, Preview, WidgetSummary, preview_aws, preview_local};
 
 /// Widgets the demo cannot feed, and why. Every other metric, log and alarm widget must draw.
 const NOT_FED_BY_THE_DEMO: &[(&str, &str)] = &[
@@ -89,14 +90,14 @@ fn demo() -> &'static DemoRun {
             .unwrap_or_else(|e| panic!("payhook demo: {e}"));
         drop(runtime);
         assert!(report.balanced(), "the demo's books: {report:?}");
-        let preview = dashboard::preview_local(
+        let preview = preview_local(
             &workspace().join("dashboards"),
             &workspace().join("alarms"),
             &run_dir,
             None,
         )
         .unwrap_or_else(|e| panic!("render: {e}"));
-        let page = run_dir.join(dashboard::DASHBOARD_FILE);
+        let page = run_dir.join(DASHBOARD_FILE);
         std::fs::write(&page, &preview.html).unwrap_or_else(|e| panic!("{e}"));
         DemoRun {
             run_dir,
@@ -315,8 +316,7 @@ fn the_command_writes_the_page_into_the_run_directory() {
         .block_on(dashboard::run(parsed.args))
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(code, 0);
-    let page = std::fs::read_to_string(copy.join(dashboard::DASHBOARD_FILE))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let page = std::fs::read_to_string(copy.join(DASHBOARD_FILE)).unwrap_or_else(|e| panic!("{e}"));
     assert!(page.contains("data-widget-index=\"0\""));
     // --aws-endpoint means nothing without --aws.
     let err = <DashboardCommand as clap::Parser>::try_parse_from([
@@ -371,7 +371,7 @@ async fn aws_preview_draws_the_metrics_cloudwatch_holds() {
     let client = aws_sdk_cloudwatch::Client::new(&config);
     let stage = unique_name("dash");
     let prefix = format!("payhook-{stage}");
-    let at = payhook::unix_now() - 120;
+    let at = payhook_devkit::unix_now() - 120;
     let queue = format!("{prefix}-stripe.fifo");
     let validator = format!("{prefix}-webhook-validator");
     let puts = [
@@ -434,7 +434,7 @@ async fn aws_preview_draws_the_metrics_cloudwatch_holds() {
             });
     }
 
-    let preview = dashboard::preview_aws(
+    let preview = preview_aws(
         &config,
         &workspace().join("dashboards"),
         &workspace().join("alarms"),

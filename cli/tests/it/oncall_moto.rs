@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use payhook::commands::bootstrap::BootstrapArgs;
-use payhook::commands::oncall::{self, DlqCommand, StatusArgs, redrive_deduplication_id};
+use payhook::commands::oncall::{self, DlqCommand, StatusArgs};
 use payhook_aws::aws_config::SdkConfig;
 use payhook_aws::aws_sdk_dynamodb::Client as DynamoClient;
 use payhook_aws::aws_sdk_eventbridge::Client as EventsClient;
@@ -18,6 +18,7 @@ use payhook_aws::aws_sdk_sqs::Client as SqsClient;
 use payhook_aws::aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use payhook_aws::aws_sdk_ssm::Client as SsmClient;
 use payhook_aws::aws_sdk_ssm::types::ParameterType;
+use payhook_aws::dlq::redrive_deduplication_id;
 use payhook_aws::moto::{self, MotoServer};
 use payhook_aws::provision::{self, StackNames, StackPlan};
 use payhook_aws::{DynamoStatusStore, create_table};
@@ -442,8 +443,8 @@ async fn bootstrap_without_an_endpoint_is_a_usage_error_pointing_to_pulumi() {
     };
     args.rules_dir = rules_dir();
     if std::env::var_os("AWS_ENDPOINT_URL").is_some()
-        || std::env::var_os(payhook::commands::config::CONFIG_PATH_ENV).is_some()
-        || Path::new(payhook::commands::config::CONFIG_FILE_NAME).is_file()
+        || std::env::var_os(payhook_local::config::CONFIG_PATH_ENV).is_some()
+        || Path::new(payhook_local::config::CONFIG_FILE_NAME).is_file()
     {
         payhook_testkit::skip::skip_test(
             "AWS_ENDPOINT_URL, PAYHOOK_CONFIG or a payhook.toml is set (unset them to run this test)",
@@ -503,7 +504,7 @@ async fn status_reads_a_webhook_from_the_running_local_stack() {
     let dir = scratch("local-status");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let config = payhook::commands::config::init(&dir, port, true, payhook::unix_now()).unwrap();
+    let config = payhook_local::config::init(&dir, port, true, payhook_devkit::unix_now()).unwrap();
     let stack = Stack::start(StackOptions {
         config: config.clone(),
         run_dir: dir.join("run"),
@@ -763,7 +764,7 @@ async fn dlq_commands_list_and_redrive_a_real_local_stacks_dead_letters() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let mut config =
-        payhook::commands::config::init(&dir, port, true, payhook::unix_now()).unwrap();
+        payhook_local::config::init(&dir, port, true, payhook_devkit::unix_now()).unwrap();
     config.queues.visibility_timeout_seconds = 1;
     config.queues.max_receive_count = 2;
     // A poison message: the bus rejects this payment's events until the fault is cleared.

@@ -61,7 +61,7 @@ fn unknown_currency_body(event_id: &str) -> Vec<u8> {
     let path = repo().join("tests/fixtures/stripe/payment_intent.succeeded.kwd.json");
     let mut event: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     event["id"] = event_id.into();
-    event["created"] = payhook::unix_now().into();
+    event["created"] = payhook_devkit::unix_now().into();
     event["data"]["object"]["currency"] = "xts".into();
     serde_json::to_vec(&event).unwrap()
 }
@@ -89,7 +89,7 @@ async fn a_quarantined_webhook_is_listed_shown_and_replayed_once_on_the_local_st
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let mut config =
-        payhook::commands::config::init(&dir, port, true, payhook::unix_now()).unwrap();
+        payhook_local::config::init(&dir, port, true, payhook_devkit::unix_now()).unwrap();
     config.processing.currency_rates_file = Some(rates.clone());
     let stack = Stack::start(StackOptions {
         config: config.clone(),
@@ -172,7 +172,7 @@ async fn replay_on_aws_queues_a_quarantined_webhook_once_and_reads_a_large_body_
         .unwrap();
     let store = DynamoStatusStore::new(payhook_aws::aws_sdk_dynamodb::Client::new(&config))
         .with_table_name(&names.table);
-    let now = payhook::unix_now() * 1000;
+    let now = payhook_devkit::unix_now() * 1000;
     let small = unknown_currency_body("evt_aws_small");
     let mut item = StatusItem::new(
         "stripe:evt_aws_small",

@@ -6,8 +6,6 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use payhook::commands::config;
-use payhook::unix_now;
 use payhook_aws::DynamoStatusStore;
 use payhook_aws::aws_sdk_dynamodb::Client as DynamoClient;
 use payhook_aws::moto::{MotoServer, REGION};
@@ -16,6 +14,8 @@ use payhook_core::Provider;
 use payhook_core::status::{Status, StatusStore};
 use payhook_devkit::democa::DemoCa;
 use payhook_devkit::payloads::{self, PayloadSpec};
+use payhook_devkit::unix_now;
+use payhook_local::config;
 use payhook_testkit::conformance::workspace_root;
 
 const WEBHOOKS: usize = 24;
@@ -84,7 +84,7 @@ async fn serve_killed_mid_batch_and_restarted_processes_every_accepted_webhook_o
     .expect("config");
     config.queues.visibility_timeout_seconds = 2;
     let stage = format!("kill{}", std::process::id() % 100_000);
-    payhook::commands::bootstrap::bootstrap_stage(
+    payhook_local::stage::bootstrap_stage(
         &moto.endpoint,
         REGION,
         &dir,

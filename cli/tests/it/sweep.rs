@@ -6,9 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use payhook::commands::config;
 use payhook::commands::sweep::{self, SweepArgs};
-use payhook::unix_now;
 use payhook_aws::DynamoStatusStore;
 use payhook_aws::aws_sdk_dynamodb::Client as DynamoClient;
 use payhook_aws::moto::{self, MotoServer, REGION};
@@ -19,6 +17,8 @@ use payhook_core::normalise::{Normalised, normalise_with};
 use payhook_core::status::{PutOutcome, Status, StatusItem, StatusStore, rfc3339_ms};
 use payhook_devkit::democa::DemoCa;
 use payhook_devkit::payloads::{self, PayloadSpec};
+use payhook_devkit::unix_now;
+use payhook_local::config;
 use payhook_local::faults::Faults;
 use payhook_local::http::FrontDoor;
 use payhook_local::stack::{AwsTarget, Stack, StackOptions};
@@ -85,7 +85,7 @@ async fn a_webhook_stranded_received_is_swept_back_onto_its_queue_and_processed_
     let stage = format!("sw{}", std::process::id() % 100_000);
     // A table of its own: the sweep lists the whole table's stuck items.
     let names = StackNames::new(&stage).with_table(moto::unique_name("webhook-processing"));
-    payhook::commands::bootstrap::bootstrap_stage(
+    payhook_local::stage::bootstrap_stage(
         &moto.endpoint,
         REGION,
         &dir,
