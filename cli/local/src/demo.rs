@@ -9,10 +9,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use payhook_aws::provision::{StackNames, StackPlan, provision};
+use payhook_aws::provision::StackNames;
 use payhook_devkit::plan::{Plan, UNKNOWN_API_KEY, plan};
 use payhook_devkit::unix_now;
-use payhook_pattern::load_rules;
 use serde_json::json;
 
 use crate::LocalError;
@@ -21,6 +20,7 @@ use crate::config::{self, Config};
 use crate::faults::Faults;
 use crate::http::FrontDoor;
 use crate::stack::{AwsTarget, Stack, StackOptions};
+use crate::stage::{provision_stage, stage_plan};
 
 /// What a demo run needs.
 #[derive(Debug, Clone)]
@@ -190,18 +190,8 @@ async fn provision_demo_stage(
     let names = StackNames::new(&stage)
         .with_table(format!("webhook-processing-{stage}"))
         .with_event_bus(format!("payment-events-{stage}"));
-    let mut plan = StackPlan::new(names.clone());
-    plan.max_receive_count = config.queues.max_receive_count;
-    plan.visibility_timeout_secs = config.queues.visibility_timeout_seconds;
-    plan.rules = load_rules(rules_dir)
-        .map_err(|e| LocalError::Rules(format!("rules in {}: {e}", rules_dir.display())))?
-        .into_iter()
-        .map(|(_, rule, _)| rule)
-        .collect();
-    plan.rule_queues = true;
-    plan.parameters = crate::stage::parameters_from_config(&names, config);
-    let sdk = payhook_aws::config::sdk_config_for(Some(endpoint), Some(&config.aws.region)).await;
-    provision(&sdk, &plan, |_| {})
+    let plan = stage_plan(names.clone(), rules_dir, Some(config))?;
+    provision_stage(endpoint, Some(&config.aws.region), &plan, |_| {})
         .await
         .map_err(|e| LocalError::Aws(format!("creating the demo stage on {endpoint}: {e}")))?;
     Ok(AwsTarget {
