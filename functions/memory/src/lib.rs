@@ -15,7 +15,7 @@
 //! secrets, the status, payment and blob stores) stay beside the ports in `payhook-core`: the
 //! handlers' own tests use them. This crate holds what emulates a service's behaviour.
 //!
-//! The tests here include the pipeline's crash, race and lease tests (`tests/pipeline`): they
+//! The tests here include the pipeline's crash, race and lease tests (`tests/it/pipeline`): they
 //! run `payhook-core`'s handlers over these queues, and `payhook-core` cannot take this crate as
 //! a dev-dependency (it depends on `payhook-core`).
 

@@ -5,7 +5,7 @@
 //! whose pattern matches it. Pulumi creates those rules from `rules/*.json`; the
 //! local stack routes with this matcher; tests assert which rules an event matches. So the
 //! matcher follows AWS event-ruler (the library EventBridge uses), checked case by case against
-//! a public corpus of EventBridge pattern cases (`functions/core/tests/pattern_conformance.rs`):
+//! a public corpus of EventBridge pattern cases (`functions/core/tests/it/pattern_conformance.rs`):
 //!
 //! - exact strings, numbers (compared by value: `[300]` matches `300.0`), booleans and `null`;
 //!   a field's list is any-of, fields are all-of, nested objects and dotted keys are the same

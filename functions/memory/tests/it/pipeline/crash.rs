@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::support::{AWS, Delivery, Deployment, Kill, LOCAL, T0, World};
+use super::support::{AWS, Delivery, Deployment, Kill, LOCAL, T0, World};
 
 /// Three webhooks, two deliveries of one payment's capture under different event ids (one FIFO
 /// group) and one of another payment, so the processor's batch holds several records and

@@ -3,8 +3,9 @@
 //! decimal conversion are exact, bytes are deterministic, unsupported types are ignored and
 //! malformed payloads of supported types fail with a stable error code.
 //!
-//! Run: `cargo test -p payhook-core --test normalise_samples`. The shared samples are skipped
-//! (with a note) when `../shared/conformance` is absent, and required under the test command.
+//! Run: `cargo test -p payhook-core --test it normalise_samples::`. The shared samples are
+//! skipped (with a note) when `../shared/conformance` is absent, and required under the test
+//! command.
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,8 @@
 //! envelopes with mutated fields never panic and always give a typed result; events that come
 //! out are well formed and deterministic; decimal conversion agrees with integer arithmetic.
 //!
-//! Run: `cargo test -p payhook-core --test normalise_properties` (`PROPTEST_CASES=N` for more).
+//! Run: `cargo test -p payhook-core --test it normalise_properties::` (`PROPTEST_CASES=N` for
+//! more).
 
 use std::path::Path;
 use std::sync::LazyLock;

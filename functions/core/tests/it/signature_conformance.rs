@@ -2,7 +2,7 @@
 //! verifiers, plus the behaviours the corpus does not pin down on its own: secret rotation,
 //! the tolerance switch, the PayPal certificate cache and the certificate URL policy.
 //!
-//! Run with `cargo test -p payhook-core --test signature_conformance`.
+//! Run with `cargo test -p payhook-core --test it signature_conformance::`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! always come back as a typed error with a known code; signing and verifying round-trip; any
 //! change to a signed body is rejected.
 //!
-//! Run with `cargo test -p payhook-core --test signature_properties`.
+//! Run with `cargo test -p payhook-core --test it signature_properties::`.
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! (`../shared/conformance/eventbridge/`), and the routing rules of `rules/` against events
 //! shaped the way the provider processors publish them.
 //!
-//! Run: `cargo test -p payhook-core --test pattern_conformance`.
+//! Run: `cargo test -p payhook-core --test it pattern_conformance::`.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -18,7 +18,6 @@ use payhook_testkit::conformance::{conformance_dir, read_jsonl, workspace_root};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-#[path = "pattern_conformance/key_independence.rs"]
 mod key_independence;
 
 const EXPECTED_CASES: usize = 204;

@@ -15,7 +15,7 @@ use payhook_core::status::{
 };
 use tokio::sync::{Barrier, mpsc, oneshot};
 
-use crate::support::{Delivery, Faulty, Kill, LOCAL, T0, World};
+use super::support::{Delivery, Faulty, Kill, LOCAL, T0, World};
 
 /// Holds the first `n` transitions (the racing claims) until all `n` have arrived, so they
 /// reach the store together.

@@ -12,7 +12,7 @@ use payhook_core::ports::{BusEntry, BusError, EntryResult, EventBus};
 use payhook_core::processor::{ProcessError, QueueRecord, RecordOutcome};
 use payhook_core::status::{Status, StatusStore};
 
-use crate::support::{AWS, Delivery, Deployment, Faulty, Kill, LOCAL, T0, World, webhook_of};
+use super::support::{AWS, Delivery, Deployment, Faulty, Kill, LOCAL, T0, World, webhook_of};
 
 /// Rejects the entries of the given webhooks; fails the first `transient` calls outright.
 struct FaultyBus {
