@@ -62,6 +62,10 @@ type Request = (&'static str, String, Vec<(String, String)>, Vec<u8>);
 
 /// Requests no provider sent: missing, garbled, stuffed or forged signatures, bodies too large,
 /// certificate URLs pointing anywhere, unknown providers.
+#[expect(
+    clippy::too_many_lines,
+    reason = "a list of forged and malformed requests, one entry per attack"
+)]
 fn unauthenticated_requests(h: &Harness) -> Vec<Request> {
     let base = format!("http://{}/webhooks", h.front.addr);
     let stripe = h.payload(PayloadSpec::new(Provider::Stripe)).body;

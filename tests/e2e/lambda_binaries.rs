@@ -43,6 +43,10 @@ fn spans(docs: &[Value]) -> Vec<(String, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario across three binaries, step by step, asserting on what each step left"
+)]
 async fn the_three_binaries_carry_one_webhook_in_one_trace_with_correlated_logs() {
     let Some(moto) = MotoServer::shared() else {
         return;

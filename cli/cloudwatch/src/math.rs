@@ -242,36 +242,8 @@ fn tokenize(text: &str) -> Result<Vec<Located>, ParseError> {
         if c.is_whitespace() {
             i += 1;
         } else if matches!(c, '\'' | '"' | '“' | '”') {
-            let close = match c {
-                '“' => '”',
-                other => other,
-            };
-            let mut value = String::new();
-            i += 1;
-            loop {
-                match chars.get(i) {
-                    None => {
-                        return Err(ParseError::new(format!(
-                            "the string starting at character {} is not closed",
-                            at + 1
-                        )));
-                    }
-                    Some('\\') => {
-                        if let Some(next) = chars.get(i + 1) {
-                            value.push(*next);
-                        }
-                        i += 2;
-                    }
-                    Some(ch) if *ch == close => {
-                        i += 1;
-                        break;
-                    }
-                    Some(ch) => {
-                        value.push(*ch);
-                        i += 1;
-                    }
-                }
-            }
+            let (value, end) = lex_text(&chars, at)?;
+            i = end;
             tokens.push(Located {
                 token: Token::Text(value),
                 at,
@@ -279,32 +251,8 @@ fn tokenize(text: &str) -> Result<Vec<Located>, ParseError> {
         } else if c.is_ascii_digit()
             || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit))
         {
-            let start = i;
-            while chars
-                .get(i)
-                .is_some_and(|c| c.is_ascii_digit() || *c == '.')
-            {
-                i += 1;
-            }
-            if chars.get(i).is_some_and(|c| *c == 'e' || *c == 'E') {
-                let mut j = i + 1;
-                if chars.get(j).is_some_and(|c| *c == '+' || *c == '-') {
-                    j += 1;
-                }
-                if chars.get(j).is_some_and(char::is_ascii_digit) {
-                    i = j;
-                    while chars.get(i).is_some_and(char::is_ascii_digit) {
-                        i += 1;
-                    }
-                }
-            }
-            let literal: String = chars[start..i].iter().collect();
-            let value = literal.parse::<f64>().map_err(|_| {
-                ParseError::new(format!(
-                    "`{literal}` at character {} is not a number",
-                    at + 1
-                ))
-            })?;
+            let (value, end) = lex_number(&chars, at)?;
+            i = end;
             tokens.push(Located {
                 token: Token::Number(value),
                 at,
@@ -338,6 +286,70 @@ fn tokenize(text: &str) -> Result<Vec<Located>, ParseError> {
         }
     }
     Ok(tokens)
+}
+
+/// The quoted string opening at `chars[at]` (`'`, `"` or curly quotes; a backslash escapes the next
+/// character): its value and the index after its closing quote.
+fn lex_text(chars: &[char], at: usize) -> Result<(String, usize), ParseError> {
+    let close = match chars[at] {
+        '“' => '”',
+        other => other,
+    };
+    let mut value = String::new();
+    let mut i = at + 1;
+    loop {
+        match chars.get(i) {
+            None => {
+                return Err(ParseError::new(format!(
+                    "the string starting at character {} is not closed",
+                    at + 1
+                )));
+            }
+            Some('\\') => {
+                if let Some(next) = chars.get(i + 1) {
+                    value.push(*next);
+                }
+                i += 2;
+            }
+            Some(ch) if *ch == close => return Ok((value, i + 1)),
+            Some(ch) => {
+                value.push(*ch);
+                i += 1;
+            }
+        }
+    }
+}
+
+/// The number starting at `chars[at]` (digits and dots, then an optional exponent): its value
+/// and the index after it.
+fn lex_number(chars: &[char], at: usize) -> Result<(f64, usize), ParseError> {
+    let mut i = at;
+    while chars
+        .get(i)
+        .is_some_and(|c| c.is_ascii_digit() || *c == '.')
+    {
+        i += 1;
+    }
+    if chars.get(i).is_some_and(|c| *c == 'e' || *c == 'E') {
+        let mut j = i + 1;
+        if chars.get(j).is_some_and(|c| *c == '+' || *c == '-') {
+            j += 1;
+        }
+        if chars.get(j).is_some_and(char::is_ascii_digit) {
+            i = j;
+            while chars.get(i).is_some_and(char::is_ascii_digit) {
+                i += 1;
+            }
+        }
+    }
+    let literal: String = chars[at..i].iter().collect();
+    let value = literal.parse::<f64>().map_err(|_| {
+        ParseError::new(format!(
+            "`{literal}` at character {} is not a number",
+            at + 1
+        ))
+    })?;
+    Ok((value, i))
 }
 
 /// The words that are operators: `AND`/`and` and `OR`/`or`.

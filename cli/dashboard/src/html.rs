@@ -286,6 +286,10 @@ struct ChartArgs<'a> {
     y_max: Option<f64>,
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "draws one chart (stacking, scale, thresholds, axes, series, annotations) in one coordinate frame that every step reads"
+)]
 fn time_series_svg(a: &ChartArgs<'_>) -> String {
     let (left, right, top, bottom) = (42.0, 10.0, 8.0, 18.0);
     let pw = (a.w - left - right).max(10.0);
@@ -755,6 +759,10 @@ fn series_table(series: &[DrawnSeries]) -> String {
 }
 
 /// One widget's element.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one arm per widget body kind writes that kind's element inside the frame and notes written around the match"
+)]
 pub(crate) fn widget(dashboard: &str, w: &WidgetOut) -> String {
     let (pw, ph) = widget_px(w.width, w.height);
     let view = match &w.body {

@@ -387,6 +387,10 @@ impl LocalRun {
         );
     }
 
+    #[expect(
+        clippy::too_many_lines,
+        reason = "derives every API Gateway metric of a local run in one walk over its requests, in send order"
+    )]
     fn derive_api(
         &mut self,
         logs: &[Value],
@@ -587,6 +591,10 @@ impl LocalRun {
         );
     }
 
+    #[expect(
+        clippy::too_many_lines,
+        reason = "derives the SQS metrics of every queue and DLQ of a local run from the same summary and logs, one block per queue kind"
+    )]
     fn derive_queues(
         &mut self,
         logs: &[Value],

@@ -486,6 +486,10 @@ fn alarm_widget(props: &Value, inputs: &Inputs<'_>, out: &mut WidgetOut) {
     out.body = Body::Alarms(rows);
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "evaluates a metric widget's entries, math and alarm annotations in one environment that every step adds to"
+)]
 fn metric_widget(props: &Value, inputs: &Inputs<'_>, out: &mut WidgetOut) {
     let source = inputs.source;
     let mut notes = Vec::new();

@@ -47,6 +47,10 @@ pub struct DemoRun {
 
 /// Runs the demo's traffic through a fresh stack and checks the books; the caller decides the
 /// exit code from [`DemoReport::balanced`].
+#[expect(
+    clippy::too_many_lines,
+    reason = "one demo run, step by step (config, faults, stage, stack, traffic, idle wait, books, summary), over the same stack and run directory"
+)]
 pub async fn run(options: &DemoOptions) -> Result<DemoRun, LocalError> {
     let run_dir = options.run_dir.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

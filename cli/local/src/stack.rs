@@ -246,6 +246,10 @@ struct Ports {
 impl Stack {
     /// Starts everything but the HTTP front door. With [`StackOptions::aws`], fails when the
     /// stage's queues are not on the endpoint (run `payhook bootstrap` first).
+    #[expect(
+        clippy::too_many_lines,
+        reason = "the composition root of the local stack: every handler, queue, poller and the bus wired in one place, in memory or on an endpoint"
+    )]
     pub async fn start(options: StackOptions) -> Result<Arc<Stack>, LocalError> {
         let StackOptions {
             config,

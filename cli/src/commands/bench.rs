@@ -121,6 +121,10 @@ fn peak_rss_mb() -> f64 {
 }
 
 /// Runs the load and returns the figures.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one benchmark run, step by step (stack, signed requests built before the clock, the timed load, the figures) over the same stack"
+)]
 pub async fn run_bench(args: &BenchArgs) -> Result<BenchReport, CliError> {
     if args.requests == 0 || args.requests > MAX_REQUESTS {
         return Err(CliError::Usage(format!(

@@ -363,6 +363,10 @@ fn datum(name: &str, pairs: &[(&str, &str)], value: f64, at: i64) -> MetricDatum
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario: metrics put into CloudWatch, then every widget of the preview checked against them"
+)]
 async fn aws_preview_draws_the_metrics_cloudwatch_holds() {
     let Some(moto) = MotoServer::shared() else {
         return;

@@ -161,6 +161,10 @@ async fn moto() -> Option<(&'static MotoServer, payhook_aws::aws_config::SdkConf
 }
 
 #[tokio::test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario over the same stage: an inline and an S3 body quarantined, each replayed twice and queued once"
+)]
 async fn replay_on_aws_queues_a_quarantined_webhook_once_and_reads_a_large_body_from_s3() {
     let Some((moto, config)) = moto().await else {
         return;

@@ -370,6 +370,10 @@ pub struct Provisioned {
 /// `on_resource` after each resource, in order: the provider DLQs and queues, the events DLQ,
 /// the table, the quarantine bucket, the bus, each rule (and its queue and target), the parameters. Returns the same
 /// lines. Stops at the first failure; what was done so far stays (running again continues).
+#[expect(
+    clippy::too_many_lines,
+    reason = "creates the stage's resources in dependency order, each step needing the URLs and ARNs of the ones before it"
+)]
 pub async fn provision<F>(
     config: &SdkConfig,
     plan: &StackPlan,

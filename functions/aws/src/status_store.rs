@@ -387,6 +387,10 @@ struct UpdateSpec {
 impl UpdateSpec {
     /// `None` when the transition's condition can never hold (no `from` states, no lease
     /// takeover).
+    #[expect(
+        clippy::too_many_lines,
+        reason = "translates each field of a transition into its DynamoDB condition and update clause, in the order of Transition::allows and Transition::apply"
+    )]
     fn for_transition(t: &Transition) -> Option<UpdateSpec> {
         let mut spec = UpdateSpec::default();
 

@@ -344,7 +344,7 @@ impl From<QueueError> for ValidatorError {
     fn from(err: QueueError) -> Self {
         match err {
             QueueError::TooLarge { size, limit } => ValidatorError::PayloadTooLarge { size, limit },
-            other => ValidatorError::Queue(other),
+            other @ QueueError::Unavailable(_) => ValidatorError::Queue(other),
         }
     }
 }
@@ -506,9 +506,14 @@ impl Validator {
         self
     }
 
-    /// Handles one delivery: `Ok` is a 2xx, `Err` carries its status and code.
-    pub async fn handle(&self, request: WebhookRequest<'_>) -> Result<Accepted, ValidatorError> {
-        let provider: Provider = request.provider.parse()?;
+    /// The checks before the body is read as an event: its size and shape, its signature and,
+    /// for PayPal, that its transmission id carries no other body. Returns the time the
+    /// delivery is handled at.
+    async fn authenticate(
+        &self,
+        provider: Provider,
+        request: &WebhookRequest<'_>,
+    ) -> Result<i64, ValidatorError> {
         let limit = self.config.max_body_bytes;
         if request.body.len() > limit {
             return Err(ValidatorError::PayloadTooLarge {
@@ -525,6 +530,13 @@ impl Validator {
             self.check_transmission(request.headers, request.body, now_ms)
                 .await?;
         }
+        Ok(now_ms)
+    }
+
+    /// Handles one delivery: `Ok` is a 2xx, `Err` carries its status and code.
+    pub async fn handle(&self, request: WebhookRequest<'_>) -> Result<Accepted, ValidatorError> {
+        let provider: Provider = request.provider.parse()?;
+        let now_ms = self.authenticate(provider, &request).await?;
 
         let normalised = match normalise::normalise_with(provider, request.body, &self.config.rates)
         {

@@ -98,7 +98,7 @@ pub(crate) fn compile(root: &Json<'_>) -> Result<Compiled, CompileError> {
             compile_with(fields, false).map_err(|legacy| match legacy {
                 // Report the problem as the `$or`-aware reading saw it.
                 CompileError::Syntax(_) => CompileError::Syntax(message),
-                limit => limit,
+                limit @ CompileError::Limit(_) => limit,
             })
         }
         other => other,
@@ -539,32 +539,7 @@ impl Builder {
             }
         };
         let matcher = if kind == Kind::Values {
-            let mut strings = Vec::new();
-            let mut numbers = Vec::new();
-            for item in items {
-                match item {
-                    Json::String(s) => strings.push(s.as_ref().into()),
-                    Json::Number(_) => numbers.push(self.operand(Some(item), "anything-but")?),
-                    _ => {
-                        return Err(
-                            "Inside anything but list, start|null|boolean is not supported."
-                                .to_owned(),
-                        );
-                    }
-                }
-            }
-            if strings.is_empty() == numbers.is_empty() {
-                return Err(
-                    "Inside anything but list, either all values are number or string, \
-                            mixed type is not supported"
-                        .to_owned(),
-                );
-            }
-            if numbers.is_empty() {
-                Matcher::AnythingButStrings(strings.into_boxed_slice())
-            } else {
-                Matcher::AnythingButNumbers(numbers.into_boxed_slice())
-            }
+            self.anything_but_values(items)?
         } else {
             let mut texts: Vec<&str> = Vec::with_capacity(items.len());
             for item in items {
@@ -605,6 +580,35 @@ impl Builder {
             return Err("Only one key allowed in match expression".to_owned());
         }
         Ok(matcher)
+    }
+
+    /// `anything-but` over plain values: all strings or all numbers.
+    fn anything_but_values(&mut self, items: &[Json<'_>]) -> Result<Matcher, String> {
+        let mut strings = Vec::new();
+        let mut numbers = Vec::new();
+        for item in items {
+            match item {
+                Json::String(s) => strings.push(s.as_ref().into()),
+                Json::Number(_) => numbers.push(self.operand(Some(item), "anything-but")?),
+                _ => {
+                    return Err(
+                        "Inside anything but list, start|null|boolean is not supported.".to_owned(),
+                    );
+                }
+            }
+        }
+        if strings.is_empty() == numbers.is_empty() {
+            return Err(
+                "Inside anything but list, either all values are number or string, \
+                 mixed type is not supported"
+                    .to_owned(),
+            );
+        }
+        Ok(if numbers.is_empty() {
+            Matcher::AnythingButStrings(strings.into_boxed_slice())
+        } else {
+            Matcher::AnythingButNumbers(numbers.into_boxed_slice())
+        })
     }
 }
 

@@ -13,7 +13,7 @@ use payhook_core::processor::{
     BatchOutcome, DEFAULT_MAX_RECEIVE_COUNT, ProcessError, ProcessorConfig, ProviderProcessor,
     QueueRecord, RecordOutcome, RecordTracing, TierThresholds,
 };
-use payhook_telemetry::{Annotation, Dimension, Invocation, Metric};
+use payhook_telemetry::{Annotation, Dimension, Invocation, InvocationHandle, Metric};
 use tracing::Instrument as _;
 
 /// The provider whose queue this deployment drains (required).
@@ -211,89 +211,101 @@ pub async fn invoke(
         if let Some(lag) = queue_lag_ms(record, now_ms) {
             inv.metric(Metric::QueueLag, lag, &p);
         }
-        match result {
-            RecordOutcome::Published {
-                webhook_id,
-                event_type,
-                business_events,
-                tier,
-                amount,
-            } => {
-                inv.count(Metric::RecordsProcessed, &p);
-                for business_event in business_events {
-                    inv.count(
-                        Metric::EventsPublished,
-                        &[
-                            (Dimension::Provider, provider),
-                            (Dimension::EventType, business_event.as_str()),
-                        ],
-                    );
-                }
-                inv.metric(
-                    Metric::PaymentAmount,
-                    *amount,
-                    &[
-                        (Dimension::Provider, provider),
-                        (Dimension::Tier, tier.as_str()),
-                    ],
-                );
-                inv.count(Metric::PaymentsByTier, &[(Dimension::Tier, tier.as_str())]);
-                tracing::info!(
-                    message_id,
-                    webhook_id,
-                    provider,
-                    event_type = event_type.as_str(),
-                    tier = tier.as_str(),
-                    receive_count = record.receive_count,
-                    "published to the bus"
-                );
-            }
-            RecordOutcome::Settled { webhook_id, effect } => {
-                inv.count(Metric::RecordsProcessed, &p);
-                tracing::info!(
-                    message_id,
-                    webhook_id,
-                    provider,
-                    payment_effect = effect.as_str(),
-                    "nothing new for its payment; processed without publishing"
-                );
-            }
-            RecordOutcome::Skipped { webhook_id, status } => {
-                inv.count(Metric::RecordsSkipped, &p);
-                tracing::info!(
-                    message_id,
-                    webhook_id,
-                    provider,
-                    status = status.as_str(),
-                    "already handled; acknowledged without publishing"
-                );
-            }
-            RecordOutcome::Failed {
-                webhook_id,
-                error,
-                final_attempt,
-                retry_after_secs,
-            } => {
-                inv.count(Metric::RecordsFailed, &p);
-                if matches!(
-                    error,
-                    ProcessError::Bus(_) | ProcessError::EntryRejected { .. }
-                ) {
-                    inv.count(Metric::PublishFailures, &p);
-                }
-                let webhook_id = webhook_id.as_deref().unwrap_or("");
-                if *final_attempt {
-                    inv.count(Metric::MessagesToDlq, &p);
-                    tracing::error!(message_id, webhook_id, provider, error_code = error.code(), error = %error, receive_count = record.receive_count, "last attempt failed; the message goes to the DLQ");
-                } else {
-                    tracing::warn!(message_id, webhook_id, provider, error_code = error.code(), error = %error, receive_count = record.receive_count, retry_after_secs, "record failed; SQS will deliver it again after the retry delay");
-                }
-            }
-        }
+        record_outcome(&inv, provider, message_id, result, record);
     }
     drop(_in_invocation);
     invocation.finish_ok();
     outcome
+}
+
+/// Counts and logs one record's outcome.
+fn record_outcome(
+    inv: &InvocationHandle,
+    provider: &str,
+    message_id: &str,
+    result: &RecordOutcome,
+    record: &QueueRecord,
+) {
+    let p = [(Dimension::Provider, provider)];
+    match result {
+        RecordOutcome::Published {
+            webhook_id,
+            event_type,
+            business_events,
+            tier,
+            amount,
+        } => {
+            inv.count(Metric::RecordsProcessed, &p);
+            for business_event in business_events {
+                inv.count(
+                    Metric::EventsPublished,
+                    &[
+                        (Dimension::Provider, provider),
+                        (Dimension::EventType, business_event.as_str()),
+                    ],
+                );
+            }
+            inv.metric(
+                Metric::PaymentAmount,
+                *amount,
+                &[
+                    (Dimension::Provider, provider),
+                    (Dimension::Tier, tier.as_str()),
+                ],
+            );
+            inv.count(Metric::PaymentsByTier, &[(Dimension::Tier, tier.as_str())]);
+            tracing::info!(
+                message_id,
+                webhook_id,
+                provider,
+                event_type = event_type.as_str(),
+                tier = tier.as_str(),
+                receive_count = record.receive_count,
+                "published to the bus"
+            );
+        }
+        RecordOutcome::Settled { webhook_id, effect } => {
+            inv.count(Metric::RecordsProcessed, &p);
+            tracing::info!(
+                message_id,
+                webhook_id,
+                provider,
+                payment_effect = effect.as_str(),
+                "nothing new for its payment; processed without publishing"
+            );
+        }
+        RecordOutcome::Skipped { webhook_id, status } => {
+            inv.count(Metric::RecordsSkipped, &p);
+            tracing::info!(
+                message_id,
+                webhook_id,
+                provider,
+                status = status.as_str(),
+                "already handled; acknowledged without publishing"
+            );
+        }
+        RecordOutcome::Failed {
+            webhook_id,
+            error,
+            final_attempt,
+            retry_after_secs,
+        } => {
+            inv.count(Metric::RecordsFailed, &p);
+            if matches!(
+                error,
+                ProcessError::Bus(_) | ProcessError::EntryRejected { .. }
+            ) {
+                inv.count(Metric::PublishFailures, &p);
+            }
+            let webhook_id = webhook_id.as_deref().unwrap_or("");
+            if *final_attempt {
+                inv.count(Metric::MessagesToDlq, &p);
+                tracing::error!(message_id, webhook_id, provider, error_code = error.code(), error = %error, receive_count = record.receive_count, "last attempt failed; the message goes to the DLQ");
+            } else {
+                tracing::warn!(message_id, webhook_id, provider, error_code = error.code(), error = %error, receive_count = record.receive_count, retry_after_secs, "record failed; SQS will deliver it again after the retry delay");
+            }
+        }
+    }
 }
 
 /// The webhook a record's outcome is about, when known.

@@ -87,6 +87,10 @@ struct Checked {
     scope: Option<String>,
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "an alarm file's top-level properties checked in one pass, in the order of the file format, each check a few lines on the same map and report"
+)]
 fn check_alarm(
     catalogue: &Catalogue,
     value: &Value,
@@ -274,6 +278,10 @@ fn evaluation(map: &Map<String, Value>, period: Option<u64>, file: &mut FileRepo
 }
 
 /// One `metric` object; returns its period when valid.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the checks of one metric object in order (namespace, name, dimensions, stat, period, unit) feed the catalogue check at its end"
+)]
 fn check_metric(
     catalogue: &Catalogue,
     value: &Value,
@@ -419,6 +427,10 @@ fn period(
 }
 
 /// The `metrics` queries of a metric math alarm; returns the period the limit is computed with.
+#[expect(
+    clippy::too_many_lines,
+    reason = "validates the query list, then its expression graph; the second pass needs the ids, counts and periods the first gathers"
+)]
 fn check_queries(
     catalogue: &Catalogue,
     value: &Value,

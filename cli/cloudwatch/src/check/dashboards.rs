@@ -274,99 +274,103 @@ impl Board<'_, '_> {
             );
         }
         for (i, variable) in variables.iter().enumerate() {
-            let path = index("$.variables", i);
-            let what = "a dashboard variable";
-            let Some(map) = shape::object(variable, &path, what, self.file) else {
-                continue;
-            };
-            shape::unknown_properties(
-                map,
-                &path,
-                &[
-                    "type",
-                    "property",
-                    "pattern",
-                    "inputType",
-                    "id",
-                    "label",
-                    "defaultValue",
-                    "values",
-                    "search",
-                    "populateFrom",
-                    "visible",
-                ],
-                what,
-                self.file,
-            );
-            let kind = shape::one_of(
-                map,
+            self.variable(variable, &index("$.variables", i));
+        }
+    }
+
+    /// One dashboard variable at `path`.
+    fn variable(&mut self, variable: &Value, path: &str) {
+        let what = "a dashboard variable";
+        let Some(map) = shape::object(variable, path, what, self.file) else {
+            return;
+        };
+        shape::unknown_properties(
+            map,
+            path,
+            &[
                 "type",
-                &path,
-                &["property", "pattern"],
-                true,
-                what,
-                self.file,
-            );
-            if let Some(kind) = kind {
-                shape::non_empty(map, kind, &path, true, what, self.file);
-            }
-            let input = shape::one_of(
-                map,
+                "property",
+                "pattern",
                 "inputType",
-                &path,
-                &["input", "select", "radio"],
-                true,
-                what,
-                self.file,
+                "id",
+                "label",
+                "defaultValue",
+                "values",
+                "search",
+                "populateFrom",
+                "visible",
+            ],
+            what,
+            self.file,
+        );
+        let kind = shape::one_of(
+            map,
+            "type",
+            path,
+            &["property", "pattern"],
+            true,
+            what,
+            self.file,
+        );
+        if let Some(kind) = kind {
+            shape::non_empty(map, kind, path, true, what, self.file);
+        }
+        let input = shape::one_of(
+            map,
+            "inputType",
+            path,
+            &["input", "select", "radio"],
+            true,
+            what,
+            self.file,
+        );
+        if let Some(id) = shape::non_empty(map, "id", path, true, what, self.file)
+            && (id.len() > 32
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        {
+            self.file.add(
+                &key(path, "id"),
+                codes::INVALID_VALUE,
+                "a variable id is 1-32 characters of 0-9 A-Z a-z - _",
             );
-            if let Some(id) = shape::non_empty(map, "id", &path, true, what, self.file)
-                && (id.len() > 32
-                    || !id
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-            {
+        }
+        if shape::string(map, "label", path, false, what, self.file)
+            .is_some_and(|l| l.chars().count() > 30)
+        {
+            self.file.add(
+                &key(path, "label"),
+                codes::INVALID_VALUE,
+                "a variable label is at most 30 characters",
+            );
+        }
+        shape::boolean(map, "visible", path, self.file);
+        let values = shape::array(map, "values", path, self.file);
+        if values.is_some_and(|v| v.is_empty() || v.len() > 500) {
+            self.file.add(
+                &key(path, "values"),
+                codes::INVALID_VALUE,
+                "`values` holds 1-500 entries",
+            );
+        }
+        let search = shape::string(map, "search", path, false, what, self.file);
+        if search.is_some_and(|s| s.len() > 2048) {
+            self.file.add(
+                &key(path, "search"),
+                codes::INVALID_VALUE,
+                "`search` is at most 2048 characters",
+            );
+        }
+        if matches!(input, Some("select" | "radio")) && values.is_none() {
+            if search.is_none() {
                 self.file.add(
-                    &key(&path, "id"),
-                    codes::INVALID_VALUE,
-                    "a variable id is 1-32 characters of 0-9 A-Z a-z - _",
+                    path,
+                    codes::MISSING_PROPERTY,
+                    "a select or radio variable needs `values` or a `search` with `populateFrom`",
                 );
-            }
-            if shape::string(map, "label", &path, false, what, self.file)
-                .is_some_and(|l| l.chars().count() > 30)
-            {
-                self.file.add(
-                    &key(&path, "label"),
-                    codes::INVALID_VALUE,
-                    "a variable label is at most 30 characters",
-                );
-            }
-            shape::boolean(map, "visible", &path, self.file);
-            let values = shape::array(map, "values", &path, self.file);
-            if values.is_some_and(|v| v.is_empty() || v.len() > 500) {
-                self.file.add(
-                    &key(&path, "values"),
-                    codes::INVALID_VALUE,
-                    "`values` holds 1-500 entries",
-                );
-            }
-            let search = shape::string(map, "search", &path, false, what, self.file);
-            if search.is_some_and(|s| s.len() > 2048) {
-                self.file.add(
-                    &key(&path, "search"),
-                    codes::INVALID_VALUE,
-                    "`search` is at most 2048 characters",
-                );
-            }
-            if matches!(input, Some("select" | "radio")) && values.is_none() {
-                if search.is_none() {
-                    self.file.add(
-                        &path,
-                        codes::MISSING_PROPERTY,
-                        "a select or radio variable needs `values` or a `search` with `populateFrom`",
-                    );
-                } else {
-                    shape::non_empty(map, "populateFrom", &path, true, what, self.file);
-                }
+            } else {
+                shape::non_empty(map, "populateFrom", path, true, what, self.file);
             }
         }
     }
@@ -783,6 +787,10 @@ impl Board<'_, '_> {
         }
     }
 
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one check per property of a metric widget, in order, over the same map and report"
+    )]
     fn metric_widget(&mut self, map: &Map<String, Value>, path: &str) {
         let what = "a metric widget";
         shape::unknown_properties(map, path, &METRIC_WIDGET_PROPERTIES, what, self.file);

@@ -46,7 +46,7 @@ fn received(id: &str) -> StatusItem {
 fn applied(outcome: TransitionOutcome) -> StatusItem {
     match outcome {
         TransitionOutcome::Applied(item) => *item,
-        other => panic!("expected Applied, got {other:?}"),
+        other @ TransitionOutcome::Rejected(_) => panic!("expected Applied, got {other:?}"),
     }
 }
 
@@ -60,7 +60,7 @@ async fn put_new_twice_returns_the_existing_item() {
     second.provider_event_type = "charge.refunded".into();
     match store.put_new(&second).await.unwrap() {
         PutOutcome::Exists(existing) => assert_eq!(*existing, first, "the first write wins"),
-        other => panic!("expected Exists, got {other:?}"),
+        other @ PutOutcome::Created => panic!("expected Exists, got {other:?}"),
     }
     assert_eq!(
         store.get("stripe:evt_put_twice").await.unwrap(),

@@ -998,6 +998,10 @@ async fn a_received_item_keeps_the_exact_bytes_it_queued() {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "a table of every error with its code and public message, checked by one loop"
+)]
 fn every_error_code_has_its_fixed_public_message() {
     use payhook_core::validator::{error_body, public_message};
     let retry_later = "The webhook could not be stored; retry later.";
