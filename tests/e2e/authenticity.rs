@@ -62,10 +62,6 @@ type Request = (&'static str, String, Vec<(String, String)>, Vec<u8>);
 
 /// Requests no provider sent: missing, garbled, stuffed or forged signatures, bodies too large,
 /// certificate URLs pointing anywhere, unknown providers.
-#[expect(
-    clippy::too_many_lines,
-    reason = "a list of forged and malformed requests, one entry per attack"
-)]
 fn unauthenticated_requests(h: &Harness) -> Vec<Request> {
     let base = format!("http://{}/webhooks", h.front.addr);
     let stripe = h.payload(PayloadSpec::new(Provider::Stripe)).body;
@@ -76,19 +72,6 @@ fn unauthenticated_requests(h: &Harness) -> Vec<Request> {
     let stuffed_v1: String = (0..400)
         .map(|i| format!(",v1={:064x}", i))
         .collect::<String>();
-    let paypal_headers = |cert_url: &str| {
-        let mut headers = h
-            .sender
-            .signer()
-            .sign(Provider::Paypal, b"{\"id\":\"WH-OTHER\"}", now)
-            .unwrap();
-        for (name, value) in &mut headers {
-            if name.eq_ignore_ascii_case("PAYPAL-CERT-URL") {
-                *value = cert_url.to_owned();
-            }
-        }
-        headers
-    };
     let mut requests: Vec<Request> = vec![
         (
             "stripe without a signature",
@@ -158,6 +141,32 @@ fn unauthenticated_requests(h: &Harness) -> Vec<Request> {
             stripe.clone(),
         ),
     ];
+    requests.extend(paypal_certificate_url_requests(h, &base, &paypal, now));
+    requests
+}
+
+/// PayPal requests whose certificate URL points anywhere but PayPal's certificate path, and one
+/// with an allowed URL whose signature was made over another body.
+fn paypal_certificate_url_requests(
+    h: &Harness,
+    base: &str,
+    paypal: &[u8],
+    now: i64,
+) -> Vec<Request> {
+    let paypal_headers = |cert_url: &str| {
+        let mut headers = h
+            .sender
+            .signer()
+            .sign(Provider::Paypal, b"{\"id\":\"WH-OTHER\"}", now)
+            .unwrap();
+        for (name, value) in &mut headers {
+            if name.eq_ignore_ascii_case("PAYPAL-CERT-URL") {
+                *value = cert_url.to_owned();
+            }
+        }
+        headers
+    };
+    let mut requests = Vec::new();
     for cert_url in [
         "https://evil.example/v1/notifications/certs/CERT-1",
         "http://api.paypal.com/v1/notifications/certs/CERT-1",
@@ -172,7 +181,7 @@ fn unauthenticated_requests(h: &Harness) -> Vec<Request> {
             "paypal with a certificate URL or signature of its own",
             format!("{base}/paypal"),
             paypal_headers(cert_url),
-            paypal.clone(),
+            paypal.to_vec(),
         ));
     }
     requests

@@ -47,10 +47,6 @@ pub struct DemoRun {
 
 /// Runs the demo's traffic through a fresh stack and checks the books; the caller decides the
 /// exit code from [`DemoReport::balanced`].
-#[expect(
-    clippy::too_many_lines,
-    reason = "one demo run, step by step (config, faults, stage, stack, traffic, idle wait, books, summary), over the same stack and run directory"
-)]
 pub async fn run(options: &DemoOptions) -> Result<DemoRun, LocalError> {
     let run_dir = options.run_dir.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -132,26 +128,7 @@ pub async fn run(options: &DemoOptions) -> Result<DemoRun, LocalError> {
             report.sent += 1;
             *report.by_status.entry(status).or_default() += 1;
             let json: serde_json::Value = serde_json::from_str(&body).unwrap_or(json!({}));
-            match (status, json["status"].as_str()) {
-                (202, _) => {
-                    if let Some(id) = json["webhook_id"].as_str() {
-                        accepted_ids.push(id.to_owned());
-                    }
-                }
-                (200, Some("duplicate")) => report.duplicates += 1,
-                (200, Some("ignored")) => report.ignored += 1,
-                _ => {
-                    let reason = json["error"]
-                        .as_str()
-                        .or(json["message"].as_str())
-                        .unwrap_or("unknown")
-                        .to_owned();
-                    *report
-                        .rejected_by_reason
-                        .entry(format!("{status} {reason}"))
-                        .or_default() += 1;
-                }
-            }
+            tally_answer(&mut report, &mut accepted_ids, status, &json);
             lines.push(json!({"label": p.label, "provider": p.provider.as_str(), "webhook_id": p.webhook_id, "status": status, "response": json}));
         }
     }
@@ -174,6 +151,36 @@ pub async fn run(options: &DemoOptions) -> Result<DemoRun, LocalError> {
         report,
         accepted_ids,
     })
+}
+
+/// Books one answer of the front door: an accepted webhook's id, a duplicate, an ignored
+/// event, or a rejection by its status and reason.
+fn tally_answer(
+    report: &mut DemoReport,
+    accepted_ids: &mut Vec<String>,
+    status: u16,
+    json: &serde_json::Value,
+) {
+    match (status, json["status"].as_str()) {
+        (202, _) => {
+            if let Some(id) = json["webhook_id"].as_str() {
+                accepted_ids.push(id.to_owned());
+            }
+        }
+        (200, Some("duplicate")) => report.duplicates += 1,
+        (200, Some("ignored")) => report.ignored += 1,
+        _ => {
+            let reason = json["error"]
+                .as_str()
+                .or(json["message"].as_str())
+                .unwrap_or("unknown")
+                .to_owned();
+            *report
+                .rejected_by_reason
+                .entry(format!("{status} {reason}"))
+                .or_default() += 1;
+        }
+    }
 }
 
 /// Creates a stage of its own for one demo run on `endpoint` — `demo-…` with its own table

@@ -15,6 +15,7 @@ use payhook_core::Provider;
 use serde::Serialize;
 
 use crate::CliError;
+use payhook_devkit::http::Sender;
 use payhook_devkit::payloads::{self, PayloadSpec};
 use payhook_devkit::unix_now;
 use payhook_local::books::{DemoReport, reconcile};
@@ -120,11 +121,72 @@ fn peak_rss_mb() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// A request of the run: its URL, signed headers and body.
+type SignedRequest = (String, Vec<(String, String)>, bytes::Bytes);
+
+/// Every request of the run, built and signed: its URL, headers and body. The providers
+/// alternate Stripe and Square, with `--paypal-percent` of each hundred PayPal; the amounts
+/// cycle through the three tiers.
+fn signed_requests(
+    args: &BenchArgs,
+    sender: &Sender,
+    addr: std::net::SocketAddr,
+) -> Result<Vec<SignedRequest>, CliError> {
+    let now = unix_now();
+    let mut work = Vec::with_capacity(args.requests);
+    for i in 0..args.requests {
+        let provider = if i % 100 < args.paypal_percent.min(100) {
+            Provider::Paypal
+        } else if i % 2 == 0 {
+            Provider::Stripe
+        } else {
+            Provider::Square
+        };
+        let amount = ["4999.00", "250.00", "12.50"][i % 3];
+        let payload = payloads::build(&PayloadSpec::new(provider).amount(amount, "USD").at(now))?;
+        let headers = sender.signer().sign(provider, &payload.body, now)?;
+        let url = format!("http://{addr}/webhooks/{}", provider.as_str());
+        work.push((url, headers, bytes::Bytes::from(payload.body)));
+    }
+    Ok(work)
+}
+
+/// One of the load's concurrent senders: takes the next request until all are taken or the
+/// deadline passes; returns the latencies of the accepted ones (ms), their webhook ids and how
+/// many were not accepted.
+async fn load_worker(
+    work: Arc<Vec<SignedRequest>>,
+    next: Arc<std::sync::atomic::AtomicUsize>,
+    sender: Sender,
+    deadline: Instant,
+) -> (Vec<f64>, Vec<String>, usize) {
+    let mut latencies = Vec::new();
+    let mut accepted = Vec::new();
+    let mut refused = 0usize;
+    loop {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if i >= work.len() || Instant::now() > deadline {
+            break;
+        }
+        let (url, headers, body) = &work[i];
+        let t = Instant::now();
+        match sender.post(url, headers, body.clone()).await {
+            Ok((202, text)) => {
+                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+                if let Some(id) = serde_json::from_str::<serde_json::Value>(&text)
+                    .ok()
+                    .and_then(|v| v["webhook_id"].as_str().map(str::to_owned))
+                {
+                    accepted.push(id);
+                }
+            }
+            _ => refused += 1,
+        }
+    }
+    (latencies, accepted, refused)
+}
+
 /// Runs the load and returns the figures.
-#[expect(
-    clippy::too_many_lines,
-    reason = "one benchmark run, step by step (stack, signed requests built before the clock, the timed load, the figures) over the same stack"
-)]
 pub async fn run_bench(args: &BenchArgs) -> Result<BenchReport, CliError> {
     if args.requests == 0 || args.requests > MAX_REQUESTS {
         return Err(CliError::Usage(format!(
@@ -156,23 +218,7 @@ pub async fn run_bench(args: &BenchArgs) -> Result<BenchReport, CliError> {
 
     // Build and sign everything before the clock starts.
     let sender = config.sender()?;
-    let now = unix_now();
-    let mut work = Vec::with_capacity(args.requests);
-    for i in 0..args.requests {
-        let provider = if i % 100 < args.paypal_percent.min(100) {
-            Provider::Paypal
-        } else if i % 2 == 0 {
-            Provider::Stripe
-        } else {
-            Provider::Square
-        };
-        let amount = ["4999.00", "250.00", "12.50"][i % 3];
-        let payload = payloads::build(&PayloadSpec::new(provider).amount(amount, "USD").at(now))?;
-        let headers = sender.signer().sign(provider, &payload.body, now)?;
-        let url = format!("http://{addr}/webhooks/{}", provider.as_str());
-        work.push((url, headers, bytes::Bytes::from(payload.body)));
-    }
-    let work = Arc::new(work);
+    let work = Arc::new(signed_requests(args, &sender, addr)?);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let deadline = Instant::now() + Duration::from_secs(args.max_seconds);
 
@@ -180,32 +226,7 @@ pub async fn run_bench(args: &BenchArgs) -> Result<BenchReport, CliError> {
     let mut tasks = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
         let (work, next, sender) = (Arc::clone(&work), Arc::clone(&next), sender.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut accepted = Vec::new();
-            let mut refused = 0usize;
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= work.len() || Instant::now() > deadline {
-                    break;
-                }
-                let (url, headers, body) = &work[i];
-                let t = Instant::now();
-                match sender.post(url, headers, body.clone()).await {
-                    Ok((202, text)) => {
-                        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
-                        if let Some(id) = serde_json::from_str::<serde_json::Value>(&text)
-                            .ok()
-                            .and_then(|v| v["webhook_id"].as_str().map(str::to_owned))
-                        {
-                            accepted.push(id);
-                        }
-                    }
-                    _ => refused += 1,
-                }
-            }
-            (latencies, accepted, refused)
-        }));
+        tasks.push(tokio::spawn(load_worker(work, next, sender, deadline)));
     }
     let mut latencies = Vec::with_capacity(args.requests);
     let mut accepted = Vec::with_capacity(args.requests);

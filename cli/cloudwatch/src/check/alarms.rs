@@ -277,11 +277,56 @@ fn evaluation(map: &Map<String, Value>, period: Option<u64>, file: &mut FileRepo
     }
 }
 
+/// The `dimensions` of a metric object as name and value, and whether every one is valid.
+fn metric_dimensions<'a>(
+    map: &'a Map<String, Value>,
+    dimensions_path: &str,
+    file: &mut FileReport<'_>,
+) -> (Vec<(&'a str, Option<&'a str>)>, bool) {
+    let Some(value) = map.get("dimensions") else {
+        return (Vec::new(), true);
+    };
+    let mut dimensions: Vec<(&str, Option<&str>)> = Vec::new();
+    let mut dimensions_ok = true;
+    match value {
+        Value::Object(pairs) => {
+            if pairs.len() > 30 {
+                file.add(
+                    dimensions_path,
+                    codes::INVALID_VALUE,
+                    "a metric has at most 30 dimensions",
+                );
+            }
+            for (name, value) in pairs {
+                match value.as_str() {
+                    Some(v) if !v.is_empty() => dimensions.push((name, Some(v))),
+                    _ => {
+                        dimensions_ok = false;
+                        file.add(
+                            &key(dimensions_path, name),
+                            codes::INVALID_VALUE,
+                            "a dimension value is a non-empty string",
+                        );
+                    }
+                }
+            }
+        }
+        other => {
+            dimensions_ok = false;
+            file.add(
+                dimensions_path,
+                codes::WRONG_TYPE,
+                format!(
+                    "`dimensions` must be an object of name → value, not {}",
+                    type_name(other)
+                ),
+            );
+        }
+    }
+    (dimensions, dimensions_ok)
+}
+
 /// One `metric` object; returns its period when valid.
-#[expect(
-    clippy::too_many_lines,
-    reason = "the checks of one metric object in order (namespace, name, dimensions, stat, period, unit) feed the catalogue check at its end"
-)]
 fn check_metric(
     catalogue: &Catalogue,
     value: &Value,
@@ -302,45 +347,7 @@ fn check_metric(
     }
     let name = shape::non_empty(map, "metric_name", path, true, what, file);
     let dimensions_path = key(path, "dimensions");
-    let mut dimensions: Vec<(&str, Option<&str>)> = Vec::new();
-    let mut dimensions_ok = true;
-    if let Some(value) = map.get("dimensions") {
-        match value {
-            Value::Object(pairs) => {
-                if pairs.len() > 30 {
-                    file.add(
-                        &dimensions_path,
-                        codes::INVALID_VALUE,
-                        "a metric has at most 30 dimensions",
-                    );
-                }
-                for (name, value) in pairs {
-                    match value.as_str() {
-                        Some(v) if !v.is_empty() => dimensions.push((name, Some(v))),
-                        _ => {
-                            dimensions_ok = false;
-                            file.add(
-                                &key(&dimensions_path, name),
-                                codes::INVALID_VALUE,
-                                "a dimension value is a non-empty string",
-                            );
-                        }
-                    }
-                }
-            }
-            other => {
-                dimensions_ok = false;
-                file.add(
-                    &dimensions_path,
-                    codes::WRONG_TYPE,
-                    format!(
-                        "`dimensions` must be an object of name → value, not {}",
-                        type_name(other)
-                    ),
-                );
-            }
-        }
-    }
+    let (dimensions, dimensions_ok) = metric_dimensions(map, &dimensions_path, file);
     if let Some(stat) = shape::string(map, "stat", path, true, what, file)
         && !vocabulary::is_alarm_statistic(stat)
     {
