@@ -362,11 +362,28 @@ fn datum(name: &str, pairs: &[(&str, &str)], value: f64, at: i64) -> MetricDatum
         .build()
 }
 
+/// Puts each namespace's data points into CloudWatch, failing the test on an error.
+async fn put_metric_data<'a>(
+    client: &aws_sdk_cloudwatch::Client,
+    puts: impl IntoIterator<Item = (&'a str, Vec<MetricDatum>)>,
+) {
+    for (namespace, data) in puts {
+        client
+            .put_metric_data()
+            .namespace(namespace)
+            .set_metric_data(Some(data))
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "PutMetricData {namespace}: {}",
+                    aws_sdk_cloudwatch::error::DisplayErrorContext(&e)
+                )
+            });
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[expect(
-    clippy::too_many_lines,
-    reason = "one scenario: metrics put into CloudWatch, then every widget of the preview checked against them"
-)]
 async fn aws_preview_draws_the_metrics_cloudwatch_holds() {
     let Some(moto) = MotoServer::shared() else {
         return;
@@ -423,20 +440,7 @@ async fn aws_preview_draws_the_metrics_cloudwatch_holds() {
             ],
         ),
     ];
-    for (namespace, data) in puts {
-        client
-            .put_metric_data()
-            .namespace(namespace)
-            .set_metric_data(Some(data))
-            .send()
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "PutMetricData {namespace}: {}",
-                    aws_sdk_cloudwatch::error::DisplayErrorContext(&e)
-                )
-            });
-    }
+    put_metric_data(&client, puts).await;
 
     let preview = preview_aws(
         &config,

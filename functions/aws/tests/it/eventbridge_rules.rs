@@ -169,11 +169,29 @@ async fn drain(sqs: &SqsClient, queue_url: &str) -> Vec<Value> {
     }
 }
 
+/// The URL of each rule's target queue, by rule name.
+async fn rule_queue_urls(
+    sqs: &SqsClient,
+    names: &StackNames,
+    rules: &RuleSet,
+) -> BTreeMap<String, String> {
+    let mut queues = BTreeMap::new();
+    for rule in rules.names() {
+        let url = sqs
+            .get_queue_url()
+            .queue_name(names.rule_queue(rule))
+            .send()
+            .await
+            .unwrap()
+            .queue_url()
+            .unwrap()
+            .to_owned();
+        queues.insert(rule.to_owned(), url);
+    }
+    queues
+}
+
 #[tokio::test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "one scenario: the rules created on moto, every sample event put, each rule queue drained and compared"
-)]
 async fn every_sample_event_lands_in_exactly_the_queues_of_the_rules_the_local_matcher_names() {
     let Some(config) = moto_config().await else {
         return;
@@ -195,19 +213,7 @@ async fn every_sample_event_lands_in_exactly_the_queues_of_the_rules_the_local_m
 
     let sqs = SqsClient::new(&config);
     let events = EventsClient::new(&config);
-    let mut queues = BTreeMap::new();
-    for rule in rules.names() {
-        let url = sqs
-            .get_queue_url()
-            .queue_name(names.rule_queue(rule))
-            .send()
-            .await
-            .unwrap()
-            .queue_url()
-            .unwrap()
-            .to_owned();
-        queues.insert(rule.to_owned(), url);
-    }
+    let queues = rule_queue_urls(&sqs, &names, &rules).await;
 
     let bus = EventBridgeBus::new(events);
     let mut published: Vec<(String, BusEntry)> = samples()
