@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use payhook_aws::EventBridgeBus;
 use payhook_aws::aws_sdk_eventbridge::Client as EventsClient;
 use payhook_aws::aws_sdk_sqs::Client as SqsClient;
+use payhook_aws::consumer::queue_url;
 use payhook_aws::moto::unique_name;
 use payhook_aws::provision::{
     Outcome, RULE_QUEUE_TARGET_ID, ResourceKind, StackNames, StackPlan, provision,
@@ -177,15 +178,11 @@ async fn rule_queue_urls(
 ) -> BTreeMap<String, String> {
     let mut queues = BTreeMap::new();
     for rule in rules.names() {
-        let url = sqs
-            .get_queue_url()
-            .queue_name(names.rule_queue(rule))
-            .send()
+        let name = names.rule_queue(rule);
+        let url = queue_url(sqs, &name)
             .await
             .unwrap()
-            .queue_url()
-            .unwrap()
-            .to_owned();
+            .unwrap_or_else(|| panic!("no queue {name}"));
         queues.insert(rule.to_owned(), url);
     }
     queues
