@@ -1,7 +1,7 @@
 //! The dependency rules of `ARCHITECTURE.md` ("Crates, and what each may depend on"), checked
 //! against `cargo metadata`: the table in that file is the rule, this test only reads it.
 //!
-//! Run: `cargo test -p payhook-e2e --test architecture`.
+//! Run: `cargo nextest run -p payhook-e2e --test e2e architecture::`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
