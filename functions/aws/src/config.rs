@@ -1,7 +1,15 @@
 //! The shared AWS SDK configuration: region, endpoint, timeouts and a lean HTTPS client
 //! (rustls with *ring*, no aws-lc-rs). Every adapter in this crate is built from the
 //! [`SdkConfig`] made here; the binaries call [`sdk_config`] once at cold start.
+//!
+//! The HTTPS client trusts Mozilla's root certificates compiled into the binary
+//! (`webpki-root-certs`, the same set the PayPal certificate fetcher trusts), not the platform's
+//! certificate directory: the SDK builds a TLS connector for each client at construction, and
+//! reading and parsing `/etc/ssl/certs` there was most of a function's cold start (about 5 ms of
+//! 9 ms before `/next`, see BENCHMARKS.md). AWS endpoints chain to Amazon Trust Services roots,
+//! which Mozilla's set includes.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use aws_config::environment::EnvironmentVariableRegionProvider;
@@ -9,7 +17,8 @@ use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
-use aws_smithy_http_client::tls;
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+use base64::Engine as _;
 
 /// The region used when neither `AWS_REGION` nor `AWS_DEFAULT_REGION` is set.
 pub const DEFAULT_REGION: &str = "us-east-1";
@@ -47,7 +56,8 @@ pub fn resolve_endpoint_url(explicit: Option<&str>, from_env: Option<String>) ->
 /// - endpoint `endpoint_url` if given, else `AWS_ENDPOINT_URL` if set, else AWS's own;
 /// - [`CONNECT_TIMEOUT`], [`OPERATION_ATTEMPT_TIMEOUT`], [`OPERATION_TIMEOUT`] and
 ///   [`MAX_ATTEMPTS`];
-/// - an HTTPS client on rustls with the *ring* provider and the platform's trust roots.
+/// - an HTTPS client on rustls with the *ring* provider and Mozilla's root certificates
+///   compiled in ([`MOZILLA_ROOTS_PEM`]; no file is read).
 pub fn config_loader(endpoint_url: Option<&str>) -> ConfigLoader {
     let region = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
         .or_else(Region::from_static(DEFAULT_REGION));
@@ -55,6 +65,7 @@ pub fn config_loader(endpoint_url: Option<&str>) -> ConfigLoader {
         .tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::Ring,
         ))
+        .tls_context(tls_context())
         .build_https();
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
@@ -70,6 +81,35 @@ pub fn config_loader(endpoint_url: Option<&str>) -> ConfigLoader {
         Some(url) => loader.endpoint_url(url),
         None => loader,
     }
+}
+
+/// Mozilla's root certificates (`webpki-root-certs`) as one PEM bundle, encoded once per
+/// process: the SDK's TLS settings take custom roots only as PEM.
+pub static MOZILLA_ROOTS_PEM: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let mut pem = Vec::with_capacity(webpki_root_certs::TLS_SERVER_ROOT_CERTS.len() * 2048);
+    for cert in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+        pem.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
+        for line in engine.encode(cert.as_ref()).as_bytes().chunks(64) {
+            pem.extend_from_slice(line);
+            pem.push(b'\n');
+        }
+        pem.extend_from_slice(b"-----END CERTIFICATE-----\n");
+    }
+    pem
+});
+
+/// The TLS settings of the SDK's HTTPS client: [`MOZILLA_ROOTS_PEM`] only, the platform's
+/// certificate store off.
+fn tls_context() -> TlsContext {
+    TlsContext::builder()
+        .with_trust_store(
+            TrustStore::empty()
+                .with_native_roots(false)
+                .with_pem_certificate(MOZILLA_ROOTS_PEM.as_slice()),
+        )
+        .build()
+        .expect("a trust store without server names always builds")
 }
 
 /// Loads the SDK configuration every payhook adapter is built from (see [`config_loader`] for
@@ -117,6 +157,22 @@ pub async fn sdk_config_for(endpoint: Option<&str>, region: Option<&str>) -> Sdk
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_compiled_in_root_is_a_trust_anchor_the_sdk_can_load() {
+        // The SDK panics on a custom root it cannot parse: every certificate of the bundle must
+        // parse as an anchor, and the bundle must hold all of them.
+        use rustls::pki_types::pem::PemObject as _;
+        let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&MOZILLA_ROOTS_PEM)
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        assert_eq!(certs.len(), webpki_root_certs::TLS_SERVER_ROOT_CERTS.len());
+        let mut store = rustls::RootCertStore::empty();
+        for cert in certs {
+            store.add(cert).unwrap();
+        }
+        assert!(store.len() > 100, "{} roots", store.len());
+    }
 
     #[test]
     fn explicit_endpoint_overrides_the_environment() {
