@@ -149,17 +149,15 @@ pub(crate) fn is_sensitive_field(name: &'static str) -> bool {
 
 /// Whether `s` may contain something [`redact_text`] masks; one cheap pass that lets most
 /// strings through untouched. It looks for what every masked pattern needs: an `@` in any
-/// spelling, a sensitive key before a `=` or `:`, 13 digits, or a run of token characters that
-/// is long (a digest or signature), contains `_` (a provider secret) or is the word `Bearer`.
+/// spelling, a sensitive key before a `=` or `:`, 13 digits in one run of digit groups, or a
+/// run of token characters that [`find_tokens`] would mask (long and all hex or mixed-case
+/// with digits, a provider secret's prefix, the word `Bearer`). Request ids, trace ids,
+/// webhook ids and timestamps pass without the full scan.
 fn may_need_redaction(b: &[u8]) -> bool {
-    let mut digits = 0usize;
+    // Digits in the current run of digit groups; anything that can separate a card's groups
+    // (`separator_len`, counted generously) continues it.
+    let mut card_digits = 0usize;
     let mut run_start = 0usize;
-    let mut underscore = false;
-    let suspicious_run = |run: &[u8], underscore: bool| {
-        run.len() >= LONG_TOKEN_MIN
-            || (underscore && run.len() > 6)
-            || run.eq_ignore_ascii_case(b"bearer")
-    };
     let mut separators = false;
     for (i, &c) in b.iter().enumerate() {
         match c {
@@ -169,23 +167,41 @@ fn may_need_redaction(b: &[u8]) -> bool {
             _ => {}
         }
         if c.is_ascii_digit() {
-            digits += 1;
+            card_digits += 1;
+            if card_digits >= *CARD_DIGITS.start() {
+                return true;
+            }
+        } else if !matches!(c, b' ' | b'-' | b'+' | b'.' | b'%') {
+            card_digits = 0;
         }
-        if is_token_byte(c) {
-            underscore |= c == b'_';
-        } else {
-            if suspicious_run(&b[run_start..i], underscore) {
+        if !is_token_byte(c) {
+            if is_maskable_token(&b[run_start..i]) {
                 return true;
             }
             run_start = i + 1;
-            underscore = false;
         }
     }
     // Keys are judged last, and only when nothing else calls for the full scan, which judges
     // them anyway.
-    digits >= *CARD_DIGITS.start()
-        || suspicious_run(&b[run_start.min(b.len())..], underscore)
-        || (separators && has_sensitive_value(b))
+    is_maskable_token(&b[run_start.min(b.len())..]) || (separators && has_sensitive_value(b))
+}
+
+/// Whether [`find_tokens`] masks `word` (a whole run of token bytes) or what follows it (a
+/// bearer credential).
+fn is_maskable_token(word: &[u8]) -> bool {
+    word.eq_ignore_ascii_case(b"bearer") || is_masked_word(word)
+}
+
+/// Whether [`find_tokens`] masks `word` itself: a provider secret, a long digest or token.
+fn is_masked_word(word: &[u8]) -> bool {
+    SECRET_PREFIXES
+        .iter()
+        .any(|p| word.len() > p.len() && word.starts_with(p.as_bytes()))
+        || (word.len() >= LONG_TOKEN_MIN
+            && (word.iter().all(u8::is_ascii_hexdigit)
+                || (word.iter().any(u8::is_ascii_uppercase)
+                    && word.iter().any(u8::is_ascii_lowercase)
+                    && word.iter().any(u8::is_ascii_digit))))
 }
 
 /// Masks e-mail addresses, card numbers, secrets, tokens, digests, signatures and the values of
@@ -711,15 +727,7 @@ fn find_tokens(b: &[u8], out: &mut Found) {
             i = t;
             continue;
         }
-        let secret_prefix = SECRET_PREFIXES
-            .iter()
-            .any(|p| word.len() > p.len() && word.starts_with(p.as_bytes()));
-        let long_hex = word.len() >= LONG_TOKEN_MIN && word.iter().all(u8::is_ascii_hexdigit);
-        let long_b64 = word.len() >= LONG_TOKEN_MIN
-            && word.iter().any(u8::is_ascii_uppercase)
-            && word.iter().any(u8::is_ascii_lowercase)
-            && word.iter().any(u8::is_ascii_digit);
-        if secret_prefix || long_hex || long_b64 {
+        if is_masked_word(word) {
             out.push((start, i, REDACTED_SECRET));
         }
     }
@@ -856,6 +864,14 @@ mod tests {
             "card",
             "1229",
             "12/29",
+            "3f2504e0-4f89-11d3-9a0c-0305e82c3301",
+            "1-6763a1b2-0123456789abcdef01234567",
+            "stripe:evt_1NxYzAbC",
+            "2026-12-03T10:00:00.123Z",
+            "-",
+            "+",
+            ".",
+            "7",
             "signing_secret",
             "x-api-key",
             "=",
@@ -885,6 +901,22 @@ mod tests {
             assert_eq!(redact_text(&text), full);
         }
         assert!(checked_matches > 100, "the corpus exercises the patterns");
+    }
+
+    #[test]
+    fn ids_and_timestamps_skip_the_full_scan() {
+        for text in [
+            "3f2504e0-4f89-11d3-9a0c-0305e82c3301",
+            "Root=1-6763a1b2-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1",
+            "stripe:evt_1NxYzAbCdEfGh",
+            "2026-12-03T10:00:00.123Z",
+            "payment.succeeded tier high amount 4999.00 USD",
+        ] {
+            assert!(!may_need_redaction(text.as_bytes()), "{text}");
+        }
+        for text in ["4242 4242 4242 4242", "whsec_abc123", "Bearer x"] {
+            assert!(may_need_redaction(text.as_bytes()), "{text}");
+        }
     }
 
     #[test]

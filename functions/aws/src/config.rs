@@ -1,7 +1,17 @@
 //! The shared AWS SDK configuration: region, endpoint, timeouts and a lean HTTPS client
 //! (rustls with *ring*, no aws-lc-rs). Every adapter in this crate is built from the
 //! [`SdkConfig`] made here; the binaries call [`sdk_config`] once at cold start.
+//!
+//! The HTTPS client trusts the roots AWS's endpoints chain to — Amazon Trust Services' Amazon
+//! Root CA 1–4 and the Starfield Services G2 root that cross-signs them — taken from Mozilla's
+//! set compiled into the binary (`webpki-root-certs`), not the platform's certificate
+//! directory. The SDK builds a TLS connector for each client at construction and parses its
+//! trust store each time: reading `/etc/ssl/certs` there, or parsing all of Mozilla's roots, was
+//! most of a function's cold start (see BENCHMARKS.md). With a custom `https://` endpoint
+//! (LocalStack, a proxy) the platform's roots are trusted too, since such an endpoint may use
+//! any CA; a plain `http://` one (moto) needs none.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use aws_config::environment::EnvironmentVariableRegionProvider;
@@ -9,7 +19,8 @@ use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
-use aws_smithy_http_client::tls;
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+use base64::Engine as _;
 
 /// The region used when neither `AWS_REGION` nor `AWS_DEFAULT_REGION` is set.
 pub const DEFAULT_REGION: &str = "us-east-1";
@@ -47,14 +58,20 @@ pub fn resolve_endpoint_url(explicit: Option<&str>, from_env: Option<String>) ->
 /// - endpoint `endpoint_url` if given, else `AWS_ENDPOINT_URL` if set, else AWS's own;
 /// - [`CONNECT_TIMEOUT`], [`OPERATION_ATTEMPT_TIMEOUT`], [`OPERATION_TIMEOUT`] and
 ///   [`MAX_ATTEMPTS`];
-/// - an HTTPS client on rustls with the *ring* provider and the platform's trust roots.
+/// - an HTTPS client on rustls with the *ring* provider trusting [`AWS_ROOTS_PEM`] (no file is
+///   read), plus the platform's roots when the endpoint is a custom `https://` one.
 pub fn config_loader(endpoint_url: Option<&str>) -> ConfigLoader {
     let region = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
         .or_else(Region::from_static(DEFAULT_REGION));
+    let endpoint = resolve_endpoint_url(endpoint_url, std::env::var(ENDPOINT_URL_ENV).ok());
     let http_client = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::Ring,
         ))
+        .tls_context(tls_context(endpoint.as_deref().is_some_and(|url| {
+            url.get(..8)
+                .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+        })))
         .build_https();
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
@@ -66,10 +83,66 @@ pub fn config_loader(endpoint_url: Option<&str>) -> ConfigLoader {
         .http_client(http_client)
         .timeout_config(timeouts)
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS));
-    match resolve_endpoint_url(endpoint_url, std::env::var(ENDPOINT_URL_ENV).ok()) {
+    match endpoint {
         Some(url) => loader.endpoint_url(url),
         None => loader,
     }
+}
+
+/// The subjects' common names of the roots AWS's endpoints chain to (Amazon Trust Services).
+pub const AWS_ROOT_NAMES: [&str; 5] = [
+    "Amazon Root CA 1",
+    "Amazon Root CA 2",
+    "Amazon Root CA 3",
+    "Amazon Root CA 4",
+    "Starfield Services Root Certificate Authority - G2",
+];
+
+/// The roots named in [`AWS_ROOT_NAMES`], taken from Mozilla's set (`webpki-root-certs`), as
+/// one PEM bundle made once per process: the SDK's TLS settings take custom roots only as PEM.
+pub static AWS_ROOTS_PEM: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let mut pem = Vec::with_capacity(AWS_ROOT_NAMES.len() * 2048);
+    for cert in aws_roots() {
+        pem.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
+        for line in engine.encode(cert).as_bytes().chunks(64) {
+            pem.extend_from_slice(line);
+            pem.push(b'\n');
+        }
+        pem.extend_from_slice(b"-----END CERTIFICATE-----\n");
+    }
+    pem
+});
+
+/// Mozilla's roots whose DER holds one of [`AWS_ROOT_NAMES`] as a whole printable or UTF-8
+/// string (a self-signed root names itself as subject and issuer).
+fn aws_roots() -> impl Iterator<Item = &'static [u8]> {
+    webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .map(|cert| cert.as_ref())
+        .filter(|der| {
+            AWS_ROOT_NAMES.iter().any(|name| {
+                // A DER string: tag (PrintableString 0x13 or UTF8String 0x0c), length, bytes.
+                der.windows(name.len() + 2).any(|w| {
+                    matches!(w[0], 0x13 | 0x0c)
+                        && usize::from(w[1]) == name.len()
+                        && &w[2..] == name.as_bytes()
+                })
+            })
+        })
+}
+
+/// The TLS settings of the SDK's HTTPS client: [`AWS_ROOTS_PEM`], and the platform's store only
+/// for a custom `https://` endpoint.
+fn tls_context(custom_https_endpoint: bool) -> TlsContext {
+    TlsContext::builder()
+        .with_trust_store(
+            TrustStore::empty()
+                .with_native_roots(custom_https_endpoint)
+                .with_pem_certificate(AWS_ROOTS_PEM.as_slice()),
+        )
+        .build()
+        .expect("a trust store without server names always builds")
 }
 
 /// Loads the SDK configuration every payhook adapter is built from (see [`config_loader`] for
@@ -117,6 +190,29 @@ pub async fn sdk_config_for(endpoint: Option<&str>, region: Option<&str>) -> Sdk
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_compiled_in_roots_are_the_aws_roots_and_the_sdk_can_load_them() {
+        // The SDK panics on a custom root it cannot parse: every certificate of the bundle must
+        // parse as an anchor, and each AWS root must be found exactly once.
+        use rustls::pki_types::pem::PemObject as _;
+        let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&AWS_ROOTS_PEM)
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        assert_eq!(certs.len(), AWS_ROOT_NAMES.len());
+        for name in AWS_ROOT_NAMES {
+            let holding = certs
+                .iter()
+                .filter(|c| c.windows(name.len()).any(|w| w == name.as_bytes()))
+                .count();
+            assert_eq!(holding, 1, "{name}");
+        }
+        let mut store = rustls::RootCertStore::empty();
+        for cert in certs {
+            store.add(cert).unwrap();
+        }
+        assert_eq!(store.len(), AWS_ROOT_NAMES.len());
+    }
 
     #[test]
     fn explicit_endpoint_overrides_the_environment() {
