@@ -14,7 +14,7 @@
 //! # }
 //! ```
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -22,13 +22,15 @@ use payhook_core::Provider;
 
 use crate::{
     DynamoPaymentStore, DynamoStatusStore, EventBridgeBus, S3BlobStore, SqsFifoQueue,
-    SsmSecretStore, Traced, s3_client, sdk_config,
+    SsmSecretStore, Traced, sdk_config,
 };
 
-/// The SDK configuration every adapter of one process is built from.
+/// The SDK configuration every adapter of one process is built from, and the DynamoDB client
+/// its stores share.
 #[derive(Debug, Clone)]
 pub struct Adapters {
     sdk: SdkConfig,
+    dynamodb: OnceLock<aws_sdk_dynamodb::Client>,
 }
 
 impl Adapters {
@@ -39,7 +41,10 @@ impl Adapters {
 
     /// Adapters over an SDK configuration made elsewhere (a test's, pointed at moto).
     pub fn from_sdk(sdk: SdkConfig) -> Self {
-        Adapters { sdk }
+        Adapters {
+            sdk,
+            dynamodb: OnceLock::new(),
+        }
     }
 
     /// The SDK configuration, for a client no port wraps.
@@ -88,9 +93,10 @@ impl Adapters {
         ))
     }
 
-    /// The quarantine bucket.
+    /// The quarantine bucket. Its client is built when a body is first quarantined or
+    /// replayed: most invocations never touch the bucket.
     pub fn blob_store(&self, bucket: &str) -> Arc<Traced<S3BlobStore>> {
-        Arc::new(Traced(S3BlobStore::new(s3_client(&self.sdk), bucket)))
+        Arc::new(Traced(S3BlobStore::on_first_use(self.sdk.clone(), bucket)))
     }
 
     /// An SQS client (the processor's consumer side).
@@ -98,8 +104,12 @@ impl Adapters {
         aws_sdk_sqs::Client::new(&self.sdk)
     }
 
+    /// One DynamoDB client for every store (a client is a handle: clones share its
+    /// connections).
     fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
-        aws_sdk_dynamodb::Client::new(&self.sdk)
+        self.dynamodb
+            .get_or_init(|| aws_sdk_dynamodb::Client::new(&self.sdk))
+            .clone()
     }
 }
 
@@ -121,7 +131,12 @@ mod tests {
         let aws = adapters();
         assert_eq!(aws.status_store("t-dev").0.table_name(), "t-dev");
         assert_eq!(aws.secrets("dev", Duration::from_secs(1)).0.stage(), "dev");
-        assert_eq!(aws.blob_store("b-dev").0.bucket(), "b-dev");
+        let blobs = aws.blob_store("b-dev");
+        assert_eq!(blobs.0.bucket(), "b-dev");
+        assert!(
+            !blobs.0.is_client_built(),
+            "S3's client waits for a first use"
+        );
         let queues = aws.fifo_queues([
             (Provider::Stripe, "https://q/stripe.fifo".to_owned()),
             (Provider::Square, "https://q/square.fifo".to_owned()),

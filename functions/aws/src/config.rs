@@ -14,7 +14,9 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use aws_config::environment::EnvironmentVariableRegionProvider;
+use aws_config::environment::{
+    EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
+};
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -58,6 +60,8 @@ pub fn resolve_endpoint_url(explicit: Option<&str>, from_env: Option<String>) ->
 /// - endpoint `endpoint_url` if given, else `AWS_ENDPOINT_URL` if set, else AWS's own;
 /// - [`CONNECT_TIMEOUT`], [`OPERATION_ATTEMPT_TIMEOUT`], [`OPERATION_TIMEOUT`] and
 ///   [`MAX_ATTEMPTS`];
+/// - the environment's credentials when it holds a key and its secret (every Lambda function),
+///   else the default credentials chain;
 /// - an HTTPS client on rustls with the *ring* provider trusting [`AWS_ROOTS_PEM`] (no file is
 ///   read), plus the platform's roots when the endpoint is a custom `https://` one.
 pub fn config_loader(endpoint_url: Option<&str>) -> ConfigLoader {
@@ -78,15 +82,28 @@ pub fn config_loader(endpoint_url: Option<&str>) -> ConfigLoader {
         .operation_attempt_timeout(OPERATION_ATTEMPT_TIMEOUT)
         .operation_timeout(OPERATION_TIMEOUT)
         .build();
-    let loader = aws_config::defaults(BehaviorVersion::latest())
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(region)
         .http_client(http_client)
         .timeout_config(timeouts)
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS));
+    if has_environment_credentials(|name| std::env::var(name).ok()) {
+        loader = loader.credentials_provider(EnvironmentVariableCredentialsProvider::new());
+    }
     match endpoint {
         Some(url) => loader.endpoint_url(url),
         None => loader,
     }
+}
+
+/// Whether the environment holds an access key and its secret, as a Lambda function's always
+/// does. The default credentials chain would take them first anyway; naming their provider
+/// directly skips building the rest of the chain (profile files, web identity through STS,
+/// container and instance metadata), a third of the SDK's share of a cold start.
+fn has_environment_credentials(var: impl Fn(&str) -> Option<String>) -> bool {
+    ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+        .iter()
+        .all(|name| var(name).is_some_and(|value| !value.trim().is_empty()))
 }
 
 /// The subjects' common names of the roots AWS's endpoints chain to (Amazon Trust Services).
@@ -115,21 +132,25 @@ pub static AWS_ROOTS_PEM: LazyLock<Vec<u8>> = LazyLock::new(|| {
 });
 
 /// Mozilla's roots whose DER holds one of [`AWS_ROOT_NAMES`] as a whole printable or UTF-8
-/// string (a self-signed root names itself as subject and issuer).
+/// string (a self-signed root names itself as subject and issuer). One pass over each root's
+/// bytes: this runs at every cold start, over all of Mozilla's roots.
 fn aws_roots() -> impl Iterator<Item = &'static [u8]> {
     webpki_root_certs::TLS_SERVER_ROOT_CERTS
         .iter()
         .map(|cert| cert.as_ref())
-        .filter(|der| {
-            AWS_ROOT_NAMES.iter().any(|name| {
-                // A DER string: tag (PrintableString 0x13 or UTF8String 0x0c), length, bytes.
-                der.windows(name.len() + 2).any(|w| {
-                    matches!(w[0], 0x13 | 0x0c)
-                        && usize::from(w[1]) == name.len()
-                        && &w[2..] == name.as_bytes()
-                })
-            })
-        })
+        .filter(|der| names_an_aws_root(der))
+}
+
+/// Whether `der` holds a DER string — tag (PrintableString 0x13 or UTF8String 0x0c), one-byte
+/// length, bytes — that is one of [`AWS_ROOT_NAMES`].
+fn names_an_aws_root(der: &[u8]) -> bool {
+    (0..der.len().saturating_sub(1)).any(|at| {
+        matches!(der[at], 0x13 | 0x0c) && {
+            let len = usize::from(der[at + 1]);
+            der.get(at + 2..at + 2 + len)
+                .is_some_and(|value| AWS_ROOT_NAMES.iter().any(|name| name.as_bytes() == value))
+        }
+    })
 }
 
 /// The TLS settings of the SDK's HTTPS client: [`AWS_ROOTS_PEM`], and the platform's store only
@@ -212,6 +233,55 @@ mod tests {
             store.add(cert).unwrap();
         }
         assert_eq!(store.len(), AWS_ROOT_NAMES.len());
+    }
+
+    #[test]
+    fn a_root_is_named_only_by_a_whole_der_string() {
+        let string = |tag: u8, text: &str| {
+            let mut der = vec![0x30, 0x31, tag, u8::try_from(text.len()).unwrap()];
+            der.extend_from_slice(text.as_bytes());
+            der
+        };
+        assert!(names_an_aws_root(&string(0x13, "Amazon Root CA 3")));
+        assert!(names_an_aws_root(&string(0x0c, "Amazon Root CA 1")));
+        assert!(!names_an_aws_root(&string(0x04, "Amazon Root CA 1")));
+        assert!(!names_an_aws_root(&string(0x13, "Amazon Root CA 10")));
+        assert!(!names_an_aws_root(&string(0x13, "Amazon Root CA")));
+        // A length running past the end is no match, and no panic.
+        let mut cut = string(0x13, "Amazon Root CA 1");
+        cut.truncate(cut.len() - 1);
+        assert!(!names_an_aws_root(&cut));
+        assert!(!names_an_aws_root(&[0x13]));
+        assert!(!names_an_aws_root(&[]));
+    }
+
+    #[test]
+    fn environment_credentials_need_a_key_and_its_secret() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| (*value).to_owned())
+            }
+        };
+        assert!(has_environment_credentials(env(&[
+            ("AWS_ACCESS_KEY_ID", "AKIA"),
+            ("AWS_SECRET_ACCESS_KEY", "s")
+        ])));
+        assert!(!has_environment_credentials(env(&[(
+            "AWS_ACCESS_KEY_ID",
+            "AKIA"
+        )])));
+        assert!(!has_environment_credentials(env(&[(
+            "AWS_SECRET_ACCESS_KEY",
+            "s"
+        )])));
+        assert!(!has_environment_credentials(env(&[
+            ("AWS_ACCESS_KEY_ID", " "),
+            ("AWS_SECRET_ACCESS_KEY", "s")
+        ])));
+        assert!(!has_environment_credentials(env(&[])));
     }
 
     #[test]

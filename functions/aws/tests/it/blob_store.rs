@@ -45,6 +45,23 @@ async fn a_blob_reads_back_byte_for_byte_and_a_missing_key_is_none() {
     assert_eq!(blobs.get(&key).await.unwrap(), Some(body));
 }
 
+#[tokio::test]
+async fn a_store_built_for_first_use_makes_its_client_then_and_reads_the_same_bucket() {
+    let Some(given) = bucket().await else { return };
+    let config = moto_config().await.expect("moto is up");
+    let lazy = S3BlobStore::on_first_use(config, given.bucket());
+    assert!(
+        !lazy.is_client_built(),
+        "nothing is built before the first call"
+    );
+    let body = b"quarantined".to_vec();
+    let key = quarantine_key(Provider::Stripe, &body);
+    lazy.put(&key, &body).await.unwrap();
+    assert!(lazy.is_client_built());
+    assert_eq!(given.get(&key).await.unwrap(), Some(body.clone()));
+    assert_eq!(lazy.clone().get(&key).await.unwrap(), Some(body));
+}
+
 fn oversized_unknown_currency_body() -> Vec<u8> {
     let path = workspace_root().join("tests/fixtures/stripe/payment_intent.succeeded.kwd.json");
     let mut event: serde_json::Value =
