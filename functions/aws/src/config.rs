@@ -11,7 +11,6 @@
 //! (LocalStack, a proxy) the platform's roots are trusted too, since such an endpoint may use
 //! any CA; a plain `http://` one (moto) needs none.
 
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use aws_config::environment::{
@@ -22,7 +21,6 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
-use base64::Engine as _;
 
 /// The region used when neither `AWS_REGION` nor `AWS_DEFAULT_REGION` is set.
 pub const DEFAULT_REGION: &str = "us-east-1";
@@ -107,51 +105,16 @@ fn has_environment_credentials(var: impl Fn(&str) -> Option<String>) -> bool {
 }
 
 /// The subjects' common names of the roots AWS's endpoints chain to (Amazon Trust Services).
-pub const AWS_ROOT_NAMES: [&str; 5] = [
-    "Amazon Root CA 1",
-    "Amazon Root CA 2",
-    "Amazon Root CA 3",
-    "Amazon Root CA 4",
-    "Starfield Services Root Certificate Authority - G2",
-];
+pub const AWS_ROOT_NAMES: [&str; 5] = aws_roots::AWS_ROOT_NAMES;
 
-/// The roots named in [`AWS_ROOT_NAMES`], taken from Mozilla's set (`webpki-root-certs`), as
-/// one PEM bundle made once per process: the SDK's TLS settings take custom roots only as PEM.
-pub static AWS_ROOTS_PEM: LazyLock<Vec<u8>> = LazyLock::new(|| {
-    let engine = &base64::engine::general_purpose::STANDARD;
-    let mut pem = Vec::with_capacity(AWS_ROOT_NAMES.len() * 2048);
-    for cert in aws_roots() {
-        pem.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
-        for line in engine.encode(cert).as_bytes().chunks(64) {
-            pem.extend_from_slice(line);
-            pem.push(b'\n');
-        }
-        pem.extend_from_slice(b"-----END CERTIFICATE-----\n");
-    }
-    pem
-});
+/// The roots named in [`AWS_ROOT_NAMES`], taken from Mozilla's set (`webpki-root-certs`) by the
+/// build script, as one PEM bundle: the SDK's TLS settings take custom roots only as PEM, and
+/// choosing them at build time keeps the scan of every Mozilla root out of the cold start.
+pub const AWS_ROOTS_PEM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/aws_roots.pem"));
 
-/// Mozilla's roots whose DER holds one of [`AWS_ROOT_NAMES`] as a whole printable or UTF-8
-/// string (a self-signed root names itself as subject and issuer). One pass over each root's
-/// bytes: this runs at every cold start, over all of Mozilla's roots.
-fn aws_roots() -> impl Iterator<Item = &'static [u8]> {
-    webpki_root_certs::TLS_SERVER_ROOT_CERTS
-        .iter()
-        .map(|cert| cert.as_ref())
-        .filter(|der| names_an_aws_root(der))
-}
-
-/// Whether `der` holds a DER string — tag (PrintableString 0x13 or UTF8String 0x0c), one-byte
-/// length, bytes — that is one of [`AWS_ROOT_NAMES`].
-fn names_an_aws_root(der: &[u8]) -> bool {
-    (0..der.len().saturating_sub(1)).any(|at| {
-        matches!(der[at], 0x13 | 0x0c) && {
-            let len = usize::from(der[at + 1]);
-            der.get(at + 2..at + 2 + len)
-                .is_some_and(|value| AWS_ROOT_NAMES.iter().any(|name| name.as_bytes() == value))
-        }
-    })
-}
+/// The selection, shared with the build script that runs it.
+#[path = "aws_roots.rs"]
+mod aws_roots;
 
 /// The TLS settings of the SDK's HTTPS client: [`AWS_ROOTS_PEM`], and the platform's store only
 /// for a custom `https://` endpoint.
@@ -160,7 +123,7 @@ fn tls_context(custom_https_endpoint: bool) -> TlsContext {
         .with_trust_store(
             TrustStore::empty()
                 .with_native_roots(custom_https_endpoint)
-                .with_pem_certificate(AWS_ROOTS_PEM.as_slice()),
+                .with_pem_certificate(AWS_ROOTS_PEM),
         )
         .build()
         .expect("a trust store without server names always builds")
@@ -217,7 +180,7 @@ mod tests {
         // The SDK panics on a custom root it cannot parse: every certificate of the bundle must
         // parse as an anchor, and each AWS root must be found exactly once.
         use rustls::pki_types::pem::PemObject as _;
-        let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&AWS_ROOTS_PEM)
+        let certs = rustls::pki_types::CertificateDer::pem_slice_iter(AWS_ROOTS_PEM)
             .collect::<Result<Vec<_>, _>>()
             .unwrap();
         assert_eq!(certs.len(), AWS_ROOT_NAMES.len());
@@ -242,17 +205,32 @@ mod tests {
             der.extend_from_slice(text.as_bytes());
             der
         };
-        assert!(names_an_aws_root(&string(0x13, "Amazon Root CA 3")));
-        assert!(names_an_aws_root(&string(0x0c, "Amazon Root CA 1")));
-        assert!(!names_an_aws_root(&string(0x04, "Amazon Root CA 1")));
-        assert!(!names_an_aws_root(&string(0x13, "Amazon Root CA 10")));
-        assert!(!names_an_aws_root(&string(0x13, "Amazon Root CA")));
+        assert!(aws_roots::names_an_aws_root(&string(
+            0x13,
+            "Amazon Root CA 3"
+        )));
+        assert!(aws_roots::names_an_aws_root(&string(
+            0x0c,
+            "Amazon Root CA 1"
+        )));
+        assert!(!aws_roots::names_an_aws_root(&string(
+            0x04,
+            "Amazon Root CA 1"
+        )));
+        assert!(!aws_roots::names_an_aws_root(&string(
+            0x13,
+            "Amazon Root CA 10"
+        )));
+        assert!(!aws_roots::names_an_aws_root(&string(
+            0x13,
+            "Amazon Root CA"
+        )));
         // A length running past the end is no match, and no panic.
         let mut cut = string(0x13, "Amazon Root CA 1");
         cut.truncate(cut.len() - 1);
-        assert!(!names_an_aws_root(&cut));
-        assert!(!names_an_aws_root(&[0x13]));
-        assert!(!names_an_aws_root(&[]));
+        assert!(!aws_roots::names_an_aws_root(&cut));
+        assert!(!aws_roots::names_an_aws_root(&[0x13]));
+        assert!(!aws_roots::names_an_aws_root(&[]));
     }
 
     #[test]
