@@ -1,6 +1,6 @@
-//! The Tracer: `tracing` spans become OpenTelemetry spans (through `tracing-opentelemetry`),
-//! which `opentelemetry-aws` turns into X-Ray segment documents and sends to the X-Ray daemon
-//! over UDP (`AWS_XRAY_DAEMON_ADDRESS`). The usual invocation's document (a handler subsegment
+//! The Tracer: `tracing` spans become OpenTelemetry spans (through the span layer,
+//! `span_layer.rs`), which `opentelemetry-aws` turns into X-Ray segment documents and sends to
+//! the X-Ray daemon over UDP (`AWS_XRAY_DAEMON_ADDRESS`). The usual invocation's document (a handler subsegment
 //! with its AWS calls, successful) is written directly instead (`segment.rs`), to the same
 //! bytes.
 //!
@@ -25,9 +25,11 @@
 //! [`parent_from_trace_header`] reads it back.
 
 use std::borrow::Cow;
+use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
@@ -48,7 +50,6 @@ use opentelemetry_sdk::trace::{
     SpanProcessor,
 };
 use tracing::field::Empty;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::error::TelemetryError;
 use crate::logger::SCOPE_TARGET;
@@ -287,11 +288,18 @@ impl ShouldSample for InvocationSampler {
     }
 }
 
-/// Builds the tracer provider for `export` (`None` when tracing is disabled).
+/// The tracer provider (for the local stack's function segments) and the span buffer it shares
+/// with the span layer.
+pub(crate) struct Tracing {
+    pub(crate) provider: SdkTracerProvider,
+    pub(crate) buffer: Arc<SpanBuffer>,
+}
+
+/// Builds the tracer provider and span buffer for `export` (`None` when tracing is disabled).
 pub(crate) fn build_provider(
     export: &TraceExport,
     log_group: Option<&str>,
-) -> Result<Option<SdkTracerProvider>, TelemetryError> {
+) -> Result<Option<Tracing>, TelemetryError> {
     let client = Arc::new(match export {
         TraceExport::Daemon(addr) => {
             SegmentClient::Daemon(DaemonClient::new(*addr).map_err(TelemetryError::DaemonSocket)?)
@@ -306,14 +314,15 @@ pub(crate) fn build_provider(
     }
     let exporter = XrayExporter::new(SharedClient(client.clone()))
         .with_translator(translator.always_nest_subsegments());
+    let buffer = Arc::new(SpanBuffer::new(exporter, client));
     let provider = SdkTracerProvider::builder()
-        .with_span_processor(InvocationSpanProcessor::new(exporter, Some(client)))
+        .with_span_processor(InvocationSpanProcessor(buffer.clone()))
         .with_id_generator(XrayIdGenerator::default())
         .with_sampler(InvocationSampler)
         // No service.name: the translator would name every segment after it.
         .with_resource(Resource::builder_empty().build())
         .build();
-    Ok(Some(provider))
+    Ok(Some(Tracing { provider, buffer }))
 }
 
 /// At most this many spans go into one export (and so into one nested segment document), which
@@ -332,28 +341,59 @@ const MAX_BUFFERED_SPANS: usize = 256;
 /// SDK's simple processor exports span by span and its batch processor needs a thread and a
 /// timer.
 ///
-/// The usual invocation's spans are written by the direct encoder (`segment.rs`) into the
-/// client's buffer; every other batch goes through `opentelemetry-aws`'s translator.
-#[derive(Debug)]
-struct InvocationSpanProcessor<E> {
-    buffer: Mutex<Vec<SpanData>>,
-    exporter: Mutex<E>,
-    /// Where the direct encoder's documents go; `None` leaves every batch to `exporter`.
-    direct: Option<Arc<SegmentClient>>,
+/// The span layer (`span_layer.rs`) and the SDK's tracer (through [`InvocationSpanProcessor`])
+/// both put their ended spans here. The usual invocation's spans are written by the direct
+/// encoder (`segment.rs`) into the client's buffer; every other batch goes through
+/// `opentelemetry-aws`'s translator.
+pub(crate) struct SpanBuffer {
+    spans: Mutex<Vec<SpanData>>,
+    exporter: Mutex<XrayExporter<SharedClient>>,
+    /// Where the direct encoder's documents go.
+    direct: Arc<SegmentClient>,
+    /// Set when a resource with attributes is configured: the direct encoder writes none, so
+    /// every batch is left to the translator.
+    translator_only: AtomicBool,
+    shut_down: AtomicBool,
 }
 
-impl<E: SpanExporter> InvocationSpanProcessor<E> {
-    fn new(exporter: E, direct: Option<Arc<SegmentClient>>) -> Self {
+impl SpanBuffer {
+    fn new(exporter: XrayExporter<SharedClient>, direct: Arc<SegmentClient>) -> Self {
         Self {
-            buffer: Mutex::new(Vec::new()),
+            spans: Mutex::new(Vec::new()),
             exporter: Mutex::new(exporter),
             direct,
+            translator_only: AtomicBool::new(false),
+            shut_down: AtomicBool::new(false),
         }
     }
 
+    /// Keeps an ended span until the next flush (only sampled spans are kept).
+    pub(crate) fn push(&self, span: SpanData) {
+        if !span.span_context.is_sampled() || self.shut_down.load(Ordering::Relaxed) {
+            return;
+        }
+        let overflow = {
+            let mut spans = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
+            spans.push(span);
+            (spans.len() >= MAX_BUFFERED_SPANS).then(|| std::mem::take(&mut *spans))
+        };
+        if let Some(batch) = overflow {
+            let _ = self.export(batch);
+        }
+    }
+
+    /// Exports every kept span.
+    pub(crate) fn flush(&self) -> OTelSdkResult {
+        let batch = std::mem::take(&mut *self.spans.lock().unwrap_or_else(PoisonError::into_inner));
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.export(batch)
+    }
+
     fn export(&self, mut batch: Vec<SpanData>) -> OTelSdkResult {
-        if let Some(client) = &self.direct {
-            match client.send(|out| crate::segment::encode(&batch, out)) {
+        if !self.translator_only.load(Ordering::Relaxed) {
+            match self.direct.send(|out| crate::segment::encode(&batch, out)) {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
                 Err(e) => return Err(OTelSdkError::InternalFailure(e.to_string())),
@@ -375,43 +415,41 @@ impl<E: SpanExporter> InvocationSpanProcessor<E> {
     }
 }
 
-impl<E: SpanExporter> SpanProcessor for InvocationSpanProcessor<E> {
+impl fmt::Debug for SpanBuffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpanBuffer").finish_non_exhaustive()
+    }
+}
+
+/// The SDK tracer's view of the [`SpanBuffer`].
+#[derive(Debug)]
+struct InvocationSpanProcessor(Arc<SpanBuffer>);
+
+impl SpanProcessor for InvocationSpanProcessor {
     fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
-        if !span.span_context.is_sampled() {
-            return;
-        }
-        let overflow = {
-            let mut buffer = self.buffer.lock().unwrap_or_else(PoisonError::into_inner);
-            buffer.push(span);
-            (buffer.len() >= MAX_BUFFERED_SPANS).then(|| std::mem::take(&mut *buffer))
-        };
-        if let Some(batch) = overflow {
-            let _ = self.export(batch);
-        }
+        self.0.push(span);
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        let batch =
-            std::mem::take(&mut *self.buffer.lock().unwrap_or_else(PoisonError::into_inner));
-        if batch.is_empty() {
-            return Ok(());
-        }
-        self.export(batch)
+        self.0.flush()
     }
 
     fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        self.force_flush()
+        let result = self.0.flush();
+        self.0.shut_down.store(true, Ordering::Relaxed);
+        result
     }
 
     fn set_resource(&mut self, resource: &Resource) {
         // The direct encoder writes no resource attributes: with any, the translator must.
         if !resource.is_empty() {
-            self.direct = None;
+            self.0.translator_only.store(true, Ordering::Relaxed);
         }
-        self.exporter
-            .get_mut()
+        self.0
+            .exporter
+            .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .set_resource(resource);
     }
@@ -474,13 +512,10 @@ pub fn xray_trace_id(id: TraceId) -> String {
 /// Call it inside the span of the AWS call that sends the message, so the consumer's trace
 /// hangs under that call. `None` outside any trace.
 pub fn trace_header_for_current_span() -> Option<String> {
-    let from_span = tracing::Span::current().context();
-    let cx = if from_span.span().span_context().is_valid() {
-        from_span
-    } else {
-        Context::current()
-    };
-    span_context_to_string(cx.span().span_context())
+    match crate::span_layer::current_context().filter(SpanContext::is_valid) {
+        Some(sc) => span_context_to_string(&sc),
+        None => span_context_to_string(Context::current().span().span_context()),
+    }
 }
 
 /// [`trace_header_for_current_span`] for an EventBridge `PutEvents` entry: `None` if the header
@@ -539,7 +574,7 @@ pub fn record_span(message_id: &str, trace_header: Option<&str>) -> tracing::Spa
     if let Some(parent) = trace_header.and_then(parent_from_trace_header)
         && parent.parent_id().is_some()
     {
-        let _ = span.set_parent(parent.context());
+        crate::span_layer::set_parent(&span, parent.span_context);
     }
     span
 }
@@ -570,7 +605,7 @@ pub fn webhook_record_span(
     if let Some(parent) = parent
         && parent.parent_id().is_some()
     {
-        let _ = span.set_parent(parent.context());
+        crate::span_layer::set_parent(&span, parent.span_context);
     }
     span
 }
@@ -597,17 +632,23 @@ pub fn correlation_scope(id: &str) -> tracing::Span {
 
 /// Sets an X-Ray annotation on the current span (it shows on that subsegment).
 pub fn annotate_current_span(key: Annotation, value: &str) {
-    tracing::Span::current().set_attribute(key.as_str(), value.to_owned());
+    crate::span_layer::set_attribute(
+        &tracing::Span::current(),
+        KeyValue::new(key.as_str(), value.to_owned()),
+    );
 }
 
 /// Marks `span`'s subsegment as failed (`fault: true`), with a stable error code as the cause.
 pub fn mark_span_failed(span: &tracing::Span, code: &'static str) {
-    span.set_status(Status::Error {
-        description: Cow::Borrowed(code),
-    });
+    crate::span_layer::set_status(
+        span,
+        Status::Error {
+            description: Cow::Borrowed(code),
+        },
+    );
 }
 
-/// Whether the OpenTelemetry layer turns spans with this metadata into subsegments: spans of
+/// Whether the span layer turns spans with this metadata into subsegments: spans of
 /// payhook crates at INFO or above, except log-only scopes.
 pub(crate) fn is_traced(meta: &tracing::Metadata<'_>) -> bool {
     meta.is_span()
