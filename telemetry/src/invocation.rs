@@ -890,17 +890,21 @@ impl Invocation {
         }
         // As Powertools' Tracer does: `annotation.ColdStart = true` and
         // `annotation.Service = "…"` find these handler subsegments.
-        span_layer::set_attribute(
+        let mut annotations = lock(&self.state.annotations);
+        span_layer::set_attributes(
             &span,
-            KeyValue::new("annotation.ColdStart", self.state.cold_start),
+            [
+                KeyValue::new("annotation.ColdStart", self.state.cold_start),
+                KeyValue::new("annotation.Service", self.state.service.clone()),
+            ]
+            .into_iter()
+            .chain(
+                annotations
+                    .drain(..)
+                    .map(|(key, value)| KeyValue::new(key.as_str(), value)),
+            ),
         );
-        span_layer::set_attribute(
-            &span,
-            KeyValue::new("annotation.Service", self.state.service.clone()),
-        );
-        for (key, value) in lock(&self.state.annotations).drain(..) {
-            span_layer::set_attribute(&span, KeyValue::new(key.as_str(), value));
-        }
+        drop(annotations);
         // Usually the last handle on the span: closing it exports the subsegment.
         drop(span);
         if let Some(mut root) = self.root_segment.take() {

@@ -362,20 +362,24 @@ where
         };
         let mut updates = Updates::default();
         attrs.record(&mut updates);
-        let mut record = SpanRecord {
-            name: Cow::Borrowed(attrs.metadata().name()),
-            kind: SpanKind::Internal,
+        let Updates {
+            name,
+            kind,
+            status,
+            attributes,
+        } = updates;
+        span.extensions_mut().insert(SpanRecord {
+            name: name.unwrap_or(Cow::Borrowed(attrs.metadata().name())),
+            kind: kind.unwrap_or(SpanKind::Internal),
             start: opentelemetry::time::now(),
             end: None,
-            attributes: Vec::with_capacity(updates.attributes.len()),
+            attributes,
             dropped_attributes: 0,
             events: Vec::new(),
             dropped_events: 0,
-            status: Status::Unset,
+            status: status.unwrap_or(Status::Unset),
             identity: Identity::Pending { parent },
-        };
-        record.apply(updates);
-        span.extensions_mut().insert(record);
+        });
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
@@ -447,9 +451,13 @@ pub(crate) fn set_parent(span: &tracing::Span, parent: SpanContext) {
     });
 }
 
-/// Adds an attribute to `span`.
-pub(crate) fn set_attribute(span: &tracing::Span, kv: KeyValue) {
-    with_record(span, |_, record| record.push_attribute(kv));
+/// Adds attributes to `span`.
+pub(crate) fn set_attributes(span: &tracing::Span, kvs: impl IntoIterator<Item = KeyValue>) {
+    with_record(span, |_, record| {
+        for kv in kvs {
+            record.push_attribute(kv);
+        }
+    });
 }
 
 /// Sets the status of `span`.

@@ -384,21 +384,48 @@ impl SpanBuffer {
 
     /// Exports every kept span.
     pub(crate) fn flush(&self) -> OTelSdkResult {
-        let batch = std::mem::take(&mut *self.spans.lock().unwrap_or_else(PoisonError::into_inner));
-        if batch.is_empty() {
+        let mut spans = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
+        if spans.is_empty() {
             return Ok(());
         }
-        self.export(batch)
-    }
-
-    fn export(&self, mut batch: Vec<SpanData>) -> OTelSdkResult {
-        if !self.translator_only.load(Ordering::Relaxed) {
-            match self.direct.send(|out| crate::segment::encode(&batch, out)) {
-                Ok(true) => return Ok(()),
-                Ok(false) => {}
-                Err(e) => return Err(OTelSdkError::InternalFailure(e.to_string())),
+        // The usual batch is written directly and the buffer kept, with its capacity, for the
+        // next invocation.
+        match self.send_direct(&spans) {
+            Ok(true) => {
+                spans.clear();
+                Ok(())
+            }
+            Ok(false) => {
+                let batch = std::mem::take(&mut *spans);
+                drop(spans);
+                self.export_translated(batch)
+            }
+            Err(e) => {
+                spans.clear();
+                Err(e)
             }
         }
+    }
+
+    fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        match self.send_direct(&batch) {
+            Ok(true) => Ok(()),
+            Ok(false) => self.export_translated(batch),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes `batch` with the direct encoder, if it is a shape the encoder writes.
+    fn send_direct(&self, batch: &[SpanData]) -> Result<bool, OTelSdkError> {
+        if self.translator_only.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        self.direct
+            .send(|out| crate::segment::encode(batch, out))
+            .map_err(|e| OTelSdkError::InternalFailure(e.to_string()))
+    }
+
+    fn export_translated(&self, mut batch: Vec<SpanData>) -> OTelSdkResult {
         let exporter = self.exporter.lock().unwrap_or_else(PoisonError::into_inner);
         let mut result = Ok(());
         while !batch.is_empty() {
@@ -632,9 +659,9 @@ pub fn correlation_scope(id: &str) -> tracing::Span {
 
 /// Sets an X-Ray annotation on the current span (it shows on that subsegment).
 pub fn annotate_current_span(key: Annotation, value: &str) {
-    crate::span_layer::set_attribute(
+    crate::span_layer::set_attributes(
         &tracing::Span::current(),
-        KeyValue::new(key.as_str(), value.to_owned()),
+        [KeyValue::new(key.as_str(), value.to_owned())],
     );
 }
 
