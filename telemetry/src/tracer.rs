@@ -35,7 +35,7 @@ use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
 
 use opentelemetry::trace::{
-    Link, SpanContext, SpanKind, Status, TraceContextExt, TraceId, TraceState,
+    Link, SpanContext, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
 };
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_aws::trace::XrayIdGenerator;
@@ -525,13 +525,67 @@ impl TraceParent {
 /// Parses an X-Ray trace header (from `_X_AMZN_TRACE_ID`, `Context::xray_trace_id`, an SQS
 /// record's `AWSTraceHeader` or an HTTP `X-Amzn-Trace-Id`). `None` when it has no valid `Root`.
 pub fn parent_from_trace_header(header: &str) -> Option<TraceParent> {
-    span_context_from_str(header.trim()).map(|span_context| TraceParent { span_context })
+    let header = header.trim();
+    usual_trace_header(header)
+        .or_else(|| span_context_from_str(header))
+        .map(|span_context| TraceParent { span_context })
+}
+
+/// The header Lambda and SQS usually pass (`Root=1-…-…;Parent=…;Sampled=0|1`, lowercase hex,
+/// nothing else), read without the propagator's allocations; the same span context
+/// `span_context_from_str` makes of it. `None` for any other header (left to the propagator).
+fn usual_trace_header(header: &str) -> Option<SpanContext> {
+    let rest = header.strip_prefix("Root=1-")?;
+    let (time, rest) = rest.split_at_checked(8)?;
+    let rest = rest.strip_prefix('-')?;
+    let (random, rest) = rest.split_at_checked(24)?;
+    let rest = rest.strip_prefix(";Parent=")?;
+    let (parent, rest) = rest.split_at_checked(16)?;
+    let flags = match rest {
+        ";Sampled=1" => TraceFlags::SAMPLED,
+        ";Sampled=0" => TraceFlags::default(),
+        _ => return None,
+    };
+    let trace_id = (lower_hex(time)? << 96) | lower_hex(random)?;
+    let span_id = u64::try_from(lower_hex(parent)?).ok()?;
+    if trace_id == 0 {
+        return None;
+    }
+    Some(SpanContext::new(
+        TraceId::from(trace_id),
+        opentelemetry::SpanId::from(span_id),
+        flags,
+        true,
+        // The propagator's (empty) trace state, built as it builds it.
+        TraceState::from_key_value(Vec::<(String, String)>::new()).ok()?,
+    ))
+}
+
+/// Up to 32 lowercase hex digits as a number (`None` for anything else).
+fn lower_hex(digits: &str) -> Option<u128> {
+    digits.bytes().try_fold(0u128, |n, b| {
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => return None,
+        };
+        Some(n << 4 | u128::from(d))
+    })
 }
 
 /// The X-Ray form of an OpenTelemetry trace id.
 pub fn xray_trace_id(id: TraceId) -> String {
-    let hex = format!("{id:032x}");
-    format!("1-{}-{}", &hex[..8], &hex[8..])
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(35);
+    out.push_str("1-");
+    for (i, b) in id.to_bytes().iter().enumerate() {
+        if i == 4 {
+            out.push('-');
+        }
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 /// The trace header naming the current span as parent, for an SQS `AWSTraceHeader` system
@@ -716,6 +770,39 @@ mod tests {
         let again = p.header().expect("header");
         assert!(again.contains("Lineage=a87bd80c:1|68fd508a:5"), "{again}");
         assert_eq!(parent_from_trace_header(&again), Some(p));
+    }
+
+    #[test]
+    fn usual_headers_are_read_as_the_propagator_reads_them() {
+        for h in [
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0",
+            "Root=1-00000000-000000000000000000000001;Parent=0000000000000000;Sampled=1",
+            "Root=1-ffffffff-ffffffffffffffffffffffff;Parent=ffffffffffffffff;Sampled=0",
+        ] {
+            let ours = usual_trace_header(h).expect("the usual shape");
+            assert_eq!(Some(ours), span_context_from_str(h), "{h}");
+        }
+        // Anything else is left to the propagator.
+        for h in [
+            "Root=1-5759E988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=?",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1",
+            "Root=2-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+            "Root=1-00000000-000000000000000000000000;Parent=53995c3f42cd8ad8;Sampled=1",
+            "Root=1-5759e988-bd862e3fe1be46a99427279é;Parent=53995c3f42cd8ad8;Sampled=1",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a87bd80c:1|68fd508a:5",
+        ] {
+            assert_eq!(usual_trace_header(h), None, "{h}");
+        }
+    }
+
+    #[test]
+    fn trace_ids_are_written_in_xray_form() {
+        let id = TraceId::from(0x5759_e988_bd86_2e3f_e1be_46a9_9427_2793_u128);
+        assert_eq!(xray_trace_id(id), "1-5759e988-bd862e3fe1be46a994272793");
     }
 
     #[test]
