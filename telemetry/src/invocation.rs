@@ -35,7 +35,8 @@ use crate::logger::{
     with_pending_invocation, write_direct,
 };
 use crate::metrics::{
-    DEFAULT_NAMESPACE, MetricRejected, MetricSet, MetricsConfig, NAMESPACE_ENV, cold_start_document,
+    DEFAULT_NAMESPACE, DirectiveCache, MetricRejected, MetricSet, MetricsConfig, NAMESPACE_ENV,
+    cold_start_document,
 };
 use crate::redact::{REDACTED, is_sensitive_field, redact_json, redact_text};
 use crate::sink::{Sink, StdoutSink};
@@ -308,7 +309,7 @@ impl Telemetry {
                 metrics,
                 metrics_sink: config.metrics_sink,
                 cold: AtomicBool::new(true),
-                flush_buffer: Mutex::new(String::with_capacity(1024)),
+                flush_buffer: Mutex::new((String::with_capacity(1024), DirectiveCache::default())),
             }),
             telemetry: self.clone(),
         }
@@ -467,8 +468,9 @@ pub(crate) struct FunctionShared {
     metrics: MetricsConfig,
     metrics_sink: Arc<dyn Sink>,
     cold: AtomicBool,
-    /// The EMF documents of the invocation being flushed, reused from one to the next.
-    flush_buffer: Mutex<String>,
+    /// The EMF documents of the invocation being flushed, reused from one to the next, and
+    /// the directives already rendered for this function's documents.
+    flush_buffer: Mutex<(String, DirectiveCache)>,
 }
 
 /// One function's telemetry: starts invocations. Cheap to clone.
@@ -919,12 +921,13 @@ impl Invocation {
         let mut metrics = lock(&self.state.metrics);
         if !metrics.is_empty() {
             // Every document in one buffer, handed to the sink as one write.
-            let mut buf = lock(&shared.flush_buffer);
+            let mut flush = lock(&shared.flush_buffer);
+            let (buf, directives) = &mut *flush;
             buf.clear();
-            metrics.encode_lines(&shared.metrics, now_ms(), &mut buf);
+            metrics.encode_lines(&shared.metrics, now_ms(), buf, directives);
             metrics.clear();
             drop(metrics);
-            shared.metrics_sink.write_lines(&buf);
+            shared.metrics_sink.write_lines(buf);
         }
     }
 }
