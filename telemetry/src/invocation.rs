@@ -309,7 +309,10 @@ impl Telemetry {
                 metrics,
                 metrics_sink: config.metrics_sink,
                 cold: AtomicBool::new(true),
-                flush_buffer: Mutex::new((String::with_capacity(1024), DirectiveCache::default())),
+                flush: Mutex::new(Flush {
+                    buf: String::with_capacity(1024),
+                    ..Flush::default()
+                }),
             }),
             telemetry: self.clone(),
         }
@@ -468,9 +471,18 @@ pub(crate) struct FunctionShared {
     metrics: MetricsConfig,
     metrics_sink: Arc<dyn Sink>,
     cold: AtomicBool,
-    /// The EMF documents of the invocation being flushed, reused from one to the next, and
-    /// the directives already rendered for this function's documents.
-    flush_buffer: Mutex<(String, DirectiveCache)>,
+    /// What flushing the metrics reuses from one invocation to the next.
+    flush: Mutex<Flush>,
+}
+
+/// The EMF documents of the invocation being flushed, the directives already rendered for this
+/// function's documents, and the last invocation's metric set, emptied (with its allocations)
+/// for the next.
+#[derive(Default)]
+struct Flush {
+    buf: String,
+    directives: DirectiveCache,
+    spare_metrics: Option<MetricSet>,
 }
 
 /// One function's telemetry: starts invocations. Cheap to clone.
@@ -575,7 +587,7 @@ impl FunctionTelemetry {
             cold_start,
             debug_sampled: tel.sample_rate > 0.0 && random_unit() < tel.sample_rate,
             keys: Mutex::new(LogKeys::default()),
-            metrics: Mutex::new(MetricSet::new()),
+            metrics: Mutex::new(lock(&shared.flush).spare_metrics.take().unwrap_or_default()),
             annotations: Mutex::new(Vec::new()),
             context_keys: OnceLock::new(),
         });
@@ -921,11 +933,18 @@ impl Invocation {
         let mut metrics = lock(&self.state.metrics);
         if !metrics.is_empty() {
             // Every document in one buffer, handed to the sink as one write.
-            let mut flush = lock(&shared.flush_buffer);
-            let (buf, directives) = &mut *flush;
+            let mut flush = lock(&shared.flush);
+            let Flush {
+                buf,
+                directives,
+                spare_metrics,
+            } = &mut *flush;
             buf.clear();
             metrics.encode_lines(&shared.metrics, now_ms(), buf, directives);
             metrics.clear();
+            if spare_metrics.is_none() {
+                *spare_metrics = Some(std::mem::take(&mut *metrics));
+            }
             drop(metrics);
             shared.metrics_sink.write_lines(buf);
         }

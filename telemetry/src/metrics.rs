@@ -200,10 +200,16 @@ struct Series {
     values: Vec<f64>,
 }
 
+/// At most this many forgotten series are kept for reuse.
+const MAX_SPARE_SERIES: usize = 64;
+
 /// The metrics recorded during one invocation, waiting to be flushed as EMF.
 #[derive(Debug, Default, Clone)]
 pub struct MetricSet {
     series: Vec<Series>,
+    /// Series forgotten by [`MetricSet::clear`], kept with their allocations for the next
+    /// values recorded.
+    spare: Vec<Series>,
 }
 
 impl MetricSet {
@@ -219,7 +225,13 @@ impl MetricSet {
 
     /// Forgets everything recorded.
     pub fn clear(&mut self) {
-        self.series.clear();
+        for series in self.series.drain(..) {
+            if self.spare.len() < MAX_SPARE_SERIES
+                && series.values.capacity() <= MAX_VALUES_PER_METRIC
+            {
+                self.spare.push(series);
+            }
+        }
     }
 
     /// Records one value of a catalogued metric. `dims` must name exactly the dimensions the
@@ -290,18 +302,33 @@ impl MetricSet {
         match existing {
             Some(series) => series.values.push(value),
             None => {
-                let mut owned: Vec<(Dimension, String)> = dims
-                    .iter()
-                    .map(|(d, v)| (*d, sanitize_dimension_value(v).into_owned()))
-                    .collect();
+                // A forgotten series' vectors and strings, when there is one.
+                let (mut owned, mut values) = match self.spare.pop() {
+                    Some(old) => (old.dims, old.values),
+                    None => (Vec::with_capacity(dims.len()), Vec::with_capacity(1)),
+                };
+                owned.truncate(dims.len());
+                for (i, (d, v)) in dims.iter().enumerate() {
+                    let v = sanitize_dimension_value(v);
+                    match owned.get_mut(i) {
+                        Some(slot) => {
+                            slot.0 = *d;
+                            slot.1.clear();
+                            slot.1.push_str(&v);
+                        }
+                        None => owned.push((*d, v.into_owned())),
+                    }
+                }
                 owned.sort_by_key(|(d, _)| *d);
+                values.clear();
+                values.push(value);
                 self.series.push(Series {
                     name,
                     unit,
                     resolution,
                     dimension_sets,
                     dims: owned,
-                    values: vec![value],
+                    values,
                 });
             }
         }
@@ -613,6 +640,39 @@ mod tests {
                 v
             })
             .collect()
+    }
+
+    #[test]
+    fn a_cleared_set_records_as_a_new_one_does() {
+        static TWO: &[&[Dimension]] =
+            &[&[Dimension::Service, Dimension::Provider, Dimension::Reason]];
+        let mut reused = MetricSet::new();
+        for (provider, reason) in [("stripe", "none"), ("paypal", "invalid_signature")] {
+            let mut fresh = MetricSet::new();
+            for set in [&mut reused, &mut fresh] {
+                set.add_raw(
+                    "Received",
+                    Unit::Count,
+                    Resolution::Standard,
+                    SETS,
+                    1.0,
+                    &[(Dimension::Provider, provider)],
+                )
+                .expect("recorded");
+                set.add_raw(
+                    "Rejected",
+                    Unit::Count,
+                    Resolution::Standard,
+                    TWO,
+                    2.0,
+                    &[(Dimension::Reason, reason), (Dimension::Provider, provider)],
+                )
+                .expect("recorded");
+            }
+            assert_eq!(reused.encode(&config(), TS), fresh.encode(&config(), TS));
+            reused.clear();
+            assert!(reused.is_empty());
+        }
     }
 
     #[test]
