@@ -246,27 +246,17 @@ impl SpanLayer {
             let span_id = self.ids.new_span_id();
             // The sampler's decision: follow a parent; without one keep only a server span
             // (the local stack's function segment).
-            let (trace_id, sampled, flags, state) = if parent.is_valid() {
-                let sampled = parent.is_sampled();
-                let flags = parent.trace_flags();
-                (
-                    parent.trace_id(),
-                    sampled,
-                    flags,
-                    parent.trace_state().clone(),
-                )
+            let (trace_id, sampled, state) = if parent.is_valid() {
+                let state = parent.trace_state().clone();
+                (parent.trace_id(), parent.is_sampled(), state)
             } else {
                 let sampled = record.kind == SpanKind::Server;
-                let flags = TraceFlags::default();
-                (
-                    self.ids.new_trace_id(),
-                    sampled,
-                    flags,
-                    TraceState::default(),
-                )
+                (self.ids.new_trace_id(), sampled, TraceState::default())
             };
+            // As the SDK's tracer: a kept span has its parent's flags with `sampled` set, a
+            // dropped one none.
             let flags = if sampled {
-                flags.with_sampled(true)
+                parent.trace_flags().with_sampled(true)
             } else {
                 TraceFlags::default()
             };
