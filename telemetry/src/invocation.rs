@@ -16,15 +16,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::trace::{Event, Span as _, SpanKind, Status, Tracer, TracerProvider};
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::trace::SdkTracer;
 use serde::Serialize;
 use tracing::field::Empty;
 use tracing::instrument::WithSubscriber;
 use tracing::level_filters::LevelFilter;
 use tracing::{Dispatch, Instrument, Level};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::SubscriberExt;
@@ -36,12 +35,15 @@ use crate::logger::{
     with_pending_invocation, write_direct,
 };
 use crate::metrics::{
-    DEFAULT_NAMESPACE, MetricRejected, MetricSet, MetricsConfig, NAMESPACE_ENV, cold_start_document,
+    DEFAULT_NAMESPACE, DirectiveCache, MetricRejected, MetricSet, MetricsConfig, NAMESPACE_ENV,
+    cold_start_document,
 };
 use crate::redact::{REDACTED, is_sensitive_field, redact_json, redact_text};
 use crate::sink::{Sink, StdoutSink};
+use crate::span_layer::{self, SpanLayer};
 use crate::tracer::{
-    Annotation, TraceExport, build_provider, is_traced, parent_from_trace_header, xray_trace_id,
+    Annotation, TraceExport, Tracing, build_provider, is_traced, parent_from_trace_header,
+    xray_trace_id,
 };
 
 /// `POWERTOOLS_SERVICE_NAME`: the `service` key of logs and dimension of metrics.
@@ -185,8 +187,10 @@ impl TelemetryBuilder {
     /// Builds the subscriber and the exporter. Install the subscriber with
     /// [`Telemetry::set_global_default`] (or [`Telemetry::set_default`] in tests).
     pub fn build(self) -> Result<Telemetry, TelemetryError> {
-        let provider = build_provider(&self.trace_export, self.log_group.as_deref())?;
-        let tracer = provider.as_ref().map(|p| p.tracer("payhook-telemetry"));
+        let tracing = build_provider(&self.trace_export, self.log_group.as_deref())?;
+        let tracer = tracing
+            .as_ref()
+            .map(|t| t.provider.tracer("payhook-telemetry"));
         let process = Arc::new(ProcessInfo {
             service: self.service,
             sample_rate: self.logger.sample_rate(),
@@ -206,18 +210,12 @@ impl TelemetryBuilder {
             base,
             sampling: self.logger.sample_rate() > 0.0,
         });
-        let otel_layer = tracer.clone().map(|t| {
-            tracing_opentelemetry::layer()
-                .with_tracer(t)
-                .with_location(false)
-                .with_threads(false)
-                .with_target(false)
-                .with_tracked_inactivity(false)
-                .with_filter(filter_fn(is_traced))
-        });
+        let span_layer = tracing
+            .as_ref()
+            .map(|t| SpanLayer::new(t.buffer.clone()).with_filter(filter_fn(is_traced)));
         let subscriber = tracing_subscriber::registry()
             .with(log_layer)
-            .with(otel_layer);
+            .with(span_layer);
         let dispatch = Dispatch::new(subscriber);
         for warning in self.logger.warnings() {
             tracing::dispatcher::with_default(&dispatch, || {
@@ -227,7 +225,7 @@ impl TelemetryBuilder {
         Ok(Telemetry {
             inner: Arc::new(TelemetryInner {
                 dispatch,
-                provider,
+                tracing,
                 tracer,
                 log_sink: self.log_sink,
                 process,
@@ -241,7 +239,7 @@ impl TelemetryBuilder {
 
 struct TelemetryInner {
     dispatch: Dispatch,
-    provider: Option<SdkTracerProvider>,
+    tracing: Option<Tracing>,
     tracer: Option<SdkTracer>,
     log_sink: Arc<dyn Sink>,
     process: Arc<ProcessInfo>,
@@ -261,7 +259,7 @@ impl fmt::Debug for Telemetry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Telemetry")
             .field("service", &self.inner.process.service)
-            .field("tracing", &self.inner.provider.is_some())
+            .field("tracing", &self.inner.tracing.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -311,7 +309,10 @@ impl Telemetry {
                 metrics,
                 metrics_sink: config.metrics_sink,
                 cold: AtomicBool::new(true),
-                flush_buffer: Mutex::new(String::with_capacity(1024)),
+                flush: Mutex::new(Flush {
+                    buf: String::with_capacity(1024),
+                    ..Flush::default()
+                }),
             }),
             telemetry: self.clone(),
         }
@@ -320,15 +321,15 @@ impl Telemetry {
     /// Exports the spans that have ended and not been exported yet. Every finished invocation
     /// calls it; call it yourself after traced work outside invocations.
     pub fn flush(&self) {
-        if let Some(p) = &self.inner.provider {
-            let _ = p.force_flush();
+        if let Some(t) = &self.inner.tracing {
+            let _ = t.buffer.flush();
         }
     }
 
     /// Flushes and stops the exporter.
     pub fn shutdown(&self) {
-        if let Some(p) = &self.inner.provider {
-            let _ = p.shutdown();
+        if let Some(t) = &self.inner.tracing {
+            let _ = t.provider.shutdown();
         }
     }
 }
@@ -470,8 +471,18 @@ pub(crate) struct FunctionShared {
     metrics: MetricsConfig,
     metrics_sink: Arc<dyn Sink>,
     cold: AtomicBool,
-    /// The EMF documents of the invocation being flushed, reused from one to the next.
-    flush_buffer: Mutex<String>,
+    /// What flushing the metrics reuses from one invocation to the next.
+    flush: Mutex<Flush>,
+}
+
+/// The EMF documents of the invocation being flushed, the directives already rendered for this
+/// function's documents, and the last invocation's metric set, emptied (with its allocations)
+/// for the next.
+#[derive(Default)]
+struct Flush {
+    buf: String,
+    directives: DirectiveCache,
+    spare_metrics: Option<MetricSet>,
 }
 
 /// One function's telemetry: starts invocations. Cheap to clone.
@@ -544,7 +555,7 @@ impl FunctionTelemetry {
         let mut parent_cx = parent
             .as_ref()
             .filter(|p| p.parent_id().is_some())
-            .map(|p| p.context());
+            .map(|p| p.span_context().clone());
         let mut root_segment = None;
         if parent.is_none()
             && tel.local_root_segments
@@ -557,7 +568,7 @@ impl FunctionTelemetry {
                 .start_with_context(tracer, &Context::new());
             let sc = span.span_context().clone();
             xray_trace_id_value = Some(xray_trace_id(sc.trace_id()));
-            parent_cx = Some(Context::new().with_remote_span_context(sc));
+            parent_cx = Some(sc);
             root_segment = Some(span);
         }
 
@@ -576,7 +587,7 @@ impl FunctionTelemetry {
             cold_start,
             debug_sampled: tel.sample_rate > 0.0 && random_unit() < tel.sample_rate,
             keys: Mutex::new(LogKeys::default()),
-            metrics: Mutex::new(MetricSet::new()),
+            metrics: Mutex::new(lock(&shared.flush).spare_metrics.take().unwrap_or_default()),
             annotations: Mutex::new(Vec::new()),
             context_keys: OnceLock::new(),
         });
@@ -596,8 +607,8 @@ impl FunctionTelemetry {
                 )
             })
         });
-        if let Some(pcx) = parent_cx {
-            let _ = span.set_parent(pcx);
+        if let Some(parent) = parent_cx {
+            span_layer::set_parent(&span, parent);
         }
 
         if cold_start {
@@ -878,21 +889,36 @@ impl Invocation {
             span.record("otel.status_code", "error");
             span.record("otel.status_description", f.code);
             // Becomes the subsegment's `cause.exceptions[]`, so the trace says what failed.
-            span.add_event(
-                "exception",
-                vec![
-                    KeyValue::new("exception.type", f.code),
-                    KeyValue::new("exception.message", redact_text(&f.message).into_owned()),
-                ],
+            span_layer::add_event(
+                &span,
+                Event::new(
+                    "exception",
+                    opentelemetry::time::now(),
+                    vec![
+                        KeyValue::new("exception.type", f.code),
+                        KeyValue::new("exception.message", redact_text(&f.message).into_owned()),
+                    ],
+                    0,
+                ),
             );
         }
         // As Powertools' Tracer does: `annotation.ColdStart = true` and
         // `annotation.Service = "…"` find these handler subsegments.
-        span.set_attribute("annotation.ColdStart", self.state.cold_start);
-        span.set_attribute("annotation.Service", self.state.service.clone());
-        for (key, value) in lock(&self.state.annotations).drain(..) {
-            span.set_attribute(key.as_str(), value);
-        }
+        let mut annotations = lock(&self.state.annotations);
+        span_layer::set_attributes(
+            &span,
+            [
+                KeyValue::new("annotation.ColdStart", self.state.cold_start),
+                KeyValue::new("annotation.Service", self.state.service.clone()),
+            ]
+            .into_iter()
+            .chain(
+                annotations
+                    .drain(..)
+                    .map(|(key, value)| KeyValue::new(key.as_str(), value)),
+            ),
+        );
+        drop(annotations);
         // Usually the last handle on the span: closing it exports the subsegment.
         drop(span);
         if let Some(mut root) = self.root_segment.take() {
@@ -907,12 +933,20 @@ impl Invocation {
         let mut metrics = lock(&self.state.metrics);
         if !metrics.is_empty() {
             // Every document in one buffer, handed to the sink as one write.
-            let mut buf = lock(&shared.flush_buffer);
+            let mut flush = lock(&shared.flush);
+            let Flush {
+                buf,
+                directives,
+                spare_metrics,
+            } = &mut *flush;
             buf.clear();
-            metrics.encode_lines(&shared.metrics, now_ms(), &mut buf);
+            metrics.encode_lines(&shared.metrics, now_ms(), buf, directives);
             metrics.clear();
+            if spare_metrics.is_none() {
+                *spare_metrics = Some(std::mem::take(&mut *metrics));
+            }
             drop(metrics);
-            shared.metrics_sink.write_lines(&buf);
+            shared.metrics_sink.write_lines(buf);
         }
     }
 }

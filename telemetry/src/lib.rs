@@ -74,6 +74,7 @@ pub mod metrics;
 pub mod redact;
 mod segment;
 pub mod sink;
+mod span_layer;
 pub mod tracer;
 
 pub use catalogue::{

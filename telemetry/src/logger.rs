@@ -14,6 +14,7 @@
 //! that fraction of invocations. `POWERTOOLS_LOGGER_LOG_EVENT=true` logs each incoming event
 //! (redacted). Every string goes through [`crate::redact`] before it is written.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
@@ -219,6 +220,37 @@ thread_local! {
     /// can attach it to the span without a global registry.
     static PENDING_INVOCATION: RefCell<Option<Arc<InvocationState>>> = const { RefCell::new(None) };
     static LINE_BUFFER: RefCell<String> = RefCell::new(String::with_capacity(512));
+    /// An event's message and fields, kept with their allocations from one line to the next.
+    static EVENT_SCRATCH: RefCell<EventScratch> = RefCell::new(EventScratch::default());
+}
+
+/// Field strings longer than this are not kept for reuse.
+const MAX_SPARE_STRING: usize = 1024;
+/// At most this many field strings are kept for reuse.
+const MAX_SPARE_STRINGS: usize = 16;
+
+/// What [`LogLayer::on_event`] fills for each event, reused so that a line costs no
+/// allocations for its message, its field list and (usually) its field values.
+#[derive(Default)]
+struct EventScratch {
+    message: String,
+    fields: Fields,
+    spare: Vec<String>,
+}
+
+impl EventScratch {
+    /// Empties the scratch, keeping the field strings for the next event.
+    fn clear(&mut self) {
+        self.message.clear();
+        for (_, value) in self.fields.drain(..) {
+            if let FieldValue::Str(s) = value
+                && s.capacity() <= MAX_SPARE_STRING
+                && self.spare.len() < MAX_SPARE_STRINGS
+            {
+                self.spare.push(s);
+            }
+        }
+    }
 }
 
 /// Creates `make_span()` with `state` attached to it by the log layer.
@@ -262,6 +294,8 @@ struct SpanFields(Fields);
 struct FieldVisitor<'a> {
     fields: &'a mut Fields,
     message: Option<&'a mut String>,
+    /// Empty strings to write values into, instead of allocating.
+    spare: Option<&'a mut Vec<String>>,
 }
 
 impl FieldVisitor<'_> {
@@ -277,11 +311,41 @@ impl FieldVisitor<'_> {
         }
     }
 
+    fn spare_string(&mut self) -> String {
+        let mut s = self
+            .spare
+            .as_deref_mut()
+            .and_then(Vec::pop)
+            .unwrap_or_default();
+        s.clear();
+        s
+    }
+
     fn put_str(&mut self, name: &'static str, value: &str) {
-        let value = if is_sensitive_field(name) {
-            REDACTED.to_owned()
+        let redacted = if is_sensitive_field(name) {
+            Cow::Borrowed(REDACTED)
         } else {
-            redact_text(value).into_owned()
+            redact_text(value)
+        };
+        let value = match redacted {
+            Cow::Borrowed(text) => {
+                let mut s = self.spare_string();
+                s.push_str(text);
+                s
+            }
+            Cow::Owned(redacted) => redacted,
+        };
+        self.put(name, FieldValue::Str(value));
+    }
+
+    /// As [`FieldVisitor::put_str`], for a value already written into a string of its own.
+    fn put_owned(&mut self, name: &'static str, value: String) {
+        if is_sensitive_field(name) {
+            return self.put_str(name, REDACTED);
+        }
+        let value = match redact_text(&value) {
+            Cow::Borrowed(_) => value,
+            Cow::Owned(redacted) => redacted,
         };
         self.put(name, FieldValue::Str(value));
     }
@@ -299,9 +363,9 @@ impl Visit for FieldVisitor<'_> {
         if Self::skip(name) {
             return;
         }
-        let mut s = String::new();
+        let mut s = self.spare_string();
         let _ = write!(s, "{value:?}");
-        self.put_str(name, &s);
+        self.put_owned(name, s);
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
@@ -469,6 +533,7 @@ where
         attrs.record(&mut FieldVisitor {
             fields: &mut fields,
             message: None,
+            spare: None,
         });
         if !fields.is_empty() {
             ext.insert(SpanFields(fields));
@@ -484,12 +549,14 @@ where
             Some(f) => values.record(&mut FieldVisitor {
                 fields: &mut f.0,
                 message: None,
+                spare: None,
             }),
             None => {
                 let mut fields = Vec::new();
                 values.record(&mut FieldVisitor {
                     fields: &mut fields,
                     message: None,
+                    spare: None,
                 });
                 if !fields.is_empty() {
                     ext.insert(SpanFields(fields));
@@ -499,13 +566,36 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let mut message = String::new();
-        let mut fields: Fields = Vec::new();
-        event.record(&mut FieldVisitor {
-            fields: &mut fields,
-            message: Some(&mut message),
+        EVENT_SCRATCH.with(|cell| {
+            let mut fresh = EventScratch::default();
+            // A sink that logs while its line is written gets a scratch of its own.
+            let mut guard = cell.try_borrow_mut();
+            let scratch: &mut EventScratch = match guard.as_deref_mut() {
+                Ok(s) => s,
+                Err(_) => &mut fresh,
+            };
+            self.write_event(event, &ctx, scratch);
+            scratch.clear();
         });
-        let message = redact_text(&message);
+    }
+}
+
+impl LogLayer {
+    fn write_event<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, scratch: &mut EventScratch)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let EventScratch {
+            message,
+            fields,
+            spare,
+        } = scratch;
+        event.record(&mut FieldVisitor {
+            fields,
+            message: Some(message),
+            spare: Some(spare),
+        });
+        let message = redact_text(message);
 
         // The spans between the event and its invocation (innermost first), and the invocation.
         let mut spans = Vec::new();
@@ -534,7 +624,7 @@ where
                 LineParts {
                     meta,
                     message: &message,
-                    fields: &fields,
+                    fields,
                     spans: &spans,
                     invocation: invocation.as_deref(),
                     process: &self.process,

@@ -200,10 +200,16 @@ struct Series {
     values: Vec<f64>,
 }
 
+/// At most this many forgotten series are kept for reuse.
+const MAX_SPARE_SERIES: usize = 64;
+
 /// The metrics recorded during one invocation, waiting to be flushed as EMF.
 #[derive(Debug, Default, Clone)]
 pub struct MetricSet {
     series: Vec<Series>,
+    /// Series forgotten by [`MetricSet::clear`], kept with their allocations for the next
+    /// values recorded.
+    spare: Vec<Series>,
 }
 
 impl MetricSet {
@@ -219,7 +225,13 @@ impl MetricSet {
 
     /// Forgets everything recorded.
     pub fn clear(&mut self) {
-        self.series.clear();
+        for series in self.series.drain(..) {
+            if self.spare.len() < MAX_SPARE_SERIES
+                && series.values.capacity() <= MAX_VALUES_PER_METRIC
+            {
+                self.spare.push(series);
+            }
+        }
     }
 
     /// Records one value of a catalogued metric. `dims` must name exactly the dimensions the
@@ -290,18 +302,33 @@ impl MetricSet {
         match existing {
             Some(series) => series.values.push(value),
             None => {
-                let mut owned: Vec<(Dimension, String)> = dims
-                    .iter()
-                    .map(|(d, v)| (*d, sanitize_dimension_value(v).into_owned()))
-                    .collect();
+                // A forgotten series' vectors and strings, when there is one.
+                let (mut owned, mut values) = match self.spare.pop() {
+                    Some(old) => (old.dims, old.values),
+                    None => (Vec::with_capacity(dims.len()), Vec::with_capacity(1)),
+                };
+                owned.truncate(dims.len());
+                for (i, (d, v)) in dims.iter().enumerate() {
+                    let v = sanitize_dimension_value(v);
+                    match owned.get_mut(i) {
+                        Some(slot) => {
+                            slot.0 = *d;
+                            slot.1.clear();
+                            slot.1.push_str(&v);
+                        }
+                        None => owned.push((*d, v.into_owned())),
+                    }
+                }
                 owned.sort_by_key(|(d, _)| *d);
+                values.clear();
+                values.push(value);
                 self.series.push(Series {
                     name,
                     unit,
                     resolution,
                     dimension_sets,
                     dims: owned,
-                    values: vec![value],
+                    values,
                 });
             }
         }
@@ -315,7 +342,7 @@ impl MetricSet {
         docs.iter()
             .map(|doc| {
                 let mut buf = String::with_capacity(256 + doc.chunks.len() * 64);
-                write_document(&mut buf, doc, config, timestamp_ms);
+                write_document(&mut buf, doc, config, timestamp_ms, None);
                 buf
             })
             .collect()
@@ -323,9 +350,15 @@ impl MetricSet {
 
     /// [`MetricSet::encode`] into one buffer, each document followed by a newline, for
     /// [`Sink::write_lines`](crate::Sink::write_lines): one write per flush.
-    pub(crate) fn encode_lines(&self, config: &MetricsConfig, timestamp_ms: i64, buf: &mut String) {
+    pub(crate) fn encode_lines(
+        &self,
+        config: &MetricsConfig,
+        timestamp_ms: i64,
+        buf: &mut String,
+        cache: &mut DirectiveCache,
+    ) {
         for doc in &plan_documents(&self.series) {
-            write_document(buf, doc, config, timestamp_ms);
+            write_document(buf, doc, config, timestamp_ms, Some(&mut *cache));
             buf.push('\n');
         }
     }
@@ -388,15 +421,81 @@ fn plan_documents(series: &[Series]) -> Vec<PlannedDoc<'_>> {
     docs
 }
 
+/// What a document's `CloudWatchMetrics` directives depend on besides the configuration: each
+/// chunk's metric, unit, resolution and dimension sets, in order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct DirectiveKey {
+    name: &'static str,
+    unit: Unit,
+    resolution: Resolution,
+    dimension_sets: &'static [&'static [Dimension]],
+}
+
+impl DirectiveKey {
+    fn of(chunk: &Chunk<'_>) -> Self {
+        let s = chunk.series;
+        Self {
+            name: s.name,
+            unit: s.unit,
+            resolution: s.resolution,
+            dimension_sets: s.dimension_sets,
+        }
+    }
+}
+
+/// At most this many directive lists are kept per function (a function emits a few shapes of
+/// document, invocation after invocation).
+const MAX_CACHED_DIRECTIVES: usize = 32;
+
+/// The `CloudWatchMetrics` directives of the documents one function flushes, rendered once per
+/// shape of document rather than at every flush (they depend only on the configuration and on
+/// which metrics a document holds).
+#[derive(Debug, Default)]
+pub(crate) struct DirectiveCache {
+    entries: Vec<(Vec<DirectiveKey>, String)>,
+}
+
+impl DirectiveCache {
+    fn push_directives(&mut self, buf: &mut String, doc: &PlannedDoc<'_>, config: &MetricsConfig) {
+        let cached = self.entries.iter().find(|(key, _)| {
+            key.len() == doc.chunks.len()
+                && key
+                    .iter()
+                    .zip(&doc.chunks)
+                    .all(|(k, c)| *k == DirectiveKey::of(c))
+        });
+        if let Some((_, directives)) = cached {
+            buf.push_str(directives);
+            return;
+        }
+        let start = buf.len();
+        write_directives(buf, doc, config);
+        if self.entries.len() < MAX_CACHED_DIRECTIVES {
+            let key = doc.chunks.iter().map(DirectiveKey::of).collect();
+            self.entries.push((key, buf[start..].to_owned()));
+        }
+    }
+}
+
 fn write_document(
     buf: &mut String,
     doc: &PlannedDoc<'_>,
     config: &MetricsConfig,
     timestamp_ms: i64,
+    cache: Option<&mut DirectiveCache>,
 ) {
     buf.push_str("{\"_aws\":{\"Timestamp\":");
     json::push_i64(buf, timestamp_ms);
     buf.push_str(",\"CloudWatchMetrics\":[");
+    match cache {
+        Some(cache) => cache.push_directives(buf, doc, config),
+        None => write_directives(buf, doc, config),
+    }
+    write_members(buf, doc, config);
+}
+
+/// The directives: one per distinct list of dimension sets, naming the metrics that use it.
+fn write_directives(buf: &mut String, doc: &PlannedDoc<'_>, config: &MetricsConfig) {
     // One directive per distinct list of dimension sets.
     let mut done = vec![false; doc.chunks.len()];
     let mut first_directive = true;
@@ -458,7 +557,10 @@ fn write_document(
         buf.push_str("]}");
     }
     buf.push_str("]}");
-    // Root members: the dimension values, then the metric values.
+}
+
+/// The root members: the dimension values, then the metric values.
+fn write_members(buf: &mut String, doc: &PlannedDoc<'_>, config: &MetricsConfig) {
     buf.push(',');
     json::push_key(buf, Dimension::Service.as_str());
     json::push_str(buf, &config.service);
@@ -538,6 +640,93 @@ mod tests {
                 v
             })
             .collect()
+    }
+
+    #[test]
+    fn a_cleared_set_records_as_a_new_one_does() {
+        static TWO: &[&[Dimension]] =
+            &[&[Dimension::Service, Dimension::Provider, Dimension::Reason]];
+        let mut reused = MetricSet::new();
+        for (provider, reason) in [("stripe", "none"), ("paypal", "invalid_signature")] {
+            let mut fresh = MetricSet::new();
+            for set in [&mut reused, &mut fresh] {
+                set.add_raw(
+                    "Received",
+                    Unit::Count,
+                    Resolution::Standard,
+                    SETS,
+                    1.0,
+                    &[(Dimension::Provider, provider)],
+                )
+                .expect("recorded");
+                set.add_raw(
+                    "Rejected",
+                    Unit::Count,
+                    Resolution::Standard,
+                    TWO,
+                    2.0,
+                    &[(Dimension::Reason, reason), (Dimension::Provider, provider)],
+                )
+                .expect("recorded");
+            }
+            assert_eq!(reused.encode(&config(), TS), fresh.encode(&config(), TS));
+            reused.clear();
+            assert!(reused.is_empty());
+        }
+    }
+
+    #[test]
+    fn cached_directives_are_the_ones_written_afresh() {
+        static OTHER: &[&[Dimension]] = &[
+            &[Dimension::Service],
+            &[Dimension::Service, Dimension::Reason],
+        ];
+        let config = config()
+            .with_default_dimension("stage", "dev")
+            .expect("valid dimension");
+        let mut cache = DirectiveCache::default();
+        // Several shapes of document, each flushed more than once, in changing order.
+        // Metric name, dimension sets, dimension value.
+        type Shape<'a> = &'a [(&'static str, &'static [&'static [Dimension]], &'static str)];
+        let shapes: [Shape<'_>; 3] = [
+            &[("Received", SETS, "stripe"), ("Accepted", SETS, "stripe")],
+            &[
+                ("Received", SETS, "paypal"),
+                ("Rejected", OTHER, "bad_sig"),
+                ("Received", SETS, "stripe"),
+            ],
+            &[("Rejected", OTHER, "bad_sig"), ("Accepted", SETS, "stripe")],
+        ];
+        for round in 0..3 {
+            for shape in shapes.iter().cycle().skip(round).take(3) {
+                let mut set = MetricSet::new();
+                for (name, sets, value) in *shape {
+                    let dim = if *sets == OTHER {
+                        Dimension::Reason
+                    } else {
+                        Dimension::Provider
+                    };
+                    set.add_raw(
+                        name,
+                        Unit::Count,
+                        Resolution::Standard,
+                        sets,
+                        1.0,
+                        &[(dim, *value)],
+                    )
+                    .expect("recorded");
+                }
+                let mut cached = String::new();
+                set.encode_lines(&config, TS, &mut cached, &mut cache);
+                let afresh: String = set
+                    .encode(&config, TS)
+                    .into_iter()
+                    .map(|doc| doc + "\n")
+                    .collect();
+                assert_eq!(cached, afresh);
+            }
+        }
+        assert!(!cache.entries.is_empty());
     }
 
     #[test]

@@ -41,7 +41,7 @@ struct Subsegment<'a> {
     name: &'a str,
     namespace: Option<&'static str>,
     operation: Option<&'a str>,
-    annotations: [(&'a str, AnnotationValue<'a>); MAX_ANNOTATIONS],
+    /// How many of the span's attributes are annotations ([`annotations`] lists them).
     annotation_count: usize,
     start: f64,
     end: f64,
@@ -105,7 +105,7 @@ fn read_span(span: &SpanData) -> Option<Subsegment<'_>> {
     let mut aws_api = false;
     let mut aws_service = None;
     let mut operation = None;
-    let mut annotations = [("", AnnotationValue::Bool(false)); MAX_ANNOTATIONS];
+    let mut keys = [""; MAX_ANNOTATIONS];
     let mut count = 0;
     for KeyValue { key, value, .. } in &span.attributes {
         match key.as_str() {
@@ -120,11 +120,12 @@ fn read_span(span: &SpanData) -> Option<Subsegment<'_>> {
                 };
                 if !is_plain_annotation_key(key)
                     || count == MAX_ANNOTATIONS
-                    || annotations[..count].iter().any(|(k, _)| *k == key)
+                    || keys[..count].contains(&key)
                 {
                     return None;
                 }
-                annotations[count] = (key, annotation_value(value)?);
+                annotation_value(value)?;
+                keys[count] = key;
                 count += 1;
             }
         }
@@ -146,11 +147,25 @@ fn read_span(span: &SpanData) -> Option<Subsegment<'_>> {
         name,
         namespace,
         operation,
-        annotations,
         annotation_count: count,
         start,
         end,
     })
+}
+
+/// The annotations of a span [`read_span`] accepted, in order: every attribute but the AWS
+/// call's own.
+fn annotations(span: &SpanData) -> impl Iterator<Item = (&str, AnnotationValue<'_>)> {
+    span.attributes
+        .iter()
+        .filter_map(|KeyValue { key, value, .. }| {
+            let key = key.as_str();
+            if matches!(key, "rpc.system" | "aws.service" | "aws.operation") {
+                return None;
+            }
+            let key = key.strip_prefix("annotation.").unwrap_or(key);
+            Some((key, annotation_value(value)?))
+        })
 }
 
 fn push_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
@@ -216,16 +231,16 @@ fn write_subsegment(
     out.push(b'}');
     if s.annotation_count > 0 {
         out.extend_from_slice(b",\"annotations\":{");
-        for (i, (key, value)) in s.annotations[..s.annotation_count].iter().enumerate() {
+        for (i, (key, value)) in annotations(s.span).enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            push_json(out, *key);
+            push_json(out, key);
             out.push(b':');
             match value {
-                AnnotationValue::Bool(b) => push_json(out, b),
-                AnnotationValue::Int(n) => push_json(out, n),
-                AnnotationValue::Str(v) => push_json(out, *v),
+                AnnotationValue::Bool(b) => push_json(out, &b),
+                AnnotationValue::Int(n) => push_json(out, &n),
+                AnnotationValue::Str(v) => push_json(out, v),
             }
         }
         out.push(b'}');

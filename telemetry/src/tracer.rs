@@ -1,6 +1,6 @@
-//! The Tracer: `tracing` spans become OpenTelemetry spans (through `tracing-opentelemetry`),
-//! which `opentelemetry-aws` turns into X-Ray segment documents and sends to the X-Ray daemon
-//! over UDP (`AWS_XRAY_DAEMON_ADDRESS`). The usual invocation's document (a handler subsegment
+//! The Tracer: `tracing` spans become OpenTelemetry spans (through the span layer,
+//! `span_layer.rs`), which `opentelemetry-aws` turns into X-Ray segment documents and sends to
+//! the X-Ray daemon over UDP (`AWS_XRAY_DAEMON_ADDRESS`). The usual invocation's document (a handler subsegment
 //! with its AWS calls, successful) is written directly instead (`segment.rs`), to the same
 //! bytes.
 //!
@@ -25,15 +25,17 @@
 //! [`parent_from_trace_header`] reads it back.
 
 use std::borrow::Cow;
+use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
 
 use opentelemetry::trace::{
-    Link, SpanContext, SpanKind, Status, TraceContextExt, TraceId, TraceState,
+    Link, SpanContext, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
 };
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_aws::trace::XrayIdGenerator;
@@ -48,7 +50,6 @@ use opentelemetry_sdk::trace::{
     SpanProcessor,
 };
 use tracing::field::Empty;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::error::TelemetryError;
 use crate::logger::SCOPE_TARGET;
@@ -287,11 +288,18 @@ impl ShouldSample for InvocationSampler {
     }
 }
 
-/// Builds the tracer provider for `export` (`None` when tracing is disabled).
+/// The tracer provider (for the local stack's function segments) and the span buffer it shares
+/// with the span layer.
+pub(crate) struct Tracing {
+    pub(crate) provider: SdkTracerProvider,
+    pub(crate) buffer: Arc<SpanBuffer>,
+}
+
+/// Builds the tracer provider and span buffer for `export` (`None` when tracing is disabled).
 pub(crate) fn build_provider(
     export: &TraceExport,
     log_group: Option<&str>,
-) -> Result<Option<SdkTracerProvider>, TelemetryError> {
+) -> Result<Option<Tracing>, TelemetryError> {
     let client = Arc::new(match export {
         TraceExport::Daemon(addr) => {
             SegmentClient::Daemon(DaemonClient::new(*addr).map_err(TelemetryError::DaemonSocket)?)
@@ -306,14 +314,15 @@ pub(crate) fn build_provider(
     }
     let exporter = XrayExporter::new(SharedClient(client.clone()))
         .with_translator(translator.always_nest_subsegments());
+    let buffer = Arc::new(SpanBuffer::new(exporter, client));
     let provider = SdkTracerProvider::builder()
-        .with_span_processor(InvocationSpanProcessor::new(exporter, Some(client)))
+        .with_span_processor(InvocationSpanProcessor(buffer.clone()))
         .with_id_generator(XrayIdGenerator::default())
         .with_sampler(InvocationSampler)
         // No service.name: the translator would name every segment after it.
         .with_resource(Resource::builder_empty().build())
         .build();
-    Ok(Some(provider))
+    Ok(Some(Tracing { provider, buffer }))
 }
 
 /// At most this many spans go into one export (and so into one nested segment document), which
@@ -332,33 +341,91 @@ const MAX_BUFFERED_SPANS: usize = 256;
 /// SDK's simple processor exports span by span and its batch processor needs a thread and a
 /// timer.
 ///
-/// The usual invocation's spans are written by the direct encoder (`segment.rs`) into the
-/// client's buffer; every other batch goes through `opentelemetry-aws`'s translator.
-#[derive(Debug)]
-struct InvocationSpanProcessor<E> {
-    buffer: Mutex<Vec<SpanData>>,
-    exporter: Mutex<E>,
-    /// Where the direct encoder's documents go; `None` leaves every batch to `exporter`.
-    direct: Option<Arc<SegmentClient>>,
+/// The span layer (`span_layer.rs`) and the SDK's tracer (through [`InvocationSpanProcessor`])
+/// both put their ended spans here. The usual invocation's spans are written by the direct
+/// encoder (`segment.rs`) into the client's buffer; every other batch goes through
+/// `opentelemetry-aws`'s translator.
+pub(crate) struct SpanBuffer {
+    spans: Mutex<Vec<SpanData>>,
+    exporter: Mutex<XrayExporter<SharedClient>>,
+    /// Where the direct encoder's documents go.
+    direct: Arc<SegmentClient>,
+    /// Set when a resource with attributes is configured: the direct encoder writes none, so
+    /// every batch is left to the translator.
+    translator_only: AtomicBool,
+    shut_down: AtomicBool,
 }
 
-impl<E: SpanExporter> InvocationSpanProcessor<E> {
-    fn new(exporter: E, direct: Option<Arc<SegmentClient>>) -> Self {
+impl SpanBuffer {
+    fn new(exporter: XrayExporter<SharedClient>, direct: Arc<SegmentClient>) -> Self {
         Self {
-            buffer: Mutex::new(Vec::new()),
+            spans: Mutex::new(Vec::new()),
             exporter: Mutex::new(exporter),
             direct,
+            translator_only: AtomicBool::new(false),
+            shut_down: AtomicBool::new(false),
         }
     }
 
-    fn export(&self, mut batch: Vec<SpanData>) -> OTelSdkResult {
-        if let Some(client) = &self.direct {
-            match client.send(|out| crate::segment::encode(&batch, out)) {
-                Ok(true) => return Ok(()),
-                Ok(false) => {}
-                Err(e) => return Err(OTelSdkError::InternalFailure(e.to_string())),
+    /// Keeps an ended span until the next flush (only sampled spans are kept).
+    pub(crate) fn push(&self, span: SpanData) {
+        if !span.span_context.is_sampled() || self.shut_down.load(Ordering::Relaxed) {
+            return;
+        }
+        let overflow = {
+            let mut spans = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
+            spans.push(span);
+            (spans.len() >= MAX_BUFFERED_SPANS).then(|| std::mem::take(&mut *spans))
+        };
+        if let Some(batch) = overflow {
+            let _ = self.export(batch);
+        }
+    }
+
+    /// Exports every kept span.
+    pub(crate) fn flush(&self) -> OTelSdkResult {
+        let mut spans = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
+        if spans.is_empty() {
+            return Ok(());
+        }
+        // The usual batch is written directly and the buffer kept, with its capacity, for the
+        // next invocation.
+        match self.send_direct(&spans) {
+            Ok(true) => {
+                spans.clear();
+                Ok(())
+            }
+            Ok(false) => {
+                let batch = std::mem::take(&mut *spans);
+                drop(spans);
+                self.export_translated(batch)
+            }
+            Err(e) => {
+                spans.clear();
+                Err(e)
             }
         }
+    }
+
+    fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        match self.send_direct(&batch) {
+            Ok(true) => Ok(()),
+            Ok(false) => self.export_translated(batch),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes `batch` with the direct encoder, if it is a shape the encoder writes.
+    fn send_direct(&self, batch: &[SpanData]) -> Result<bool, OTelSdkError> {
+        if self.translator_only.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        self.direct
+            .send(|out| crate::segment::encode(batch, out))
+            .map_err(|e| OTelSdkError::InternalFailure(e.to_string()))
+    }
+
+    fn export_translated(&self, mut batch: Vec<SpanData>) -> OTelSdkResult {
         let exporter = self.exporter.lock().unwrap_or_else(PoisonError::into_inner);
         let mut result = Ok(());
         while !batch.is_empty() {
@@ -375,43 +442,41 @@ impl<E: SpanExporter> InvocationSpanProcessor<E> {
     }
 }
 
-impl<E: SpanExporter> SpanProcessor for InvocationSpanProcessor<E> {
+impl fmt::Debug for SpanBuffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpanBuffer").finish_non_exhaustive()
+    }
+}
+
+/// The SDK tracer's view of the [`SpanBuffer`].
+#[derive(Debug)]
+struct InvocationSpanProcessor(Arc<SpanBuffer>);
+
+impl SpanProcessor for InvocationSpanProcessor {
     fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
-        if !span.span_context.is_sampled() {
-            return;
-        }
-        let overflow = {
-            let mut buffer = self.buffer.lock().unwrap_or_else(PoisonError::into_inner);
-            buffer.push(span);
-            (buffer.len() >= MAX_BUFFERED_SPANS).then(|| std::mem::take(&mut *buffer))
-        };
-        if let Some(batch) = overflow {
-            let _ = self.export(batch);
-        }
+        self.0.push(span);
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        let batch =
-            std::mem::take(&mut *self.buffer.lock().unwrap_or_else(PoisonError::into_inner));
-        if batch.is_empty() {
-            return Ok(());
-        }
-        self.export(batch)
+        self.0.flush()
     }
 
     fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        self.force_flush()
+        let result = self.0.flush();
+        self.0.shut_down.store(true, Ordering::Relaxed);
+        result
     }
 
     fn set_resource(&mut self, resource: &Resource) {
         // The direct encoder writes no resource attributes: with any, the translator must.
         if !resource.is_empty() {
-            self.direct = None;
+            self.0.translator_only.store(true, Ordering::Relaxed);
         }
-        self.exporter
-            .get_mut()
+        self.0
+            .exporter
+            .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .set_resource(resource);
     }
@@ -460,13 +525,67 @@ impl TraceParent {
 /// Parses an X-Ray trace header (from `_X_AMZN_TRACE_ID`, `Context::xray_trace_id`, an SQS
 /// record's `AWSTraceHeader` or an HTTP `X-Amzn-Trace-Id`). `None` when it has no valid `Root`.
 pub fn parent_from_trace_header(header: &str) -> Option<TraceParent> {
-    span_context_from_str(header.trim()).map(|span_context| TraceParent { span_context })
+    let header = header.trim();
+    usual_trace_header(header)
+        .or_else(|| span_context_from_str(header))
+        .map(|span_context| TraceParent { span_context })
+}
+
+/// The header Lambda and SQS usually pass (`Root=1-…-…;Parent=…;Sampled=0|1`, lowercase hex,
+/// nothing else), read without the propagator's allocations; the same span context
+/// `span_context_from_str` makes of it. `None` for any other header (left to the propagator).
+fn usual_trace_header(header: &str) -> Option<SpanContext> {
+    let rest = header.strip_prefix("Root=1-")?;
+    let (time, rest) = rest.split_at_checked(8)?;
+    let rest = rest.strip_prefix('-')?;
+    let (random, rest) = rest.split_at_checked(24)?;
+    let rest = rest.strip_prefix(";Parent=")?;
+    let (parent, rest) = rest.split_at_checked(16)?;
+    let flags = match rest {
+        ";Sampled=1" => TraceFlags::SAMPLED,
+        ";Sampled=0" => TraceFlags::default(),
+        _ => return None,
+    };
+    let trace_id = (lower_hex(time)? << 96) | lower_hex(random)?;
+    let span_id = u64::try_from(lower_hex(parent)?).ok()?;
+    if trace_id == 0 {
+        return None;
+    }
+    Some(SpanContext::new(
+        TraceId::from(trace_id),
+        opentelemetry::SpanId::from(span_id),
+        flags,
+        true,
+        // The propagator's (empty) trace state, built as it builds it.
+        TraceState::from_key_value(Vec::<(String, String)>::new()).ok()?,
+    ))
+}
+
+/// Up to 32 lowercase hex digits as a number (`None` for anything else).
+fn lower_hex(digits: &str) -> Option<u128> {
+    digits.bytes().try_fold(0u128, |n, b| {
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => return None,
+        };
+        Some(n << 4 | u128::from(d))
+    })
 }
 
 /// The X-Ray form of an OpenTelemetry trace id.
 pub fn xray_trace_id(id: TraceId) -> String {
-    let hex = format!("{id:032x}");
-    format!("1-{}-{}", &hex[..8], &hex[8..])
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(35);
+    out.push_str("1-");
+    for (i, b) in id.to_bytes().iter().enumerate() {
+        if i == 4 {
+            out.push('-');
+        }
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 /// The trace header naming the current span as parent, for an SQS `AWSTraceHeader` system
@@ -474,13 +593,10 @@ pub fn xray_trace_id(id: TraceId) -> String {
 /// Call it inside the span of the AWS call that sends the message, so the consumer's trace
 /// hangs under that call. `None` outside any trace.
 pub fn trace_header_for_current_span() -> Option<String> {
-    let from_span = tracing::Span::current().context();
-    let cx = if from_span.span().span_context().is_valid() {
-        from_span
-    } else {
-        Context::current()
-    };
-    span_context_to_string(cx.span().span_context())
+    match crate::span_layer::current_context().filter(SpanContext::is_valid) {
+        Some(sc) => span_context_to_string(&sc),
+        None => span_context_to_string(Context::current().span().span_context()),
+    }
 }
 
 /// [`trace_header_for_current_span`] for an EventBridge `PutEvents` entry: `None` if the header
@@ -539,7 +655,7 @@ pub fn record_span(message_id: &str, trace_header: Option<&str>) -> tracing::Spa
     if let Some(parent) = trace_header.and_then(parent_from_trace_header)
         && parent.parent_id().is_some()
     {
-        let _ = span.set_parent(parent.context());
+        crate::span_layer::set_parent(&span, parent.span_context);
     }
     span
 }
@@ -570,7 +686,7 @@ pub fn webhook_record_span(
     if let Some(parent) = parent
         && parent.parent_id().is_some()
     {
-        let _ = span.set_parent(parent.context());
+        crate::span_layer::set_parent(&span, parent.span_context);
     }
     span
 }
@@ -597,17 +713,23 @@ pub fn correlation_scope(id: &str) -> tracing::Span {
 
 /// Sets an X-Ray annotation on the current span (it shows on that subsegment).
 pub fn annotate_current_span(key: Annotation, value: &str) {
-    tracing::Span::current().set_attribute(key.as_str(), value.to_owned());
+    crate::span_layer::set_attributes(
+        &tracing::Span::current(),
+        [KeyValue::new(key.as_str(), value.to_owned())],
+    );
 }
 
 /// Marks `span`'s subsegment as failed (`fault: true`), with a stable error code as the cause.
 pub fn mark_span_failed(span: &tracing::Span, code: &'static str) {
-    span.set_status(Status::Error {
-        description: Cow::Borrowed(code),
-    });
+    crate::span_layer::set_status(
+        span,
+        Status::Error {
+            description: Cow::Borrowed(code),
+        },
+    );
 }
 
-/// Whether the OpenTelemetry layer turns spans with this metadata into subsegments: spans of
+/// Whether the span layer turns spans with this metadata into subsegments: spans of
 /// payhook crates at INFO or above, except log-only scopes.
 pub(crate) fn is_traced(meta: &tracing::Metadata<'_>) -> bool {
     meta.is_span()
@@ -648,6 +770,39 @@ mod tests {
         let again = p.header().expect("header");
         assert!(again.contains("Lineage=a87bd80c:1|68fd508a:5"), "{again}");
         assert_eq!(parent_from_trace_header(&again), Some(p));
+    }
+
+    #[test]
+    fn usual_headers_are_read_as_the_propagator_reads_them() {
+        for h in [
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0",
+            "Root=1-00000000-000000000000000000000001;Parent=0000000000000000;Sampled=1",
+            "Root=1-ffffffff-ffffffffffffffffffffffff;Parent=ffffffffffffffff;Sampled=0",
+        ] {
+            let ours = usual_trace_header(h).expect("the usual shape");
+            assert_eq!(Some(ours), span_context_from_str(h), "{h}");
+        }
+        // Anything else is left to the propagator.
+        for h in [
+            "Root=1-5759E988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=?",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1",
+            "Root=2-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+            "Root=1-00000000-000000000000000000000000;Parent=53995c3f42cd8ad8;Sampled=1",
+            "Root=1-5759e988-bd862e3fe1be46a99427279é;Parent=53995c3f42cd8ad8;Sampled=1",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a87bd80c:1|68fd508a:5",
+        ] {
+            assert_eq!(usual_trace_header(h), None, "{h}");
+        }
+    }
+
+    #[test]
+    fn trace_ids_are_written_in_xray_form() {
+        let id = TraceId::from(0x5759_e988_bd86_2e3f_e1be_46a9_9427_2793_u128);
+        assert_eq!(xray_trace_id(id), "1-5759e988-bd862e3fe1be46a994272793");
     }
 
     #[test]

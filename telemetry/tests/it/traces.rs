@@ -389,3 +389,37 @@ fn no_trace_header_outside_a_trace() {
     let _h = Harness::new();
     assert_eq!(trace_header_for_current_span(), None);
 }
+
+#[test]
+fn a_call_span_entered_twice_ends_at_its_last_exit_not_when_it_is_dropped() {
+    let h = Harness::new();
+    let f = h.function(FunctionKind::WebhookValidator);
+    let (header, _, _) = fresh_trace_header(true);
+    let invocation = f.start("r1", Some(&header));
+    let seconds = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs_f64()
+    };
+    let (between_enters, after_last_exit) = {
+        let _handler = invocation.span().enter();
+        let call = aws_call_span("SQS", "SendMessage");
+        drop(call.enter());
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let between = seconds();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        drop(call.enter());
+        let after = seconds();
+        // Still open: it ends when dropped, at the time of its last exit.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        (between, after)
+    };
+    invocation.finish_ok();
+    let docs = h.segments.json().expect("segment documents are JSON");
+    let call = &docs[0]["subsegments"][0];
+    assert_eq!(call["name"], "SQS", "{docs:?}");
+    let end = call["end_time"].as_f64().expect("end_time");
+    assert!(end > between_enters, "ended at its first exit: {call}");
+    assert!(end <= after_last_exit, "ended when dropped: {call}");
+}
