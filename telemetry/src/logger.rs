@@ -224,6 +224,18 @@ thread_local! {
     static EVENT_SCRATCH: RefCell<EventScratch> = RefCell::new(EventScratch::default());
 }
 
+/// Runs `f` on this thread's `scratch`, or on a fresh one when it is in use already (a sink
+/// that logs while its own line is being written gets a scratch of its own).
+fn with_scratch<T: Default, R>(
+    scratch: &'static std::thread::LocalKey<RefCell<T>>,
+    f: impl FnOnce(&mut T) -> R,
+) -> R {
+    scratch.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut held) => f(&mut held),
+        Err(_) => f(&mut T::default()),
+    })
+}
+
 /// Field strings longer than this are not kept for reuse.
 const MAX_SPARE_STRING: usize = 1024;
 /// At most this many field strings are kept for reuse.
@@ -566,14 +578,7 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        EVENT_SCRATCH.with(|cell| {
-            let mut fresh = EventScratch::default();
-            // A sink that logs while its line is written gets a scratch of its own.
-            let mut guard = cell.try_borrow_mut();
-            let scratch: &mut EventScratch = match guard.as_deref_mut() {
-                Ok(s) => s,
-                Err(_) => &mut fresh,
-            };
+        with_scratch(&EVENT_SCRATCH, |scratch| {
             self.write_event(event, &ctx, scratch);
             scratch.clear();
         });
@@ -611,13 +616,7 @@ impl LogLayer {
         }
 
         let meta = event.metadata();
-        LINE_BUFFER.with(|cell| {
-            let mut fresh = String::new();
-            let mut guard = cell.try_borrow_mut();
-            let buf: &mut String = match guard.as_deref_mut() {
-                Ok(b) => b,
-                Err(_) => &mut fresh,
-            };
+        with_scratch(&LINE_BUFFER, |buf| {
             buf.clear();
             write_line(
                 buf,
