@@ -29,6 +29,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// A bounded load run of the local pipeline on loopback (latency, throughput, RSS, books).
     Bench(bench::BenchArgs),
+    /// The load generator `payhook bench` runs in a process of its own.
+    #[command(hide = true)]
+    BenchLoad(bench::LoadArgs),
     /// Create a stage's queues, DLQs, table, bus, rules and SSM parameters on an AWS-compatible
     /// endpoint (moto, LocalStack) from the repo's files.
     Bootstrap(bootstrap::BootstrapArgs),
@@ -64,10 +67,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // The load generator runs on one thread: it shares the machine's cores with the stack it
+    // measures, and a second worker would only add context switches.
+    let mut builder = match cli.command {
+        Command::BenchLoad(_) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("payhook: cannot start the runtime: {e}");
@@ -79,6 +85,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::BenchLoad(args) => bench::run_load(args).await,
             Command::Bootstrap(args) => bootstrap::run(args).await,
             Command::Status(args) => oncall::run_status(args).await,
             Command::Trace(args) => trace::run(args),

@@ -318,7 +318,9 @@ impl Telemetry {
         }
     }
 
-    /// Exports the spans that have ended and not been exported yet. Every finished invocation
+    /// Exports the spans that have ended and not been exported yet, except those whose local
+    /// parent is still open (another invocation's, in a process running several at once): they
+    /// wait for it, up to ten seconds, to be nested in its document. Every finished invocation
     /// calls it; call it yourself after traced work outside invocations.
     pub fn flush(&self) {
         if let Some(t) = &self.inner.tracing {

@@ -1,13 +1,17 @@
-//! A direct encoder for the segment documents of the usual invocation: a handler subsegment with
-//! its AWS calls nested in it, successful, annotated with strings, booleans and integers. It
-//! writes the bytes `opentelemetry-aws`'s translator and serialiser write for the same spans
+//! A direct encoder for the segment documents of the usual invocations: a handler subsegment
+//! with its AWS calls nested in it (and, in a provider processor, a record subsegment per
+//! message with its calls), or the local stack's function segment around them; successful,
+//! annotated with strings, booleans and integers. For a handler with its calls it writes the
+//! bytes `opentelemetry-aws`'s translator and serialiser write for the same spans
 //! (`tests/it/output_bytes.rs` pins them, and the tests below compare both encoders span for
-//! span), in a fifth of the time and without building the translator's intermediate documents.
+//! span), in a fifth of the time and without building the translator's intermediate
+//! documents. Deeper trees it nests at every level, where the translator nests one level and
+//! sends each deeper subsegment as a document of its own; the tests below check that both
+//! describe the same subsegments with the same parents, traces and precursors.
 //!
-//! Anything else (a failure, an event, an HTTP status, another attribute, deeper nesting, a
-//! name or annotation the translator would reject or rewrite, a trace id near the edge of the
-//! window X-Ray accepts, several traces in one export) is left to the translator: [`encode`]
-//! returns `false` and writes nothing.
+//! Anything else (a failure, an event, an HTTP status, another attribute, a name or annotation
+//! the translator would reject or rewrite, a trace id near the edge of the window X-Ray
+//! accepts) is left to the translator: [`plan`] returns `None` and nothing is written.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -24,6 +28,8 @@ const NEWEST_TRACE_SECS: u64 = 5 * 60 - 60;
 /// The translator's limits on annotation values and on annotations per document.
 const MAX_ANNOTATION_STRING: usize = 1000;
 const MAX_ANNOTATIONS: usize = 16;
+/// Attributes the translator leaves out of the document (see [`read_span`]).
+const IGNORED_ATTRIBUTES: [&str; 3] = ["correlation_id", "xray_trace_id", "messaging.message_id"];
 /// The longest (sub)segment name the translator accepts.
 const MAX_NAME: usize = 200;
 
@@ -45,6 +51,8 @@ struct Subsegment<'a> {
     annotation_count: usize,
     start: f64,
     end: f64,
+    /// A server span: the function segment the local stack writes where Lambda would.
+    segment: bool,
 }
 
 fn seconds(t: SystemTime) -> Option<f64> {
@@ -85,9 +93,10 @@ fn string_value(value: &Value) -> Option<&str> {
 
 /// Reads one span, or `None` when it is not a shape this encoder writes.
 fn read_span(span: &SpanData) -> Option<Subsegment<'_>> {
-    let remote = match span.span_kind {
-        SpanKind::Internal => false,
-        SpanKind::Client => true,
+    let (remote, segment) = match span.span_kind {
+        SpanKind::Internal => (false, false),
+        SpanKind::Client => (true, false),
+        SpanKind::Server => (false, true),
         _ => return None,
     };
     if span.status != Status::Unset
@@ -112,6 +121,12 @@ fn read_span(span: &SpanData) -> Option<Subsegment<'_>> {
             "rpc.system" if string_value(value) == Some("aws-api") => aws_api = true,
             "aws.service" => aws_service = Some(string_value(value).filter(|s| !s.is_empty())?),
             "aws.operation" => operation = Some(string_value(value)?),
+            // A segment's service is its name (the translator would name it after a different
+            // one).
+            "service.name" if segment && string_value(value) == Some(span.name.as_ref()) => {}
+            // Log-correlation fields of payhook's record spans: not indexed, not mapped, and
+            // with metadata off the translator writes nothing of them.
+            key if IGNORED_ATTRIBUTES.contains(&key) => {}
             key => {
                 let key = match key.strip_prefix("annotation.") {
                     Some(k) => k,
@@ -132,7 +147,10 @@ fn read_span(span: &SpanData) -> Option<Subsegment<'_>> {
     }
     // Named after the AWS service it calls, as the translator names it.
     let name = aws_service.unwrap_or(span.name.as_ref());
-    if !is_plain_name(name) || (aws_api && aws_service.is_none()) {
+    if !is_plain_name(name)
+        || (aws_api && aws_service.is_none())
+        || (segment && (aws_api || aws_service.is_some() || operation.is_some()))
+    {
         return None;
     }
     let namespace = if aws_api || aws_service.is_some() {
@@ -150,6 +168,7 @@ fn read_span(span: &SpanData) -> Option<Subsegment<'_>> {
         annotation_count: count,
         start,
         end,
+        segment,
     })
 }
 
@@ -160,7 +179,11 @@ fn annotations(span: &SpanData) -> impl Iterator<Item = (&str, AnnotationValue<'
         .iter()
         .filter_map(|KeyValue { key, value, .. }| {
             let key = key.as_str();
-            if matches!(key, "rpc.system" | "aws.service" | "aws.operation") {
+            if matches!(
+                key,
+                "rpc.system" | "aws.service" | "aws.operation" | "service.name"
+            ) || IGNORED_ATTRIBUTES.contains(&key)
+            {
                 return None;
             }
             let key = key.strip_prefix("annotation.").unwrap_or(key);
@@ -185,24 +208,36 @@ fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
-/// Writes one (sub)segment; `top` for the document's own subsegment (with its type, trace id
-/// and parent), `nested` the subsegments written inside it.
+/// How a document's own (top-level) entry is written.
+#[derive(Clone, Copy, PartialEq)]
+enum Level {
+    /// A segment: the local stack's function segment, which starts its trace (no type, no
+    /// parent).
+    Segment,
+    /// An independent subsegment: its type, trace id and parent written out.
+    Subsegment,
+    /// Inside another entry: the enclosing one gives its trace and parent.
+    Nested,
+}
+
+/// Writes one (sub)segment at `level` and, nested in it, its children in `plan` (each with the
+/// siblings that ended before it started as its precursors).
 fn write_subsegment(
     out: &mut Vec<u8>,
-    s: &Subsegment<'_>,
-    top: bool,
-    nested: &[Subsegment<'_>],
+    plan: &Documents<'_>,
+    node: usize,
+    level: Level,
     precursors: &[SpanId],
 ) {
-    out.extend_from_slice(if top {
-        b"{\"type\":\"subsegment\",\"name\":"
-    } else {
-        b"{\"name\":"
+    let s = &plan.nodes[node];
+    out.extend_from_slice(match level {
+        Level::Subsegment => b"{\"type\":\"subsegment\",\"name\":",
+        Level::Segment | Level::Nested => b"{\"name\":",
     });
     push_json(out, s.name);
     out.extend_from_slice(b",\"id\":\"");
     push_hex_id(out, s.span.span_context.span_id());
-    if top {
+    if level != Level::Nested {
         let trace = s.span.span_context.trace_id().to_bytes();
         out.extend_from_slice(b"\",\"trace_id\":\"1-");
         push_hex(out, &trace[..4]);
@@ -213,7 +248,7 @@ fn write_subsegment(
     push_json(out, &s.start);
     out.extend_from_slice(b",\"end_time\":");
     push_json(out, &s.end);
-    if top {
+    if level == Level::Subsegment {
         out.extend_from_slice(b",\"parent_id\":\"");
         push_hex_id(out, s.span.parent_span_id);
         out.push(b'"');
@@ -245,25 +280,17 @@ fn write_subsegment(
         }
         out.push(b'}');
     }
-    if !nested.is_empty() {
+    let children = plan.children(node);
+    if !children.is_empty() {
         out.extend_from_slice(b",\"subsegments\":[");
-        // The translator's precursors: each subsegment lists the siblings that ended before it
-        // started, as long as none overlapped (an overlapping one starts no chain of its own).
-        let mut chain: [SpanId; 32] = [SpanId::INVALID; 32];
-        let mut chained = 0;
-        let mut last_end: Option<f64> = None;
-        for (i, child) in nested.iter().enumerate() {
+        let mut chain = Precursors::default();
+        for (i, &child) in children.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            let follows = last_end.is_none_or(|end| end <= child.start);
-            let before = if follows { &chain[..chained] } else { &[][..] };
-            write_subsegment(out, child, false, &[], before);
-            if follows && chained < chain.len() {
-                last_end = Some(child.end);
-                chain[chained] = child.span.span_context.span_id();
-                chained += 1;
-            }
+            let before = chain.before(&plan.nodes[child]);
+            write_subsegment(out, plan, child, Level::Nested, before);
+            chain.ended(&plan.nodes[child]);
         }
         out.push(b']');
     }
@@ -282,76 +309,232 @@ fn write_subsegment(
     out.push(b'}');
 }
 
-/// Appends to `out` the one segment document the translator would make of `batch` and returns
-/// `true`; returns `false` (and leaves `out` alone) when the batch is not one trace's subsegment
-/// with its direct children in the shapes described in the module documentation.
-pub(crate) fn encode(batch: &[SpanData], out: &mut Vec<u8>) -> bool {
-    const MAX_SPANS: usize = 32;
-    if batch.is_empty() || batch.len() > MAX_SPANS {
-        return false;
+/// The translator's precursors among the children of one parent, taken in start order: each
+/// lists the siblings that ended before it started, as long as none overlapped (an overlapping
+/// one starts no chain of its own).
+#[derive(Default)]
+struct Precursors {
+    ids: Vec<SpanId>,
+    last_end: Option<f64>,
+    /// Whether the sibling just asked about followed the chain.
+    follows: bool,
+}
+
+impl Precursors {
+    fn before(&mut self, s: &Subsegment<'_>) -> &[SpanId] {
+        self.follows = self.last_end.is_none_or(|end| end <= s.start);
+        if self.follows { &self.ids } else { &[] }
     }
-    let trace_id = batch[0].span_context.trace_id();
+
+    fn ended(&mut self, s: &Subsegment<'_>) {
+        if self.follows {
+            self.last_end = Some(s.end);
+            self.ids.push(s.span.span_context.span_id());
+        }
+    }
+}
+
+/// The most spans written directly in one batch (the span buffer exports at 256).
+const MAX_SPANS: usize = 256;
+/// The deepest nesting written directly.
+const MAX_DEPTH: usize = 16;
+/// The largest document sent as one datagram: the daemon takes 64 KiB, header included.
+pub(crate) const MAX_DOCUMENT: usize = 60 * 1024;
+
+/// The documents the direct encoder writes for one batch: every span whose parent is in the
+/// batch nested in that parent, at any depth, and one document per remaining span (a root):
+/// Lambda's handler subsegment under the function segment Lambda writes, the local stack's
+/// function segment, or a span whose parent ended in an earlier batch. The translator writes
+/// the same subsegments, each with the same parent, trace and precursors, but nests only one
+/// level and sends deeper ones as documents of their own (a provider processor's batch of ten
+/// records would be some forty datagrams instead of one).
+pub(crate) struct Documents<'a> {
+    nodes: Vec<Subsegment<'a>>,
+    /// The children of each node, in start order: `edges[first[i]..first[i + 1]]`.
+    edges: Vec<usize>,
+    first: Vec<usize>,
+    /// The roots, each with its precursors among the roots under the same parent.
+    roots: Vec<(usize, Vec<SpanId>)>,
+}
+
+impl<'a> Documents<'a> {
+    fn children(&self, node: usize) -> &[usize] {
+        &self.edges[self.first[node]..self.first[node + 1]]
+    }
+
+    /// How many documents: one per root.
+    pub(crate) fn len(&self) -> usize {
+        self.roots.len()
+    }
+
+    /// Appends document `i` to `out`.
+    pub(crate) fn write(&self, i: usize, out: &mut Vec<u8>) {
+        let (root, precursors) = &self.roots[i];
+        let level = if self.nodes[*root].segment {
+            Level::Segment
+        } else {
+            Level::Subsegment
+        };
+        write_subsegment(out, self, *root, level, precursors);
+    }
+
+    /// The spans of document `i` (its root and everything under it), for the translator when
+    /// the document is too large for one datagram.
+    pub(crate) fn spans(&self, i: usize) -> Vec<SpanData> {
+        let mut spans = Vec::new();
+        let mut stack = vec![self.roots[i].0];
+        while let Some(node) = stack.pop() {
+            spans.push(self.nodes[node].span.clone());
+            stack.extend_from_slice(self.children(node));
+        }
+        spans
+    }
+}
+
+/// Plans the documents of `batch`, or returns `None` when a span is not in the shapes
+/// described in the module documentation (the translator then writes the whole batch).
+pub(crate) fn plan(batch: &[SpanData]) -> Option<Documents<'_>> {
+    if batch.is_empty() || batch.len() > MAX_SPANS {
+        return None;
+    }
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let trace_secs = u64::from(u32::from_be_bytes(
-        trace_id.to_bytes()[..4].try_into().unwrap_or([0; 4]),
-    ));
-    if trace_secs <= now.saturating_sub(OLDEST_TRACE_SECS) || trace_secs >= now + NEWEST_TRACE_SECS
-    {
-        return false;
-    }
-    let in_batch = |id: SpanId| batch.iter().any(|s| s.span_context.span_id() == id);
-    // The root: the one span whose parent is outside the batch (Lambda's segment).
-    let mut root = None;
-    for (i, span) in batch.iter().enumerate() {
-        if span.span_context.trace_id() != trace_id {
-            return false;
-        }
-        if !in_batch(span.parent_span_id) {
-            if root.is_some() || span.parent_span_id == SpanId::INVALID {
-                return false;
+    let mut checked_trace = None;
+    let mut nodes = Vec::with_capacity(batch.len());
+    for span in batch {
+        let trace_id = span.span_context.trace_id();
+        if checked_trace != Some(trace_id) {
+            let trace_secs = u64::from(u32::from_be_bytes(
+                trace_id.to_bytes()[..4].try_into().unwrap_or([0; 4]),
+            ));
+            if trace_secs <= now.saturating_sub(OLDEST_TRACE_SECS)
+                || trace_secs >= now + NEWEST_TRACE_SECS
+            {
+                return None;
             }
-            root = Some(i);
+            checked_trace = Some(trace_id);
         }
+        nodes.push(read_span(span)?);
     }
-    let Some(root) = root else {
-        return false;
+    // Each span's parent in the batch, found by (trace, span id); two spans with one id are
+    // the translator's.
+    let key = |s: &SpanData, id: SpanId| {
+        (
+            u128::from_be_bytes(s.span_context.trace_id().to_bytes()),
+            u64::from_be_bytes(id.to_bytes()),
+        )
     };
-    let root_id = batch[root].span_context.span_id();
-    let Some(top) = read_span(&batch[root]) else {
-        return false;
+    let mut index: Vec<(_, usize)> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (key(s, s.span_context.span_id()), i))
+        .collect();
+    index.sort_unstable_by_key(|(k, _)| *k);
+    if index.windows(2).any(|w| w[0].0 == w[1].0) {
+        return None;
+    }
+    let find = |k| {
+        index
+            .binary_search_by_key(&k, |(k, _)| *k)
+            .ok()
+            .map(|at| index[at].1)
     };
-    let mut children: Vec<Subsegment<'_>> = Vec::with_capacity(batch.len() - 1);
+    let mut parent = vec![None; batch.len()];
+    let mut roots = Vec::new();
     for (i, span) in batch.iter().enumerate() {
-        if i == root {
-            continue;
-        }
-        // Deeper nesting, or two spans with one id, is the translator's.
-        if span.parent_span_id != root_id || span.span_context.span_id() == root_id {
-            return false;
-        }
-        match read_span(span) {
-            Some(s) => children.push(s),
-            None => return false,
+        match find(key(span, span.parent_span_id)) {
+            Some(p) if !nodes[i].segment => parent[i] = Some(p),
+            // A segment is only ever a root: the local stack's, which has no parent.
+            Some(_) => return None,
+            None if nodes[i].segment == (span.parent_span_id == SpanId::INVALID) => roots.push(i),
+            None => return None,
         }
     }
-    children.sort_by(|a, b| a.start.total_cmp(&b.start));
-    // Siblings that started at the same instant are ordered by the translator's tree; leave it
-    // to it, as spans sharing an id.
-    if children.windows(2).any(|w| {
-        w[0].start == w[1].start
-            || w[0].span.span_context.span_id() == w[1].span.span_context.span_id()
-    }) {
-        return false;
+    // Children grouped by parent, each group in start order.
+    let mut order: Vec<usize> = (0..batch.len()).filter(|&i| parent[i].is_some()).collect();
+    order.sort_by(|&a, &b| {
+        parent[a]
+            .cmp(&parent[b])
+            .then(nodes[a].start.total_cmp(&nodes[b].start))
+    });
+    let mut first = vec![0; batch.len() + 1];
+    for &i in &order {
+        if let Some(p) = parent[i] {
+            first[p + 1] += 1;
+        }
     }
-    write_subsegment(out, &top, true, &children, &[]);
-    true
+    for i in 0..batch.len() {
+        first[i + 1] += first[i];
+    }
+    // Roots under one parent are siblings too: grouped by (trace, parent), in start order.
+    roots.sort_by(|&a, &b| {
+        key(&batch[a], batch[a].parent_span_id)
+            .cmp(&key(&batch[b], batch[b].parent_span_id))
+            .then(nodes[a].start.total_cmp(&nodes[b].start))
+    });
+    // Siblings that started at the same instant are ordered by the translator's tree; leave
+    // them to it.
+    let same_start = |a: usize, b: usize| nodes[a].start == nodes[b].start;
+    if order
+        .windows(2)
+        .any(|w| parent[w[0]] == parent[w[1]] && same_start(w[0], w[1]))
+        || roots.windows(2).any(|w| {
+            key(&batch[w[0]], batch[w[0]].parent_span_id)
+                == key(&batch[w[1]], batch[w[1]].parent_span_id)
+                && same_start(w[0], w[1])
+        })
+    {
+        return None;
+    }
+    let mut with_precursors = Vec::with_capacity(roots.len());
+    let mut chain = Precursors::default();
+    let mut group = None;
+    for &r in &roots {
+        let g = key(&batch[r], batch[r].parent_span_id);
+        if group != Some(g) {
+            group = Some(g);
+            chain = Precursors::default();
+        }
+        let before = chain.before(&nodes[r]).to_vec();
+        chain.ended(&nodes[r]);
+        with_precursors.push((r, before));
+    }
+    let documents = Documents {
+        nodes,
+        edges: order,
+        first,
+        roots: with_precursors,
+    };
+    // Every span under a root (a cycle of parents has none), no deeper than the limit.
+    let mut reached = 0;
+    let mut stack: Vec<(usize, usize)> = documents.roots.iter().map(|(r, _)| (*r, 1)).collect();
+    while let Some((node, depth)) = stack.pop() {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        reached += 1;
+        stack.extend(documents.children(node).iter().map(|&c| (c, depth + 1)));
+    }
+    (reached == batch.len()).then_some(documents)
+}
+
+/// Appends to `out` the one document of `batch` and returns `true`; `false` (and `out` left
+/// alone) when the batch is not one tree in the shapes the direct encoder writes.
+#[cfg(test)]
+pub(crate) fn encode(batch: &[SpanData], out: &mut Vec<u8>) -> bool {
+    match plan(batch) {
+        Some(documents) if documents.len() == 1 => {
+            documents.write(0, out);
+            true
+        }
+        _ => false,
+    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::borrow::Cow;
     use std::time::Duration;
 
@@ -362,9 +545,9 @@ mod tests {
 
     use super::*;
 
-    const LAMBDA_SEGMENT: u64 = 0x5399_5c3f_42cd_8ad8;
+    pub(crate) const LAMBDA_SEGMENT: u64 = 0x5399_5c3f_42cd_8ad8;
 
-    fn trace_id(age_secs: u64) -> TraceId {
+    pub(crate) fn trace_id(age_secs: u64) -> TraceId {
         let secs = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .expect("clock")
@@ -373,7 +556,7 @@ mod tests {
         TraceId::from(u128::from(secs as u32) << 96 | 0x00c0_ffee_1234_5678_9abc_def0)
     }
 
-    fn span(
+    pub(crate) fn span(
         trace: TraceId,
         id: u64,
         parent: u64,
@@ -406,7 +589,7 @@ mod tests {
         }
     }
 
-    fn aws_call(trace: TraceId, id: u64, parent: u64, start: u64, end: u64) -> SpanData {
+    pub(crate) fn aws_call(trace: TraceId, id: u64, parent: u64, start: u64, end: u64) -> SpanData {
         span(
             trace,
             id,
@@ -429,7 +612,12 @@ mod tests {
         )
     }
 
-    fn handler(trace: TraceId, start: u64, end: u64, attributes: Vec<KeyValue>) -> SpanData {
+    pub(crate) fn handler(
+        trace: TraceId,
+        start: u64,
+        end: u64,
+        attributes: Vec<KeyValue>,
+    ) -> SpanData {
         span(
             trace,
             1,
@@ -535,20 +723,15 @@ mod tests {
         let refused: Vec<Vec<SpanData>> = vec![
             vec![failed],
             vec![with_http, handler(t, 0, 50, Vec::new())],
-            // Grandchildren.
-            vec![
-                aws_call(t, 3, 2, 12, 13),
-                aws_call(t, 2, 1, 10, 20),
-                handler(t, 0, 50, Vec::new()),
-            ],
             // Siblings starting together.
             vec![
                 aws_call(t, 2, 1, 10, 20),
                 aws_call(t, 3, 1, 10, 20),
                 handler(t, 0, 50, Vec::new()),
             ],
-            // Two roots, two traces, a dropped trace, a server span, a float annotation, an
-            // unknown attribute, a name the translator refuses.
+            // Two spans with one id, two traces (two documents), a dropped trace, a server
+            // span under Lambda's segment, a float annotation, an unknown attribute, a name the
+            // translator refuses.
             vec![handler(t, 0, 50, Vec::new()), handler(t, 0, 50, Vec::new())],
             vec![
                 aws_call(trace_id(20), 2, 1, 10, 20),
@@ -574,7 +757,7 @@ mod tests {
                 t,
                 0,
                 5,
-                vec![KeyValue::new("messaging.message_id", "m")],
+                vec![KeyValue::new("db.system", "dynamodb")],
             )],
             vec![span(
                 t,
@@ -589,5 +772,194 @@ mod tests {
         for batch in refused {
             assert_eq!(direct(&batch), None, "{batch:?}");
         }
+    }
+
+    /// Every entry of `documents` as one flat map: (trace, id) → the entry without its nested ones, with
+    /// the trace and parent a nested entry takes from the entry around it written out.
+    fn flattened(documents: &[String]) -> std::collections::BTreeMap<String, serde_json::Value> {
+        fn walk(
+            entry: &serde_json::Value,
+            trace: &serde_json::Value,
+            parent: Option<&serde_json::Value>,
+            out: &mut std::collections::BTreeMap<String, serde_json::Value>,
+        ) {
+            let mut flat = entry.clone();
+            let map = flat.as_object_mut().expect("an entry is an object");
+            map.remove("subsegments");
+            map.remove("type");
+            map.insert("trace_id".into(), trace.clone());
+            if let Some(parent) = parent {
+                map.insert("parent_id".into(), parent.clone());
+            }
+            let id = format!("{trace} {}", entry["id"]);
+            assert!(out.insert(id, flat).is_none(), "one entry per span");
+            for child in entry["subsegments"].as_array().into_iter().flatten() {
+                walk(child, trace, Some(&entry["id"]), out);
+            }
+        }
+        let mut out = std::collections::BTreeMap::new();
+        for doc in documents {
+            let doc: serde_json::Value = serde_json::from_str(doc).expect("JSON");
+            walk(&doc, &doc["trace_id"], doc.get("parent_id"), &mut out);
+        }
+        out
+    }
+
+    fn documents(batch: &[SpanData]) -> Option<Vec<String>> {
+        let plan = plan(batch)?;
+        Some(
+            (0..plan.len())
+                .map(|i| {
+                    let mut out = Vec::new();
+                    plan.write(i, &mut out);
+                    String::from_utf8(out).expect("UTF-8")
+                })
+                .collect(),
+        )
+    }
+
+    pub(crate) fn named(
+        trace: TraceId,
+        id: u64,
+        parent: u64,
+        name: &'static str,
+        at: (u64, u64),
+    ) -> SpanData {
+        span(trace, id, parent, SpanKind::Internal, name, at, Vec::new())
+    }
+
+    /// A provider processor's batch: the handler, and per record its span with four calls.
+    fn processor_batch(t: TraceId, records: u64) -> Vec<SpanData> {
+        let mut batch = Vec::new();
+        for r in 0..records {
+            let (id, start) = (100 + r * 10, 1000 * r + 10);
+            for c in 0..4 {
+                batch.push(aws_call(
+                    t,
+                    id + 1 + c,
+                    id,
+                    start + 10 * c,
+                    start + 10 * c + 8,
+                ));
+            }
+            let mut record = named(t, id, 1, "## record", (start, start + 50));
+            record.attributes = vec![
+                KeyValue::new("correlation_id", "stripe:evt_1"),
+                KeyValue::new("xray_trace_id", "1-5759e988-bd862e3fe1be46a994272793"),
+                KeyValue::new("messaging.message_id", "m-1"),
+            ];
+            batch.push(record);
+        }
+        batch.push(handler(t, 0, 1000 * records + 100, annotations()));
+        batch
+    }
+
+    #[test]
+    fn nested_trees_describe_every_span_as_the_translator_does_in_one_document_each() {
+        let t = trace_id(10);
+        let local = || {
+            let mut segment = span(
+                t,
+                7,
+                0,
+                SpanKind::Server,
+                "webhook-validator",
+                (0, 90),
+                vec![KeyValue::new("service.name", "webhook-validator")],
+            );
+            segment.parent_span_id = SpanId::INVALID;
+            let mut handler = handler(t, 1, 80, annotations());
+            handler.parent_span_id = SpanId::from(7);
+            vec![
+                aws_call(t, 2, 1, 10, 20),
+                aws_call(t, 3, 1, 30, 45),
+                handler,
+                segment,
+            ]
+        };
+        let other = trace_id(30);
+        let mut several = processor_batch(t, 2);
+        several.extend(processor_batch(other, 1));
+        // Calls whose record ended in an earlier batch: roots under one parent, precursors
+        // among them.
+        let orphans = vec![
+            aws_call(t, 2, 9, 10, 20),
+            aws_call(t, 3, 9, 20, 30),
+            aws_call(t, 4, 9, 25, 40),
+            aws_call(t, 5, 8, 10, 12),
+        ];
+        // Three levels under the handler, more than 32 siblings.
+        let mut deep = vec![
+            handler(t, 0, 5000, Vec::new()),
+            named(t, 2, 1, "## record", (10, 4000)),
+            named(t, 3, 2, "normalise", (20, 3000)),
+        ];
+        for i in 0..40 {
+            deep.push(aws_call(t, 10 + i, 3, 30 + 10 * i, 35 + 10 * i));
+        }
+        for (batch, expected) in [
+            (processor_batch(t, 10), 1),
+            (local(), 1),
+            (several, 2),
+            (orphans, 4),
+            (deep, 1),
+        ] {
+            let ours = documents(&batch).unwrap_or_else(|| panic!("not written: {batch:?}"));
+            assert_eq!(ours.len(), expected, "{ours:#?}");
+            let theirs = translated(&batch);
+            assert_eq!(
+                flattened(&ours),
+                flattened(&theirs),
+                "{ours:#?}\n{theirs:#?}"
+            );
+            assert_eq!(flattened(&ours).len(), batch.len());
+        }
+        // The local function segment is a segment: no type, no parent.
+        let ours: serde_json::Value =
+            serde_json::from_str(&documents(&local()).expect("written")[0]).expect("JSON");
+        assert_eq!(ours.get("type"), None);
+        assert_eq!(ours.get("parent_id"), None);
+        assert_eq!(ours["subsegments"][0]["name"], "## webhook-validator");
+        assert_eq!(ours["subsegments"][0]["subsegments"][0]["name"], "SQS");
+    }
+
+    #[test]
+    fn trees_the_encoder_cannot_vouch_for_are_left_to_the_translator() {
+        let t = trace_id(10);
+        let mut cycle = vec![named(t, 2, 3, "a", (0, 5)), named(t, 3, 2, "b", (1, 4))];
+        let mut segment_under_a_span = span(t, 5, 1, SpanKind::Server, "fn", (0, 5), Vec::new());
+        segment_under_a_span.parent_span_id = SpanId::from(1);
+        let mut named_otherwise = span(
+            t,
+            5,
+            0,
+            SpanKind::Server,
+            "fn",
+            (0, 5),
+            vec![KeyValue::new("service.name", "other")],
+        );
+        named_otherwise.parent_span_id = SpanId::INVALID;
+        let mut too_deep = vec![handler(t, 0, 100, Vec::new())];
+        for depth in 0..MAX_DEPTH as u64 {
+            too_deep.push(named(t, 2 + depth, 1 + depth, "level", (depth, 99 - depth)));
+        }
+        let root_siblings_together = vec![aws_call(t, 2, 9, 10, 20), aws_call(t, 3, 9, 10, 30)];
+        let refused = vec![
+            std::mem::take(&mut cycle),
+            vec![handler(t, 0, 50, Vec::new()), segment_under_a_span],
+            vec![named_otherwise],
+            too_deep,
+            root_siblings_together,
+            processor_batch(t, 60),
+        ];
+        for batch in refused {
+            assert!(plan(&batch).is_none(), "{batch:?}");
+        }
+        // One level less is written.
+        let mut deep = vec![handler(t, 0, 100, Vec::new())];
+        for depth in 0..MAX_DEPTH as u64 - 1 {
+            deep.push(named(t, 2 + depth, 1 + depth, "level", (depth, 99 - depth)));
+        }
+        assert!(plan(&deep).is_some());
     }
 }

@@ -382,9 +382,35 @@ impl SpanBuffer {
         }
     }
 
-    /// Exports every kept span.
+    /// Exports the kept spans, except those whose local parent is still open (see
+    /// [`hold_back`]): they wait for the flush that has their parent, so that they are nested
+    /// in its document.
     pub(crate) fn flush(&self) -> OTelSdkResult {
+        self.flush_inner(false)
+    }
+
+    /// Exports every kept span.
+    pub(crate) fn flush_all(&self) -> OTelSdkResult {
+        self.flush_inner(true)
+    }
+
+    fn flush_inner(&self, all: bool) -> OTelSdkResult {
         let mut spans = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
+        if spans.is_empty() {
+            return Ok(());
+        }
+        let held = if all {
+            Vec::new()
+        } else {
+            hold_back(&mut spans, opentelemetry::time::now())
+        };
+        let result = self.export_kept(&mut spans);
+        spans.extend(held);
+        result
+    }
+
+    /// Exports (and empties) `spans`, keeping the vector's capacity when it can.
+    fn export_kept(&self, spans: &mut Vec<SpanData>) -> OTelSdkResult {
         if spans.is_empty() {
             return Ok(());
         }
@@ -395,11 +421,7 @@ impl SpanBuffer {
                 spans.clear();
                 Ok(())
             }
-            Ok(false) => {
-                let batch = std::mem::take(&mut *spans);
-                drop(spans);
-                self.export_translated(batch)
-            }
+            Ok(false) => self.export_translated(std::mem::take(spans)),
             Err(e) => {
                 spans.clear();
                 Err(e)
@@ -415,14 +437,38 @@ impl SpanBuffer {
         }
     }
 
-    /// Writes `batch` with the direct encoder, if it is a shape the encoder writes.
+    /// Writes `batch` with the direct encoder, one datagram per document, if every span is a
+    /// shape the encoder writes; a document too large for one datagram goes to the translator,
+    /// which splits it.
     fn send_direct(&self, batch: &[SpanData]) -> Result<bool, OTelSdkError> {
         if self.translator_only.load(Ordering::Relaxed) {
             return Ok(false);
         }
-        self.direct
-            .send(|out| crate::segment::encode(batch, out))
-            .map_err(|e| OTelSdkError::InternalFailure(e.to_string()))
+        let Some(documents) = crate::segment::plan(batch) else {
+            return Ok(false);
+        };
+        let mut oversized = Vec::new();
+        let mut result = Ok(true);
+        for i in 0..documents.len() {
+            let sent = self.direct.send(|out| {
+                let start = out.len();
+                documents.write(i, out);
+                let fits = out.len() - start <= crate::segment::MAX_DOCUMENT;
+                if !fits {
+                    out.truncate(start);
+                }
+                fits
+            });
+            match sent {
+                Ok(true) => {}
+                Ok(false) => oversized.extend(documents.spans(i)),
+                Err(e) => result = Err(OTelSdkError::InternalFailure(e.to_string())),
+            }
+        }
+        if !oversized.is_empty() {
+            self.export_translated(oversized)?;
+        }
+        result
     }
 
     fn export_translated(&self, mut batch: Vec<SpanData>) -> OTelSdkResult {
@@ -440,6 +486,68 @@ impl SpanBuffer {
         }
         result
     }
+}
+
+/// How long a span whose local parent is not among the kept spans waits for it: past this,
+/// the parent is taken to have been exported already (a span that outlived it) and the span
+/// goes out on its own, as an independent subsegment naming its parent.
+const HOLD_FOR_PARENT: Duration = Duration::from_secs(10);
+
+/// Takes out of `spans` (and returns) those to export later: a span whose parent is a local
+/// span (not a remote one from a trace header, and not none) that is not among `spans` and that
+/// ended less than [`HOLD_FOR_PARENT`] before `now`, and every span under such a one. Its parent
+/// is still open, in another invocation of the same process (the local stack runs many at
+/// once), and exporting the span now would send it as a document of its own instead of nested
+/// in its parent's. In Lambda, one invocation at a time, nothing is held: the handler's
+/// children end before it does, and the handler's parent is Lambda's segment (remote).
+fn hold_back(spans: &mut Vec<SpanData>, now: std::time::SystemTime) -> Vec<SpanData> {
+    let key = |s: &SpanData, id: opentelemetry::SpanId| (s.span_context.trace_id(), id);
+    let waits = |s: &SpanData| {
+        s.parent_span_id != opentelemetry::SpanId::INVALID
+            && !s.parent_span_is_remote
+            && now
+                .duration_since(s.end_time)
+                .is_ok_and(|age| age < HOLD_FOR_PARENT)
+    };
+    // The usual flush (every local parent present, or none): found without hashing.
+    let present_in =
+        |spans: &[SpanData], k| spans.iter().any(|s| key(s, s.span_context.span_id()) == k);
+    if spans.len() <= 64
+        && !spans
+            .iter()
+            .any(|s| waits(s) && !present_in(spans, key(s, s.parent_span_id)))
+    {
+        return Vec::new();
+    }
+    let present: std::collections::HashSet<_> = spans
+        .iter()
+        .map(|s| key(s, s.span_context.span_id()))
+        .collect();
+    let mut held: std::collections::HashSet<_> = spans
+        .iter()
+        .filter(|s| waits(s) && !present.contains(&key(s, s.parent_span_id)))
+        .map(|s| key(s, s.span_context.span_id()))
+        .collect();
+    if held.is_empty() {
+        return Vec::new();
+    }
+    // And everything under a held span (a chain is at most as long as the buffer).
+    loop {
+        let before = held.len();
+        for s in spans.iter() {
+            if held.contains(&key(s, s.parent_span_id)) {
+                held.insert(key(s, s.span_context.span_id()));
+            }
+        }
+        if held.len() == before {
+            break;
+        }
+    }
+    let (later, now): (Vec<_>, Vec<_>) = std::mem::take(spans)
+        .into_iter()
+        .partition(|s| held.contains(&key(s, s.span_context.span_id())));
+    *spans = now;
+    later
 }
 
 impl fmt::Debug for SpanBuffer {
@@ -460,11 +568,11 @@ impl SpanProcessor for InvocationSpanProcessor {
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.0.flush()
+        self.0.flush_all()
     }
 
     fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        let result = self.0.flush();
+        let result = self.0.flush_all();
         self.0.shut_down.store(true, Ordering::Relaxed);
         result
     }
@@ -741,6 +849,80 @@ pub(crate) fn is_traced(meta: &tracing::Metadata<'_>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::segment::tests::{LAMBDA_SEGMENT, aws_call, handler, named, trace_id};
+    use crate::sink::MemorySink;
+
+    /// A span buffer writing its documents to a memory sink, and the provider that owns it
+    /// (dropping the provider shuts the buffer down).
+    fn buffer() -> (Arc<SpanBuffer>, MemorySink, Tracing) {
+        let sink = MemorySink::new();
+        let tracing = build_provider(&TraceExport::sink(sink.clone()), None)
+            .expect("provider")
+            .expect("tracing on");
+        (Arc::clone(&tracing.buffer), sink, tracing)
+    }
+
+    fn ended_now(mut span: SpanData, ago: Duration) -> SpanData {
+        let length = span
+            .end_time
+            .duration_since(span.start_time)
+            .unwrap_or_default();
+        span.end_time = std::time::SystemTime::now() - ago;
+        span.start_time = span.end_time - length;
+        span
+    }
+
+    #[test]
+    fn spans_whose_local_parent_is_still_open_wait_for_it_and_are_nested_in_its_document() {
+        let (buffer, sink, _provider) = buffer();
+        let (a, b) = (trace_id(10), trace_id(20));
+        let now = |s| ended_now(s, Duration::ZERO);
+        // Invocation A's two calls have ended, its handler has not; invocation B finishes.
+        buffer.push(now(aws_call(a, 2, 1, 10, 20)));
+        buffer.push(now(aws_call(a, 3, 1, 30, 40)));
+        buffer.push(now(aws_call(b, 2, 1, 10, 20)));
+        buffer.push(now(handler(b, 0, 50, Vec::new())));
+        buffer.flush().expect("flush");
+        let docs = sink.json().expect("JSON");
+        assert_eq!(docs.len(), 1, "{docs:#?}");
+        assert_eq!(docs[0]["subsegments"].as_array().map(Vec::len), Some(1));
+        // A finishes: its calls are nested in its handler's document, not sent on their own.
+        buffer.push(now(handler(a, 0, 50, Vec::new())));
+        buffer.flush().expect("flush");
+        let docs = sink.json().expect("JSON");
+        assert_eq!(docs.len(), 2, "{docs:#?}");
+        assert_eq!(docs[1]["subsegments"].as_array().map(Vec::len), Some(2));
+        assert_eq!(docs[1]["parent_id"], format!("{LAMBDA_SEGMENT:016x}"));
+    }
+
+    #[test]
+    fn a_span_that_outlived_its_parent_goes_out_on_its_own_and_shutdown_sends_everything() {
+        let (buffer, sink, _provider) = buffer();
+        let t = trace_id(10);
+        // Its parent (span 1) was exported long ago.
+        buffer.push(ended_now(
+            aws_call(t, 2, 1, 10, 20),
+            HOLD_FOR_PARENT + Duration::from_secs(1),
+        ));
+        // A record and its call under a still-open local span 5.
+        buffer.push(ended_now(
+            named(t, 6, 5, "## record", (0, 50)),
+            Duration::ZERO,
+        ));
+        buffer.push(ended_now(aws_call(t, 7, 6, 10, 20), Duration::ZERO));
+        buffer.flush().expect("flush");
+        let docs = sink.json().expect("JSON");
+        assert_eq!(docs.len(), 1, "{docs:#?}");
+        assert_eq!(docs[0]["name"], "SQS");
+        assert_eq!(docs[0]["parent_id"], "0000000000000001");
+        // What waits is sent at shutdown, as its own document with the call nested.
+        buffer.flush_all().expect("flush");
+        let docs = sink.json().expect("JSON");
+        assert_eq!(docs.len(), 2, "{docs:#?}");
+        assert_eq!(docs[1]["name"], "## record");
+        assert_eq!(docs[1]["subsegments"][0]["name"], "DynamoDB");
+    }
 
     #[test]
     fn daemon_address_is_parsed_in_both_documented_forms() {

@@ -24,6 +24,10 @@
 //! cargo bench -p payhook-e2e --bench cold_start
 //! ```
 //!
+//! The functions start as in an on-demand environment (`AWS_LAMBDA_INITIALIZATION_TYPE=on-demand`:
+//! SDK clients built when first used); `PAYHOOK_INITIALIZATION_TYPE=provisioned-concurrency`
+//! measures them as provisioned concurrency starts them (clients built at init).
+//!
 //! It needs moto (`PAYHOOK_MOTO_SERVER`, or `scripts/bootstrap-python.sh`) and the Python venv
 //! that renders the environments. It prints a Markdown table for BENCHMARKS.md; it asserts no
 //! timing.

@@ -254,6 +254,12 @@ pub(crate) async fn start_function(
             format!("/aws/lambda/{function}"),
         )
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/12/03/[$LATEST]harness")
+        // As Lambda sets it: `on-demand`, unless the run asks for another
+        // (`PAYHOOK_INITIALIZATION_TYPE=provisioned-concurrency`: clients built at init).
+        .env(
+            "AWS_LAMBDA_INITIALIZATION_TYPE",
+            std::env::var("PAYHOOK_INITIALIZATION_TYPE").unwrap_or_else(|_| "on-demand".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     let started = Instant::now();

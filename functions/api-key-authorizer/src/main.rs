@@ -9,7 +9,10 @@ use payhook_telemetry::Telemetry;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-#[tokio::main]
+// One thread: Lambda hands an environment one event at a time, and a multi-thread runtime
+// would size its pool from the cgroup files (`available_parallelism`) and start its workers
+// at every cold start, for no parallelism the handler uses.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), BoxError> {
     // Logs on stdout (Powertools JSON) and spans to the X-Ray daemon, installed globally.
     let _telemetry = Telemetry::init_lambda()?;

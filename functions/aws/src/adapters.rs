@@ -1,7 +1,10 @@
 //! One constructor of every adapter a Lambda composes: each binary loads [`Adapters`] once at
 //! cold start and asks for the ports its handler needs, each already wrapped in [`Traced`] (an
-//! X-Ray subsegment per AWS call) and shared. Clients are built when asked for, from one
-//! [`SdkConfig`], and building one does no I/O.
+//! X-Ray subsegment per AWS call) and shared. Clients are built from one [`SdkConfig`], without
+//! I/O, at init or when first used as [`ClientConstruction`] says (on first use in an
+//! on-demand Lambda environment, where init and the first request wait alike; at init with
+//! provisioned concurrency). The quarantine bucket's S3 client is always built on first use:
+//! most invocations never touch the bucket.
 //!
 //! ```no_run
 //! # async fn run() {
@@ -14,37 +17,55 @@
 //! # }
 //! ```
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
 use payhook_core::Provider;
 
 use crate::{
-    DynamoPaymentStore, DynamoStatusStore, EventBridgeBus, S3BlobStore, SqsFifoQueue,
-    SsmSecretStore, Traced, sdk_config,
+    ClientConstruction, DynamoPaymentStore, DynamoStatusStore, EventBridgeBus, S3BlobStore,
+    SdkClient, SqsFifoQueue, SsmSecretStore, Traced, sdk_config,
 };
 
-/// The SDK configuration every adapter of one process is built from, and the DynamoDB client
-/// its stores share.
+/// The SDK configuration every adapter of one process is built from, when their clients are
+/// built, and the DynamoDB client its stores share.
 #[derive(Debug, Clone)]
 pub struct Adapters {
     sdk: SdkConfig,
-    dynamodb: OnceLock<aws_sdk_dynamodb::Client>,
+    construction: ClientConstruction,
+    dynamodb: SdkClient<aws_sdk_dynamodb::Client>,
 }
 
 impl Adapters {
-    /// Loads the configuration ([`sdk_config`]: region and endpoint from the environment).
+    /// Loads the configuration ([`sdk_config`]: region and endpoint from the environment);
+    /// clients are built as [`ClientConstruction::from_env`] says.
     pub async fn load() -> Self {
-        Adapters::from_sdk(sdk_config(None).await)
+        Adapters::from_sdk(sdk_config(None).await).with_construction(ClientConstruction::from_env())
     }
 
-    /// Adapters over an SDK configuration made elsewhere (a test's, pointed at moto).
+    /// Adapters over an SDK configuration made elsewhere (a test's, pointed at moto); clients
+    /// are built when asked for.
     pub fn from_sdk(sdk: SdkConfig) -> Self {
         Adapters {
+            dynamodb: SdkClient::new(
+                &sdk,
+                aws_sdk_dynamodb::Client::new,
+                ClientConstruction::OnFirstUse,
+            ),
             sdk,
-            dynamodb: OnceLock::new(),
+            construction: ClientConstruction::Eager,
         }
+    }
+
+    /// Builds the clients of the ports asked for from now on as `construction` says.
+    pub fn with_construction(mut self, construction: ClientConstruction) -> Self {
+        self.construction = construction;
+        self
+    }
+
+    fn client<C>(&self, make: fn(&SdkConfig) -> C) -> SdkClient<C> {
+        SdkClient::new(&self.sdk, make, self.construction)
     }
 
     /// The SDK configuration, for a client no port wraps.
@@ -82,34 +103,36 @@ impl Adapters {
     /// The `payment-events` bus (the entries name it).
     pub fn event_bus(&self) -> Arc<Traced<EventBridgeBus>> {
         Arc::new(Traced(EventBridgeBus::new(
-            aws_sdk_eventbridge::Client::new(&self.sdk),
+            self.client(aws_sdk_eventbridge::Client::new),
         )))
     }
 
     /// The stage's provider secrets in SSM, cached for `ttl`.
     pub fn secrets(&self, stage: &str, ttl: Duration) -> Arc<Traced<SsmSecretStore>> {
         Arc::new(Traced(
-            SsmSecretStore::new(aws_sdk_ssm::Client::new(&self.sdk), stage).with_cache_ttl(ttl),
+            SsmSecretStore::new(self.client(aws_sdk_ssm::Client::new), stage).with_cache_ttl(ttl),
         ))
     }
 
     /// The quarantine bucket. Its client is built when a body is first quarantined or
     /// replayed: most invocations never touch the bucket.
     pub fn blob_store(&self, bucket: &str) -> Arc<Traced<S3BlobStore>> {
-        Arc::new(Traced(S3BlobStore::on_first_use(self.sdk.clone(), bucket)))
+        Arc::new(Traced(S3BlobStore::on_first_use(&self.sdk, bucket)))
     }
 
     /// An SQS client (the processor's consumer side).
-    pub fn sqs(&self) -> aws_sdk_sqs::Client {
-        aws_sdk_sqs::Client::new(&self.sdk)
+    pub fn sqs(&self) -> SdkClient<aws_sdk_sqs::Client> {
+        self.client(aws_sdk_sqs::Client::new)
     }
 
     /// One DynamoDB client for every store (a client is a handle: clones share its
-    /// connections).
-    fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
-        self.dynamodb
-            .get_or_init(|| aws_sdk_dynamodb::Client::new(&self.sdk))
-            .clone()
+    /// connections), built as the first store asked for is.
+    fn dynamodb(&self) -> SdkClient<aws_sdk_dynamodb::Client> {
+        if self.construction == ClientConstruction::Eager {
+            // Built now (the first store's construction), once for every clone.
+            let _ = &*self.dynamodb;
+        }
+        self.dynamodb.clone()
     }
 }
 

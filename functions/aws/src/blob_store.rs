@@ -3,8 +3,6 @@
 //! a lifecycle rule ending objects after the status items' retention); [`create_bucket`]
 //! makes one on an AWS-compatible endpoint for `payhook bootstrap` and the tests.
 
-use std::sync::{Arc, OnceLock};
-
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_s3::Client;
@@ -12,6 +10,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use payhook_core::blob::{BlobError, BlobStore};
 
+use crate::client::{ClientConstruction, SdkClient};
 use crate::error::{ProvisionError, describe};
 
 /// The S3 client for `config`: path-style addressing when an endpoint is set (moto, LocalStack
@@ -28,22 +27,15 @@ pub fn s3_client(config: &SdkConfig) -> Client {
 /// One S3 bucket as a [`BlobStore`].
 #[derive(Debug, Clone)]
 pub struct S3BlobStore {
-    client: S3Client,
+    client: SdkClient<Client>,
     bucket: String,
-}
-
-/// The store's client: given, or built from a configuration on first use.
-#[derive(Debug, Clone)]
-enum S3Client {
-    Given(Client),
-    OnFirstUse(Arc<(SdkConfig, OnceLock<Client>)>),
 }
 
 impl S3BlobStore {
     /// The blobs of `bucket`.
-    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<SdkClient<Client>>, bucket: impl Into<String>) -> Self {
         S3BlobStore {
-            client: S3Client::Given(client),
+            client: client.into(),
             bucket: bucket.into(),
         }
     }
@@ -51,26 +43,16 @@ impl S3BlobStore {
     /// The blobs of `bucket`, through an [`s3_client`] built from `config` when the store is
     /// first used. A function whose bucket only holds what few requests quarantine does not pay
     /// for S3's client (its endpoint rules are the SDK's largest) at every cold start.
-    pub fn on_first_use(config: SdkConfig, bucket: impl Into<String>) -> Self {
-        S3BlobStore {
-            client: S3Client::OnFirstUse(Arc::new((config, OnceLock::new()))),
-            bucket: bucket.into(),
-        }
+    pub fn on_first_use(config: &SdkConfig, bucket: impl Into<String>) -> Self {
+        S3BlobStore::new(
+            SdkClient::new(config, s3_client, ClientConstruction::OnFirstUse),
+            bucket,
+        )
     }
 
     /// Whether the store's client has been built.
     pub fn is_client_built(&self) -> bool {
-        match &self.client {
-            S3Client::Given(_) => true,
-            S3Client::OnFirstUse(lazy) => lazy.1.get().is_some(),
-        }
-    }
-
-    fn client(&self) -> &Client {
-        match &self.client {
-            S3Client::Given(client) => client,
-            S3Client::OnFirstUse(lazy) => lazy.1.get_or_init(|| s3_client(&lazy.0)),
-        }
+        self.client.is_built()
     }
 
     /// The bucket.
@@ -82,7 +64,7 @@ impl S3BlobStore {
 #[async_trait]
 impl BlobStore for S3BlobStore {
     async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), BlobError> {
-        self.client()
+        self.client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
@@ -95,7 +77,7 @@ impl BlobStore for S3BlobStore {
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BlobError> {
         let output = match self
-            .client()
+            .client
             .get_object()
             .bucket(&self.bucket)
             .key(key)

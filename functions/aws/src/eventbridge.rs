@@ -11,13 +11,15 @@ use payhook_core::ports::{BusEntry, BusError, EntryResult, EventBus, PUT_EVENTS_
 /// An EventBridge bus.
 #[derive(Debug, Clone)]
 pub struct EventBridgeBus {
-    client: Client,
+    client: crate::SdkClient<Client>,
 }
 
 impl EventBridgeBus {
     /// A bus client; the bus name comes with each entry.
-    pub fn new(client: Client) -> Self {
-        EventBridgeBus { client }
+    pub fn new(client: impl Into<crate::SdkClient<Client>>) -> Self {
+        EventBridgeBus {
+            client: client.into(),
+        }
     }
 }
 

@@ -40,6 +40,7 @@
 pub mod adapters;
 pub mod blob_store;
 pub mod certificate_fetcher;
+pub mod client;
 pub mod config;
 pub mod consumer;
 pub mod dlq;
@@ -58,6 +59,7 @@ pub mod traced;
 pub use adapters::Adapters;
 pub use blob_store::{S3BlobStore, create_bucket, s3_client};
 pub use certificate_fetcher::HttpsCertificateFetcher;
+pub use client::{ClientConstruction, SdkClient};
 pub use config::{DEFAULT_REGION, config_loader, sdk_config};
 pub use consumer::{QueueDepth, Received, SqsConsumer};
 pub use error::ProvisionError;

@@ -26,16 +26,16 @@ const REVISION: &str = "revision";
 /// Payment records in DynamoDB.
 #[derive(Debug, Clone)]
 pub struct DynamoPaymentStore {
-    client: Client,
+    client: crate::SdkClient<Client>,
     table_name: String,
     retention_secs: i64,
 }
 
 impl DynamoPaymentStore {
     /// A store on the [`DEFAULT_TABLE_NAME`] table.
-    pub fn new(client: Client) -> Self {
+    pub fn new(client: impl Into<crate::SdkClient<Client>>) -> Self {
         DynamoPaymentStore {
-            client,
+            client: client.into(),
             table_name: DEFAULT_TABLE_NAME.to_owned(),
             retention_secs: DEFAULT_PAYMENT_RETENTION_SECS,
         }

@@ -38,7 +38,7 @@ pub fn dlq_name(name: &str) -> String {
 /// The providers' FIFO queues in SQS, one queue URL per provider.
 #[derive(Debug, Clone)]
 pub struct SqsFifoQueue {
-    client: Client,
+    client: crate::SdkClient<Client>,
     queue_urls: HashMap<Provider, String>,
     max_message_bytes: usize,
 }
@@ -46,9 +46,9 @@ pub struct SqsFifoQueue {
 impl SqsFifoQueue {
     /// A queue with no provider URLs yet (add them with [`SqsFifoQueue::with_queue_url`]);
     /// messages up to [`SQS_MAX_MESSAGE_BYTES`].
-    pub fn new(client: Client) -> Self {
+    pub fn new(client: impl Into<crate::SdkClient<Client>>) -> Self {
         SqsFifoQueue {
-            client,
+            client: client.into(),
             queue_urls: HashMap::new(),
             max_message_bytes: SQS_MAX_MESSAGE_BYTES,
         }

@@ -59,7 +59,7 @@ pub fn parameter_name(stage: &str, provider: Provider, parameter: &str) -> Strin
 /// provider cannot turn every request into an SSM call. A failed call is not cached.
 #[derive(Debug)]
 pub struct SsmSecretStore {
-    client: Client,
+    client: crate::SdkClient<Client>,
     stage: String,
     ttl: Duration,
     cache: RwLock<HashMap<Provider, CacheEntry>>,
@@ -75,9 +75,9 @@ struct CacheEntry {
 
 impl SsmSecretStore {
     /// A store reading `/payhook/{stage}/…` with the [`DEFAULT_CACHE_TTL`].
-    pub fn new(client: Client, stage: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<crate::SdkClient<Client>>, stage: impl Into<String>) -> Self {
         SsmSecretStore {
-            client,
+            client: client.into(),
             stage: stage.into(),
             ttl: DEFAULT_CACHE_TTL,
             cache: RwLock::new(HashMap::new()),

@@ -102,15 +102,15 @@ const PUT_NEW_ATTEMPTS: usize = 3;
 /// The `webhook-processing` table in DynamoDB.
 #[derive(Debug, Clone)]
 pub struct DynamoStatusStore {
-    client: Client,
+    client: crate::SdkClient<Client>,
     table_name: String,
 }
 
 impl DynamoStatusStore {
     /// A store on the [`DEFAULT_TABLE_NAME`] table.
-    pub fn new(client: Client) -> Self {
+    pub fn new(client: impl Into<crate::SdkClient<Client>>) -> Self {
         DynamoStatusStore {
-            client,
+            client: client.into(),
             table_name: DEFAULT_TABLE_NAME.to_owned(),
         }
     }

@@ -336,7 +336,7 @@ fn queue_lag_ms(record: &QueueRecord, now_ms: i64) -> Option<f64> {
 #[derive(Debug)]
 pub struct Lambda {
     processor: ProviderProcessor,
-    sqs: payhook_aws::aws_sdk_sqs::Client,
+    sqs: payhook_aws::SdkClient<payhook_aws::aws_sdk_sqs::Client>,
     function: payhook_telemetry::FunctionTelemetry,
 }
 
@@ -376,7 +376,7 @@ impl Lambda {
         let records = queue_records(&event.payload);
         let outcome = invoke(&self.processor, invocation, &records, deadline_ms).await;
         if let (Some(url), deliveries) = deliveries(&event.payload) {
-            let queue = payhook_aws::SqsConsumer::new(self.sqs.clone(), url);
+            let queue = payhook_aws::SqsConsumer::new((*self.sqs).clone(), url);
             payhook_core::processor::delay_retries(&outcome, &deliveries, &queue).await;
         }
         batch_response(&outcome)

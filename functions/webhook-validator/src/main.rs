@@ -11,7 +11,10 @@ use payhook_webhook_validator::{Config, Lambda};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-#[tokio::main]
+// One thread: Lambda hands an environment one event at a time, and a multi-thread runtime
+// would size its pool from the cgroup files (`available_parallelism`) and start its workers
+// at every cold start, for no parallelism the handler uses.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), BoxError> {
     let telemetry = Telemetry::init_lambda()?;
     let function = telemetry.function(FunctionConfig::from_env(FunctionKind::WebhookValidator)?);

@@ -49,7 +49,7 @@ async fn a_blob_reads_back_byte_for_byte_and_a_missing_key_is_none() {
 async fn a_store_built_for_first_use_makes_its_client_then_and_reads_the_same_bucket() {
     let Some(given) = bucket().await else { return };
     let config = moto_config().await.expect("moto is up");
-    let lazy = S3BlobStore::on_first_use(config, given.bucket());
+    let lazy = S3BlobStore::on_first_use(&config, given.bucket());
     assert!(
         !lazy.is_client_built(),
         "nothing is built before the first call"
