@@ -362,6 +362,21 @@ impl<'a> Documents<'a> {
         &self.edges[self.first[node]..self.first[node + 1]]
     }
 
+    /// Whether every span is under a root (a cycle of parents has none), no deeper than
+    /// [`MAX_DEPTH`].
+    fn is_whole(&self) -> bool {
+        let mut reached = 0;
+        let mut stack: Vec<(usize, usize)> = self.roots.iter().map(|(r, _)| (*r, 1)).collect();
+        while let Some((node, depth)) = stack.pop() {
+            if depth > MAX_DEPTH {
+                return false;
+            }
+            reached += 1;
+            stack.extend(self.children(node).iter().map(|&c| (c, depth + 1)));
+        }
+        reached == self.nodes.len()
+    }
+
     /// How many documents: one per root.
     pub(crate) fn len(&self) -> usize {
         self.roots.len()
@@ -420,12 +435,7 @@ pub(crate) fn plan(batch: &[SpanData]) -> Option<Documents<'_>> {
     }
     // Each span's parent in the batch, found by (trace, span id); two spans with one id are
     // the translator's.
-    let key = |s: &SpanData, id: SpanId| {
-        (
-            u128::from_be_bytes(s.span_context.trace_id().to_bytes()),
-            u64::from_be_bytes(id.to_bytes()),
-        )
-    };
+    let key = span_key;
     let mut index: Vec<(_, usize)> = batch
         .iter()
         .enumerate()
@@ -488,11 +498,36 @@ pub(crate) fn plan(batch: &[SpanData]) -> Option<Documents<'_>> {
     {
         return None;
     }
+    let roots = root_precursors(batch, &nodes, &roots);
+    let documents = Documents {
+        nodes,
+        edges: order,
+        first,
+        roots,
+    };
+    documents.is_whole().then_some(documents)
+}
+
+/// A span's (trace, `id`) as numbers: `id` is its own id or its parent's.
+fn span_key(s: &SpanData, id: SpanId) -> (u128, u64) {
+    (
+        u128::from_be_bytes(s.span_context.trace_id().to_bytes()),
+        u64::from_be_bytes(id.to_bytes()),
+    )
+}
+
+/// Each of `roots` (grouped by parent, in start order) with its precursors among the roots
+/// under the same parent.
+fn root_precursors(
+    batch: &[SpanData],
+    nodes: &[Subsegment<'_>],
+    roots: &[usize],
+) -> Vec<(usize, Vec<SpanId>)> {
     let mut with_precursors = Vec::with_capacity(roots.len());
     let mut chain = Precursors::default();
     let mut group = None;
-    for &r in &roots {
-        let g = key(&batch[r], batch[r].parent_span_id);
+    for &r in roots {
+        let g = span_key(&batch[r], batch[r].parent_span_id);
         if group != Some(g) {
             group = Some(g);
             chain = Precursors::default();
@@ -501,23 +536,7 @@ pub(crate) fn plan(batch: &[SpanData]) -> Option<Documents<'_>> {
         chain.ended(&nodes[r]);
         with_precursors.push((r, before));
     }
-    let documents = Documents {
-        nodes,
-        edges: order,
-        first,
-        roots: with_precursors,
-    };
-    // Every span under a root (a cycle of parents has none), no deeper than the limit.
-    let mut reached = 0;
-    let mut stack: Vec<(usize, usize)> = documents.roots.iter().map(|(r, _)| (*r, 1)).collect();
-    while let Some((node, depth)) = stack.pop() {
-        if depth > MAX_DEPTH {
-            return None;
-        }
-        reached += 1;
-        stack.extend(documents.children(node).iter().map(|&c| (c, depth + 1)));
-    }
-    (reached == batch.len()).then_some(documents)
+    with_precursors
 }
 
 /// Appends to `out` the one document of `batch` and returns `true`; `false` (and `out` left

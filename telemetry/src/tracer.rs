@@ -416,7 +416,7 @@ impl SpanBuffer {
         }
         // The usual batch is written directly and the buffer kept, with its capacity, for the
         // next invocation.
-        match self.send_direct(&spans) {
+        match self.send_direct(spans) {
             Ok(true) => {
                 spans.clear();
                 Ok(())
