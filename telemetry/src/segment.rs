@@ -509,7 +509,7 @@ pub(crate) fn plan(batch: &[SpanData]) -> Option<Documents<'_>> {
 }
 
 /// A span's (trace, `id`) as numbers: `id` is its own id or its parent's.
-fn span_key(s: &SpanData, id: SpanId) -> (u128, u64) {
+pub(crate) fn span_key(s: &SpanData, id: SpanId) -> (u128, u64) {
     (
         u128::from_be_bytes(s.span_context.trace_id().to_bytes()),
         u64::from_be_bytes(id.to_bytes()),
@@ -847,6 +847,27 @@ pub(crate) mod tests {
         span(trace, id, parent, SpanKind::Internal, name, at, Vec::new())
     }
 
+    /// The local stack's function segment: a server span without a parent, its service named.
+    fn local_segment(
+        trace: TraceId,
+        id: u64,
+        name: &'static str,
+        service: &'static str,
+        at: (u64, u64),
+    ) -> SpanData {
+        let mut segment = span(
+            trace,
+            id,
+            0,
+            SpanKind::Server,
+            name,
+            at,
+            vec![KeyValue::new("service.name", service)],
+        );
+        segment.parent_span_id = SpanId::INVALID;
+        segment
+    }
+
     /// A provider processor's batch: the handler, and per record its span with four calls.
     fn processor_batch(t: TraceId, records: u64) -> Vec<SpanData> {
         let mut batch = Vec::new();
@@ -877,16 +898,7 @@ pub(crate) mod tests {
     fn nested_trees_describe_every_span_as_the_translator_does_in_one_document_each() {
         let t = trace_id(10);
         let local = || {
-            let mut segment = span(
-                t,
-                7,
-                0,
-                SpanKind::Server,
-                "webhook-validator",
-                (0, 90),
-                vec![KeyValue::new("service.name", "webhook-validator")],
-            );
-            segment.parent_span_id = SpanId::INVALID;
+            let segment = local_segment(t, 7, "webhook-validator", "webhook-validator", (0, 90));
             let mut handler = handler(t, 1, 80, annotations());
             handler.parent_span_id = SpanId::from(7);
             vec![
@@ -945,26 +957,17 @@ pub(crate) mod tests {
     #[test]
     fn trees_the_encoder_cannot_vouch_for_are_left_to_the_translator() {
         let t = trace_id(10);
-        let mut cycle = vec![named(t, 2, 3, "a", (0, 5)), named(t, 3, 2, "b", (1, 4))];
+        let cycle = vec![named(t, 2, 3, "a", (0, 5)), named(t, 3, 2, "b", (1, 4))];
         let mut segment_under_a_span = span(t, 5, 1, SpanKind::Server, "fn", (0, 5), Vec::new());
         segment_under_a_span.parent_span_id = SpanId::from(1);
-        let mut named_otherwise = span(
-            t,
-            5,
-            0,
-            SpanKind::Server,
-            "fn",
-            (0, 5),
-            vec![KeyValue::new("service.name", "other")],
-        );
-        named_otherwise.parent_span_id = SpanId::INVALID;
+        let named_otherwise = local_segment(t, 5, "fn", "other", (0, 5));
         let mut too_deep = vec![handler(t, 0, 100, Vec::new())];
         for depth in 0..MAX_DEPTH as u64 {
             too_deep.push(named(t, 2 + depth, 1 + depth, "level", (depth, 99 - depth)));
         }
         let root_siblings_together = vec![aws_call(t, 2, 9, 10, 20), aws_call(t, 3, 9, 10, 30)];
         let refused = vec![
-            std::mem::take(&mut cycle),
+            cycle,
             vec![handler(t, 0, 50, Vec::new()), segment_under_a_span],
             vec![named_otherwise],
             too_deep,

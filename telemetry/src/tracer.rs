@@ -501,7 +501,7 @@ const HOLD_FOR_PARENT: Duration = Duration::from_secs(10);
 /// in its parent's. In Lambda, one invocation at a time, nothing is held: the handler's
 /// children end before it does, and the handler's parent is Lambda's segment (remote).
 fn hold_back(spans: &mut Vec<SpanData>, now: std::time::SystemTime) -> Vec<SpanData> {
-    let key = |s: &SpanData, id: opentelemetry::SpanId| (s.span_context.trace_id(), id);
+    let key = crate::segment::span_key;
     let waits = |s: &SpanData| {
         s.parent_span_id != opentelemetry::SpanId::INVALID
             && !s.parent_span_is_remote
