@@ -16,6 +16,7 @@ use std::sync::Mutex;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use aws_lambda_events::encodings::Body as ProxyBody;
+use aws_lambda_events::query_map::QueryMap;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -105,7 +106,7 @@ impl FrontDoor {
             stack,
         };
         let app = Router::new()
-            .route("/webhooks/{provider}", post(webhook))
+            .route(RESOURCE_PATH, post(webhook))
             .route("/_payhook/webhooks/{webhook_id}", get(webhook_status))
             .route("/_payhook/stats", get(stats))
             .route("/_payhook/dlq/{provider}", get(dlq_list))
@@ -201,6 +202,9 @@ async fn missing_route() -> Response {
     GatewayError::MissingAuthenticationToken.into_response()
 }
 
+/// The resource the webhook route is declared as, in API Gateway and here.
+const RESOURCE_PATH: &str = "/webhooks/{provider}";
+
 /// The proxy event API Gateway builds for this request.
 pub fn proxy_event(
     provider: &str,
@@ -210,22 +214,17 @@ pub fn proxy_event(
     body: &[u8],
     source_ip: &str,
 ) -> ApiGatewayProxyRequest {
-    let mut single = serde_json::Map::new();
-    let mut multi: HashMap<String, Vec<String>> = HashMap::new();
+    // Built field by field (not through a JSON document): this runs for every webhook the
+    // local stack takes in.
+    let mut event = ApiGatewayProxyRequest::default();
+    event.resource = Some(RESOURCE_PATH.to_owned());
+    event.path = Some(uri.path().to_owned());
+    event.http_method = method.clone();
+    // `headers` keeps the last value of a repeated name, `multiValueHeaders` every value.
     for (name, value) in headers {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        single.insert(name.as_str().to_owned(), json!(value));
-        multi
-            .entry(name.as_str().to_owned())
-            .or_default()
-            .push(value);
+        event.headers.insert(name, value.clone());
     }
-    // Text bodies pass through; anything that is not UTF-8 arrives base64-encoded.
-    let (body, is_base64) = match std::str::from_utf8(body) {
-        Ok(text) => (text.to_owned(), false),
-        Err(_) => (base64::engine::general_purpose::STANDARD.encode(body), true),
-    };
-    let query = query_parameters(uri);
+    event.multi_value_headers = headers.clone();
     let mut multi_query: HashMap<String, Vec<String>> = HashMap::new();
     for (name, value) in url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
         multi_query
@@ -233,35 +232,39 @@ pub fn proxy_event(
             .or_default()
             .push(value.into_owned());
     }
+    event.query_string_parameters = QueryMap::from(query_parameters(uri));
+    event.multi_value_query_string_parameters = QueryMap::from(multi_query);
+    event
+        .path_parameters
+        .insert("provider".to_owned(), provider.to_owned());
+    // Text bodies pass through; anything that is not UTF-8 arrives base64-encoded.
+    (event.body, event.is_base64_encoded) = match std::str::from_utf8(body) {
+        Ok(text) => (Some(text.to_owned()), false),
+        Err(_) => (
+            Some(base64::engine::general_purpose::STANDARD.encode(body)),
+            true,
+        ),
+    };
     let request_id = uuid::Uuid::new_v4().to_string();
-    let event = json!({
-        "resource": "/webhooks/{provider}",
-        "path": uri.path(),
-        "httpMethod": method.as_str(),
-        "headers": single,
-        "multiValueHeaders": multi,
-        "queryStringParameters": if query.is_empty() { json!(null) } else { json!(query) },
-        "multiValueQueryStringParameters": if multi_query.is_empty() { json!(null) } else { json!(multi_query) },
-        "pathParameters": {"provider": provider},
-        "stageVariables": null,
-        "requestContext": {
-            "accountId": payhook_memory::eventbridge::LOCAL_ACCOUNT,
-            "resourceId": "local",
-            "stage": payhook_aws::provision::DEFAULT_LOCAL_STAGE,
-            "requestId": request_id,
-            "extendedRequestId": request_id,
-            "requestTime": payhook_core::status::rfc3339_ms(payhook_core::ports::Clock::now_ms(&payhook_core::ports::SystemClock)),
-            "path": uri.path(),
-            "protocol": "HTTP/1.1",
-            "identity": {"sourceIp": source_ip, "userAgent": headers.get("user-agent").and_then(|v| v.to_str().ok())},
-            "resourcePath": "/webhooks/{provider}",
-            "httpMethod": method.as_str(),
-            "apiId": "local"
-        },
-        "body": body,
-        "isBase64Encoded": is_base64
-    });
-    serde_json::from_value(event).unwrap_or_default()
+    let now_ms = payhook_core::ports::Clock::now_ms(&payhook_core::ports::SystemClock);
+    let context = &mut event.request_context;
+    context.account_id = Some(payhook_memory::eventbridge::LOCAL_ACCOUNT.to_owned());
+    context.resource_id = Some("local".to_owned());
+    context.stage = Some(payhook_aws::provision::DEFAULT_LOCAL_STAGE.to_owned());
+    context.request_id = Some(request_id);
+    context.request_time = Some(payhook_core::status::rfc3339_ms(now_ms));
+    context.request_time_epoch = now_ms;
+    context.path = Some(uri.path().to_owned());
+    context.protocol = Some("HTTP/1.1".to_owned());
+    context.identity.source_ip = Some(source_ip.to_owned());
+    context.identity.user_agent = headers
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    context.resource_path = Some(RESOURCE_PATH.to_owned());
+    context.http_method = method.clone();
+    context.apiid = Some("local".to_owned());
+    event
 }
 
 fn into_response(proxy: ApiGatewayProxyResponse) -> Response {
@@ -492,5 +495,84 @@ async fn sweep(State(state): State<AppState>, uri: Uri) -> Response {
         )
             .into_response(),
         Err(e) => failure("sweep_failed", &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(body: &[u8]) -> ApiGatewayProxyRequest {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", "application/json".parse().unwrap());
+        headers.append("x-forwarded-for", "10.0.0.1".parse().unwrap());
+        headers.append("x-forwarded-for", "10.0.0.2".parse().unwrap());
+        headers.insert("user-agent", "Stripe/1.0".parse().unwrap());
+        let uri: Uri = "/webhooks/stripe?key=k1&tag=a&tag=b%20c".parse().unwrap();
+        proxy_event("stripe", &Method::POST, &uri, &headers, body, "127.0.0.1")
+    }
+
+    #[test]
+    fn the_proxy_event_carries_what_api_gateway_sends() {
+        let e = event(br#"{"id":"evt_1"}"#);
+        assert_eq!(e.resource.as_deref(), Some("/webhooks/{provider}"));
+        assert_eq!(e.path.as_deref(), Some("/webhooks/stripe"));
+        assert_eq!(e.http_method, Method::POST);
+        assert_eq!(
+            e.path_parameters.get("provider").map(String::as_str),
+            Some("stripe")
+        );
+        // One value per header name (the last), every value in the multi-value map.
+        assert_eq!(e.headers.get_all("x-forwarded-for").iter().count(), 1);
+        assert_eq!(e.headers["x-forwarded-for"], "10.0.0.2");
+        let forwarded: Vec<_> = e
+            .multi_value_headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .collect();
+        assert_eq!(forwarded, ["10.0.0.1", "10.0.0.2"]);
+        assert_eq!(e.query_string_parameters.first("key"), Some("k1"));
+        assert_eq!(e.query_string_parameters.all("tag"), Some(vec!["b c"]));
+        assert_eq!(
+            e.multi_value_query_string_parameters.all("tag"),
+            Some(vec!["a", "b c"])
+        );
+        assert_eq!(e.body.as_deref(), Some(r#"{"id":"evt_1"}"#));
+        assert!(!e.is_base64_encoded);
+        let context = &e.request_context;
+        assert_eq!(
+            context.resource_path.as_deref(),
+            Some("/webhooks/{provider}")
+        );
+        assert_eq!(context.identity.source_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(context.identity.user_agent.as_deref(), Some("Stripe/1.0"));
+        assert!(
+            context
+                .request_id
+                .as_deref()
+                .is_some_and(|id| id.len() == 36)
+        );
+        assert!(context.request_time_epoch > 0);
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_arrives_base64_encoded() {
+        let e = event(&[0xff, 0x00, 0x7b]);
+        assert!(e.is_base64_encoded);
+        assert_eq!(e.body.as_deref(), Some("/wB7"));
+    }
+
+    #[test]
+    fn the_proxy_event_survives_the_runtimes_json_unchanged() {
+        // The deployed validator receives the event as JSON; what it decodes is what the
+        // local stack hands it directly.
+        let e = event(br#"{"id":"evt_1"}"#);
+        let json = serde_json::to_string(&e).unwrap();
+        let decoded: ApiGatewayProxyRequest = serde_json::from_str(&json).unwrap();
+        assert_eq!(decoded.headers, e.headers);
+        assert_eq!(decoded.multi_value_headers, e.multi_value_headers);
+        assert_eq!(decoded.path_parameters, e.path_parameters);
+        assert_eq!(decoded.body, e.body);
+        assert_eq!(decoded.request_context, e.request_context);
     }
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use cpu_time::ProcessTime;
 use payhook_core::Provider;
 use serde::{Deserialize, Serialize};
 
@@ -79,6 +80,13 @@ pub struct BenchReport {
     pub latency_ms: Percentiles,
     /// Peak resident set size of the stack's process (not the load generator's), in MB.
     pub peak_rss_mb: f64,
+    /// CPU time (user and system, every thread) the stack's process spent from the load's
+    /// start until the pipeline was idle, per webhook processed, in microseconds: the figure
+    /// that moves least with how busy the machine is, where the rates move with it.
+    pub stack_cpu_us_per_webhook: f64,
+    /// The load generator's CPU time while sending, per request, in microseconds (the
+    /// signing happens before its clock starts).
+    pub load_cpu_us_per_request: f64,
     /// The reconciliation (processed, failed, DLQ, published, problems).
     pub reconciliation: DemoReport,
 }
@@ -110,6 +118,15 @@ fn percentiles(mut samples: Vec<f64>) -> Percentiles {
         p90: at(0.90),
         p99: at(0.99),
         max: at(1.0),
+    }
+}
+
+/// `seconds` spread over `items`, in microseconds (0 when there are none).
+fn per_item_us(seconds: f64, items: usize) -> f64 {
+    if items == 0 {
+        0.0
+    } else {
+        seconds * 1e6 / items as f64
     }
 }
 
@@ -231,6 +248,8 @@ struct LoadReport {
     ingress_seconds: f64,
     /// Ingress latency percentiles of the accepted ones, in milliseconds.
     latency_ms: Percentiles,
+    /// The generator's CPU seconds (every thread) from the first send to the last answer.
+    cpu_seconds: f64,
 }
 
 /// Runs the load generator: signs every request, prints [`LOAD_STARTED`], sends them with
@@ -252,6 +271,7 @@ pub async fn run_load(args: LoadArgs) -> Result<i32, CliError> {
         .and_then(|()| out.flush())
         .map_err(|e| CliError::Failed(format!("stdout: {e}")))?;
     let started = Instant::now();
+    let cpu_started = ProcessTime::now();
     let deadline = started + Duration::from_secs(args.max_seconds);
     let mut tasks = Vec::with_capacity(args.concurrency);
     for _ in 0..args.concurrency.clamp(1, MAX_CONCURRENCY) {
@@ -270,6 +290,7 @@ pub async fn run_load(args: LoadArgs) -> Result<i32, CliError> {
         not_accepted += r;
     }
     let ingress_seconds = started.elapsed().as_secs_f64();
+    let cpu_seconds = cpu_started.elapsed().as_secs_f64();
     accepted.sort();
     accepted.dedup();
     let report = LoadReport {
@@ -277,6 +298,7 @@ pub async fn run_load(args: LoadArgs) -> Result<i32, CliError> {
         not_accepted,
         ingress_seconds,
         latency_ms: percentiles(latencies),
+        cpu_seconds,
     };
     let line = serde_json::to_string(&report).map_err(|e| CliError::Failed(e.to_string()))?;
     writeln!(out, "{line}")
@@ -384,17 +406,18 @@ pub async fn run_bench(args: &BenchArgs) -> Result<BenchReport, CliError> {
         let (args, config) = (args.clone(), config.clone());
         tokio::task::spawn_blocking(move || {
             let (child, stdout) = start_load(&args, &config, addr.port())?;
-            let started = Instant::now();
+            let started = (Instant::now(), ProcessTime::now());
             Ok::<_, CliError>((started, finish_load(child, stdout)?))
         })
     };
-    let (started, load) = load
+    let ((started, cpu_started), load) = load
         .await
         .map_err(|e| CliError::Failed(format!("load generator task: {e}")))??;
     let deadline = started + Duration::from_secs(args.max_seconds);
     let remaining = deadline.saturating_duration_since(Instant::now());
     let idle = stack.wait_idle(remaining).await;
     let end_to_end = started.elapsed();
+    let stack_cpu = cpu_started.elapsed();
     // Before the reconciliation reads every item back.
     let peak_rss_mb = peak_rss_mb();
 
@@ -417,6 +440,8 @@ pub async fn run_bench(args: &BenchArgs) -> Result<BenchReport, CliError> {
         end_to_end_per_second: reconciliation.processed as f64 / end_to_end.as_secs_f64(),
         latency_ms: load.latency_ms,
         peak_rss_mb,
+        stack_cpu_us_per_webhook: per_item_us(stack_cpu.as_secs_f64(), reconciliation.processed),
+        load_cpu_us_per_request: per_item_us(load.cpu_seconds, args.requests),
         reconciliation,
     };
     std::fs::write(

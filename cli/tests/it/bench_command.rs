@@ -33,7 +33,13 @@ fn a_small_bench_run_processes_every_webhook_once_and_reports_the_stack_alone() 
     assert_eq!(books["dlq"], 0);
     assert_eq!(books["problems"], serde_json::json!([]));
     assert_eq!(books["idle"], true);
-    for key in ["ingress_per_second", "end_to_end_per_second", "peak_rss_mb"] {
+    for key in [
+        "ingress_per_second",
+        "end_to_end_per_second",
+        "peak_rss_mb",
+        "stack_cpu_us_per_webhook",
+        "load_cpu_us_per_request",
+    ] {
         assert!(
             report[key].as_f64().unwrap_or(0.0) > 0.0,
             "{key}: {report:#}"
