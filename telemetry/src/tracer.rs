@@ -27,6 +27,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
+use std::hash::BuildHasherDefault;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -519,35 +520,87 @@ fn hold_back(spans: &mut Vec<SpanData>, now: std::time::SystemTime) -> Vec<SpanD
     {
         return Vec::new();
     }
-    let present: std::collections::HashSet<_> = spans
+    // Each span's parent among `spans`, found once; then whether each is held, decided once
+    // per span by walking up to the first span whose answer is known (a span under a present
+    // parent waits if and only if that parent does).
+    let mut index = SpanKeyMap::with_capacity_and_hasher(spans.len(), Default::default());
+    index.extend(
+        spans
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (key(s, s.span_context.span_id()), i)),
+    );
+    let parent: Vec<Option<usize>> = spans
         .iter()
-        .map(|s| key(s, s.span_context.span_id()))
+        .map(|s| index.get(&key(s, s.parent_span_id)).copied())
         .collect();
-    let mut held: std::collections::HashSet<_> = spans
-        .iter()
-        .filter(|s| waits(s) && !present.contains(&key(s, s.parent_span_id)))
-        .map(|s| key(s, s.span_context.span_id()))
-        .collect();
-    if held.is_empty() {
+    let mut held: Vec<Option<bool>> = vec![None; spans.len()];
+    let mut chain = Vec::new();
+    for i in 0..spans.len() {
+        let mut at = i;
+        let answer = loop {
+            if let Some(known) = held[at] {
+                break known;
+            }
+            chain.push(at);
+            match parent[at] {
+                None => break waits(&spans[at]),
+                // A cycle of parents (ids reused) has no span waiting at its top.
+                Some(_) if chain.len() > spans.len() => break false,
+                Some(p) => at = p,
+            }
+        };
+        for j in chain.drain(..) {
+            held[j] = Some(answer);
+        }
+    }
+    if !held.contains(&Some(true)) {
         return Vec::new();
     }
-    // And everything under a held span (a chain is at most as long as the buffer).
-    loop {
-        let before = held.len();
-        for s in spans.iter() {
-            if held.contains(&key(s, s.parent_span_id)) {
-                held.insert(key(s, s.span_context.span_id()));
-            }
-        }
-        if held.len() == before {
-            break;
+    // Only the held spans move; the rest close up in place.
+    let mut held = held.into_iter();
+    spans
+        .extract_if(.., |_| held.next() == Some(Some(true)))
+        .collect()
+}
+
+/// A map keyed by [`crate::segment::span_key`].
+type SpanKeyMap<V> = std::collections::HashMap<(u128, u64), V, BuildHasherDefault<SpanKeyHasher>>;
+
+/// Hashes a [`crate::segment::span_key`] by folding its numbers with a multiply, without
+/// SipHash's rounds: the spans in the buffer are this process's own, their ids drawn at
+/// random, so the keys inserted are uniform already and cannot be chosen to collide (a
+/// parent id read from a trace header is only ever looked up).
+#[derive(Debug, Default)]
+struct SpanKeyHasher(u64);
+
+impl SpanKeyHasher {
+    fn fold(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+impl std::hash::Hasher for SpanKeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.fold(u64::from_le_bytes(word));
         }
     }
-    let (later, now): (Vec<_>, Vec<_>) = std::mem::take(spans)
-        .into_iter()
-        .partition(|s| held.contains(&key(s, s.span_context.span_id())));
-    *spans = now;
-    later
+
+    fn write_u64(&mut self, n: u64) {
+        self.fold(n);
+    }
+
+    fn write_u128(&mut self, n: u128) {
+        self.fold(n as u64);
+        self.fold((n >> 64) as u64);
+    }
 }
 
 impl fmt::Debug for SpanBuffer {
@@ -922,6 +975,45 @@ mod tests {
         assert_eq!(docs.len(), 2, "{docs:#?}");
         assert_eq!(docs[1]["name"], "## record");
         assert_eq!(docs[1]["subsegments"][0]["name"], "DynamoDB");
+    }
+
+    #[test]
+    fn hold_back_keeps_exactly_the_spans_under_an_open_local_parent_in_a_full_buffer() {
+        let fresh = |s| ended_now(s, Duration::ZERO);
+        let mut spans = Vec::new();
+        // 40 invocations: the even ones finished (handler 1 present), the odd ones still open
+        // (handler 1 absent): a record 2 under the handler and a call 3 under the record.
+        for n in 0..40u64 {
+            let t = trace_id(100 + n);
+            if n % 2 == 0 {
+                spans.push(fresh(handler(t, 0, 50, Vec::new())));
+            }
+            spans.push(fresh(named(t, 2, 1, "## record", (0, 40))));
+            spans.push(fresh(aws_call(t, 3, 2, 10, 20)));
+        }
+        // Two spans naming each other as parent (ids reused): nothing waits at the top of a
+        // cycle, so neither is held.
+        let t = trace_id(999);
+        spans.push(fresh(aws_call(t, 7, 8, 10, 20)));
+        spans.push(fresh(aws_call(t, 8, 7, 10, 20)));
+        let total = spans.len();
+        let held = hold_back(&mut spans, std::time::SystemTime::now());
+        assert_eq!(held.len(), 40, "the odd invocations' records and calls");
+        assert_eq!(spans.len(), total - 40);
+        let open: std::collections::HashSet<_> = (0..40u64)
+            .filter(|n| n % 2 == 1)
+            .map(|n| trace_id(100 + n))
+            .collect();
+        assert!(
+            held.iter()
+                .all(|s| open.contains(&s.span_context.trace_id())),
+            "only open invocations wait"
+        );
+        assert!(
+            !spans
+                .iter()
+                .any(|s| open.contains(&s.span_context.trace_id()))
+        );
     }
 
     #[test]

@@ -96,11 +96,13 @@ fn record(
             received.fetch_add(1, Ordering::Relaxed);
             // Written as received when it is one line already (it always is from the SDKs).
             let line = if doc.contains('\n') {
-                serde_json::from_str::<serde_json::Value>(doc)
-                    .map(|v| v.to_string())
-                    .unwrap_or_default()
+                std::borrow::Cow::Owned(
+                    serde_json::from_str::<serde_json::Value>(doc)
+                        .map(|v| v.to_string())
+                        .unwrap_or_default(),
+                )
             } else {
-                doc.to_owned()
+                std::borrow::Cow::Borrowed(doc)
             };
             file.write_all(line.as_bytes()).is_ok() && file.write_all(b"\n").is_ok()
         }
