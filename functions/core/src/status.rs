@@ -685,7 +685,65 @@ pub fn compare_bodies(
 }
 
 /// Formats Unix milliseconds as RFC 3339 UTC with milliseconds (`2026-01-01T00:00:00.000Z`).
+///
+/// Every status write stamps one or two of these, so the usual range (1970 to the end of
+/// 9999) is written by hand; anything else goes through `time`'s formatter.
 pub fn rfc3339_ms(unix_ms: i64) -> String {
+    /// 10000-01-01T00:00:00Z in Unix milliseconds.
+    const YEAR_10000_MS: i64 = 253_402_300_800_000;
+    if !(0..YEAR_10000_MS).contains(&unix_ms) {
+        return rfc3339_ms_by_time(unix_ms);
+    }
+    let (days, ms_of_day) = (unix_ms / 86_400_000, unix_ms % 86_400_000);
+    let (year, month, day) = civil_from_days(days);
+    let (secs, ms) = (ms_of_day / 1000, ms_of_day % 1000);
+    let mut out = [0u8; 24];
+    let mut put = |at: usize, n: i64, width: usize| {
+        let mut n = n;
+        for i in (0..width).rev() {
+            out[at + i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, year, 4);
+    put(5, month, 2);
+    put(8, day, 2);
+    put(11, secs / 3600, 2);
+    put(14, secs / 60 % 60, 2);
+    put(17, secs % 60, 2);
+    put(20, ms, 3);
+    for (at, c) in [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (23, b'Z'),
+    ] {
+        out[at] = c;
+    }
+    out.iter().map(|&b| char::from(b)).collect()
+}
+
+/// (year, month, day) of the proleptic Gregorian calendar for days since 1970-01-01, for
+/// `days` ≥ 0 (H. Hinnant's `civil_from_days`, over 400-year eras).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// [`rfc3339_ms`] through `time`'s formatter (before 1970, or past 9999: the Unix epoch
+/// outside what `time` represents).
+fn rfc3339_ms_by_time(unix_ms: i64) -> String {
     let nanos = i128::from(unix_ms) * 1_000_000;
     let dt = time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
@@ -728,6 +786,37 @@ impl<S: StatusStore + ?Sized> StatusStore for std::sync::Arc<S> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn rfc3339_ms_writes_what_times_formatter_writes() {
+        let mut checked = 0;
+        // Every boundary that matters (epoch, leap days of 2000 and 2024, 2100 that is not
+        // one, a year's and the range's last millisecond) and a walk over the whole range
+        // whose step (about 143 days, odd in every unit) varies every field.
+        let edges = [
+            0,
+            951_782_400_000,
+            951_868_799_999,
+            1_709_164_800_000,
+            4_107_542_400_000,
+            4_107_628_800_000,
+            1_767_225_599_999,
+            253_402_300_799_999,
+        ];
+        let walk = (0..253_402_300_800_000_i64).step_by(12_345_678_901);
+        for ms in edges.into_iter().chain(walk) {
+            assert_eq!(rfc3339_ms(ms), rfc3339_ms_by_time(ms), "{ms}");
+            checked += 1;
+        }
+        assert!(checked > 20_000);
+        // Outside 1970..=9999 it is `time`'s answer.
+        assert_eq!(rfc3339_ms(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(
+            rfc3339_ms(253_402_300_800_000),
+            rfc3339_ms_by_time(253_402_300_800_000)
+        );
+    }
+
     use super::*;
 
     fn item(status: Status) -> StatusItem {
