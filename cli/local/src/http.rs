@@ -232,7 +232,12 @@ pub fn proxy_event(
             .or_default()
             .push(value.into_owned());
     }
-    event.query_string_parameters = QueryMap::from(query_parameters(uri));
+    // `queryStringParameters` keeps the last value of a repeated name, as API Gateway does.
+    let single: HashMap<String, String> = multi_query
+        .iter()
+        .filter_map(|(name, values)| Some((name.clone(), values.last()?.clone())))
+        .collect();
+    event.query_string_parameters = QueryMap::from(single);
     event.multi_value_query_string_parameters = QueryMap::from(multi_query);
     event
         .path_parameters
@@ -560,6 +565,23 @@ mod tests {
         let e = event(&[0xff, 0x00, 0x7b]);
         assert!(e.is_base64_encoded);
         assert_eq!(e.body.as_deref(), Some("/wB7"));
+    }
+
+    #[test]
+    fn a_header_value_that_is_not_utf8_reaches_the_validator_as_lossy_text() {
+        // A forged delivery may carry bytes that are not UTF-8 in a header (HTTP allows
+        // obs-text); the event keeps them and the validator reads them lossily, as it read
+        // the JSON-built event's.
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "stripe-signature",
+            axum::http::HeaderValue::from_bytes(b"t=1,v1=ab\xffcd").unwrap(),
+        );
+        let uri: Uri = "/webhooks/stripe".parse().unwrap();
+        let e = proxy_event("stripe", &Method::POST, &uri, &headers, b"{}", "127.0.0.1");
+        assert_eq!(e.headers["stripe-signature"].as_bytes(), b"t=1,v1=ab\xffcd");
+        let read = payhook_webhook_validator::headers_of(&e);
+        assert_eq!(read.get("stripe-signature"), Some("t=1,v1=ab\u{fffd}cd"));
     }
 
     #[test]
