@@ -147,6 +147,42 @@ pub(crate) fn is_sensitive_field(name: &'static str) -> bool {
     })
 }
 
+/// Byte classes for [`may_need_redaction`], one table lookup per byte instead of a chain of
+/// comparisons (it reads every string the logger writes).
+const TOKEN: u8 = 1;
+/// An ASCII digit.
+const DIGIT: u8 = 2;
+/// What may join the digit groups of a card number (counted generously).
+const CARD_JOIN: u8 = 4;
+/// `@`, `%`, `\\`, `=` and `:`: an e-mail address or a key's separator may start here.
+const SPECIAL: u8 = 8;
+
+static BYTE_CLASS: [u8; 256] = byte_classes();
+
+const fn byte_classes() -> [u8; 256] {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        let mut class = 0;
+        if is_token_byte(c) {
+            class |= TOKEN;
+        }
+        if c.is_ascii_digit() {
+            class |= DIGIT;
+        }
+        if matches!(c, b' ' | b'-' | b'+' | b'.' | b'%') {
+            class |= CARD_JOIN;
+        }
+        if matches!(c, b'@' | b'%' | b'\\' | b'=' | b':') {
+            class |= SPECIAL;
+        }
+        table[i] = class;
+        i += 1;
+    }
+    table
+}
+
 /// Whether `s` may contain something [`redact_text`] masks; one cheap pass that lets most
 /// strings through untouched. It looks for what every masked pattern needs: an `@` in any
 /// spelling, a sensitive key before a `=` or `:`, 13 digits in one run of digit groups, or a
@@ -159,37 +195,72 @@ fn may_need_redaction(b: &[u8]) -> bool {
     let mut card_digits = 0usize;
     let mut run_start = 0usize;
     let mut separators = false;
-    for (i, &c) in b.iter().enumerate() {
-        match c {
-            b'@' => return true,
-            b'%' | b'\\' if at_sign_len(b, i) > 0 => return true,
-            b'=' | b':' => separators = true,
-            _ => {}
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let class = BYTE_CLASS[usize::from(c)];
+        if class == TOKEN {
+            // A letter, `_` or `/`: it ends a run of digit groups and continues a token run,
+            // and so do the letters after it; step over them all.
+            card_digits = 0;
+            i += 1;
+            while i < b.len() && BYTE_CLASS[usize::from(b[i])] == TOKEN {
+                i += 1;
+            }
+            continue;
         }
-        if c.is_ascii_digit() {
+        if class & SPECIAL != 0 {
+            match c {
+                b'@' => return true,
+                b'%' | b'\\' if at_sign_len(b, i) > 0 => return true,
+                b'=' | b':' => separators = true,
+                _ => {}
+            }
+        }
+        if class & DIGIT != 0 {
             card_digits += 1;
             if card_digits >= *CARD_DIGITS.start() {
                 return true;
             }
-        } else if !matches!(c, b' ' | b'-' | b'+' | b'.' | b'%') {
+        } else if class & CARD_JOIN == 0 {
             card_digits = 0;
         }
-        if !is_token_byte(c) {
+        if class & TOKEN == 0 {
             if is_maskable_token(&b[run_start..i]) {
                 return true;
             }
             run_start = i + 1;
         }
+        i += 1;
     }
     // Keys are judged last, and only when nothing else calls for the full scan, which judges
     // them anyway.
     is_maskable_token(&b[run_start.min(b.len())..]) || (separators && has_sensitive_value(b))
 }
 
+/// The shortest word [`is_maskable_token`] can mask: `bearer`, or a secret's prefix with at
+/// least one character after it.
+const MASKABLE_MIN: usize = {
+    let mut min = b"bearer".len();
+    let mut i = 0;
+    while i < SECRET_PREFIXES.len() {
+        if SECRET_PREFIXES[i].len() + 1 < min {
+            min = SECRET_PREFIXES[i].len() + 1;
+        }
+        i += 1;
+    }
+    if LONG_TOKEN_MIN < min {
+        LONG_TOKEN_MIN
+    } else {
+        min
+    }
+};
+
 /// Whether [`find_tokens`] masks `word` (a whole run of token bytes) or what follows it (a
 /// bearer credential).
 fn is_maskable_token(word: &[u8]) -> bool {
-    word.eq_ignore_ascii_case(b"bearer") || is_masked_word(word)
+    // Most runs are short words: settle them on their length alone.
+    word.len() >= MASKABLE_MIN && (word.eq_ignore_ascii_case(b"bearer") || is_masked_word(word))
 }
 
 /// Whether [`find_tokens`] masks `word` itself: a provider secret, a long digest or token.
@@ -691,7 +762,7 @@ fn card_at(b: &[u8], g: usize, run_end: usize, may_end: bool) -> Option<usize> {
     card
 }
 
-fn is_token_byte(b: u8) -> bool {
+const fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'/')
 }
 
@@ -901,6 +972,125 @@ mod tests {
             assert_eq!(redact_text(&text), full);
         }
         assert!(checked_matches > 100, "the corpus exercises the patterns");
+    }
+
+    /// The pre-check as it was written before the byte-class table: the new one must answer
+    /// exactly as this one does.
+    fn may_need_redaction_by_comparisons(b: &[u8]) -> bool {
+        let mut card_digits = 0usize;
+        let mut run_start = 0usize;
+        let mut separators = false;
+        for (i, &c) in b.iter().enumerate() {
+            match c {
+                b'@' => return true,
+                b'%' | b'\\' if at_sign_len(b, i) > 0 => return true,
+                b'=' | b':' => separators = true,
+                _ => {}
+            }
+            if c.is_ascii_digit() {
+                card_digits += 1;
+                if card_digits >= *CARD_DIGITS.start() {
+                    return true;
+                }
+            } else if !matches!(c, b' ' | b'-' | b'+' | b'.' | b'%') {
+                card_digits = 0;
+            }
+            if !is_token_byte(c) {
+                let word = &b[run_start..i];
+                if word.eq_ignore_ascii_case(b"bearer") || is_masked_word(word) {
+                    return true;
+                }
+                run_start = i + 1;
+            }
+        }
+        let word = &b[run_start.min(b.len())..];
+        word.eq_ignore_ascii_case(b"bearer")
+            || is_masked_word(word)
+            || (separators && has_sensitive_value(b))
+    }
+
+    #[test]
+    fn the_byte_class_pre_check_answers_as_the_comparisons_did() {
+        // Pieces that reach every branch (each class of byte, the spellings of `@`, secret
+        // prefixes, long hex and base64 runs, card-like digit groups, keys and separators),
+        // glued at random, and every byte value once.
+        let pieces: &[&[u8]] = &[
+            b"a",
+            b"Z",
+            b"7",
+            b"4242",
+            b"_",
+            b"+",
+            b"/",
+            b" ",
+            b"-",
+            b".",
+            b"%",
+            b"%40",
+            b"%2540",
+            b"\\u0040",
+            b"\\",
+            b"@",
+            b"=",
+            b":",
+            b"\"",
+            b"whsec_",
+            b"sk_live_",
+            b"rk_test_",
+            b"Bearer",
+            b"bEaReR",
+            b"token",
+            b"x-api-key",
+            b"\xff",
+            b"\xc3\xa9",
+            b"0123456789abcdef0123456789abcdef01234567",
+            b"AbC9xYz0AbC9xYz0AbC9xYz0AbC9xYz0AbC9xYz0",
+            b"\t",
+            b"\n",
+            b"\0",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut both = [0usize; 2];
+        for _ in 0..50_000 {
+            let count = (next() % 12) as usize;
+            let text: Vec<u8> = (0..count)
+                .flat_map(|_| {
+                    pieces[(next() % pieces.len() as u64) as usize]
+                        .iter()
+                        .copied()
+                })
+                .collect();
+            let expected = may_need_redaction_by_comparisons(&text);
+            assert_eq!(
+                may_need_redaction(&text),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(&text)
+            );
+            both[usize::from(expected)] += 1;
+        }
+        assert!(
+            both[0] > 1_000 && both[1] > 1_000,
+            "both answers exercised: {both:?}"
+        );
+        for byte in 0..=255u8 {
+            for text in [
+                vec![byte],
+                vec![b'a', byte, b'a'],
+                [b"whsec_x".as_slice(), &[byte]].concat(),
+            ] {
+                assert_eq!(
+                    may_need_redaction(&text),
+                    may_need_redaction_by_comparisons(&text)
+                );
+            }
+        }
     }
 
     #[test]
