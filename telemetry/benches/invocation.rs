@@ -3,6 +3,12 @@
 //! subsegments to a real UDP socket standing in for the daemon.
 //! Run with `cargo bench -p payhook-telemetry --bench invocation`; the figure goes in
 //! `telemetry/BENCHMARKS.md`.
+//!
+//! The same run measures the floor the UDP figure is compared with: the kernel's cost of
+//! sending the same datagram (the daemon protocol's header and the invocation's segment
+//! document) on a connected socket to the same stand-in daemon, and nothing else. What a
+//! machine charges for a loopback send varies severalfold between CPUs and kernels, so the
+//! telemetry's own work is the figure minus that floor.
 
 // `criterion_group!` generates an undocumented public function.
 #![allow(missing_docs)]
@@ -14,7 +20,9 @@ use std::time::Duration;
 
 use cpu_time::ThreadTime;
 use criterion::{Criterion, criterion_group, criterion_main};
-use payhook_telemetry::{DiscardSink, FunctionConfig, FunctionKind, Telemetry, TraceExport};
+use payhook_telemetry::{
+    DiscardSink, FunctionConfig, FunctionKind, MemorySink, Telemetry, TraceExport,
+};
 
 // The measured work, shared with the test that pins the output bytes (`tests/it/output_bytes.rs`).
 mod workload;
@@ -26,6 +34,26 @@ fn trace_header() -> String {
         .expect("clock")
         .as_secs();
     format!("Root=1-{secs:08x}-00c0ffee123456789abcdef0;Parent=53995c3f42cd8ad8;Sampled=1")
+}
+
+/// The datagram one invocation sends to the daemon: the protocol's header line and the
+/// segment document the workload produces.
+fn one_datagram(header: &str) -> Vec<u8> {
+    let segments = MemorySink::new();
+    let telemetry = Telemetry::builder()
+        .log_sink(DiscardSink)
+        .trace_export(TraceExport::sink(segments.clone()))
+        .build()
+        .expect("telemetry");
+    let _guard = telemetry.set_default();
+    let function = telemetry
+        .function(FunctionConfig::new(FunctionKind::WebhookValidator).metrics_sink(DiscardSink));
+    one_invocation(&function, header);
+    let documents = segments.lines();
+    assert_eq!(documents.len(), 1, "one invocation sends one document");
+    let mut datagram = b"{\"format\": \"json\", \"version\": 1}\n".to_vec();
+    datagram.extend_from_slice(documents[0].as_bytes());
+    datagram
 }
 
 fn invocation(c: &mut Criterion) {
@@ -81,7 +109,29 @@ fn invocation(c: &mut Criterion) {
             });
         }
     }
+
+    // The floor: the same datagram sent on a connected socket, timed the same way.
+    let datagram = one_datagram(&header);
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind the sender");
+    socket
+        .connect(addr)
+        .expect("connect to the stand-in daemon");
+    group.bench_function("floor_udp_send_thread_cpu_time", |b| {
+        b.iter_custom(|iters| {
+            let start = ThreadTime::now();
+            for _ in 0..iters {
+                socket
+                    .send(std::hint::black_box(&datagram))
+                    .expect("send the datagram");
+            }
+            start.elapsed()
+        })
+    });
     group.finish();
+    println!(
+        "floor: one {}-byte datagram to the stand-in daemon per invocation",
+        datagram.len()
+    );
 
     stop.store(true, Ordering::Relaxed);
     let received = drain.join().expect("drain thread");
