@@ -147,8 +147,7 @@ pub(crate) fn is_sensitive_field(name: &'static str) -> bool {
     })
 }
 
-/// Byte classes for [`may_need_redaction`], one table lookup per byte instead of a chain of
-/// comparisons (it reads every string the logger writes).
+/// A byte that can be part of a token ([`is_token_byte`]).
 const TOKEN: u8 = 1;
 /// An ASCII digit.
 const DIGIT: u8 = 2;
@@ -157,6 +156,8 @@ const CARD_JOIN: u8 = 4;
 /// `@`, `%`, `\\`, `=` and `:`: an e-mail address or a key's separator may start here.
 const SPECIAL: u8 = 8;
 
+/// The classes of each byte, for [`may_need_redaction`]: one table lookup per byte instead of a
+/// chain of comparisons (it reads every string the logger writes).
 static BYTE_CLASS: [u8; 256] = byte_classes();
 
 const fn byte_classes() -> [u8; 256] {
