@@ -314,9 +314,18 @@ pub(crate) fn occurred_at_from_rfc3339(
     format_occurred_at(utc, path)
 }
 
+/// `at` (in UTC) as `occurred_at`: RFC 3339 with milliseconds, the fraction cut, not rounded.
 fn format_occurred_at(at: OffsetDateTime, path: &'static str) -> Result<String, NormaliseError> {
+    debug_assert!(at.offset().is_utc(), "callers convert to UTC first");
     if !(0..=9999).contains(&at.year()) {
         return Err(invalid(path, "timestamp out of range"));
+    }
+    if at.year() >= 1970 {
+        // Every webhook has one: the usual years go through the status module's hand-written
+        // formatter (the same text, checked against `time`'s over the whole range), not
+        // through `time`'s format description.
+        let unix_ms = at.unix_timestamp() * 1000 + i64::from(at.millisecond());
+        return Ok(crate::status::rfc3339_ms(unix_ms));
     }
     at.format(OCCURRED_AT_FORMAT)
         .map_err(|_| invalid(path, "timestamp out of range"))
@@ -510,6 +519,45 @@ pub(crate) fn ignored(provider: Provider, event_id: String, event_type: String) 
 mod tests {
     use super::*;
     use serde_json::{Value, json};
+
+    #[test]
+    fn occurred_at_is_the_text_of_times_format_description() {
+        // Instants across the years 0 to 9999 with every kind of fraction (none, whole
+        // milliseconds, and nanoseconds that must be cut, not rounded), both sides of 1970.
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let first = OffsetDateTime::parse("0000-01-01T00:00:00Z", &Rfc3339).unwrap();
+        let last = OffsetDateTime::parse("9999-12-31T23:59:59.999999999Z", &Rfc3339).unwrap();
+        let span = (last - first).whole_seconds() as u64;
+        let mut instants = vec![
+            first,
+            last,
+            OffsetDateTime::UNIX_EPOCH,
+            OffsetDateTime::UNIX_EPOCH - time::Duration::nanoseconds(1),
+            OffsetDateTime::parse("2024-02-29T23:59:59.9999Z", &Rfc3339).unwrap(),
+        ];
+        for _ in 0..20_000 {
+            let at = first + time::Duration::seconds((next() % span) as i64);
+            let nanos = match next() % 3 {
+                0 => 0,
+                1 => (next() % 1000) as i64 * 1_000_000,
+                _ => (next() % 1_000_000_000) as i64,
+            };
+            instants.push(at + time::Duration::nanoseconds(nanos));
+        }
+        for at in instants {
+            assert_eq!(
+                format_occurred_at(at, "created_at").unwrap(),
+                at.format(OCCURRED_AT_FORMAT).unwrap(),
+                "{at}"
+            );
+        }
+    }
 
     /// A scalar JSON value as the sparse reader keeps it.
     fn leaf(value: Value) -> Json<'static> {
