@@ -125,25 +125,39 @@ fn is_sensitive_key_bytes(key: &[u8]) -> bool {
 
 /// [`is_sensitive_key`] for the `'static` field names of `tracing` call sites, remembered per
 /// thread: the logger asks for every field of every line.
+///
+/// The names are remembered in a small open-addressed table keyed by the name's address and
+/// length, so two hot names never evict each other (a direct-mapped table did, in some builds,
+/// whenever the linker placed two of them on one slot). A name that finds no free slot within a
+/// few probes is judged afresh each time, which is correct, only slower.
 pub(crate) fn is_sensitive_field(name: &'static str) -> bool {
-    const SLOTS: usize = 64;
+    const SLOTS: usize = 128;
+    const PROBES: usize = 8;
     thread_local! {
         static CACHE: std::cell::RefCell<[(usize, usize, bool); SLOTS]> =
             const { std::cell::RefCell::new([(0, 0, false); SLOTS]) };
     }
+    // A reference's address is never 0, so (0, _) marks a free slot.
     let key = (name.as_ptr() as usize, name.len());
-    let slot = (key.0 >> 3 ^ key.1) % SLOTS;
+    let mixed = (key.0 as u64 ^ (key.1 as u64).rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let home = (mixed >> 57) as usize % SLOTS;
     CACHE.with(|cache| {
         let Ok(mut cache) = cache.try_borrow_mut() else {
             return is_sensitive_key(name);
         };
-        let (ptr, len, sensitive) = cache[slot];
-        if (ptr, len) == key {
-            return sensitive;
+        for probe in 0..PROBES {
+            let slot = (home + probe) % SLOTS;
+            let (ptr, len, sensitive) = cache[slot];
+            if (ptr, len) == key {
+                return sensitive;
+            }
+            if ptr == 0 {
+                let sensitive = is_sensitive_key(name);
+                cache[slot] = (key.0, key.1, sensitive);
+                return sensitive;
+            }
         }
-        let sensitive = is_sensitive_key(name);
-        cache[slot] = (key.0, key.1, sensitive);
-        sensitive
+        is_sensitive_key(name)
     })
 }
 
@@ -1092,6 +1106,34 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn field_names_are_judged_as_keys_however_many_there_are() {
+        // More names than the table has slots, sensitive and not, each asked several times
+        // (the first time fills a slot, the next ones read it, or judge afresh once the table
+        // is full); a name that shares a prefix of another's bytes is a different key.
+        let names: Vec<&'static str> = (0..300)
+            .map(|i| {
+                let name = match i % 4 {
+                    0 => format!("field_{i}"),
+                    1 => format!("client_secret_{i}"),
+                    2 => format!("x{i}-api-key"),
+                    _ => format!("amount{i}"),
+                };
+                &*Box::leak(name.into_boxed_str())
+            })
+            .collect();
+        // Every prefix of one name: one address, many lengths, some sensitive (`sig`,
+        // `signature…`) and some not.
+        let whole: &'static str = "signature_header_of_the_request";
+        let prefixes: Vec<&'static str> = (1..=whole.len()).map(|n| &whole[..n]).collect();
+        for _ in 0..3 {
+            for name in prefixes.iter().chain(&names).copied() {
+                assert_eq!(is_sensitive_field(name), is_sensitive_key(name), "{name}");
+            }
+        }
+        assert!(is_sensitive_field(whole) && !is_sensitive_field(&whole[..4]));
     }
 
     #[test]
