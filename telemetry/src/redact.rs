@@ -966,13 +966,8 @@ mod tests {
             "{",
             "}",
         ];
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = payhook_testkit::rng::XorShift::new(0x2545_f491_4f6c_dd1d_u64);
+        let mut next = || rng.next_u64();
         let mut checked_matches = 0;
         for _ in 0..20_000 {
             let count = (next() % 8) as usize;
@@ -1064,13 +1059,8 @@ mod tests {
             b"\n",
             b"\0",
         ];
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = payhook_testkit::rng::XorShift::new(0x9e37_79b9_7f4a_7c15_u64);
+        let mut next = || rng.next_u64();
         let mut both = [0usize; 2];
         for _ in 0..50_000 {
             let count = (next() % 12) as usize;

@@ -5,8 +5,10 @@
 //!
 //! - [`conformance`]: where the shared conformance fixtures are (`../shared/conformance` beside
 //!   the workspace, or `PAYHOOK_CONFORMANCE_DIR`), the workspace root, JSON Lines files.
+//! - [`rng`]: a deterministic generator for tests over a pseudo-random corpus.
 //! - [`skip`]: the one rule for a test that needs something from outside the repository and
 //!   does not find it (a `SKIP` line by hand, a failure under `scripts/test.sh`).
 
 pub mod conformance;
+pub mod rng;
 pub mod skip;

@@ -524,13 +524,8 @@ mod tests {
     fn occurred_at_is_the_text_of_times_format_description() {
         // Instants across the years 0 to 9999 with every kind of fraction (none, whole
         // milliseconds, and nanoseconds that must be cut, not rounded), both sides of 1970.
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = payhook_testkit::rng::XorShift::new(0x2545_f491_4f6c_dd1d_u64);
+        let mut next = || rng.next_u64();
         let first = OffsetDateTime::parse("0000-01-01T00:00:00Z", &Rfc3339).unwrap();
         let last = OffsetDateTime::parse("9999-12-31T23:59:59.999999999Z", &Rfc3339).unwrap();
         let span = (last - first).whole_seconds() as u64;
