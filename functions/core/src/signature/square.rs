@@ -10,6 +10,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use ring::hmac;
+use subtle::ConstantTimeEq as _;
 
 use super::{SignatureError, required_header};
 use crate::{Headers, Secret};
@@ -59,11 +60,13 @@ impl SquareVerifier {
             SignatureError::MalformedHeader(format!("{SQUARE_SIGNATURE_HEADER}: not base64"))
         })?;
 
-        let message = signed_message(&self.notification_url, body);
-        if keys
-            .iter()
-            .any(|key| hmac::verify(key, &message, &signature).is_ok())
-        {
+        if keys.iter().any(|key| {
+            bool::from(
+                sign_url_and_body(key, &self.notification_url, body)
+                    .as_ref()
+                    .ct_eq(&signature),
+            )
+        }) {
             Ok(())
         } else {
             Err(SignatureError::NoMatchingSignature)
@@ -74,16 +77,17 @@ impl SquareVerifier {
     /// `x-square-hmacsha256-signature` (for `payhook send` and tests).
     pub fn sign(key: &Secret, notification_url: &str, body: &[u8]) -> String {
         let key = hmac::Key::new(hmac::HMAC_SHA256, key.expose().as_bytes());
-        BASE64.encode(hmac::sign(&key, &signed_message(notification_url, body)))
+        BASE64.encode(sign_url_and_body(&key, notification_url, body))
     }
 }
 
-/// The notification URL's UTF-8 bytes followed by the body, with no separator.
-fn signed_message(notification_url: &str, body: &[u8]) -> Vec<u8> {
-    let mut message = Vec::with_capacity(notification_url.len() + body.len());
-    message.extend_from_slice(notification_url.as_bytes());
-    message.extend_from_slice(body);
-    message
+/// HMAC-SHA256 of the notification URL's UTF-8 bytes followed by the body, with no
+/// separator; both are fed as they are, not copied into one message first.
+fn sign_url_and_body(key: &hmac::Key, notification_url: &str, body: &[u8]) -> hmac::Tag {
+    let mut context = hmac::Context::with_key(key);
+    context.update(notification_url.as_bytes());
+    context.update(body);
+    context.sign()
 }
 
 #[cfg(test)]
@@ -105,6 +109,29 @@ mod tests {
                 .verify(&headers, b"{}"),
             Err(SignatureError::NoMatchingSignature)
         );
+    }
+
+    #[test]
+    fn the_signature_is_hmac_sha256_of_the_url_then_the_body() {
+        // Computed independently of the verifier: HMAC-SHA256 over the two joined, as Square
+        // documents it. A signature one byte short, or of the body alone, does not verify.
+        let key = Secret::new("square-key");
+        let url = "https://example.com/prod/webhooks/square";
+        let body = br#"{"type":"payment.updated"}"#;
+        let hmac_key = hmac::Key::new(hmac::HMAC_SHA256, b"square-key");
+        let joined = [url.as_bytes(), body].concat();
+        let expected = BASE64.encode(hmac::sign(&hmac_key, &joined));
+        assert_eq!(SquareVerifier::sign(&key, url, body), expected);
+        let verifier = SquareVerifier::new(vec![Secret::new("old"), key], url);
+        let raw = hmac::sign(&hmac_key, &joined);
+        for (value, ok) in [
+            (expected.clone(), true),
+            (BASE64.encode(&raw.as_ref()[..31]), false),
+            (BASE64.encode(hmac::sign(&hmac_key, body)), false),
+        ] {
+            let headers: Headers = [(SQUARE_SIGNATURE_HEADER, value)].into_iter().collect();
+            assert_eq!(verifier.verify(&headers, body).is_ok(), ok);
+        }
     }
 
     #[test]
