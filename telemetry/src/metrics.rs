@@ -396,15 +396,16 @@ impl PlannedDoc<'_> {
 /// chunk if it has room for another metric definition, does not hold that metric yet, and
 /// agrees on every shared dimension value.
 fn plan_documents(series: &[Series]) -> Vec<PlannedDoc<'_>> {
-    let mut docs: Vec<PlannedDoc<'_>> = Vec::new();
+    // Sized for the usual flush: one document holding every series.
+    let mut docs: Vec<PlannedDoc<'_>> = Vec::with_capacity(1);
     for s in series {
         for values in s.values.chunks(MAX_VALUES_PER_METRIC) {
             let idx = match docs.iter().position(|d| d.accepts(s)) {
                 Some(i) => i,
                 None => {
                     docs.push(PlannedDoc {
-                        chunks: Vec::new(),
-                        dims: Vec::new(),
+                        chunks: Vec::with_capacity(series.len().min(MAX_METRICS_PER_DOCUMENT)),
+                        dims: Vec::with_capacity(s.dims.len().max(2)),
                     });
                     docs.len() - 1
                 }

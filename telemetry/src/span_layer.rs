@@ -350,7 +350,11 @@ where
         let Some(span) = ctx.span(id) else {
             return;
         };
-        let mut updates = Updates::default();
+        // Room for every field the span declares (most become attributes), in one allocation.
+        let mut updates = Updates {
+            attributes: Vec::with_capacity(attrs.metadata().fields().len()),
+            ..Updates::default()
+        };
         attrs.record(&mut updates);
         let Updates {
             name,
