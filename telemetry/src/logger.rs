@@ -31,7 +31,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::invocation::InvocationState;
 use crate::json;
-use crate::redact::{REDACTED, is_sensitive_field, redact_text};
+use crate::redact::{REDACTED, REDACTED_CARD, is_card_number, is_sensitive_field, redact_text};
 use crate::sink::Sink;
 
 /// `POWERTOOLS_LOG_LEVEL`: the log level, as Powertools names it.
@@ -432,9 +432,27 @@ impl FieldVisitor<'_> {
         }
         if is_sensitive_field(name) {
             self.put(name, FieldValue::Str(REDACTED.to_owned()));
+        } else if number_is_card(&value) {
+            // As a card number inside a string or a JSON number of the logged event is.
+            self.put(name, FieldValue::Str(REDACTED_CARD.to_owned()));
         } else {
             self.put(name, value);
         }
+    }
+}
+
+/// Whether a number logged as a field is a card number (13–19 digits, Luhn-valid, starting
+/// 2–6): as an unsigned or signed integer, or as a float holding a whole number.
+fn number_is_card(value: &FieldValue) -> bool {
+    match *value {
+        FieldValue::U64(n) => is_card_number(n),
+        FieldValue::I64(n) => u64::try_from(n).is_ok_and(is_card_number),
+        // A whole float is checked as that integer: exact up to 2^53, which holds every
+        // card number of up to 15 digits and the 16-digit ones up to 9007….
+        FieldValue::F64(v) => {
+            v.fract() == 0.0 && (1e12..1e19).contains(&v) && is_card_number(v as u64)
+        }
+        FieldValue::Str(_) | FieldValue::Bool(_) => false,
     }
 }
 

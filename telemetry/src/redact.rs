@@ -12,8 +12,8 @@
 //! - **by value**: inside any string, e-mail addresses (`@` written plain, as `%40`, `%2540` or
 //!   `\u0040`), card numbers, provider secrets (`whsec_…`, `sk_live_…`, …), `Bearer` tokens,
 //!   long hex strings (HMAC digests, ≥ 40 chars) and long base64 strings (signatures, ≥ 40 chars
-//!   with upper case, lower case and digits) are masked ([`redact_text`]), and so are JSON
-//!   numbers that are card numbers ([`redact_json`]).
+//!   with upper case, lower case and digits) are masked ([`redact_text`]), and so are numbers
+//!   that are card numbers: in the logged JSON ([`redact_json`]) and as log fields.
 //!
 //! A card number is 13–19 digits, Luhn-valid, starting 2–6, written plain or in groups of 3–6
 //! digits joined by one space, `-`, `+`, `%20` or `.`. It may start at any
@@ -597,7 +597,12 @@ fn luhn_valid(digits: &[u8]) -> bool {
 }
 
 /// Whether a JSON integer is a card number.
-fn is_card_number(n: u64) -> bool {
+pub(crate) fn is_card_number(n: u64) -> bool {
+    // 13 to 19 digits: most numbers logged (amounts, counts, statuses, epoch milliseconds up
+    // to the year 2286) stop here.
+    if !(1_000_000_000_000..=9_999_999_999_999_999_999).contains(&n) {
+        return false;
+    }
     let mut digits = [0u8; 20];
     let mut len = 0;
     let mut rest = n;

@@ -214,3 +214,47 @@ async fn cards_with_expiry_encoded_emails_and_long_secret_keys_appear_in_no_log_
         "the line still reads: {text}"
     );
 }
+
+#[tokio::test]
+async fn card_numbers_logged_as_numbers_are_masked_and_other_numbers_kept() {
+    let h = Harness::new();
+    let f = h.function(FunctionKind::WebhookValidator);
+    let inv = f.start("req-numbers", None);
+    inv.run(async {
+        async {
+            tracing::info!(
+                reference = 4_242_424_242_424_242_u64,
+                amex = 378_282_246_310_005_i64,
+                as_float = 4_242_424_242_424_242.0_f64,
+                amount = 1999_u64,
+                refund = -1999_i64,
+                created_ms = 1_767_225_600_000_u64,
+                not_luhn = 4_242_424_242_424_241_u64,
+                rate = 0.25_f64,
+                "numbers"
+            );
+        }
+        .instrument(tracing::info_span!(
+            "charge",
+            card_on_span = 5_555_555_555_554_444_u64
+        ))
+        .await;
+        Ok::<(), TestError>(())
+    })
+    .await
+    .expect("handler succeeded");
+
+    let lines = h.log_lines();
+    let line = lines
+        .iter()
+        .find(|l| l["message"] == "numbers")
+        .expect("the line");
+    for key in ["reference", "amex", "as_float", "card_on_span"] {
+        assert_eq!(line[key], "[redacted-card]", "{key} in {line}");
+    }
+    assert_eq!(line["amount"], 1999);
+    assert_eq!(line["refund"], -1999);
+    assert_eq!(line["created_ms"], 1_767_225_600_000_u64);
+    assert_eq!(line["not_luhn"], 4_242_424_242_424_241_u64);
+    assert_eq!(line["rate"], 0.25);
+}
