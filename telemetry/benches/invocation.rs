@@ -4,6 +4,9 @@
 //! Run with `cargo bench -p payhook-telemetry --bench invocation`; the figure goes in
 //! `telemetry/BENCHMARKS.md`.
 //!
+//! `not_sampled_thread_cpu_time` is the same invocation with a trace header that says
+//! `Sampled=0`, as most invocations behind API Gateway's default sampling rule are.
+//!
 //! The same run measures the floor the UDP figure is compared with: the kernel's cost of
 //! sending the same datagram (the daemon protocol's header and the invocation's segment
 //! document) on a connected socket to the same stand-in daemon, and nothing else. What a
@@ -103,6 +106,19 @@ fn invocation(c: &mut Criterion) {
                     let start = ThreadTime::now();
                     for _ in 0..iters {
                         one_invocation(&function, &header);
+                    }
+                    start.elapsed()
+                })
+            });
+            // The invocation most requests are in AWS: API Gateway's default sampling rule
+            // traces the first request each second and 5 % of the rest, and the others reach
+            // the function with `Sampled=0` (logs and metrics as usual, nothing sent).
+            let not_sampled = header.replace(";Sampled=1", ";Sampled=0");
+            group.bench_function("not_sampled_thread_cpu_time", |b| {
+                b.iter_custom(|iters| {
+                    let start = ThreadTime::now();
+                    for _ in 0..iters {
+                        one_invocation(&function, &not_sampled);
                     }
                     start.elapsed()
                 })

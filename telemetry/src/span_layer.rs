@@ -29,7 +29,8 @@ use tracing_subscriber::Registry;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::tracer::SpanBuffer;
+use crate::logger::INVOCATION_TARGET;
+use crate::tracer::{RECORD_TARGET, SpanBuffer};
 
 /// The SDK's default limits, which the exported spans keep.
 const MAX_ATTRIBUTES: usize = 128;
@@ -73,7 +74,16 @@ impl SpanRecord {
         matches!(self.identity, Identity::Started { .. })
     }
 
+    /// Started and not sampled: nothing it records can be exported any more, so nothing is
+    /// kept (its context still is, for the trace headers it propagates).
+    fn dropped(&self) -> bool {
+        matches!(&self.identity, Identity::Started { context, .. } if !context.is_sampled())
+    }
+
     fn push_attribute(&mut self, kv: KeyValue) {
+        if self.dropped() {
+            return;
+        }
         // Before the start the SDK's builder keeps every attribute (cut to the limit at the
         // start); after it, the span counts the ones beyond the limit as dropped.
         if !self.started() || self.attributes.len() < MAX_ATTRIBUTES {
@@ -92,6 +102,9 @@ impl SpanRecord {
     }
 
     fn apply(&mut self, updates: Updates) {
+        if self.dropped() {
+            return;
+        }
         if !self.started() {
             if let Some(name) = updates.name {
                 self.name = name;
@@ -110,6 +123,9 @@ impl SpanRecord {
 
     /// Adds an event (the failure's exception).
     pub(crate) fn add_event(&mut self, mut event: Event) {
+        if self.dropped() {
+            return;
+        }
         if self.started() && self.events.len() >= MAX_EVENTS {
             self.dropped_events += 1;
             return;
@@ -350,6 +366,34 @@ where
         let Some(span) = ctx.span(id) else {
             return;
         };
+        let meta = attrs.metadata();
+        if parent.is_valid() && !parent.is_sampled() && !REPARENTED_TARGETS.contains(&meta.target())
+        {
+            // Its parent is not sampled and no other parent can be given to it, so neither is
+            // it, whatever it records: its ids are fixed now and its fields not read. (Most
+            // invocations in AWS are not sampled: the default rule traces one request a second
+            // and 5 % of the rest.)
+            let context = SpanContext::new(
+                parent.trace_id(),
+                self.ids.new_span_id(),
+                TraceFlags::default(),
+                false,
+                parent.trace_state().clone(),
+            );
+            span.extensions_mut().insert(SpanRecord {
+                name: Cow::Borrowed(meta.name()),
+                kind: SpanKind::Internal,
+                start: SystemTime::UNIX_EPOCH,
+                end: None,
+                attributes: Vec::new(),
+                dropped_attributes: 0,
+                events: Vec::new(),
+                dropped_events: 0,
+                status: Status::Unset,
+                identity: Identity::Started { context, parent },
+            });
+            return;
+        }
         // Room for every field the span declares (most become attributes), in one allocation.
         let mut updates = Updates {
             attributes: Vec::with_capacity(attrs.metadata().fields().len()),
@@ -380,11 +424,16 @@ where
         let Some(span) = ctx.span(id) else {
             return;
         };
+        let mut ext = span.extensions_mut();
+        let Some(record) = ext.get_mut::<SpanRecord>() else {
+            return;
+        };
+        if record.dropped() {
+            return;
+        }
         let mut updates = Updates::default();
         values.record(&mut updates);
-        if let Some(record) = span.extensions_mut().get_mut::<SpanRecord>() {
-            record.apply(updates);
-        }
+        record.apply(updates);
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
@@ -397,7 +446,9 @@ where
         let Some(span) = ctx.span(id) else {
             return;
         };
-        if let Some(record) = span.extensions_mut().get_mut::<SpanRecord>() {
+        if let Some(record) = span.extensions_mut().get_mut::<SpanRecord>()
+            && !record.dropped()
+        {
             record.end = Some(opentelemetry::time::now());
         }
     }
@@ -436,8 +487,19 @@ fn with_record_in<T>(
     Some(f(layer, record))
 }
 
+/// The targets of the spans [`set_parent`] is used on (an invocation's, an SQS record's): a
+/// span of another target keeps the parent it was created with, so its sampling decision is
+/// known as soon as its parent's is.
+const REPARENTED_TARGETS: [&str; 2] = [INVOCATION_TARGET, RECORD_TARGET];
+
 /// Makes `parent` the parent of `span`, unless it has started.
 pub(crate) fn set_parent(span: &tracing::Span, parent: SpanContext) {
+    debug_assert!(
+        span.metadata()
+            .is_none_or(|m| REPARENTED_TARGETS.contains(&m.target())),
+        "set_parent on a span whose target is not in REPARENTED_TARGETS: {:?}",
+        span.metadata().map(|m| m.target())
+    );
     with_record(span, |_, record| {
         if let Identity::Pending { parent: slot } = &mut record.identity {
             *slot = parent;

@@ -276,6 +276,65 @@ async fn an_sqs_record_continues_the_producers_trace() {
 }
 
 #[tokio::test]
+async fn a_sampled_record_inside_an_invocation_not_sampled_is_still_traced_in_full() {
+    // The invocation says `Sampled=0` (as most do behind API Gateway's default rule): its
+    // spans record nothing and send nothing, but a record whose producer sampled its trace
+    // is traced with everything its spans record, and headers carry each decision on.
+    let daemon = FakeDaemon::bind();
+    let h = Harness::with(|b| b.trace_export(daemon.export()));
+    let f = h.function(FunctionKind::ProviderProcessor);
+    let (invocation_header, invocation_trace, _) = fresh_trace_header(false);
+    let producer = format!(
+        "Root=1-{:08x}-{:024x};Parent=0badc0ffee000003;Sampled=1",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs(),
+        0xcafe_u128
+    );
+    let producer_trace = parent_from_trace_header(&producer)
+        .expect("parses")
+        .trace_id();
+    let (mut outside, mut inside) = (None, None);
+    f.start("r1", Some(&invocation_header))
+        .run(async {
+            let call = aws_call_span("DynamoDB", "GetItem");
+            async { outside = payhook_telemetry::eventbridge_trace_header() }
+                .instrument(call)
+                .await;
+            async {
+                let put = aws_call_span("EventBridge", "PutEvents");
+                async { inside = payhook_telemetry::eventbridge_trace_header() }
+                    .instrument(put)
+                    .await;
+            }
+            .instrument(record_span("msg-1", Some(&producer)))
+            .await;
+            Ok::<_, TestError>(())
+        })
+        .await
+        .expect("ok");
+    let docs = flatten(&documents(daemon.datagrams()));
+    assert_eq!(
+        docs.len(),
+        2,
+        "the record and its call, nothing else: {docs:?}"
+    );
+    let record = by_name(&docs, "## record");
+    let put = by_name(&docs, "EventBridge");
+    assert_eq!(record["trace_id"], producer_trace.as_str());
+    assert_eq!(put["parent_id"], record["id"]);
+    assert_eq!(put["aws"]["operation"], "PutEvents");
+    let outside = parent_from_trace_header(&outside.expect("a header")).expect("parses");
+    assert_eq!(outside.trace_id(), invocation_trace);
+    assert!(!outside.is_sampled(), "the invocation's decision goes on");
+    let inside = parent_from_trace_header(&inside.expect("a header")).expect("parses");
+    assert_eq!(inside.trace_id(), producer_trace);
+    assert!(inside.is_sampled());
+    assert_eq!(inside.parent_id().as_deref(), put["id"].as_str());
+}
+
+#[tokio::test]
 async fn a_webhook_record_carries_the_webhooks_trace_on_to_the_next_hop() {
     let daemon = FakeDaemon::bind();
     let h = Harness::with(|b| b.trace_export(daemon.export()));
