@@ -59,6 +59,17 @@ fn one_datagram(header: &str) -> Vec<u8> {
     datagram
 }
 
+/// Times `routine` by the thread's CPU clock.
+fn thread_cpu_time(b: &mut criterion::Bencher<'_>, mut routine: impl FnMut()) {
+    b.iter_custom(|iters| {
+        let start = ThreadTime::now();
+        for _ in 0..iters {
+            routine();
+        }
+        start.elapsed()
+    });
+}
+
 fn invocation(c: &mut Criterion) {
     // The stand-in daemon drains its socket every few milliseconds rather than waking for
     // each datagram, so the figure is the function's cost (building and sending the document),
@@ -102,26 +113,14 @@ fn invocation(c: &mut Criterion) {
             // The same work timed by the thread's CPU clock: on a machine shared with other
             // builds, wall time also counts the time the thread waited for a core.
             group.bench_function("udp_daemon_thread_cpu_time", |b| {
-                b.iter_custom(|iters| {
-                    let start = ThreadTime::now();
-                    for _ in 0..iters {
-                        one_invocation(&function, &header);
-                    }
-                    start.elapsed()
-                })
+                thread_cpu_time(b, || one_invocation(&function, &header));
             });
             // The invocation most requests are in AWS: API Gateway's default sampling rule
             // traces the first request each second and 5 % of the rest, and the others reach
             // the function with `Sampled=0` (logs and metrics as usual, nothing sent).
             let not_sampled = header.replace(";Sampled=1", ";Sampled=0");
             group.bench_function("not_sampled_thread_cpu_time", |b| {
-                b.iter_custom(|iters| {
-                    let start = ThreadTime::now();
-                    for _ in 0..iters {
-                        one_invocation(&function, &not_sampled);
-                    }
-                    start.elapsed()
-                })
+                thread_cpu_time(b, || one_invocation(&function, &not_sampled));
             });
         }
     }
@@ -133,15 +132,11 @@ fn invocation(c: &mut Criterion) {
         .connect(addr)
         .expect("connect to the stand-in daemon");
     group.bench_function("floor_udp_send_thread_cpu_time", |b| {
-        b.iter_custom(|iters| {
-            let start = ThreadTime::now();
-            for _ in 0..iters {
-                socket
-                    .send(std::hint::black_box(&datagram))
-                    .expect("send the datagram");
-            }
-            start.elapsed()
-        })
+        thread_cpu_time(b, || {
+            socket
+                .send(std::hint::black_box(&datagram))
+                .expect("send the datagram");
+        });
     });
     group.finish();
     println!(

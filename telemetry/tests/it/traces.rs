@@ -231,23 +231,27 @@ async fn nothing_is_sent_outside_an_invocation_or_without_a_trace_header() {
     assert!(daemon.datagrams().is_empty());
 }
 
+/// A producer's header that sampled its trace (`trace` in this second, `Parent=parent`), and
+/// the trace id it names.
+fn producer_header(trace: u128, parent: &str) -> (String, String) {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let header = format!("Root=1-{secs:08x}-{trace:024x};Parent={parent};Sampled=1");
+    let trace_id = parent_from_trace_header(&header)
+        .expect("parses")
+        .trace_id();
+    (header, trace_id)
+}
+
 #[tokio::test]
 async fn an_sqs_record_continues_the_producers_trace() {
     let daemon = FakeDaemon::bind();
     let h = Harness::with(|b| b.trace_export(daemon.export()));
     let f = h.function(FunctionKind::ProviderProcessor);
     let (invocation_header, invocation_trace, _) = fresh_trace_header(true);
-    let producer = format!(
-        "Root=1-{:08x}-{:024x};Parent=0badc0ffee000001;Sampled=1",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs(),
-        0xfeed_u128
-    );
-    let producer_trace = parent_from_trace_header(&producer)
-        .expect("parses")
-        .trace_id();
+    let (producer, producer_trace) = producer_header(0xfeed_u128, "0badc0ffee000001");
     f.start("r1", Some(&invocation_header))
         .run(async {
             async {
@@ -284,17 +288,7 @@ async fn a_sampled_record_inside_an_invocation_not_sampled_is_still_traced_in_fu
     let h = Harness::with(|b| b.trace_export(daemon.export()));
     let f = h.function(FunctionKind::ProviderProcessor);
     let (invocation_header, invocation_trace, _) = fresh_trace_header(false);
-    let producer = format!(
-        "Root=1-{:08x}-{:024x};Parent=0badc0ffee000003;Sampled=1",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs(),
-        0xcafe_u128
-    );
-    let producer_trace = parent_from_trace_header(&producer)
-        .expect("parses")
-        .trace_id();
+    let (producer, producer_trace) = producer_header(0xcafe_u128, "0badc0ffee000003");
     let (mut outside, mut inside) = (None, None);
     f.start("r1", Some(&invocation_header))
         .run(async {
@@ -340,17 +334,7 @@ async fn a_webhook_record_carries_the_webhooks_trace_on_to_the_next_hop() {
     let h = Harness::with(|b| b.trace_export(daemon.export()));
     let f = h.function(FunctionKind::ProviderProcessor);
     let (invocation_header, _, _) = fresh_trace_header(true);
-    let producer = format!(
-        "Root=1-{:08x}-{:024x};Parent=0badc0ffee000002;Sampled=1",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs(),
-        0xbeef_u128
-    );
-    let producer_trace = parent_from_trace_header(&producer)
-        .expect("parses")
-        .trace_id();
+    let (producer, producer_trace) = producer_header(0xbeef_u128, "0badc0ffee000002");
     let mut forwarded = None;
     f.start("r1", Some(&invocation_header))
         .run(async {
