@@ -277,7 +277,11 @@ impl Stack {
         };
 
         std::fs::create_dir_all(&run_dir).map_err(|e| failed("run directory", e))?;
-        let xray = XrayListener::start(&run_dir.join(SEGMENTS_FILE))
+        let segments_sink = Arc::new(
+            BufferedFileSink::append(&run_dir.join(SEGMENTS_FILE))
+                .map_err(|e| failed("segments file", e))?,
+        );
+        let xray = XrayListener::start(Arc::clone(&segments_sink))
             .await
             .map_err(|e| failed("X-Ray listener", e))?;
         let log_sink = Arc::new(
@@ -424,7 +428,11 @@ impl Stack {
             backend,
             telemetry: telemetry.clone(),
             xray,
-            sinks: vec![Arc::clone(&log_sink), Arc::clone(&metrics_sink)],
+            sinks: vec![
+                Arc::clone(&log_sink),
+                Arc::clone(&metrics_sink),
+                segments_sink,
+            ],
             busy_batches: Arc::new(AtomicUsize::new(0)),
             run_dir,
             shutdown,
@@ -855,7 +863,8 @@ impl Stack {
         self.flush_files();
     }
 
-    /// Writes buffered logs and metrics to the run directory (also done every 250 ms).
+    /// Writes buffered logs, metrics and segments to the run directory (also done every
+    /// 250 ms).
     pub fn flush_files(&self) {
         self.sinks.iter().for_each(|s| s.flush());
     }

@@ -1,15 +1,16 @@
 //! A stand-in for the X-Ray daemon: a UDP socket on loopback that receives segment documents
 //! exactly as the daemon would (`{"format": "json", "version": 1}` header line, then the
-//! document) and appends each document as one JSON line to `xray.jsonl` in the run directory.
+//! document) and appends each document as one JSON line to `xray.jsonl` in the run directory,
+//! through the buffered sink the stack flushes with its logs and metrics.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use std::io::Write as _;
-
+use payhook_telemetry::Sink as _;
 use tokio::net::UdpSocket;
+
+use crate::sink::BufferedFileSink;
 
 /// The header every daemon datagram starts with.
 pub const DAEMON_HEADER: &str = r#"{"format": "json", "version": 1}"#;
@@ -25,38 +26,20 @@ pub struct XrayListener {
 }
 
 impl XrayListener {
-    /// Binds 127.0.0.1 on a free port and writes documents to `path`.
-    pub async fn start(path: &Path) -> std::io::Result<XrayListener> {
+    /// Binds 127.0.0.1 on a free port and writes documents to `segments` (the stack flushes
+    /// it with the other files of the run directory: every 250 ms and at shutdown, not once
+    /// per datagram).
+    pub async fn start(segments: Arc<BufferedFileSink>) -> std::io::Result<XrayListener> {
         let socket = UdpSocket::bind("127.0.0.1:0").await?;
         let addr = socket.local_addr()?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        // Buffered, and flushed whenever the socket has nothing more waiting: one write per
-        // burst of segments rather than one per segment.
-        let mut file = std::io::BufWriter::with_capacity(256 * 1024, file);
         let received = Arc::new(AtomicU64::new(0));
         let rejected = Arc::new(AtomicU64::new(0));
         let (rx, rj) = (Arc::clone(&received), Arc::clone(&rejected));
         let task = tokio::spawn(async move {
             // The daemon's maximum datagram is 64 KiB.
             let mut buf = vec![0u8; 65_536];
-            loop {
-                let Ok((n, _)) = socket.recv_from(&mut buf).await else {
-                    break;
-                };
-                let mut ok = record(&buf[..n], &mut file, &rx, &rj);
-                // Drain what else is waiting before paying for a flush.
-                while ok {
-                    match socket.try_recv_from(&mut buf) {
-                        Ok((n, _)) => ok = record(&buf[..n], &mut file, &rx, &rj),
-                        Err(_) => break,
-                    }
-                }
-                if !ok || file.flush().is_err() {
-                    break;
-                }
+            while let Ok((n, _)) = socket.recv_from(&mut buf).await {
+                record(&buf[..n], &segments, &rx, &rj);
             }
         });
         Ok(XrayListener {
@@ -78,13 +61,13 @@ impl XrayListener {
     }
 }
 
-/// Appends one datagram's document as a line; false when the file cannot be written.
+/// Appends one datagram's document as a line, or counts it rejected.
 fn record(
     datagram: &[u8],
-    file: &mut std::io::BufWriter<std::fs::File>,
+    segments: &BufferedFileSink,
     received: &AtomicU64,
     rejected: &AtomicU64,
-) -> bool {
+) {
     let document = std::str::from_utf8(datagram)
         .ok()
         .and_then(|text| text.split_once('\n'))
@@ -104,11 +87,10 @@ fn record(
             } else {
                 std::borrow::Cow::Borrowed(doc)
             };
-            file.write_all(line.as_bytes()).is_ok() && file.write_all(b"\n").is_ok()
+            segments.write_line(&line);
         }
         None => {
             rejected.fetch_add(1, Ordering::Relaxed);
-            true
         }
     }
 }
