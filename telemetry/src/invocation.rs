@@ -16,8 +16,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use opentelemetry::trace::{Event, Span as _, SpanKind, Status, Tracer, TracerProvider};
+use opentelemetry::trace::{
+    Event, Span as _, SpanContext, SpanKind, Status, TraceFlags, TraceState, Tracer, TracerProvider,
+};
 use opentelemetry::{Context, KeyValue};
+use opentelemetry_aws::trace::XrayIdGenerator;
+use opentelemetry_sdk::trace::IdGenerator as _;
 use opentelemetry_sdk::trace::SdkTracer;
 use serde::Serialize;
 use tracing::field::Empty;
@@ -42,8 +46,8 @@ use crate::redact::{REDACTED, is_sensitive_field, redact_json, redact_text};
 use crate::sink::{Sink, StdoutSink};
 use crate::span_layer::{self, SpanLayer};
 use crate::tracer::{
-    Annotation, TraceExport, Tracing, build_provider, is_traced, parent_from_trace_header,
-    xray_trace_id,
+    Annotation, RootSampler, RootSampling, TraceExport, Tracing, build_provider, is_traced,
+    parent_from_trace_header, xray_trace_id,
 };
 
 /// `POWERTOOLS_SERVICE_NAME`: the `service` key of logs and dimension of metrics.
@@ -117,6 +121,7 @@ pub struct TelemetryBuilder {
     log_sink: Arc<dyn Sink>,
     trace_export: TraceExport,
     local_root_segments: bool,
+    local_root_sampling: RootSampling,
 }
 
 impl Default for TelemetryBuilder {
@@ -130,6 +135,7 @@ impl Default for TelemetryBuilder {
             log_sink: Arc::new(StdoutSink),
             trace_export: TraceExport::Disabled,
             local_root_segments: false,
+            local_root_sampling: RootSampling::All,
         }
     }
 }
@@ -184,6 +190,12 @@ impl TelemetryBuilder {
         self
     }
 
+    /// Which of those local root traces are sampled (all of them by default).
+    pub fn local_root_sampling(mut self, sampling: RootSampling) -> Self {
+        self.local_root_sampling = sampling;
+        self
+    }
+
     /// Builds the subscriber and the exporter. Install the subscriber with
     /// [`Telemetry::set_global_default`] (or [`Telemetry::set_default`] in tests).
     pub fn build(self) -> Result<Telemetry, TelemetryError> {
@@ -232,6 +244,7 @@ impl TelemetryBuilder {
                 sample_rate: self.logger.sample_rate(),
                 log_event: self.logger.log_event() && info_enabled,
                 local_root_segments: self.local_root_segments,
+                root_sampler: RootSampler::new(self.local_root_sampling),
             }),
         })
     }
@@ -246,6 +259,7 @@ struct TelemetryInner {
     sample_rate: f64,
     log_event: bool,
     local_root_segments: bool,
+    root_sampler: RootSampler,
 }
 
 /// The process-wide telemetry: the `tracing` subscriber that writes log lines and exports
@@ -559,7 +573,28 @@ impl FunctionTelemetry {
             .filter(|p| p.parent_id().is_some())
             .map(|p| p.span_context().clone());
         let mut root_segment = None;
+        if parent.is_none() && tel.local_root_segments && tel.tracer.is_some() {
+            let now_secs = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            if !tel.root_sampler.sample(now_secs, random_unit) {
+                // A trace of its own, not sampled: its log lines carry its id and everything
+                // downstream is told `Sampled=0`, as API Gateway does for a request its
+                // sampling rule passed over.
+                let ids = XrayIdGenerator::default();
+                let sc = SpanContext::new(
+                    ids.new_trace_id(),
+                    ids.new_span_id(),
+                    TraceFlags::default(),
+                    false,
+                    TraceState::default(),
+                );
+                xray_trace_id_value = Some(xray_trace_id(sc.trace_id()));
+                parent_cx = Some(sc);
+            }
+        }
         if parent.is_none()
+            && parent_cx.is_none()
             && tel.local_root_segments
             && let Some(tracer) = &tel.tracer
         {

@@ -89,7 +89,7 @@ pub use logger::LoggerConfig;
 pub use metrics::{MetricSet, MetricsConfig};
 pub use sink::{DiscardSink, FileSink, MemorySink, Sink, StdoutSink};
 pub use tracer::{
-    Annotation, TraceExport, TraceParent, annotate_current_span, aws_call_span, correlation_scope,
-    eventbridge_trace_header, mark_span_failed, parent_from_trace_header, record_span,
-    trace_header_for_current_span, webhook_record_span, webhook_scope,
+    Annotation, RootSampling, TraceExport, TraceParent, annotate_current_span, aws_call_span,
+    correlation_scope, eventbridge_trace_header, mark_span_failed, parent_from_trace_header,
+    record_span, trace_header_for_current_span, webhook_record_span, webhook_scope,
 };

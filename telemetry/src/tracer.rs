@@ -30,7 +30,7 @@ use std::future::Future;
 use std::hash::BuildHasherDefault;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
@@ -245,6 +245,85 @@ impl SegmentDocumentExporter for SharedClient {
             })?;
         }
         Ok(())
+    }
+}
+
+/// Which invocations without an upstream trace start a sampled trace of their own, when
+/// [`crate::TelemetryBuilder::local_root_segments`] is on (the local stack, where the validator
+/// stands in for API Gateway, which makes this decision in AWS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RootSampling {
+    /// Every one: each webhook's trace can be looked at (`payhook trace`).
+    #[default]
+    All,
+    /// X-Ray's default sampling rule, as API Gateway applies it to a deployed stage: the first
+    /// request each second, then 5 % of the rest. The others still get a trace id (their log
+    /// lines carry it) and pass `Sampled=0` on, so nothing of them is recorded or sent.
+    XrayDefault,
+}
+
+impl RootSampling {
+    /// Its name in configuration: `all` or `xray-default`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RootSampling::All => "all",
+            RootSampling::XrayDefault => "xray-default",
+        }
+    }
+}
+
+impl fmt::Display for RootSampling {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RootSampling {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "all" => Ok(RootSampling::All),
+            "xray-default" => Ok(RootSampling::XrayDefault),
+            other => Err(format!("`{other}` is not `all` or `xray-default`")),
+        }
+    }
+}
+
+/// The share of requests beyond the reservoir that X-Ray's default rule samples.
+const XRAY_DEFAULT_FIXED_RATE: f64 = 0.05;
+
+/// Decides, per invocation, whether a local root trace is sampled ([`RootSampling`]).
+#[derive(Debug, Default)]
+pub(crate) struct RootSampler {
+    mode: RootSampling,
+    /// The last second (since the epoch) whose reservoir of one request was taken.
+    reservoir_second: AtomicU64,
+}
+
+impl RootSampler {
+    pub(crate) fn new(mode: RootSampling) -> Self {
+        Self {
+            mode,
+            reservoir_second: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// Whether the next root trace is sampled, at `now_secs` since the epoch; `random` is a
+    /// uniform draw in [0, 1).
+    pub(crate) fn sample(&self, now_secs: u64, random: impl FnOnce() -> f64) -> bool {
+        match self.mode {
+            RootSampling::All => true,
+            RootSampling::XrayDefault => {
+                let last = self.reservoir_second.load(Ordering::Relaxed);
+                (last != now_secs
+                    && self
+                        .reservoir_second
+                        .compare_exchange(last, now_secs, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok())
+                    || random() < XRAY_DEFAULT_FIXED_RATE
+            }
+        }
     }
 }
 
@@ -902,6 +981,24 @@ pub(crate) fn is_traced(meta: &tracing::Metadata<'_>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn xray_default_sampling_takes_one_request_a_second_then_five_percent() {
+        let sampler = RootSampler::new(RootSampling::XrayDefault);
+        // The reservoir: the first request of each second, whatever the draw.
+        assert!(sampler.sample(100, || 0.99));
+        assert!(!sampler.sample(100, || 0.99));
+        assert!(!sampler.sample(100, || 0.05));
+        assert!(sampler.sample(100, || 0.049));
+        assert!(sampler.sample(101, || 0.99));
+        assert!(!sampler.sample(101, || 0.5));
+        let all = RootSampler::new(RootSampling::All);
+        assert!((0..10).all(|_| all.sample(100, || 0.99)));
+        for mode in [RootSampling::All, RootSampling::XrayDefault] {
+            assert_eq!(mode.as_str().parse::<RootSampling>(), Ok(mode));
+        }
+        assert!("sometimes".parse::<RootSampling>().is_err());
+    }
 
     use crate::segment::tests::{LAMBDA_SEGMENT, aws_call, handler, named, trace_id};
     use crate::sink::MemorySink;

@@ -33,6 +33,7 @@
 //! | `processing.tier_high_min` | `PAYHOOK_PROCESSING_TIER_HIGH_MIN` | 1000 |
 //! | `processing.tier_medium_min` | `PAYHOOK_PROCESSING_TIER_MEDIUM_MIN` | 100 |
 //! | `processing.currency_rates_file` | `PAYHOOK_PROCESSING_CURRENCY_RATES_FILE` | unset: the built-in `rules/currencies/rates.json` |
+//! | `tracing.sampling` | `PAYHOOK_TRACING_SAMPLING` | `all` |
 //! | `aws.stage` | `PAYHOOK_AWS_STAGE` | `local` |
 //! | `aws.region` | `PAYHOOK_AWS_REGION` | `us-east-1` |
 //! | `aws.endpoint_url` | `PAYHOOK_AWS_ENDPOINT_URL` | unset |
@@ -58,6 +59,7 @@ use payhook_core::signature::{
 use payhook_core::status::DEFAULT_IDEMPOTENCY_RETENTION_SECS;
 use payhook_core::validator::{DEFAULT_MAX_BODY_BYTES, ValidatorConfig};
 use payhook_memory::sqs::FifoQueueConfig;
+use payhook_telemetry::RootSampling;
 use serde::{Deserialize, Deserializer};
 
 use payhook_devkit::democa::DemoCa;
@@ -188,7 +190,7 @@ const fn optional(
 }
 
 /// The sections in file order, with what each configures.
-pub const CONFIG_SECTIONS: [(&str, &str); 7] = [
+pub const CONFIG_SECTIONS: [(&str, &str); 8] = [
     (
         "api",
         "The API Gateway stand-in: POST /webhooks/{provider} with `x-api-key`.",
@@ -210,6 +212,11 @@ pub const CONFIG_SECTIONS: [(&str, &str); 7] = [
          `rules/` use on `detail.amount`).",
     ),
     (
+        "tracing",
+        "X-Ray traces: which webhooks start a sampled trace (its segments in `xray.jsonl`, drawn by\n\
+         `payhook trace`).",
+    ),
+    (
         "aws",
         "Where `--aws-endpoint` and `payhook bootstrap` create resources; SSM parameters live\n\
          under /payhook/{stage}/….",
@@ -218,7 +225,7 @@ pub const CONFIG_SECTIONS: [(&str, &str); 7] = [
 
 /// Every key, in file order: the source of the environment overrides and of the generated
 /// file's comments.
-pub const CONFIG_KEYS: [ConfigKey; 28] = [
+pub const CONFIG_KEYS: [ConfigKey; 29] = [
     secret(
         "api",
         "key",
@@ -382,6 +389,14 @@ pub const CONFIG_KEYS: [ConfigKey; 28] = [
         "../rules/currencies/rates.json",
     ),
     key(
+        "tracing",
+        "sampling",
+        KeyKind::Text,
+        "`all`: every webhook is traced. `xray-default`: as API Gateway samples a deployed stage\n\
+         with X-Ray's default rule, the first webhook each second and 5 % of the rest (the others\n\
+         still have a trace id in their log lines); what a load test locally should use.",
+    ),
+    key(
         "aws",
         "stage",
         KeyKind::Text,
@@ -419,6 +434,9 @@ pub struct Config {
     /// `[processing]`.
     #[serde(default)]
     pub processing: ProcessingConfig,
+    /// `[tracing]`.
+    #[serde(default)]
+    pub tracing: TracingConfig,
     /// `[aws]`.
     #[serde(default)]
     pub aws: AwsConfig,
@@ -586,6 +604,15 @@ impl Default for ProcessingConfig {
             currency_rates_file: None,
         }
     }
+}
+
+/// `[tracing]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracingConfig {
+    /// Which webhooks start a sampled trace.
+    #[serde(deserialize_with = "de_parsed")]
+    pub sampling: RootSampling,
 }
 
 /// `[aws]`.
@@ -1055,6 +1082,7 @@ impl Config {
             ("processing", "tier_high_min") => Some(number(self.processing.tier_high_min)),
             ("processing", "tier_medium_min") => Some(number(self.processing.tier_medium_min)),
             ("processing", "currency_rates_file") => path(&self.processing.currency_rates_file),
+            ("tracing", "sampling") => text(self.tracing.sampling.as_str()),
             ("aws", "stage") => text(&self.aws.stage),
             ("aws", "region") => text(&self.aws.region),
             ("aws", "endpoint_url") => self.aws.endpoint_url.as_deref().and_then(text),
@@ -1127,6 +1155,7 @@ impl Config {
             },
             queues: QueuesConfig::default(),
             processing: ProcessingConfig::default(),
+            tracing: TracingConfig::default(),
             aws: AwsConfig::default(),
             path: dir.join(CONFIG_FILE_NAME),
         })
@@ -1342,12 +1371,39 @@ mod tests {
     }
 
     #[test]
+    fn trace_sampling_is_all_unless_set_and_a_bad_value_names_the_key() {
+        let text = Config::generate(Path::new("demo"), 9000)
+            .unwrap()
+            .render(false);
+        let load = |value: Option<&str>| {
+            let mut table: toml::Table = text.parse().unwrap();
+            let env = |name: &str| {
+                (name == "PAYHOOK_TRACING_SAMPLING")
+                    .then(|| value.map(str::to_owned))
+                    .flatten()
+            };
+            apply_env_overrides(&mut table, &env).unwrap();
+            toml::Value::Table(table)
+                .try_into::<Config>()
+                .map(|c| c.tracing.sampling)
+        };
+        assert_eq!(load(None).unwrap(), RootSampling::All);
+        assert_eq!(
+            load(Some("xray-default")).unwrap(),
+            RootSampling::XrayDefault
+        );
+        let err = load(Some("half")).unwrap_err().to_string();
+        assert!(err.contains("sampling") && err.contains("half"), "{err}");
+    }
+
+    #[test]
     fn every_key_renders_and_parses_back() {
         let dir = Path::new("demo");
         let mut config = Config::generate(dir, 9000).unwrap();
         config.aws.endpoint_url = Some("http://127.0.0.1:5000".into());
         config.processing.tier_medium_min = 99.5;
         config.processing.currency_rates_file = Some(dir.join("rates.json"));
+        config.tracing.sampling = RootSampling::XrayDefault;
         let text = config.render(false);
         for key in &CONFIG_KEYS {
             assert!(text.contains(&key.env_var()), "{}", key.env_var());

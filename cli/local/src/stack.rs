@@ -293,6 +293,7 @@ impl Stack {
             .log_sink(Arc::clone(&log_sink))
             .trace_export(TraceExport::Daemon(xray.addr))
             .local_root_segments(true)
+            .local_root_sampling(config.tracing.sampling)
             .build()
             .map_err(|e| failed("telemetry", e))?;
         let metrics_sink = Arc::new(

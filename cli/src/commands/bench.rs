@@ -28,6 +28,7 @@ use payhook_local::config::{self, Config};
 use payhook_local::faults::Faults;
 use payhook_local::http::FrontDoor;
 use payhook_local::stack::{Stack, StackOptions};
+use payhook_telemetry::RootSampling;
 
 /// Hard ceiling on requests per run, so a typo cannot turn a bench into a flood.
 pub const MAX_REQUESTS: usize = 200_000;
@@ -55,6 +56,11 @@ pub struct BenchArgs {
     /// Where logs, metrics, traces and bench.json go (default: runs/bench-<time>).
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
+    /// Which webhooks start a sampled trace: `all` (as `payhook serve` by default) or
+    /// `xray-default` (as API Gateway samples a deployed stage: the first each second, then
+    /// 5 %).
+    #[arg(long, default_value = "all")]
+    pub trace_sampling: RootSampling,
 }
 
 /// The figures of one run.
@@ -64,6 +70,8 @@ pub struct BenchReport {
     pub requests: usize,
     /// Concurrent connections.
     pub concurrency: usize,
+    /// Which webhooks started a sampled trace (`all` or `xray-default`).
+    pub trace_sampling: String,
     /// Answers that were 202.
     pub accepted: usize,
     /// Answers that were not 202.
@@ -391,6 +399,7 @@ pub async fn run_bench(args: &BenchArgs) -> Result<BenchReport, CliError> {
         .map_err(|e| CliError::Failed(e.to_string()))?;
     let mut config = config::init(&run_dir, addr.port(), true, unix_now())?;
     config.api.daily_quota = u64::MAX;
+    config.tracing.sampling = args.trace_sampling;
     let stack = Stack::start(StackOptions {
         config: config.clone(),
         run_dir: run_dir.clone(),
@@ -432,6 +441,7 @@ pub async fn run_bench(args: &BenchArgs) -> Result<BenchReport, CliError> {
     let report = BenchReport {
         requests: args.requests,
         concurrency,
+        trace_sampling: args.trace_sampling.to_string(),
         accepted: load.accepted.len(),
         not_accepted: load.not_accepted,
         ingress_seconds: load.ingress_seconds,

@@ -405,6 +405,60 @@ async fn the_local_stack_starts_its_own_trace_with_a_function_segment() {
 }
 
 #[tokio::test]
+async fn with_xray_default_sampling_the_local_stack_traces_the_first_request_of_a_second_and_few_others()
+ {
+    let h = Harness::with(|b| {
+        b.local_root_segments(true)
+            .local_root_sampling(payhook_telemetry::RootSampling::XrayDefault)
+    });
+    let f = h.function(FunctionKind::WebhookValidator);
+    let mut traces = Vec::new();
+    for n in 0..60 {
+        let inv = f.start(&format!("r{n}"), None);
+        let trace_id = inv.handle().xray_trace_id().expect("a trace id").to_owned();
+        let mut header = None;
+        inv.run(async {
+            tracing::info!("received");
+            async { header = payhook_telemetry::eventbridge_trace_header() }
+                .instrument(aws_call_span("SQS", "SendMessage"))
+                .await;
+            Ok::<_, TestError>(())
+        })
+        .await
+        .expect("ok");
+        let header = parent_from_trace_header(&header.expect("a header")).expect("parses");
+        assert_eq!(header.trace_id(), trace_id, "one trace per request");
+        traces.push((trace_id, header.is_sampled()));
+    }
+    // Every request has a trace of its own, and its log line names it.
+    let lines = h.log_lines();
+    for (trace_id, _) in &traces {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["xray_trace_id"] == trace_id.as_str()),
+            "{trace_id}"
+        );
+    }
+    // The first takes the second's reservoir; of the other 59, 5 % on average (at most one
+    // more reservoir if the loop crossed a second). Twenty would be a 1-in-10^10 draw.
+    assert!(traces[0].1, "the first request of a second is sampled");
+    let sampled: Vec<_> = traces.iter().filter(|(_, s)| *s).map(|(t, _)| t).collect();
+    assert!(sampled.len() < 20, "{} of 60 sampled", sampled.len());
+    // Exactly the sampled ones were sent, each with its segment.
+    let docs = flatten(&h.segment_docs());
+    let mut sent: Vec<_> = docs
+        .iter()
+        .filter(|d| d["name"] == "webhook-validator")
+        .map(|d| d["trace_id"].as_str().expect("trace id").to_owned())
+        .collect();
+    sent.sort();
+    let mut expected: Vec<_> = sampled.into_iter().cloned().collect();
+    expected.sort();
+    assert_eq!(sent, expected);
+}
+
+#[tokio::test]
 async fn lineage_and_unknown_keys_are_forwarded() {
     let h = Harness::new();
     let f = h.function(FunctionKind::WebhookValidator);
