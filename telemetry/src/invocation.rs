@@ -29,7 +29,6 @@ use tracing::instrument::WithSubscriber;
 use tracing::level_filters::LevelFilter;
 use tracing::{Dispatch, Instrument, Level};
 use tracing_subscriber::Layer;
-use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::SubscriberExt;
 
 use crate::catalogue::{Dimension, FunctionKind, Metric};
@@ -46,7 +45,7 @@ use crate::redact::{REDACTED, is_sensitive_field, redact_json, redact_text};
 use crate::sink::{Sink, StdoutSink};
 use crate::span_layer::{self, SpanLayer};
 use crate::tracer::{
-    Annotation, RootSampler, RootSampling, TraceExport, Tracing, build_provider, is_traced,
+    Annotation, RootSampler, RootSampling, TraceExport, Tracing, build_provider,
     parent_from_trace_header, xray_trace_id,
 };
 
@@ -214,20 +213,22 @@ impl TelemetryBuilder {
         let info_enabled = base
             .max_level_hint()
             .is_none_or(|max| max >= LevelFilter::INFO);
+        // One per-layer filter for both layers: the log filter lets every payhook span through
+        // (so their fields reach the lines logged inside them), which includes every traced
+        // one, and the span layer keeps a record only of a traced span. A second filter for the
+        // span layer alone cost a filter check and a registry lookup at every span's creation,
+        // enter, exit and close.
         let log_layer = LogLayer {
             sink: self.log_sink.clone(),
             process: process.clone(),
-        }
-        .with_filter(LogFilter {
-            base,
-            sampling: self.logger.sample_rate() > 0.0,
-        });
-        let span_layer = tracing
-            .as_ref()
-            .map(|t| SpanLayer::new(t.buffer.clone()).with_filter(filter_fn(is_traced)));
-        let subscriber = tracing_subscriber::registry()
-            .with(log_layer)
-            .with(span_layer);
+        };
+        let span_layer = tracing.as_ref().map(|t| SpanLayer::new(t.buffer.clone()));
+        let subscriber = tracing_subscriber::registry().with(
+            log_layer.and_then(span_layer).with_filter(LogFilter {
+                base,
+                sampling: self.logger.sample_rate() > 0.0,
+            }),
+        );
         let dispatch = Dispatch::new(subscriber);
         for warning in self.logger.warnings() {
             tracing::dispatcher::with_default(&dispatch, || {

@@ -30,7 +30,7 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::logger::INVOCATION_TARGET;
-use crate::tracer::{RECORD_TARGET, SpanBuffer};
+use crate::tracer::{RECORD_TARGET, SpanBuffer, is_traced};
 
 /// The SDK's default limits, which the exported spans keep.
 const MAX_ATTRIBUTES: usize = 128;
@@ -316,8 +316,12 @@ impl SpanLayer {
         if !attrs.is_contextual() {
             return SpanContext::empty_context();
         }
+        // The innermost entered span that is traced (spans the filter lets through for the
+        // log layer's sake, such as log scopes, are passed over).
         if let Some(current) = ctx.lookup_current()
-            && let Some(sc) = self.context_of(&current.id(), ctx)
+            && let Some(sc) = current
+                .scope()
+                .find_map(|span| self.context_of(&span.id(), ctx))
         {
             return sc;
         }
@@ -362,6 +366,11 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        // The layer shares the log layer's filter, which lets more spans through than are
+        // traced: only a traced span gets a record (the later callbacks find none on others).
+        if !is_traced(attrs.metadata()) {
+            return;
+        }
         let parent = self.parent_of(attrs, &ctx);
         let Some(span) = ctx.span(id) else {
             return;
