@@ -47,7 +47,7 @@ pub(crate) fn push_str_contents(buf: &mut String, s: &str) {
 /// short (keys, ids, names), and a byte loop, or one the compiler vectorises, spends more on
 /// its setup than on the bytes.
 #[inline]
-fn needs_escape(bytes: &[u8]) -> bool {
+pub(crate) fn needs_escape(bytes: &[u8]) -> bool {
     let word_at = |at: usize| {
         let mut word = [0_u8; 8];
         word.copy_from_slice(&bytes[at..at + 8]);

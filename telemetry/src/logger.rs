@@ -679,43 +679,43 @@ fn level_name(level: &Level) -> &'static str {
 pub(crate) fn push_timestamp(buf: &mut String) {
     thread_local! {
         /// The last second formatted, and its `"YYYY-MM-DDTHH:MM:SS` (with the opening quote).
-        static SECOND: std::cell::Cell<(i64, [u8; 20])> = const { std::cell::Cell::new((i64::MIN, [0; 20])) };
+        static SECOND: std::cell::RefCell<(i64, String)> =
+            const { std::cell::RefCell::new((i64::MIN, String::new())) };
     }
     let since_epoch = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let secs = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX);
-    let (cached, mut prefix) = SECOND.get();
-    if cached != secs {
-        let now = time::OffsetDateTime::from_unix_timestamp(secs)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-        prefix = *b"\"0000-00-00T00:00:00";
-        let mut put = |at: usize, width: usize, mut v: u32| {
-            for i in (0..width).rev() {
-                prefix[at + i] = b'0' + (v % 10) as u8;
-                v /= 10;
-            }
-        };
-        put(1, 4, now.year().clamp(0, 9999) as u32);
-        put(6, 2, u32::from(u8::from(now.month())));
-        put(9, 2, u32::from(now.day()));
-        put(12, 2, u32::from(now.hour()));
-        put(15, 2, u32::from(now.minute()));
-        put(18, 2, u32::from(now.second()));
-        SECOND.set((secs, prefix));
-    }
-    // Only ASCII digits were written into an ASCII template.
-    buf.push_str(std::str::from_utf8(&prefix).unwrap_or("\"1970-01-01T00:00:00"));
+    SECOND.with_borrow_mut(|(cached, prefix)| {
+        if *cached != secs {
+            let now = time::OffsetDateTime::from_unix_timestamp(secs)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            let mut text = *b"\"0000-00-00T00:00:00";
+            let mut put = |at: usize, width: usize, mut v: u32| {
+                for i in (0..width).rev() {
+                    text[at + i] = b'0' + (v % 10) as u8;
+                    v /= 10;
+                }
+            };
+            put(1, 4, now.year().clamp(0, 9999) as u32);
+            put(6, 2, u32::from(u8::from(now.month())));
+            put(9, 2, u32::from(now.day()));
+            put(12, 2, u32::from(now.hour()));
+            put(15, 2, u32::from(now.minute()));
+            put(18, 2, u32::from(now.second()));
+            // Only ASCII digits were written into an ASCII template; checked once a second.
+            prefix.clear();
+            prefix.push_str(std::str::from_utf8(&text).unwrap_or("\"1970-01-01T00:00:00"));
+            *cached = secs;
+        }
+        buf.push_str(prefix);
+    });
     let millis = since_epoch.subsec_millis();
-    let tail = [
-        b'.',
-        b'0' + (millis / 100) as u8,
-        b'0' + (millis / 10 % 10) as u8,
-        b'0' + (millis % 10) as u8,
-        b'Z',
-        b'"',
-    ];
-    buf.push_str(std::str::from_utf8(&tail).unwrap_or(".000Z\""));
+    buf.push('.');
+    for digit in [millis / 100, millis / 10 % 10, millis % 10] {
+        buf.push(char::from(b'0' + digit as u8));
+    }
+    buf.push_str("Z\"");
 }
 
 /// The keys of an invocation's lines that stay the same all through it, from `service` to

@@ -196,6 +196,19 @@ fn push_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     let _ = serde_json::to_writer(&mut *out, value);
 }
 
+/// A JSON string: copied between quotes when nothing in it needs escaping (names, ids,
+/// operations: nearly always), else escaped by `serde_json` as before.
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    if crate::json::needs_escape(s.as_bytes()) {
+        push_json(out, s);
+    } else {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    }
+}
+
 fn push_hex_id(out: &mut Vec<u8>, id: SpanId) {
     push_hex(out, &id.to_bytes());
 }
@@ -234,7 +247,7 @@ fn write_subsegment(
         Level::Subsegment => b"{\"type\":\"subsegment\",\"name\":",
         Level::Segment | Level::Nested => b"{\"name\":",
     });
-    push_json(out, s.name);
+    push_json_str(out, s.name);
     out.extend_from_slice(b",\"id\":\"");
     push_hex_id(out, s.span.span_context.span_id());
     if level != Level::Nested {
@@ -261,7 +274,7 @@ fn write_subsegment(
     out.extend_from_slice(b",\"aws\":{\"xray\":{\"sdk\":\"opentelemetry for rust\"}");
     if let Some(op) = s.operation {
         out.extend_from_slice(b",\"operation\":");
-        push_json(out, op);
+        push_json_str(out, op);
     }
     out.push(b'}');
     if s.annotation_count > 0 {
@@ -270,12 +283,12 @@ fn write_subsegment(
             if i > 0 {
                 out.push(b',');
             }
-            push_json(out, key);
+            push_json_str(out, key);
             out.push(b':');
             match value {
                 AnnotationValue::Bool(b) => push_json(out, &b),
                 AnnotationValue::Int(n) => push_json(out, &n),
-                AnnotationValue::Str(v) => push_json(out, v),
+                AnnotationValue::Str(v) => push_json_str(out, v),
             }
         }
         out.push(b'}');
