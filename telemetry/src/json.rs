@@ -96,9 +96,39 @@ pub(crate) fn push_f64(buf: &mut String, v: f64) {
         buf.push_str("null");
     } else if v.fract() == 0.0 && v.abs() < 9.007_199_254_740_992e15 {
         push_i64(buf, v as i64);
+    } else if let Some(thousandths) = as_thousandths(v) {
+        // What `{v}` writes, without the formatting machinery: the value is the double
+        // nearest to a decimal of at most three places and fifteen significant digits, which
+        // no shorter decimal shares, so that decimal is its shortest form.
+        if v < 0.0 {
+            buf.push('-');
+        }
+        let magnitude = thousandths.unsigned_abs();
+        push_u64(buf, magnitude / 1000);
+        let mut fraction = magnitude % 1000;
+        let mut digits = 3;
+        while fraction % 10 == 0 {
+            fraction /= 10;
+            digits -= 1;
+        }
+        buf.push('.');
+        for place in (0..digits).rev() {
+            buf.push(char::from(b'0' + (fraction / 10_u64.pow(place) % 10) as u8));
+        }
     } else {
         let _ = write!(buf, "{v}");
     }
+}
+
+/// `v` × 1000 as an integer, when `v` (not whole, below 10^12 in magnitude) is the double
+/// nearest to that many thousandths.
+fn as_thousandths(v: f64) -> Option<i64> {
+    if v.abs() >= 1e12 {
+        return None;
+    }
+    let scaled = (v * 1000.0).round();
+    // The division is correctly rounded: equal to `v` exactly when the decimal parses to `v`.
+    (scaled / 1000.0 == v).then_some(scaled as i64)
 }
 
 /// Appends an integer.
@@ -187,6 +217,35 @@ mod tests {
         let mut buf = String::new();
         push_u64(&mut buf, u64::MAX);
         assert_eq!(buf, u64::MAX.to_string());
+    }
+
+    #[test]
+    fn short_decimals_are_written_as_display_writes_them() {
+        let mut rng = payhook_testkit::rng::XorShift::new(0xf10a7);
+        let mut values = vec![
+            12.5,
+            0.1,
+            -0.25,
+            0.001,
+            999_999_999_999.999,
+            1e-7,
+            0.1 + 0.2,
+        ];
+        for _ in 0..50_000 {
+            let thousandths =
+                (rng.next_u64() % 2_000_000_000_000_000) as i64 - 1_000_000_000_000_000;
+            values.push(thousandths as f64 / 1000.0);
+            values.push(f64::from_bits(rng.next_u64()));
+            values.push((rng.next_u64() % 100_000) as f64 / 100.0);
+        }
+        for v in values
+            .into_iter()
+            .filter(|v| v.is_finite() && v.fract() != 0.0)
+        {
+            let mut buf = String::new();
+            push_f64(&mut buf, v);
+            assert_eq!(buf, format!("{v}"), "{v:e}");
+        }
     }
 
     #[test]

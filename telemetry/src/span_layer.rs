@@ -203,7 +203,7 @@ impl Visit for Updates {
     fn record_str(&mut self, field: &Field, value: &str) {
         if !self.special(field.name(), value) {
             self.attributes
-                .push(KeyValue::new(field.name(), value.to_owned()));
+                .push(KeyValue::new(field.name(), attribute_text(value)));
         }
     }
 
@@ -235,6 +235,37 @@ impl Visit for Updates {
             Value::Array(Array::String(chain)),
         ));
     }
+}
+
+/// A string attribute: the values every AWS call span records (the RPC system, the services
+/// and operations payhook calls) borrowed from this table instead of copied, anything else
+/// copied.
+fn attribute_text(value: &str) -> StringValue {
+    let known = match value {
+        "aws-api" => "aws-api",
+        "DynamoDB" => "DynamoDB",
+        "SQS" => "SQS",
+        "EventBridge" => "EventBridge",
+        "SSM" => "SSM",
+        "S3" => "S3",
+        "GetItem" => "GetItem",
+        "PutItem" => "PutItem",
+        "UpdateItem" => "UpdateItem",
+        "DeleteItem" => "DeleteItem",
+        "Query" => "Query",
+        "TransactWriteItems" => "TransactWriteItems",
+        "SendMessage" => "SendMessage",
+        "ReceiveMessage" => "ReceiveMessage",
+        "DeleteMessage" => "DeleteMessage",
+        "ChangeMessageVisibility" => "ChangeMessageVisibility",
+        "PutEvents" => "PutEvents",
+        "GetParameters" => "GetParameters",
+        "GetParameter" => "GetParameter",
+        "GetObject" => "GetObject",
+        "PutObject" => "PutObject",
+        _ => return StringValue::from(value.to_owned()),
+    };
+    StringValue::from(known)
 }
 
 /// The layer (installed behind the [`crate::tracer::is_traced`] filter).
