@@ -33,6 +33,7 @@ use crate::invocation::InvocationState;
 use crate::json;
 use crate::redact::{REDACTED, REDACTED_CARD, is_card_number, is_sensitive_field, redact_text};
 use crate::sink::Sink;
+use crate::span_layer::known_text;
 
 /// `POWERTOOLS_LOG_LEVEL`: the log level, as Powertools names it.
 pub const LOG_LEVEL_ENV: &str = "POWERTOOLS_LOG_LEVEL";
@@ -280,6 +281,9 @@ pub(crate) fn with_pending_invocation<T>(
 #[derive(Debug, Clone)]
 enum FieldValue {
     Str(String),
+    /// Text that is never sensitive and never changes (a redaction marker, an AWS service's
+    /// or operation's name): borrowed, not copied.
+    Static(&'static str),
     I64(i64),
     U64(u64),
     F64(f64),
@@ -290,6 +294,7 @@ impl FieldValue {
     fn write(&self, buf: &mut String) {
         match self {
             FieldValue::Str(s) => json::push_str(buf, s),
+            FieldValue::Static(s) => json::push_str(buf, s),
             FieldValue::I64(v) => json::push_i64(buf, *v),
             FieldValue::U64(v) => json::push_u64(buf, *v),
             FieldValue::F64(v) => json::push_f64(buf, *v),
@@ -334,11 +339,13 @@ impl FieldVisitor<'_> {
     }
 
     fn put_str(&mut self, name: &'static str, value: &str) {
-        let redacted = if is_sensitive_field(name) {
-            Cow::Borrowed(REDACTED)
-        } else {
-            redact_text(value)
-        };
+        if is_sensitive_field(name) {
+            return self.put(name, FieldValue::Static(REDACTED));
+        }
+        if let Some(known) = known_text(value) {
+            return self.put(name, FieldValue::Static(known));
+        }
+        let redacted = redact_text(value);
         let value = match redacted {
             Cow::Borrowed(text) => {
                 let mut s = self.spare_string();
@@ -431,10 +438,10 @@ impl FieldVisitor<'_> {
             return;
         }
         if is_sensitive_field(name) {
-            self.put(name, FieldValue::Str(REDACTED.to_owned()));
+            self.put(name, FieldValue::Static(REDACTED));
         } else if number_is_card(&value) {
             // As a card number inside a string or a JSON number of the logged event is.
-            self.put(name, FieldValue::Str(REDACTED_CARD.to_owned()));
+            self.put(name, FieldValue::Static(REDACTED_CARD));
         } else {
             self.put(name, value);
         }
@@ -452,7 +459,7 @@ fn number_is_card(value: &FieldValue) -> bool {
         FieldValue::F64(v) => {
             v.fract() == 0.0 && (1e12..1e19).contains(&v) && is_card_number(v as u64)
         }
-        FieldValue::Str(_) | FieldValue::Bool(_) => false,
+        FieldValue::Str(_) | FieldValue::Static(_) | FieldValue::Bool(_) => false,
     }
 }
 
@@ -859,6 +866,7 @@ where
 fn field_str(fields: &Fields, key: &str) -> Option<String> {
     fields.iter().find_map(|(k, v)| match v {
         FieldValue::Str(s) if *k == key => Some(s.clone()),
+        FieldValue::Static(s) if *k == key => Some((*s).to_owned()),
         _ => None,
     })
 }

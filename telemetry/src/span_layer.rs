@@ -237,11 +237,11 @@ impl Visit for Updates {
     }
 }
 
-/// A string attribute: the values every AWS call span records (the RPC system, the services
-/// and operations payhook calls) borrowed from this table instead of copied, anything else
-/// copied.
-fn attribute_text(value: &str) -> StringValue {
-    let known = match value {
+/// The text every AWS call span records (the RPC system, the services and operations payhook
+/// calls) as static text, so the span and log layers borrow it instead of copying it; `None`
+/// for anything else. None of it is sensitive: the log layer does not redact it.
+pub(crate) fn known_text(value: &str) -> Option<&'static str> {
+    Some(match value {
         "aws-api" => "aws-api",
         "DynamoDB" => "DynamoDB",
         "SQS" => "SQS",
@@ -263,9 +263,13 @@ fn attribute_text(value: &str) -> StringValue {
         "GetParameter" => "GetParameter",
         "GetObject" => "GetObject",
         "PutObject" => "PutObject",
-        _ => return StringValue::from(value.to_owned()),
-    };
-    StringValue::from(known)
+        _ => return None,
+    })
+}
+
+/// A string attribute: [`known_text`] borrowed, anything else copied.
+fn attribute_text(value: &str) -> StringValue {
+    known_text(value).map_or_else(|| StringValue::from(value.to_owned()), StringValue::from)
 }
 
 /// The layer (installed behind the [`crate::tracer::is_traced`] filter).
