@@ -215,10 +215,15 @@ fn push_hex_id(out: &mut Vec<u8>, id: SpanId) {
 
 fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(HEX[usize::from(b >> 4)]);
-        out.push(HEX[usize::from(b & 0xf)]);
+    // Ids are at most 16 bytes (a span id 8, a trace id's parts 4 and 12); written through a
+    // buffer, so the output grows once rather than checking its capacity per digit.
+    debug_assert!(bytes.len() <= 16, "an id of {} bytes", bytes.len());
+    let mut digits = [0_u8; 32];
+    for (pair, b) in digits.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 0xf)];
     }
+    out.extend_from_slice(&digits[..2 * bytes.len().min(16)]);
 }
 
 /// How a document's own (top-level) entry is written.
@@ -379,7 +384,9 @@ impl<'a> Documents<'a> {
     /// [`MAX_DEPTH`].
     fn is_whole(&self) -> bool {
         let mut reached = 0;
-        let mut stack: Vec<(usize, usize)> = self.roots.iter().map(|(r, _)| (*r, 1)).collect();
+        // A tree pushes each node once: room for all of them up front.
+        let mut stack: Vec<(usize, usize)> = Vec::with_capacity(self.nodes.len());
+        stack.extend(self.roots.iter().map(|(r, _)| (*r, 1)));
         while let Some((node, depth)) = stack.pop() {
             if depth > MAX_DEPTH {
                 return false;
