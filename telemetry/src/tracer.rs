@@ -463,7 +463,7 @@ impl SpanBuffer {
     }
 
     /// Exports the kept spans, except those whose local parent is still open (see
-    /// [`hold_back`]): they wait for the flush that has their parent, so that they are nested
+    /// [`take_ready`]): they wait for the flush that has their parent, so that they are nested
     /// in its document.
     pub(crate) fn flush(&self) -> OTelSdkResult {
         self.flush_inner(false)
@@ -475,18 +475,23 @@ impl SpanBuffer {
     }
 
     fn flush_inner(&self, all: bool) -> OTelSdkResult {
-        let mut spans = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
-        if spans.is_empty() {
-            return Ok(());
-        }
-        let held = if all {
-            Vec::new()
-        } else {
-            hold_back(&mut spans, opentelemetry::time::now())
+        let ready = {
+            let mut spans = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
+            if spans.is_empty() {
+                return Ok(());
+            }
+            match (!all)
+                .then(|| take_ready(&mut spans, opentelemetry::time::now()))
+                .flatten()
+            {
+                Some(ready) => ready,
+                // Nothing held: exported in place, so the buffer keeps its capacity.
+                None => return self.export_kept(&mut spans),
+            }
         };
-        let result = self.export_kept(&mut spans);
-        spans.extend(held);
-        result
+        // Some spans wait for their parent: the ready ones have left the buffer and are sent
+        // without holding it, so other invocations can keep closing spans meanwhile.
+        self.export(ready)
     }
 
     /// Exports (and empties) `spans`, keeping the vector's capacity when it can.
@@ -573,14 +578,19 @@ impl SpanBuffer {
 /// goes out on its own, as an independent subsegment naming its parent.
 const HOLD_FOR_PARENT: Duration = Duration::from_secs(10);
 
-/// Takes out of `spans` (and returns) those to export later: a span whose parent is a local
-/// span (not a remote one from a trace header, and not none) that is not among `spans` and that
-/// ended less than [`HOLD_FOR_PARENT`] before `now`, and every span under such a one. Its parent
-/// is still open, in another invocation of the same process (the local stack runs many at
-/// once), and exporting the span now would send it as a document of its own instead of nested
-/// in its parent's. In Lambda, one invocation at a time, nothing is held: the handler's
-/// children end before it does, and the handler's parent is Lambda's segment (remote).
-fn hold_back(spans: &mut Vec<SpanData>, now: std::time::SystemTime) -> Vec<SpanData> {
+/// Whether any of `spans` is to be exported later: a span whose parent is a local span (not a
+/// remote one from a trace header, and not none) that is not among `spans` and that ended less
+/// than [`HOLD_FOR_PARENT`] before `now`, and every span under such a one. Its parent is still
+/// open, in another invocation of the same process (the local stack runs many at once), and
+/// exporting the span now would send it as a document of its own instead of nested in its
+/// parent's. In Lambda, one invocation at a time, nothing is held: the handler's children end
+/// before it does, and the handler's parent is Lambda's segment (remote).
+///
+/// `None` when nothing is held (the usual flush in Lambda: export `spans` as they are);
+/// otherwise the spans ready to export, taken out of `spans`, which keeps the held ones in
+/// their order. Only the ready spans move out, into a vector sized for them at once: in the
+/// local stack most of the buffer is other invocations' open work, held at every flush.
+fn take_ready(spans: &mut Vec<SpanData>, now: std::time::SystemTime) -> Option<Vec<SpanData>> {
     let key = crate::segment::span_key;
     let waits = |s: &SpanData| {
         s.parent_span_id != opentelemetry::SpanId::INVALID
@@ -597,7 +607,7 @@ fn hold_back(spans: &mut Vec<SpanData>, now: std::time::SystemTime) -> Vec<SpanD
             .iter()
             .any(|s| waits(s) && !present_in(spans, key(s, s.parent_span_id)))
     {
-        return Vec::new();
+        return None;
     }
     // Each span's parent among `spans`, found once; then whether each is held, decided once
     // per span by walking up to the first span whose answer is known (a span under a present
@@ -633,14 +643,14 @@ fn hold_back(spans: &mut Vec<SpanData>, now: std::time::SystemTime) -> Vec<SpanD
             held[j] = Some(answer);
         }
     }
-    if !held.contains(&Some(true)) {
-        return Vec::new();
+    let ready_count = held.iter().filter(|h| **h == Some(false)).count();
+    if ready_count == spans.len() {
+        return None;
     }
-    // Only the held spans move; the rest close up in place.
+    let mut ready = Vec::with_capacity(ready_count);
     let mut held = held.into_iter();
-    spans
-        .extract_if(.., |_| held.next() == Some(Some(true)))
-        .collect()
+    ready.extend(spans.extract_if(.., |_| held.next() == Some(Some(false))));
+    Some(ready)
 }
 
 /// A map keyed by [`crate::segment::span_key`].
@@ -1075,7 +1085,7 @@ mod tests {
     }
 
     #[test]
-    fn hold_back_keeps_exactly_the_spans_under_an_open_local_parent_in_a_full_buffer() {
+    fn take_ready_holds_exactly_the_spans_under_an_open_local_parent_in_a_full_buffer() {
         let fresh = |s| ended_now(s, Duration::ZERO);
         let mut spans = Vec::new();
         // 40 invocations: the even ones finished (handler 1 present), the odd ones still open
@@ -1094,9 +1104,10 @@ mod tests {
         spans.push(fresh(aws_call(t, 7, 8, 10, 20)));
         spans.push(fresh(aws_call(t, 8, 7, 10, 20)));
         let total = spans.len();
-        let held = hold_back(&mut spans, std::time::SystemTime::now());
+        let ready = take_ready(&mut spans, std::time::SystemTime::now()).expect("some are held");
+        assert_eq!(ready.len(), total - 40);
+        let held = spans;
         assert_eq!(held.len(), 40, "the odd invocations' records and calls");
-        assert_eq!(spans.len(), total - 40);
         let open: std::collections::HashSet<_> = (0..40u64)
             .filter(|n| n % 2 == 1)
             .map(|n| trace_id(100 + n))
@@ -1107,9 +1118,15 @@ mod tests {
             "only open invocations wait"
         );
         assert!(
-            !spans
+            !ready
                 .iter()
                 .any(|s| open.contains(&s.span_context.trace_id()))
+        );
+        // The held spans keep their order (each open invocation's record, then its call).
+        let names: Vec<_> = held.iter().map(|s| s.name.as_ref()).collect();
+        assert!(
+            names.chunks(2).all(|pair| pair[0] == "## record"),
+            "{names:?}"
         );
     }
 

@@ -661,28 +661,39 @@ impl Stack {
         queues_idle && self.busy_batches.load(Ordering::Acquire) == 0
     }
 
-    /// Waits until the pipeline is idle (three checks in a row, so a hand-over between
-    /// stages is not mistaken for idleness), or the timeout passes.
+    /// Waits until the pipeline is idle (calm at every check for a while, so a hand-over
+    /// between stages is not mistaken for idleness), or the timeout passes.
     pub async fn wait_idle(&self, timeout: Duration) -> bool {
-        let every = match self.backend {
-            Backend::Memory { .. } => Duration::from_millis(20),
-            // Each check is a GetQueueAttributes per queue.
-            Backend::Aws { .. } => Duration::from_millis(200),
+        self.idle_since(timeout).await.is_some()
+    }
+
+    /// Waits as [`Stack::wait_idle`] does and returns when the pipeline went idle: the first
+    /// check of the calm stretch that confirmed it, at most one check interval after the last
+    /// work finished. `None` when the timeout passed first.
+    pub async fn idle_since(&self, timeout: Duration) -> Option<tokio::time::Instant> {
+        // How often to look, and how long it must stay calm. In memory a check is a few
+        // atomic loads and one lock; on an endpoint it is a GetQueueAttributes per queue.
+        let (every, confirm) = match self.backend {
+            Backend::Memory { .. } => (Duration::from_millis(5), Duration::from_millis(40)),
+            Backend::Aws { .. } => (Duration::from_millis(200), Duration::from_millis(400)),
         };
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut calm = 0;
-        while tokio::time::Instant::now() < deadline {
+        let mut calm_since = None;
+        loop {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return None;
+            }
             if self.is_idle().await {
-                calm += 1;
-                if calm >= 3 {
-                    return true;
+                let since = *calm_since.get_or_insert(now);
+                if now.duration_since(since) >= confirm {
+                    return Some(since);
                 }
             } else {
-                calm = 0;
+                calm_since = None;
             }
             tokio::time::sleep(every).await;
         }
-        false
     }
 
     /// `provider`'s dead letters, in queue order, with each webhook's status and last error

@@ -103,11 +103,55 @@ fn is_daemon_header(line: &str) -> bool {
         format: String,
         version: u32,
     }
-    serde_json::from_str::<Header>(line).is_ok_and(|h| h.format == "json" && h.version == 1)
+    // The SDKs send it byte for byte as written; other spellings are parsed.
+    line == DAEMON_HEADER
+        || serde_json::from_str::<Header>(line).is_ok_and(|h| h.format == "json" && h.version == 1)
 }
 
 impl Drop for XrayListener {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_after_a_daemon_header_in_any_spelling_are_kept_and_others_rejected() {
+        let dir = std::env::temp_dir().join(format!("payhook-xray-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("xray.jsonl");
+        let _ = std::fs::remove_file(&path);
+        let sink = BufferedFileSink::append(&path).expect("sink");
+        let (received, rejected) = (AtomicU64::new(0), AtomicU64::new(0));
+        let doc = r#"{"name":"payhook-webhook-validator","id":"53995c3f42cd8ad8"}"#;
+        for header in [
+            DAEMON_HEADER,
+            r#"{"format":"json","version":1}"#,
+            r#"{ "version": 1, "format": "json" }"#,
+        ] {
+            record(
+                format!("{header}\n{doc}").as_bytes(),
+                &sink,
+                &received,
+                &rejected,
+            );
+        }
+        for datagram in [
+            format!("{{\"format\": \"json\", \"version\": 2}}\n{doc}"),
+            format!("{{\"format\": \"text\", \"version\": 1}}\n{doc}"),
+            doc.to_owned(),
+            format!("{DAEMON_HEADER}\n{{\"name\": "),
+        ] {
+            record(datagram.as_bytes(), &sink, &received, &rejected);
+        }
+        sink.flush();
+        assert_eq!(received.load(Ordering::Relaxed), 3);
+        assert_eq!(rejected.load(Ordering::Relaxed), 4);
+        let written = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(written.lines().collect::<Vec<_>>(), vec![doc; 3]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

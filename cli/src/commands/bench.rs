@@ -424,8 +424,13 @@ pub async fn run_bench(args: &BenchArgs) -> Result<BenchReport, CliError> {
         .map_err(|e| CliError::Failed(format!("load generator task: {e}")))??;
     let deadline = started + Duration::from_secs(args.max_seconds);
     let remaining = deadline.saturating_duration_since(Instant::now());
-    let idle = stack.wait_idle(remaining).await;
-    let end_to_end = started.elapsed();
+    let idle_since = stack.idle_since(remaining).await;
+    let idle = idle_since.is_some();
+    // Until the pipeline went idle, not until the calm stretch confirming it ended.
+    let end_to_end = idle_since.map_or_else(
+        || started.elapsed(),
+        |at| at.into_std().saturating_duration_since(started),
+    );
     let stack_cpu = cpu_started.elapsed();
     // Before the reconciliation reads every item back.
     let peak_rss_mb = peak_rss_mb();

@@ -551,9 +551,12 @@ pub trait StatusStore: Send + Sync {
 
 /// The in-memory status store used by `payhook serve` and tests: one mutex, so every
 /// conditional write is atomic exactly as DynamoDB's are.
+///
+/// Items are boxed: the table grows by doubling while a run writes tens of thousands, and each
+/// doubling then moves a pointer per item instead of the whole item (a few hundred bytes).
 #[derive(Debug, Default)]
 pub struct MemoryStatusStore {
-    items: Mutex<HashMap<String, StatusItem>>,
+    items: Mutex<HashMap<String, Box<StatusItem>>>,
     transmissions: Mutex<HashMap<String, TransmissionRecord>>,
 }
 
@@ -565,7 +568,13 @@ impl MemoryStatusStore {
 
     /// A copy of every item (for stats and reconciliation).
     pub async fn snapshot(&self) -> Vec<StatusItem> {
-        let mut items: Vec<_> = self.items.lock().await.values().cloned().collect();
+        let mut items: Vec<StatusItem> = self
+            .items
+            .lock()
+            .await
+            .values()
+            .map(|item| StatusItem::clone(item))
+            .collect();
         items.sort_by(|a, b| a.webhook_id.cmp(&b.webhook_id));
         items
     }
@@ -574,15 +583,20 @@ impl MemoryStatusStore {
 #[async_trait]
 impl StatusStore for MemoryStatusStore {
     async fn get(&self, webhook_id: &str) -> Result<Option<StatusItem>, StoreError> {
-        Ok(self.items.lock().await.get(webhook_id).cloned())
+        Ok(self
+            .items
+            .lock()
+            .await
+            .get(webhook_id)
+            .map(|item| StatusItem::clone(item)))
     }
 
     async fn put_new(&self, item: &StatusItem) -> Result<PutOutcome, StoreError> {
         let mut items = self.items.lock().await;
         match items.get(&item.webhook_id) {
-            Some(existing) => Ok(PutOutcome::Exists(Box::new(existing.clone()))),
+            Some(existing) => Ok(PutOutcome::Exists(existing.clone())),
             None => {
-                items.insert(item.webhook_id.clone(), item.clone());
+                items.insert(item.webhook_id.clone(), Box::new(item.clone()));
                 Ok(PutOutcome::Created)
             }
         }
@@ -597,9 +611,9 @@ impl StatusStore for MemoryStatusStore {
         match items.get_mut(webhook_id) {
             Some(item) if transition.allows(item) => {
                 transition.apply(item);
-                Ok(TransitionOutcome::Applied(Box::new(item.clone())))
+                Ok(TransitionOutcome::Applied(item.clone()))
             }
-            Some(item) => Ok(TransitionOutcome::Rejected(Some(Box::new(item.clone())))),
+            Some(item) => Ok(TransitionOutcome::Rejected(Some(item.clone()))),
             None => Ok(TransitionOutcome::Rejected(None)),
         }
     }
@@ -623,6 +637,7 @@ impl StatusStore for MemoryStatusStore {
         let items = self.items.lock().await;
         let mut listed: Vec<&StatusItem> = items
             .values()
+            .map(|item| &**item)
             .filter(|item| query.matches(item))
             .filter(|item| {
                 query
