@@ -491,6 +491,9 @@ impl SpanBuffer {
         };
         // Some spans wait for their parent: the ready ones have left the buffer and are sent
         // without holding it, so other invocations can keep closing spans meanwhile.
+        if ready.is_empty() {
+            return Ok(());
+        }
         self.export(ready)
     }
 
