@@ -105,13 +105,14 @@ impl EventProcessor {
         &self,
         routed: &RoutedEvent,
     ) -> Result<ProcessedOutcome, EventProcessorError> {
+        // Read from the event in place (serde reads a `&Value`), without copying the detail.
         let detail: PublishedDetail = routed
             .event
             .get("detail")
-            .cloned()
             .ok_or_else(|| EventProcessorError::Malformed("no detail".into()))
             .and_then(|d| {
-                serde_json::from_value(d).map_err(|e| EventProcessorError::Malformed(e.to_string()))
+                PublishedDetail::deserialize(d)
+                    .map_err(|e| EventProcessorError::Malformed(e.to_string()))
             })?;
         let webhook_id = detail.event.webhook_id.clone();
         let now = self.clock.now_ms();
