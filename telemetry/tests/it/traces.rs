@@ -2,8 +2,8 @@
 //! helpers for SQS and EventBridge.
 
 use payhook_telemetry::{
-    Annotation, FunctionKind, aws_call_span, parent_from_trace_header, record_span,
-    trace_header_for_current_span,
+    Annotation, FunctionKind, FunctionTelemetry, aws_call_span, parent_from_trace_header,
+    record_span, trace_header_for_current_span,
 };
 use serde_json::Value;
 use tracing::Instrument;
@@ -13,6 +13,15 @@ use crate::support::{
 };
 
 const DAEMON_HEADER: &[u8] = b"{\"format\": \"json\", \"version\": 1}\n";
+
+/// A function whose segments go over UDP to a fake daemon, and the harness it runs in (kept
+/// alive for the test).
+fn traced_to_daemon(kind: FunctionKind) -> (FakeDaemon, Harness, FunctionTelemetry) {
+    let daemon = FakeDaemon::bind();
+    let h = Harness::with(|b| b.trace_export(daemon.export()));
+    let f = h.function(kind);
+    (daemon, h, f)
+}
 
 /// Splits each datagram into the daemon header and the segment document.
 fn documents(datagrams: Vec<Vec<u8>>) -> Vec<Value> {
@@ -94,9 +103,7 @@ fn assert_well_formed(doc: &Value) {
 
 #[tokio::test]
 async fn handler_and_aws_call_subsegments_reach_the_daemon_chained_under_lambdas_segment() {
-    let daemon = FakeDaemon::bind();
-    let h = Harness::with(|b| b.trace_export(daemon.export()));
-    let f = h.function(FunctionKind::WebhookValidator);
+    let (daemon, _h, f) = traced_to_daemon(FunctionKind::WebhookValidator);
     let (header, trace_id, lambda_segment) = fresh_trace_header(true);
     let inv = f.start("r1", Some(&header));
     let handle = inv.handle();
@@ -168,9 +175,7 @@ async fn handler_and_aws_call_subsegments_reach_the_daemon_chained_under_lambdas
 
 #[tokio::test]
 async fn failed_invocations_mark_the_handler_subsegment_as_a_fault() {
-    let daemon = FakeDaemon::bind();
-    let h = Harness::with(|b| b.trace_export(daemon.export()));
-    let f = h.function(FunctionKind::ProviderProcessor);
+    let (daemon, _h, f) = traced_to_daemon(FunctionKind::ProviderProcessor);
     let (header, _, _) = fresh_trace_header(true);
     let _ = f
         .start("r1", Some(&header))
@@ -192,9 +197,7 @@ async fn failed_invocations_mark_the_handler_subsegment_as_a_fault() {
 
 #[tokio::test]
 async fn nothing_is_sent_when_the_trace_header_says_not_sampled() {
-    let daemon = FakeDaemon::bind();
-    let h = Harness::with(|b| b.trace_export(daemon.export()));
-    let f = h.function(FunctionKind::WebhookValidator);
+    let (daemon, h, f) = traced_to_daemon(FunctionKind::WebhookValidator);
     let (header, trace_id, _) = fresh_trace_header(false);
     f.start("r1", Some(&header))
         .run(async {
@@ -247,9 +250,7 @@ fn producer_header(trace: u128, parent: &str) -> (String, String) {
 
 #[tokio::test]
 async fn an_sqs_record_continues_the_producers_trace() {
-    let daemon = FakeDaemon::bind();
-    let h = Harness::with(|b| b.trace_export(daemon.export()));
-    let f = h.function(FunctionKind::ProviderProcessor);
+    let (daemon, _h, f) = traced_to_daemon(FunctionKind::ProviderProcessor);
     let (invocation_header, invocation_trace, _) = fresh_trace_header(true);
     let (producer, producer_trace) = producer_header(0xfeed_u128, "0badc0ffee000001");
     f.start("r1", Some(&invocation_header))
@@ -284,9 +285,7 @@ async fn a_sampled_record_inside_an_invocation_not_sampled_is_still_traced_in_fu
     // The invocation says `Sampled=0` (as most do behind API Gateway's default rule): its
     // spans record nothing and send nothing, but a record whose producer sampled its trace
     // is traced with everything its spans record, and headers carry each decision on.
-    let daemon = FakeDaemon::bind();
-    let h = Harness::with(|b| b.trace_export(daemon.export()));
-    let f = h.function(FunctionKind::ProviderProcessor);
+    let (daemon, _h, f) = traced_to_daemon(FunctionKind::ProviderProcessor);
     let (invocation_header, invocation_trace, _) = fresh_trace_header(false);
     let (producer, producer_trace) = producer_header(0xcafe_u128, "0badc0ffee000003");
     let (mut outside, mut inside) = (None, None);
@@ -330,9 +329,7 @@ async fn a_sampled_record_inside_an_invocation_not_sampled_is_still_traced_in_fu
 
 #[tokio::test]
 async fn a_webhook_record_carries_the_webhooks_trace_on_to_the_next_hop() {
-    let daemon = FakeDaemon::bind();
-    let h = Harness::with(|b| b.trace_export(daemon.export()));
-    let f = h.function(FunctionKind::ProviderProcessor);
+    let (daemon, _h, f) = traced_to_daemon(FunctionKind::ProviderProcessor);
     let (invocation_header, _, _) = fresh_trace_header(true);
     let (producer, producer_trace) = producer_header(0xbeef_u128, "0badc0ffee000002");
     let mut forwarded = None;
