@@ -20,8 +20,26 @@ use crate::status::{Status, StatusStore, StoreError, Transition, TransitionOutco
 pub struct RoutedEvent {
     /// The name of the rule that matched.
     pub rule: String,
-    /// The EventBridge event (`detail` is the published detail).
-    pub event: serde_json::Value,
+    /// The EventBridge event (`detail` is the published detail). Shared, not owned: the local
+    /// bus hands the one event it matched to every rule's target without copying it.
+    #[serde(deserialize_with = "shared_value")]
+    pub event: Arc<serde_json::Value>,
+}
+
+impl RoutedEvent {
+    /// `event` delivered by the rule named `rule`.
+    pub fn new(rule: impl Into<String>, event: impl Into<Arc<serde_json::Value>>) -> Self {
+        RoutedEvent {
+            rule: rule.into(),
+            event: event.into(),
+        }
+    }
+}
+
+fn shared_value<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Arc<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(deserializer).map(Arc::new)
 }
 
 /// What the event processor did.
@@ -195,9 +213,9 @@ mod tests {
     const NOW: i64 = 1_767_225_660_000;
 
     fn routed(rule: &str) -> RoutedEvent {
-        RoutedEvent {
-            rule: rule.to_owned(),
-            event: serde_json::json!({
+        RoutedEvent::new(
+            rule,
+            serde_json::json!({
                 "id": "e-1", "detail-type": "payment.succeeded", "source": "payhook.stripe",
                 "time": "2026-01-01T00:00:59Z",
                 "detail": {
@@ -210,7 +228,7 @@ mod tests {
                     "received_at": "2026-01-01T00:00:30.000Z", "tier": "low"
                 }
             }),
-        }
+        )
     }
 
     async fn published_store() -> Arc<MemoryStatusStore> {
@@ -289,7 +307,8 @@ mod tests {
         let store = processing_store().await;
         let processor = EventProcessor::new(store.clone(), Arc::new(FixedClock(NOW)));
         let mut event = routed("low-value-payments");
-        event.event["detail"]["published_at"] = "2026-01-01T00:00:59.734Z".into();
+        Arc::make_mut(&mut event.event)["detail"]["published_at"] =
+            "2026-01-01T00:00:59.734Z".into();
         processor.handle(&event).await.expect("recorded");
         let item = store.get("stripe:evt_1").await.unwrap().unwrap();
         assert_eq!(item.status, Status::Processed);

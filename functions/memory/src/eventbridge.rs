@@ -154,10 +154,7 @@ impl MemoryBus {
                     let next = receiver.lock().await.recv().await;
                     let Some(mut delivery) = next else { break };
                     let route = &routes[delivery.route];
-                    let routed = RoutedEvent {
-                        rule: route.name.clone(),
-                        event: (*delivery.event).clone(),
-                    };
+                    let routed = RoutedEvent::new(route.name.clone(), Arc::clone(&delivery.event));
                     delivery.attempt += 1;
                     match target.deliver(routed, delivery.trace_header.clone()).await {
                         Ok(()) => {

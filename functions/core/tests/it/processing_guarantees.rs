@@ -99,7 +99,8 @@ fn routed(rule: &str, entry: &BusEntry) -> RoutedEvent {
             "source": entry.source, "account": "123456789012", "time": "2026-01-01T00:00:01Z",
             "region": "us-east-1", "resources": [],
             "detail": serde_json::from_str::<serde_json::Value>(&entry.detail).unwrap(),
-        }),
+        })
+        .into(),
     }
 }
 

@@ -540,7 +540,8 @@ impl World {
                     "source": entry.source, "account": "123456789012",
                     "time": rfc3339_ms(self.now()), "region": "us-east-1", "resources": [],
                     "detail": serde_json::from_str::<serde_json::Value>(&entry.detail).unwrap(),
-                }),
+                })
+                .into(),
             };
             match handler.handle(&routed).await {
                 Ok(ProcessedOutcome::Recorded { webhook_id, .. }) => {
