@@ -70,9 +70,9 @@ enum Command {
 /// and no other worker can steal it from there. Every webhook is such a chain (the validator's
 /// send wakes a queue poller, its publish wakes a bus worker), so with the slot on one worker
 /// held the chain while the other parked: `payhook bench` left both cores idle 17–19 % of its
-/// run, and 3–4 % with the slot off, where the end-to-end rate rose by a third.
+/// run, and 2–6 % with the slot off, where the end-to-end rate rose by a third.
 fn stack_runtime() -> tokio::runtime::Builder {
-    #[allow(unused_mut)]
+    #[cfg_attr(not(tokio_unstable), allow(unused_mut))]
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     // The API is behind tokio's `tokio_unstable` cfg (set in `.cargo/config.toml`).
     #[cfg(tokio_unstable)]
@@ -83,8 +83,8 @@ fn stack_runtime() -> tokio::runtime::Builder {
 fn main() -> ExitCode {
     // mimalloc asks the kernel for transparent huge pages, so every fault in its heap zeroes
     // 2 MiB, again each time a freed stretch is given back and reused. Under load the local
-    // stack's heap does that all the time: profiles of `payhook bench` showed 4–5 % of the
-    // stack's CPU zeroing pages and 26 MB more memory than with ordinary pages.
+    // stack's heap does that all the time: profiles of `payhook bench` showed 4–6 % of the
+    // stack's CPU zeroing pages and about 25 MB more memory than with ordinary pages.
     #[cfg(target_os = "linux")]
     let _ = rustix::thread::disable_transparent_huge_pages(true);
     let cli = Cli::parse();

@@ -92,16 +92,15 @@ fn processor(
 }
 
 fn routed(rule: &str, entry: &BusEntry) -> RoutedEvent {
-    RoutedEvent {
-        rule: rule.to_owned(),
-        event: json!({
+    RoutedEvent::new(
+        rule,
+        json!({
             "version": "0", "id": "e-1", "detail-type": entry.detail_type,
             "source": entry.source, "account": "123456789012", "time": "2026-01-01T00:00:01Z",
             "region": "us-east-1", "resources": [],
             "detail": serde_json::from_str::<serde_json::Value>(&entry.detail).unwrap(),
-        })
-        .into(),
-    }
+        }),
+    )
 }
 
 fn detail_field(entry: &BusEntry, field: &str) -> String {

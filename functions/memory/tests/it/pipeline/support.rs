@@ -533,16 +533,15 @@ impl World {
         self.delivered = entries.len();
         let handler = EventProcessor::new(self.store.clone(), self.clock.clone());
         for entry in due {
-            let routed = RoutedEvent {
-                rule: "all-payments".into(),
-                event: json!({
+            let routed = RoutedEvent::new(
+                "all-payments",
+                json!({
                     "version": "0", "id": "e", "detail-type": entry.detail_type,
                     "source": entry.source, "account": "123456789012",
                     "time": rfc3339_ms(self.now()), "region": "us-east-1", "resources": [],
                     "detail": serde_json::from_str::<serde_json::Value>(&entry.detail).unwrap(),
-                })
-                .into(),
-            };
+                }),
+            );
             match handler.handle(&routed).await {
                 Ok(ProcessedOutcome::Recorded { webhook_id, .. }) => {
                     *self.recorded.entry(webhook_id).or_default() += 1;
